@@ -1,0 +1,134 @@
+package couponq
+
+import (
+	"fmt"
+	"time"
+)
+
+// Mode selects how a campaign admits requests.
+type Mode uint8
+
+const (
+	// QueueFirst is V2, the "receptionist": admission only enqueues the user
+	// and answers at once; a throttle moves bounded batches downstream where
+	// the issuer checks duplicates and stock. It is the zero value.
+	QueueFirst Mode = iota
+	// ValidateFirst is V1, the "gatekeeper": the request takes a lock, checks
+	// duplicates and stock, hands the entry downstream and only then answers.
+	// Kept as a selectable mode and as the baseline for benchmarks.
+	ValidateFirst
+)
+
+// String returns "v2-queue-first" or "v1-validate-first".
+func (m Mode) String() string {
+	switch m {
+	case QueueFirst:
+		return "v2-queue-first"
+	case ValidateFirst:
+		return "v1-validate-first"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// Defaults applied by Campaign.WithDefaults.
+const (
+	DefaultPerUserLimit = 1
+	DefaultBatchSize    = 100
+	DefaultInterval     = time.Second
+)
+
+// Campaign describes one limited stock handed out first come, first served.
+type Campaign struct {
+	// ID names the campaign; see ValidateID for the allowed form. Required.
+	ID string
+	// Stock is how many issuances exist in total. Required, > 0.
+	Stock int64
+	// PerUserLimit is how many issuances one user may hold. Zero means 1.
+	PerUserLimit int
+	// OpensAt, if not zero, is when admission opens; earlier requests get ErrNotOpen.
+	OpensAt time.Time
+	// ClosesAt, if not zero, is when admission closes; later requests get
+	// ErrClosed. Entries admitted before it are still served.
+	ClosesAt time.Time
+	// BatchSize is the most entries the throttle hands downstream per tick.
+	// Zero means 100.
+	BatchSize int
+	// Interval is the throttle's tick. Zero means 1s.
+	Interval time.Duration
+	// Mode selects V2 (QueueFirst, the zero value) or V1 (ValidateFirst).
+	Mode Mode
+}
+
+// WithDefaults returns c with zero fields replaced by their documented defaults.
+func (c Campaign) WithDefaults() Campaign {
+	if c.PerUserLimit == 0 {
+		c.PerUserLimit = DefaultPerUserLimit
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	return c
+}
+
+// Validate reports whether c, after defaults, is usable. The error wraps
+// ErrInvalidCampaign (and ErrInvalidID for a bad ID).
+func (c Campaign) Validate() error {
+	if err := ValidateID(c.ID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidCampaign, err)
+	}
+	c = c.WithDefaults()
+	switch {
+	case c.Stock <= 0:
+		return fmt.Errorf("%w: %s: stock must be > 0, got %d", ErrInvalidCampaign, c.ID, c.Stock)
+	case c.PerUserLimit < 0:
+		return fmt.Errorf("%w: %s: per-user limit must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.PerUserLimit)
+	case c.BatchSize < 0:
+		return fmt.Errorf("%w: %s: batch size must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.BatchSize)
+	case c.Interval < 0:
+		return fmt.Errorf("%w: %s: interval must be >= 0, got %s", ErrInvalidCampaign, c.ID, c.Interval)
+	case !c.OpensAt.IsZero() && !c.ClosesAt.IsZero() && !c.ClosesAt.After(c.OpensAt):
+		return fmt.Errorf("%w: %s: closes at %s, not after opens at %s", ErrInvalidCampaign, c.ID, c.ClosesAt, c.OpensAt)
+	case c.Mode != QueueFirst && c.Mode != ValidateFirst:
+		return fmt.Errorf("%w: %s: unknown mode %d", ErrInvalidCampaign, c.ID, c.Mode)
+	}
+	return nil
+}
+
+// CheckWindow returns ErrNotOpen before OpensAt, ErrClosed from ClosesAt on,
+// and nil in between.
+func (c Campaign) CheckWindow(now time.Time) error {
+	if !c.OpensAt.IsZero() && now.Before(c.OpensAt) {
+		return ErrNotOpen
+	}
+	if !c.ClosesAt.IsZero() && !now.Before(c.ClosesAt) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// EstimatedWait is how long the entry at a 1-based position in line waits
+// for the throttle to hand it downstream, at BatchSize per Interval.
+// Position 0 (not waiting) gives 0.
+func (c Campaign) EstimatedWait(position int64) time.Duration {
+	if position <= 0 {
+		return 0
+	}
+	c = c.WithDefaults()
+	ticks := (position + int64(c.BatchSize) - 1) / int64(c.BatchSize)
+	return time.Duration(ticks) * c.Interval
+}
+
+// Lock key scopes for V1 admission.
+type LockScope uint8
+
+const (
+	// LockPerUser takes one lock per campaign and user, as the seed's own
+	// implementation does. The zero value.
+	LockPerUser LockScope = iota
+	// LockPerCampaign takes one lock per campaign: every request of the
+	// campaign contends for it, the contention the seed's text describes.
+	LockPerCampaign
+)

@@ -1,0 +1,137 @@
+package couponq
+
+import (
+	"context"
+	"time"
+)
+
+// Catalog looks campaigns up by ID. Implementations return an error wrapping
+// ErrUnknownCampaign for an ID they do not know.
+type Catalog interface {
+	Campaign(ctx context.Context, id string) (Campaign, error)
+}
+
+// CatalogFunc adapts a function to Catalog.
+type CatalogFunc func(ctx context.Context, id string) (Campaign, error)
+
+// Campaign calls f.
+func (f CatalogFunc) Campaign(ctx context.Context, id string) (Campaign, error) { return f(ctx, id) }
+
+// Admitter puts users in line.
+type Admitter interface {
+	// Admit atomically puts the user in the campaign's line with the next
+	// entry number and returns the ticket. A user already waiting or in
+	// flight, or already served (issued PerUserLimit times, or rejected),
+	// gets the same ticket back with Repeat set and nothing is written. Once
+	// the campaign is marked sold out, a new user gets ErrSoldOut and the
+	// line does not grow.
+	Admit(ctx context.Context, a Admission) (Ticket, error)
+}
+
+// StatusReader answers where a user's entry stands.
+type StatusReader interface {
+	// Status returns the user's latest entry; ErrNotFound if there is none.
+	// A waiting entry of a campaign marked sold out reports rejected/sold_out:
+	// stock never comes back, so that is its outcome.
+	Status(ctx context.Context, campaign, user string) (Status, error)
+}
+
+// Leaser is the reliable hand-off from the line to the downstream. Entries
+// are never popped destructively: they are leased, and a lease that is not
+// acknowledged in time returns the entry to the head of the line.
+type Leaser interface {
+	// Lease first returns every entry whose lease or hand-off deadline has
+	// passed to the line (keeping its entry number, so it goes back to the
+	// head), then moves up to max of the oldest waiting entries into flight
+	// under a lease that ends after ttl, and returns them in entry-number
+	// order. On a campaign marked sold out it instead resolves up to max
+	// waiting entries as rejected/sold_out and returns none.
+	Lease(ctx context.Context, campaign string, max int, ttl time.Duration) ([]Entry, error)
+	// Ack records that the downstream holds the entries durably: their
+	// deadline becomes now+ttl, the time their result has to arrive by before
+	// they are handed downstream again. Numbers not in flight or in line are
+	// ignored.
+	Ack(ctx context.Context, campaign string, numbers []int64, ttl time.Duration) error
+	// Release returns leased entries the downstream did not take to the line
+	// at once. Numbers not in flight are ignored.
+	Release(ctx context.Context, campaign string, numbers []int64) error
+}
+
+// Recorder keeps decided outcomes so StatusReader can report them.
+type Recorder interface {
+	// Record makes each result's entry terminal and takes it out of line and
+	// flight. It is idempotent: a terminal entry keeps its first outcome,
+	// except that an issued result replaces a rejection (the Store is the
+	// last word). A result for an entry the queue never saw (V1 mode) is
+	// recorded too.
+	Record(ctx context.Context, campaign string, results ...Result) error
+	// MarkSoldOut records that the campaign's stock is gone: from then on
+	// admission of new users answers ErrSoldOut without growing the line.
+	MarkSoldOut(ctx context.Context, campaign string) error
+}
+
+// Queue is a campaign's waiting line: admission, status, the leased
+// hand-off to the throttle, and the record of outcomes.
+type Queue interface {
+	Admitter
+	StatusReader
+	Leaser
+	Recorder
+}
+
+// Store is the host's persistence and the last word on stock and duplicates.
+type Store interface {
+	// Issue atomically issues one unit iff the user holds fewer than
+	// r.PerUserLimit issuances of the campaign and the campaign's issued
+	// count is below r.Stock. A repeated r.Key gets the first outcome back
+	// (Issued with the same ID) and changes nothing. Issuance.SoldOut tells
+	// whether any stock remains after the call.
+	Issue(ctx context.Context, r IssueRequest) (Issuance, error)
+}
+
+// StoreFunc adapts a function to Store.
+type StoreFunc func(ctx context.Context, r IssueRequest) (Issuance, error)
+
+// Issue calls f.
+func (f StoreFunc) Issue(ctx context.Context, r IssueRequest) (Issuance, error) { return f(ctx, r) }
+
+// Dispatcher is the transport the throttle (and V1 admission) hands entries to.
+type Dispatcher interface {
+	// Dispatch returns once the transport holds the batch durably. It returns
+	// nil when every entry was accepted, a *PartialError naming the entries
+	// that were not, or any other error when none was. See FailedEntries.
+	Dispatch(ctx context.Context, batch []Entry) error
+}
+
+// DispatcherFunc adapts a function to Dispatcher.
+type DispatcherFunc func(ctx context.Context, batch []Entry) error
+
+// Dispatch calls f.
+func (f DispatcherFunc) Dispatch(ctx context.Context, batch []Entry) error { return f(ctx, batch) }
+
+// Handler processes one delivered entry. Returning nil commits the delivery;
+// returning an error leaves it to be delivered again.
+type Handler func(ctx context.Context, e Entry) error
+
+// Consumer is the Dispatcher's receiving side. It delivers every dispatched
+// entry at least once: an entry is delivered again if its handler returned
+// an error or the consumer stopped before the handler returned.
+type Consumer interface {
+	// Consume calls h for delivered entries until ctx is done, then waits
+	// for running handlers and returns nil; it returns an error only when it
+	// cannot go on.
+	Consume(ctx context.Context, h Handler) error
+}
+
+// Tally holds V1's counters: the per-campaign set of users who passed the
+// gate (the seed's SADD) and the counter of stock taken (INCR/DECR).
+type Tally interface {
+	// Add puts user in the campaign's set; false if already there.
+	Add(ctx context.Context, campaign, user string) (bool, error)
+	// Remove takes user out of the set (rollback).
+	Remove(ctx context.Context, campaign, user string) error
+	// Has reports whether user is in the set.
+	Has(ctx context.Context, campaign, user string) (bool, error)
+	// Incr adds delta to the campaign's counter and returns the new value.
+	Incr(ctx context.Context, campaign string, delta int64) (int64, error)
+}

@@ -1,0 +1,287 @@
+package couponq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/couponq/couponq/lock"
+)
+
+// Config configures a Service. Zero values take the defaults documented on
+// each field.
+type Config struct {
+	// Catalog looks campaigns up. Required.
+	Catalog Catalog
+	// Queue holds V2 lines and the recorded outcomes of both modes, which
+	// Status reads. Required.
+	Queue Queue
+
+	// Tally, Locker and Dispatcher serve V1 (ValidateFirst) campaigns and
+	// are required only if the Catalog has one. V2 admission never touches
+	// them.
+	Tally      Tally
+	Locker     lock.Locker
+	Dispatcher Dispatcher
+	// LockScope picks V1's lock key: per user (zero value) or per campaign.
+	LockScope LockScope
+	// LockTTL is how long a V1 lock lives if its holder dies. Zero means 5s.
+	LockTTL time.Duration
+	// LockWait is how long V1 admission waits for its lock before ErrBusy.
+	// Zero means 2s.
+	LockWait time.Duration
+	// LockBackoff paces V1's retries while waiting for the lock.
+	LockBackoff lock.Backoff
+
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives logs; nil means none.
+	Logger *slog.Logger
+	// OnAdmit, if set, is called after every admission attempt (a metrics
+	// hook). It must be fast and safe for concurrent use.
+	OnAdmit func(AdmitEvent)
+}
+
+// AdmitEvent describes one admission attempt, for metrics.
+type AdmitEvent struct {
+	Campaign string
+	Mode     Mode
+	// Err is the admission's error (nil when accepted).
+	Err error
+	// Repeat is true when the user already held the returned ticket.
+	Repeat bool
+	// Duration is the whole admission's time.
+	Duration time.Duration
+	// LockWait is the time V1 spent obtaining its lock.
+	LockWait time.Duration
+}
+
+// Service admits requests and answers status, in the mode each campaign
+// selects. It is safe for concurrent use and starts no goroutines.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New validates cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Catalog == nil {
+		return nil, fmt.Errorf("%w: Catalog is required", ErrInvalidConfig)
+	}
+	if cfg.Queue == nil {
+		return nil, fmt.Errorf("%w: Queue is required", ErrInvalidConfig)
+	}
+	if cfg.LockTTL < 0 || cfg.LockWait < 0 {
+		return nil, fmt.Errorf("%w: LockTTL and LockWait must be >= 0", ErrInvalidConfig)
+	}
+	if cfg.LockScope != LockPerUser && cfg.LockScope != LockPerCampaign {
+		return nil, fmt.Errorf("%w: unknown LockScope %d", ErrInvalidConfig, cfg.LockScope)
+	}
+	if cfg.LockTTL == 0 {
+		cfg.LockTTL = 5 * time.Second
+	}
+	if cfg.LockWait == 0 {
+		cfg.LockWait = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, log: loggerOrDiscard(cfg.Logger)}, nil
+}
+
+// Admit puts the request's user in line (V2) or through the gate (V1).
+//
+// On success the ticket is fresh, or a repeat of the user's waiting or in
+// flight entry (Ticket.Repeat). A user already served gets the earlier ticket
+// with ErrDuplicate (issued) or ErrSoldOut (rejected); other errors wrap
+// ErrInvalidID, ErrUnknownCampaign, ErrNotOpen, ErrClosed, ErrSoldOut,
+// ErrBusy (V1 lock wait) or ErrUnavailable (a backend failed; nothing was
+// accepted).
+func (s *Service) Admit(ctx context.Context, r Request) (Ticket, error) {
+	start := time.Now()
+	ev := AdmitEvent{Campaign: r.Campaign}
+	t, err := s.admit(ctx, r, &ev)
+	if s.cfg.OnAdmit != nil {
+		ev.Err, ev.Repeat, ev.Duration = err, t.Repeat, time.Since(start)
+		s.cfg.OnAdmit(ev)
+	}
+	return t, err
+}
+
+func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket, error) {
+	if err := r.Validate(); err != nil {
+		return Ticket{}, err
+	}
+	c, err := s.campaign(ctx, r.Campaign)
+	if err != nil {
+		return Ticket{}, err
+	}
+	ev.Mode = c.Mode
+	now := s.cfg.Now()
+	if err := c.CheckWindow(now); err != nil {
+		return Ticket{}, fmt.Errorf("%w: %s", err, c.ID)
+	}
+	if c.Mode == ValidateFirst {
+		return s.admitV1(ctx, c, r, now, ev)
+	}
+	t, err := s.cfg.Queue.Admit(ctx, Admission{
+		Campaign: c.ID, User: r.User, RequestID: r.RequestID,
+		PerUserLimit: c.PerUserLimit, At: now,
+	})
+	if err != nil {
+		return Ticket{}, backendErr("admit", err)
+	}
+	t.EstimatedWait = c.EstimatedWait(t.Position)
+	return t, repeatErr(t)
+}
+
+// repeatErr turns a repeat of a served entry into the error the caller
+// should see, keeping the ticket.
+func repeatErr(t Ticket) error {
+	if !t.Repeat {
+		return nil
+	}
+	switch t.State {
+	case StateIssued:
+		return ErrDuplicate
+	case StateRejected:
+		return ErrSoldOut
+	}
+	return nil
+}
+
+// admitV1 is the seed's validate-first gate: lock, SADD, INCR with rollback
+// on overflow, publish, answer.
+func (s *Service) admitV1(ctx context.Context, c Campaign, r Request, now time.Time, ev *AdmitEvent) (Ticket, error) {
+	if s.cfg.Tally == nil || s.cfg.Locker == nil || s.cfg.Dispatcher == nil {
+		return Ticket{}, fmt.Errorf("%w: campaign %s is V1 but Tally, Locker or Dispatcher is nil", ErrInvalidConfig, c.ID)
+	}
+	key := "couponq:v1:" + c.ID
+	if s.cfg.LockScope == LockPerUser {
+		key += ":" + r.User
+	}
+	lockStart := time.Now()
+	lk, err := lock.Acquire(ctx, s.cfg.Locker, key, s.cfg.LockTTL, s.cfg.LockWait, s.cfg.LockBackoff)
+	ev.LockWait = time.Since(lockStart)
+	if err != nil {
+		if errors.Is(err, lock.ErrNotObtained) {
+			return Ticket{}, fmt.Errorf("%w: %w", ErrBusy, err)
+		}
+		return Ticket{}, backendErr("lock", err)
+	}
+	defer func() {
+		// A lost lock here only means another request may have overlapped;
+		// the Store still decides.
+		if err := lk.Release(context.WithoutCancel(ctx)); err != nil {
+			s.log.Warn("couponq: v1 lock release", "key", key, "err", err)
+		}
+	}()
+
+	tally := s.cfg.Tally
+	added, err := tally.Add(ctx, c.ID, r.User)
+	if err != nil {
+		return Ticket{}, backendErr("v1 add", err)
+	}
+	if !added {
+		t := Ticket{Campaign: c.ID, User: r.User, Repeat: true, State: StateInFlight}
+		if st, err := s.cfg.Queue.Status(ctx, c.ID, r.User); err == nil {
+			t.Entry, t.State = st.Entry, st.State
+		}
+		if t.State == StateRejected {
+			return t, ErrSoldOut
+		}
+		return t, ErrDuplicate
+	}
+	// rollback undoes the gate's writes; it runs detached from ctx so a
+	// cancelled request still cleans up.
+	rollback := func(counted bool) {
+		rctx := context.WithoutCancel(ctx)
+		if counted {
+			if _, err := tally.Incr(rctx, c.ID, -1); err != nil {
+				s.log.Error("couponq: v1 rollback decr", "campaign", c.ID, "err", err)
+			}
+		}
+		if err := tally.Remove(rctx, c.ID, r.User); err != nil {
+			s.log.Error("couponq: v1 rollback remove", "campaign", c.ID, "user", r.User, "err", err)
+		}
+	}
+	n, err := tally.Incr(ctx, c.ID, 1)
+	if err != nil {
+		rollback(false)
+		return Ticket{}, backendErr("v1 incr", err)
+	}
+	if n > c.Stock {
+		rollback(true)
+		return Ticket{}, fmt.Errorf("%w: %s", ErrSoldOut, c.ID)
+	}
+	e := Entry{Campaign: c.ID, User: r.User, Number: n, AdmittedAt: now, RequestID: r.RequestID}
+	if err := s.cfg.Dispatcher.Dispatch(ctx, []Entry{e}); err != nil {
+		// The entry may still have reached the transport; if it did, the
+		// Store's idempotency key (which includes the user) absorbs it.
+		rollback(true)
+		return Ticket{}, backendErr("v1 dispatch", err)
+	}
+	return Ticket{Campaign: c.ID, User: r.User, Entry: n, State: StateInFlight}, nil
+}
+
+// Status reports where the user's entry stands; ErrNotFound if the user has none.
+func (s *Service) Status(ctx context.Context, campaign, user string) (Status, error) {
+	if err := (Request{Campaign: campaign, User: user}).Validate(); err != nil {
+		return Status{}, err
+	}
+	c, err := s.campaign(ctx, campaign)
+	if err != nil {
+		return Status{}, err
+	}
+	st, err := s.cfg.Queue.Status(ctx, campaign, user)
+	switch {
+	case err == nil:
+		st.EstimatedWait = c.EstimatedWait(st.Position)
+		return st, nil
+	case !errors.Is(err, ErrNotFound):
+		return Status{}, backendErr("status", err)
+	case c.Mode != ValidateFirst || s.cfg.Tally == nil:
+		return Status{}, err
+	}
+	// V1: a user who passed the gate and has no recorded outcome yet is in flight.
+	in, err := s.cfg.Tally.Has(ctx, campaign, user)
+	if err != nil {
+		return Status{}, backendErr("status", err)
+	}
+	if !in {
+		return Status{}, fmt.Errorf("%w: %s/%s", ErrNotFound, campaign, user)
+	}
+	return Status{Campaign: campaign, User: user, State: StateInFlight}, nil
+}
+
+func (s *Service) campaign(ctx context.Context, id string) (Campaign, error) {
+	c, err := s.cfg.Catalog.Campaign(ctx, id)
+	if err != nil {
+		if errors.Is(err, ErrUnknownCampaign) {
+			return Campaign{}, err
+		}
+		return Campaign{}, backendErr("catalog", err)
+	}
+	return c.WithDefaults(), nil
+}
+
+// backendErr passes couponq's own sentinels and context errors through and
+// marks anything else as ErrUnavailable.
+func backendErr(op string, err error) error {
+	for _, known := range []error{ErrSoldOut, ErrInvalidID, ErrNotFound, ErrUnavailable, ErrUnknownCampaign,
+		context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, known) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+}
+
+func loggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

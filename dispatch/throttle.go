@@ -1,0 +1,216 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/lifecycle"
+	"github.com/couponq/couponq/lock"
+)
+
+// Config configures a Throttle. Zero values take the defaults documented on
+// each field.
+type Config struct {
+	// Campaign supplies the ID, BatchSize and Interval. Required.
+	Campaign couponq.Campaign
+	// Queue is the line entries are leased from. Required.
+	Queue couponq.Leaser
+	// Dispatcher receives each batch. Required.
+	Dispatcher couponq.Dispatcher
+	// Locker holds the leader lease that keeps one active throttle per
+	// campaign across processes. Required (lock.NewMemory() within one process).
+	Locker lock.Locker
+	// LeaderTTL is how long the leader lease outlives a leader that stops
+	// refreshing it; a standby takes over within LeaderTTL + Interval.
+	// Zero means max(3×Interval, 2s).
+	LeaderTTL time.Duration
+	// LeaseTTL is how long a leased batch may take to be dispatched before
+	// its entries return to the line. Zero means 30s.
+	LeaseTTL time.Duration
+	// HandoffTimeout is how long after a successful dispatch an entry's
+	// result may take before the entry is dispatched again (the Store absorbs
+	// the duplicate). Zero means 5m.
+	HandoffTimeout time.Duration
+	// DispatchTimeout bounds one Dispatch call. Zero means LeaseTTL/2.
+	DispatchTimeout time.Duration
+	// Logger receives logs; nil means none.
+	Logger *slog.Logger
+	// OnTick, if set, is called after every tick in which this throttle led
+	// (a metrics hook).
+	OnTick func(TickEvent)
+}
+
+// TickEvent describes one leading tick.
+type TickEvent struct {
+	Campaign string
+	// Leased is how many entries came out of the line.
+	Leased int
+	// Failed is how many of them the Dispatcher did not take (back in line).
+	Failed int
+	// Err is the tick's error, if any (lease, dispatch as a whole, ack).
+	Err      error
+	Duration time.Duration
+}
+
+// Throttle is the "dam": every Interval it moves at most BatchSize of the
+// oldest entries from the Queue to the Dispatcher. Only the throttle holding
+// the campaign's leader lease moves entries; the others stand by.
+type Throttle struct {
+	cfg    Config
+	key    string
+	log    *slog.Logger
+	runner lifecycle.Runner
+	leader lock.Lock // touched only by the Run goroutine
+}
+
+// New validates cfg and returns a Throttle.
+func New(cfg Config) (*Throttle, error) {
+	if err := cfg.Campaign.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Queue == nil || cfg.Dispatcher == nil || cfg.Locker == nil {
+		return nil, fmt.Errorf("%w: dispatch: Queue, Dispatcher and Locker are required", couponq.ErrInvalidConfig)
+	}
+	if cfg.LeaderTTL < 0 || cfg.LeaseTTL < 0 || cfg.HandoffTimeout < 0 || cfg.DispatchTimeout < 0 {
+		return nil, fmt.Errorf("%w: dispatch: durations must be >= 0", couponq.ErrInvalidConfig)
+	}
+	cfg.Campaign = cfg.Campaign.WithDefaults()
+	if cfg.LeaderTTL == 0 {
+		cfg.LeaderTTL = max(3*cfg.Campaign.Interval, 2*time.Second)
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
+	if cfg.HandoffTimeout == 0 {
+		cfg.HandoffTimeout = 5 * time.Minute
+	}
+	if cfg.DispatchTimeout == 0 {
+		cfg.DispatchTimeout = cfg.LeaseTTL / 2
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Throttle{
+		cfg: cfg,
+		key: "couponq:throttle:" + cfg.Campaign.ID,
+		log: log.With("campaign", cfg.Campaign.ID),
+	}, nil
+}
+
+// Run ticks until ctx is done, then gives up leadership and returns nil.
+func (t *Throttle) Run(ctx context.Context) error {
+	tk := time.NewTicker(t.cfg.Campaign.Interval)
+	defer tk.Stop()
+	defer t.stepDown()
+	for {
+		t.tick(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+	}
+}
+
+// Start runs the throttle in a goroutine until Stop.
+func (t *Throttle) Start(ctx context.Context) error { return t.runner.Start(ctx, t.Run) }
+
+// Stop ends a run begun by Start and waits for it (or for ctx). Safe to call
+// twice.
+func (t *Throttle) Stop(ctx context.Context) error { return t.runner.Stop(ctx) }
+
+func (t *Throttle) stepDown() {
+	if t.leader == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := t.leader.Release(ctx); err != nil && !errors.Is(err, lock.ErrLockLost) {
+		t.log.Warn("couponq: throttle leader release", "err", err)
+	}
+	t.leader = nil
+}
+
+// lead reports whether this throttle holds the leader lease, taking or
+// refreshing it.
+func (t *Throttle) lead(ctx context.Context) bool {
+	if t.leader != nil {
+		if err := t.leader.Refresh(ctx, t.cfg.LeaderTTL); err != nil {
+			t.log.Warn("couponq: throttle lost leadership", "err", err)
+			t.leader = nil
+		}
+		return t.leader != nil
+	}
+	lk, err := t.cfg.Locker.Obtain(ctx, t.key, t.cfg.LeaderTTL)
+	if err != nil {
+		if !errors.Is(err, lock.ErrNotObtained) && ctx.Err() == nil {
+			t.log.Warn("couponq: throttle leader obtain", "err", err)
+		}
+		return false
+	}
+	t.log.Info("couponq: throttle leads")
+	t.leader = lk
+	return true
+}
+
+func (t *Throttle) tick(ctx context.Context) {
+	if ctx.Err() != nil || !t.lead(ctx) {
+		return
+	}
+	start := time.Now()
+	ev := TickEvent{Campaign: t.cfg.Campaign.ID}
+	ev.Leased, ev.Failed, ev.Err = t.move(ctx)
+	if ev.Err != nil && ctx.Err() == nil {
+		t.log.Error("couponq: throttle tick", "err", ev.Err, "leased", ev.Leased, "failed", ev.Failed)
+	}
+	if t.cfg.OnTick != nil {
+		ev.Duration = time.Since(start)
+		t.cfg.OnTick(ev)
+	}
+}
+
+// move leases one batch, dispatches it, acks what the Dispatcher took and
+// releases the rest. Recovered leases are part of the batch, so they spend
+// the same budget.
+func (t *Throttle) move(ctx context.Context) (leased, failed int, err error) {
+	id := t.cfg.Campaign.ID
+	batch, err := t.cfg.Queue.Lease(ctx, id, t.cfg.Campaign.BatchSize, t.cfg.LeaseTTL)
+	if err != nil || len(batch) == 0 {
+		return 0, 0, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, t.cfg.DispatchTimeout)
+	derr := t.cfg.Dispatcher.Dispatch(dctx, batch)
+	cancel()
+	var acked, released []int64
+	for i, bad := range couponq.FailedEntries(derr, len(batch)) {
+		if bad {
+			released = append(released, batch[i].Number)
+		} else {
+			acked = append(acked, batch[i].Number)
+		}
+	}
+	// What the Dispatcher took must be acked even if we are stopping; if the
+	// ack is lost anyway, the lease expires and the Store absorbs the resend.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.DispatchTimeout)
+	defer cancel()
+	var errs []error
+	if derr != nil {
+		errs = append(errs, fmt.Errorf("dispatch: %w", derr))
+	}
+	if len(acked) > 0 {
+		if err := t.cfg.Queue.Ack(actx, id, acked, t.cfg.HandoffTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("ack: %w", err))
+		}
+	}
+	if len(released) > 0 {
+		if err := t.cfg.Queue.Release(actx, id, released); err != nil {
+			errs = append(errs, fmt.Errorf("release: %w", err))
+		}
+	}
+	return len(batch), len(released), errors.Join(errs...)
+}

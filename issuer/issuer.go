@@ -1,0 +1,252 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/lifecycle"
+	"github.com/couponq/couponq/lock"
+)
+
+// DeadLetter receives entries the issuer gave up on, with the reason. The
+// host should keep them where someone looks: replaying one later is safe,
+// since the Store is idempotent by entry key.
+type DeadLetter interface {
+	DeadLetter(ctx context.Context, e couponq.Entry, reason error) error
+}
+
+// DeadLetterFunc adapts a function to DeadLetter.
+type DeadLetterFunc func(ctx context.Context, e couponq.Entry, reason error) error
+
+// DeadLetter calls f.
+func (f DeadLetterFunc) DeadLetter(ctx context.Context, e couponq.Entry, reason error) error {
+	return f(ctx, e, reason)
+}
+
+// Config configures an Issuer. Zero values take the defaults documented on
+// each field.
+type Config struct {
+	// Consumer delivers entries. Required.
+	Consumer couponq.Consumer
+	// Store decides and persists each issuance. Required.
+	Store couponq.Store
+	// Catalog supplies each entry's campaign limits. Required.
+	Catalog couponq.Catalog
+	// Recorder keeps outcomes so Status reports them (the Queue). Required.
+	Recorder couponq.Recorder
+	// Locker, if set, is used as the seed uses it: one lock per campaign and
+	// user around the Store call. It only cuts contention; nil means no lock.
+	Locker lock.Locker
+	// LockTTL is the lock's lifetime. Zero means 5s.
+	LockTTL time.Duration
+	// LockWait is how long to wait for a held lock before handing the entry
+	// back for redelivery. Zero means 1s.
+	LockWait time.Duration
+	// MaxAttempts is how many times a failing Store call is tried for one
+	// delivery before the entry is dead-lettered. Zero means 10.
+	MaxAttempts int
+	// Backoff paces those attempts (and retries of recording the outcome).
+	// Zero means 100ms doubling up to 5s, jittered.
+	Backoff lock.Backoff
+	// DeadLetter receives entries that kept failing. Nil means they are
+	// logged at error level. Either way the entry's status becomes
+	// rejected/failed: an accepted entry never ends without an outcome.
+	DeadLetter DeadLetter
+	// Logger receives logs; nil means none.
+	Logger *slog.Logger
+	// OnIssue, if set, is called after each entry is decided (a metrics hook).
+	OnIssue func(Event)
+}
+
+// Event describes one decided entry.
+type Event struct {
+	Entry    couponq.Entry
+	Result   couponq.Result
+	Attempts int
+	Duration time.Duration
+}
+
+// Issuer consumes delivered entries and decides each through the Store.
+type Issuer struct {
+	cfg    Config
+	log    *slog.Logger
+	runner lifecycle.Runner
+}
+
+// New validates cfg and returns an Issuer.
+func New(cfg Config) (*Issuer, error) {
+	if cfg.Consumer == nil || cfg.Store == nil || cfg.Catalog == nil || cfg.Recorder == nil {
+		return nil, fmt.Errorf("%w: issuer: Consumer, Store, Catalog and Recorder are required", couponq.ErrInvalidConfig)
+	}
+	if cfg.LockTTL < 0 || cfg.LockWait < 0 || cfg.MaxAttempts < 0 {
+		return nil, fmt.Errorf("%w: issuer: LockTTL, LockWait and MaxAttempts must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if cfg.LockTTL == 0 {
+		cfg.LockTTL = 5 * time.Second
+	}
+	if cfg.LockWait == 0 {
+		cfg.LockWait = time.Second
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.Backoff.Min <= 0 {
+		cfg.Backoff.Min = 100 * time.Millisecond
+	}
+	if cfg.Backoff.Max < cfg.Backoff.Min {
+		cfg.Backoff.Max = max(5*time.Second, cfg.Backoff.Min)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Issuer{cfg: cfg, log: log}, nil
+}
+
+// Run consumes until ctx is done, waits for the entries in hand, and returns
+// nil (or the Consumer's error if it cannot go on).
+func (i *Issuer) Run(ctx context.Context) error { return i.cfg.Consumer.Consume(ctx, i.Handle) }
+
+// Start runs the issuer in a goroutine until Stop.
+func (i *Issuer) Start(ctx context.Context) error { return i.runner.Start(ctx, i.Run) }
+
+// Stop ends a run begun by Start and waits for it (or for ctx). Safe to call twice.
+func (i *Issuer) Stop(ctx context.Context) error { return i.runner.Stop(ctx) }
+
+// errPermanent marks failures no retry can fix.
+var errPermanent = errors.New("issuer: permanent failure")
+
+// Handle decides one entry: lock, Store, record, unlock. It returns nil once
+// the outcome is recorded (or the entry is dead-lettered and recorded as
+// failed), and an error when the delivery should be retried later. It is the
+// couponq.Handler the Issuer gives its Consumer, exported for hosts that
+// drive their own consumer loop.
+func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) error {
+	start := time.Now()
+	if err := (couponq.Request{Campaign: e.Campaign, User: e.User, RequestID: e.RequestID}).Validate(); err != nil {
+		return i.deadLetter(ctx, e, fmt.Errorf("%w: %w", errPermanent, err))
+	}
+	c, err := i.cfg.Catalog.Campaign(ctx, e.Campaign)
+	if errors.Is(err, couponq.ErrUnknownCampaign) {
+		return i.deadLetter(ctx, e, fmt.Errorf("%w: %w", errPermanent, err))
+	}
+	if err != nil {
+		return fmt.Errorf("issuer: catalog: %w", err)
+	}
+	c = c.WithDefaults()
+
+	if i.cfg.Locker != nil {
+		key := "couponq:issue:" + e.Campaign + ":" + e.User
+		lk, err := lock.Acquire(ctx, i.cfg.Locker, key, i.cfg.LockTTL, i.cfg.LockWait, lock.Backoff{})
+		switch {
+		case errors.Is(err, lock.ErrNotObtained):
+			// Someone is deciding this user right now; by redelivery the Store
+			// will have their answer.
+			return fmt.Errorf("issuer: %w", err)
+		case err != nil:
+			// A lock backend failure is no reason to stop: the Store decides.
+			i.log.Warn("couponq: issuer proceeds without lock", "key", key, "err", err)
+		default:
+			defer func() {
+				if err := lk.Release(context.WithoutCancel(ctx)); err != nil {
+					i.log.Warn("couponq: issuer lock release", "key", key, "err", err)
+				}
+			}()
+		}
+	}
+
+	req := couponq.IssueRequest{Campaign: e.Campaign, User: e.User, Key: e.Key(), Stock: c.Stock, PerUserLimit: c.PerUserLimit}
+	var iss couponq.Issuance
+	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
+		var err error
+		iss, err = i.cfg.Store.Issue(ctx, req)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return err // stopping: leave it for redelivery
+		}
+		return i.deadLetter(ctx, e, fmt.Errorf("store failed %d times: %w", attempts, err))
+	}
+	res := couponq.Result{Entry: e}
+	switch iss.Outcome {
+	case couponq.Issued:
+		res.State, res.IssuanceID = couponq.StateIssued, iss.ID
+	case couponq.AlreadyIssued:
+		res.State, res.Reason = couponq.StateRejected, couponq.ReasonDuplicate
+	case couponq.SoldOut:
+		res.State, res.Reason = couponq.StateRejected, couponq.ReasonSoldOut
+	default:
+		return i.deadLetter(ctx, e, fmt.Errorf("%w: store answered unknown outcome %d", errPermanent, iss.Outcome))
+	}
+	if err := i.record(ctx, res, iss.SoldOut || iss.Outcome == couponq.SoldOut); err != nil {
+		return err
+	}
+	if i.cfg.OnIssue != nil {
+		i.cfg.OnIssue(Event{Entry: e, Result: res, Attempts: attempts, Duration: time.Since(start)})
+	}
+	return nil
+}
+
+// record stores the outcome (and the sold-out mark), retrying until ctx is
+// done; an error hands the entry back for redelivery, where the Store gives
+// the same outcome again.
+func (i *Issuer) record(ctx context.Context, res couponq.Result, soldOut bool) error {
+	_, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
+		if err := i.cfg.Recorder.Record(ctx, res.Entry.Campaign, res); err != nil {
+			return err
+		}
+		if soldOut {
+			return i.cfg.Recorder.MarkSoldOut(ctx, res.Entry.Campaign)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("issuer: record outcome of %s: %w", res.Entry.Key(), err)
+	}
+	return nil
+}
+
+func (i *Issuer) deadLetter(ctx context.Context, e couponq.Entry, reason error) error {
+	if i.cfg.DeadLetter != nil {
+		if err := i.cfg.DeadLetter.DeadLetter(ctx, e, reason); err != nil {
+			return fmt.Errorf("issuer: dead-letter %s: %w", e.Key(), err)
+		}
+	} else {
+		i.log.Error("couponq: entry dead-lettered", "key", e.Key(), "reason", reason)
+	}
+	res := couponq.Result{Entry: e, State: couponq.StateRejected, Reason: couponq.ReasonFailed}
+	if err := i.record(ctx, res, false); err != nil {
+		return err
+	}
+	if i.cfg.OnIssue != nil {
+		i.cfg.OnIssue(Event{Entry: e, Result: res})
+	}
+	return nil
+}
+
+// retry calls fn up to attempts times with jittered exponential backoff,
+// stopping early on success, a permanent error or ctx. It returns how many
+// calls it made and the last error.
+func (i *Issuer) retry(ctx context.Context, attempts int, fn func() error) (int, error) {
+	delay := i.cfg.Backoff.Min
+	for n := 1; ; n++ {
+		err := fn()
+		if err == nil || n >= attempts || errors.Is(err, errPermanent) {
+			return n, err
+		}
+		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return n, errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, i.cfg.Backoff.Max)
+	}
+}
