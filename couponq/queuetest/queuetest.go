@@ -1,0 +1,481 @@
+// Package queuetest is the conformance suite every couponq.Queue must pass.
+// The in-memory Queue runs it, so do the Redis backends; a host with its own
+// Queue runs it too:
+//
+//	func TestMyQueue(t *testing.T) {
+//		queuetest.Run(t, func(t *testing.T) couponq.Queue { return newMyQueue(t) })
+//	}
+//
+// Tests use real time with short leases (hundreds of milliseconds) and a
+// fresh campaign ID each, so a factory may hand out one shared backend.
+package queuetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/couponq/couponq/couponq"
+)
+
+// Run runs the suite; newQueue is called once per subtest.
+func Run(t *testing.T, newQueue func(t *testing.T) couponq.Queue) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, q couponq.Queue, campaign string)
+	}{
+		{"AdmitNumbersAndPositions", testAdmitNumbers},
+		{"AdmitRepeatReturnsSameTicket", testAdmitRepeat},
+		{"AdmitRejectsBadIDsWithoutWriting", testAdmitBadIDs},
+		{"AdmitConcurrentUniqueGapFree", testAdmitConcurrent},
+		{"StatusNotFound", testStatusNotFound},
+		{"LeaseFIFOAndBounded", testLeaseFIFO},
+		{"LeaseExpiryRedeliversExactlyUnacked", testLeaseExpiry},
+		{"AckDeadlineRedispatchesLostResults", testAckDeadline},
+		{"ReleaseReturnsToHead", testRelease},
+		{"LateAckTakesEntryOutOfLine", testLateAck},
+		{"ConcurrentLeasesNeverShareAnEntry", testConcurrentLease},
+		{"RecordMakesTerminal", testRecord},
+		{"RecordIsIdempotentIssuedWins", testRecordIdempotent},
+		{"RecordWithoutAdmission", testRecordV1},
+		{"PerUserLimitAllowsLiningUpAgain", testPerUserLimit},
+		{"SoldOutStopsTheLine", testSoldOut},
+		{"CampaignsAreIndependent", testIndependent},
+		{"CancelledContext", testCancelled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := newQueue(t)
+			tc.fn(t, q, campaignID(t))
+		})
+	}
+}
+
+var seq atomic.Int64
+
+// campaignID returns an ID unique to this process run and test.
+func campaignID(t *testing.T) string {
+	return fmt.Sprintf("qt-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1))
+}
+
+func admit(t *testing.T, q couponq.Queue, campaign, user string) couponq.Ticket {
+	t.Helper()
+	tk, err := q.Admit(context.Background(), couponq.Admission{Campaign: campaign, User: user, At: time.Now()})
+	require.NoError(t, err)
+	return tk
+}
+
+func numbers(es []couponq.Entry) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.Number
+	}
+	return out
+}
+
+func status(t *testing.T, q couponq.Queue, campaign, user string) couponq.Status {
+	t.Helper()
+	st, err := q.Status(context.Background(), campaign, user)
+	require.NoError(t, err)
+	return st
+}
+
+func testAdmitNumbers(t *testing.T, q couponq.Queue, c string) {
+	for i := 1; i <= 5; i++ {
+		tk := admit(t, q, c, fmt.Sprintf("u%d", i))
+		assert.Equal(t, int64(i), tk.Entry, "entry number")
+		assert.Equal(t, int64(i), tk.Position, "position")
+		assert.Equal(t, couponq.StateWaiting, tk.State)
+		assert.False(t, tk.Repeat)
+		assert.Equal(t, c, tk.Campaign)
+		assert.Equal(t, fmt.Sprintf("u%d", i), tk.User)
+	}
+	st := status(t, q, c, "u3")
+	assert.Equal(t, couponq.StateWaiting, st.State)
+	assert.Equal(t, int64(3), st.Entry)
+	assert.Equal(t, int64(3), st.Position)
+}
+
+func testAdmitRepeat(t *testing.T, q couponq.Queue, c string) {
+	admit(t, q, c, "a")
+	first := admit(t, q, c, "b")
+	again := admit(t, q, c, "b")
+	assert.True(t, again.Repeat)
+	assert.Equal(t, first.Entry, again.Entry)
+	assert.Equal(t, first.Position, again.Position)
+	next := admit(t, q, c, "c")
+	assert.Equal(t, int64(3), next.Entry, "a repeat must not use up an entry number")
+	// Still the same ticket while in flight.
+	leased, err := q.Lease(context.Background(), c, 2, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, leased, 2)
+	inFlight := admit(t, q, c, "b")
+	assert.True(t, inFlight.Repeat)
+	assert.Equal(t, first.Entry, inFlight.Entry)
+	assert.Equal(t, couponq.StateInFlight, inFlight.State)
+	assert.Zero(t, inFlight.Position)
+}
+
+func testAdmitBadIDs(t *testing.T, q couponq.Queue, c string) {
+	for _, a := range []couponq.Admission{
+		{Campaign: c, User: ""},
+		{Campaign: c, User: "has space"},
+		{Campaign: c, User: "brace{tag}"},
+		{Campaign: "", User: "u"},
+		{Campaign: c, User: string(make([]byte, couponq.MaxIDLen+1))},
+		{Campaign: c, User: "u", RequestID: "bad/id"},
+	} {
+		_, err := q.Admit(context.Background(), a)
+		assert.ErrorIs(t, err, couponq.ErrInvalidID, "%+v", a)
+	}
+	tk := admit(t, q, c, "ok")
+	assert.Equal(t, int64(1), tk.Entry, "refused admissions must not write")
+}
+
+func testAdmitConcurrent(t *testing.T, q couponq.Queue, c string) {
+	const users, perUser = 300, 3
+	var mu sync.Mutex
+	got := map[string]int64{}
+	var wg sync.WaitGroup
+	errs := make(chan error, users*perUser)
+	for i := range users * perUser {
+		wg.Go(func() {
+			u := fmt.Sprintf("u%d", i%users)
+			tk, err := q.Admit(context.Background(), couponq.Admission{Campaign: c, User: u, At: time.Now()})
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if prev, ok := got[u]; ok && prev != tk.Entry {
+				errs <- fmt.Errorf("user %s got entries %d and %d", u, prev, tk.Entry)
+			}
+			got[u] = tk.Entry
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	nums := make([]int64, 0, len(got))
+	for _, n := range got {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	require.Len(t, nums, users)
+	for i, n := range nums {
+		require.Equal(t, int64(i+1), n, "entry numbers must be unique and gap-free")
+	}
+}
+
+func testStatusNotFound(t *testing.T, q couponq.Queue, c string) {
+	_, err := q.Status(context.Background(), c, "nobody")
+	assert.ErrorIs(t, err, couponq.ErrNotFound)
+	admit(t, q, c, "somebody")
+	_, err = q.Status(context.Background(), c, "nobody")
+	assert.ErrorIs(t, err, couponq.ErrNotFound)
+}
+
+func testLeaseFIFO(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	empty, err := q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, empty)
+	for i := range 10 {
+		admit(t, q, c, fmt.Sprintf("u%d", i))
+	}
+	got, err := q.Lease(ctx, c, 4, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 2, 3, 4}, numbers(got))
+	assert.Equal(t, "u0", got[0].User)
+	assert.Equal(t, c, got[0].Campaign)
+	assert.False(t, got[0].AdmittedAt.IsZero())
+	assert.Equal(t, couponq.StateInFlight, status(t, q, c, "u0").State)
+	assert.Equal(t, int64(1), status(t, q, c, "u4").Position, "the line moves up")
+	got, err = q.Lease(ctx, c, 100, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{5, 6, 7, 8, 9, 10}, numbers(got))
+	got, err = q.Lease(ctx, c, 0, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
+
+const shortTTL = 300 * time.Millisecond
+
+func testLeaseExpiry(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	for i := range 6 {
+		admit(t, q, c, fmt.Sprintf("u%d", i))
+	}
+	got, err := q.Lease(ctx, c, 4, shortTTL)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3, 4}, numbers(got))
+	require.NoError(t, q.Ack(ctx, c, []int64{1, 3}, time.Minute))
+
+	time.Sleep(shortTTL + 150*time.Millisecond)
+	// 2 and 4 expired: they come back at the head, before 5 and 6, and only they.
+	got, err = q.Lease(ctx, c, 3, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2, 4, 5}, numbers(got))
+	got, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{6}, numbers(got), "each expired lease comes back exactly once")
+}
+
+func testAckDeadline(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	admit(t, q, c, "a")
+	admit(t, q, c, "b")
+	got, err := q.Lease(ctx, c, 2, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.NoError(t, q.Ack(ctx, c, []int64{1, 2}, shortTTL))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "x"}))
+	again, err := q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, again, "handed entries are not re-sent before their deadline")
+	time.Sleep(shortTTL + 150*time.Millisecond)
+	// b's result never came: it goes downstream again. a is decided and stays decided.
+	again, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2}, numbers(again))
+	assert.Equal(t, couponq.StateIssued, status(t, q, c, "a").State)
+}
+
+func testRelease(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	for i := range 5 {
+		admit(t, q, c, fmt.Sprintf("u%d", i))
+	}
+	got, err := q.Lease(ctx, c, 3, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3}, numbers(got))
+	require.NoError(t, q.Ack(ctx, c, []int64{1}, time.Minute))
+	require.NoError(t, q.Release(ctx, c, []int64{2, 3, 99}))
+	assert.Equal(t, couponq.StateWaiting, status(t, q, c, "u1").State)
+	assert.Equal(t, int64(1), status(t, q, c, "u1").Position, "released entries go back to the head")
+	got, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2, 3, 4, 5}, numbers(got))
+	got, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, got, "the acked entry 1 stays handed off")
+}
+
+func testLateAck(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	admit(t, q, c, "a")
+	admit(t, q, c, "b")
+	_, err := q.Lease(ctx, c, 1, shortTTL)
+	require.NoError(t, err)
+	time.Sleep(shortTTL + 150*time.Millisecond)
+	// The lease ran out; a Lease call puts entry 1 back in line...
+	got, err := q.Lease(ctx, c, 0, time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	assert.Equal(t, couponq.StateWaiting, status(t, q, c, "a").State)
+	// ...but the transport did take it: the late ack takes it out of line.
+	require.NoError(t, q.Ack(ctx, c, []int64{1}, time.Minute))
+	assert.Equal(t, couponq.StateInFlight, status(t, q, c, "a").State)
+	got, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2}, numbers(got))
+}
+
+func testConcurrentLease(t *testing.T, q couponq.Queue, c string) {
+	const n = 400
+	for i := range n {
+		admit(t, q, c, fmt.Sprintf("u%d", i))
+	}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				got, err := q.Lease(context.Background(), c, 7, time.Minute)
+				if !assert.NoError(t, err) || len(got) == 0 {
+					return
+				}
+				assert.LessOrEqual(t, len(got), 7)
+				mu.Lock()
+				for _, e := range got {
+					seen[e.Number]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Len(t, seen, n)
+	for num, k := range seen {
+		assert.Equal(t, 1, k, "entry %d leased %d times", num, k)
+	}
+}
+
+func testRecord(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	admit(t, q, c, "a")
+	admit(t, q, c, "b")
+	admit(t, q, c, "w")
+	got, err := q.Lease(ctx, c, 2, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, q.Record(ctx, c,
+		couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "iss-1"},
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate},
+	))
+	a := status(t, q, c, "a")
+	assert.Equal(t, couponq.StateIssued, a.State)
+	assert.Equal(t, "iss-1", a.IssuanceID)
+	assert.Equal(t, int64(1), a.Entry)
+	b := status(t, q, c, "b")
+	assert.Equal(t, couponq.StateRejected, b.State)
+	assert.Equal(t, couponq.ReasonDuplicate, b.Reason)
+
+	again := admit(t, q, c, "a")
+	assert.True(t, again.Repeat, "a served user gets the same ticket back")
+	assert.Equal(t, couponq.StateIssued, again.State)
+	assert.Equal(t, int64(1), again.Entry)
+	assert.Equal(t, int64(1), status(t, q, c, "w").Position)
+
+	// Decided entries are never leased again, even after their lease would have run out.
+	rest, err := q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{3}, numbers(rest))
+
+	err = q.Record(ctx, c, couponq.Result{Entry: rest[0], State: couponq.StateWaiting})
+	assert.Error(t, err, "a non-terminal result is refused")
+}
+
+func testRecordIdempotent(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	admit(t, q, c, "a")
+	admit(t, q, c, "b")
+	got, err := q.Lease(ctx, c, 2, time.Minute)
+	require.NoError(t, err)
+	issued := couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "first"}
+	require.NoError(t, q.Record(ctx, c, issued))
+	require.NoError(t, q.Record(ctx, c, issued))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+	a := status(t, q, c, "a")
+	assert.Equal(t, couponq.StateIssued, a.State, "the first outcome stays")
+	assert.Equal(t, "first", a.IssuanceID)
+
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonFailed}))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateIssued, IssuanceID: "late"}))
+	b := status(t, q, c, "b")
+	assert.Equal(t, couponq.StateIssued, b.State, "an issuance replaces a rejection")
+	assert.Equal(t, "late", b.IssuanceID)
+}
+
+func testRecordV1(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	e := couponq.Entry{Campaign: c, User: "v1user", Number: 7, AdmittedAt: time.Now()}
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: e, State: couponq.StateIssued, IssuanceID: "id7"}))
+	st := status(t, q, c, "v1user")
+	assert.Equal(t, couponq.StateIssued, st.State)
+	assert.Equal(t, int64(7), st.Entry)
+	assert.Equal(t, "id7", st.IssuanceID)
+}
+
+func testPerUserLimit(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	adm := couponq.Admission{Campaign: c, User: "fan", PerUserLimit: 2, At: time.Now()}
+	first, err := q.Admit(ctx, adm)
+	require.NoError(t, err)
+	got, err := q.Lease(ctx, c, 1, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "one"}))
+	second, err := q.Admit(ctx, adm)
+	require.NoError(t, err)
+	assert.False(t, second.Repeat, "below the limit a served user lines up again")
+	assert.Greater(t, second.Entry, first.Entry)
+	got, err = q.Lease(ctx, c, 1, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "two"}))
+	// A redelivered old result changes neither the count nor the latest entry.
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: couponq.Entry{Campaign: c, User: "fan", Number: first.Entry}, State: couponq.StateIssued, IssuanceID: "one"}))
+	third, err := q.Admit(ctx, adm)
+	require.NoError(t, err)
+	assert.True(t, third.Repeat, "at the limit the user gets the last ticket back")
+	assert.Equal(t, second.Entry, third.Entry)
+	assert.Equal(t, couponq.StateIssued, third.State)
+}
+
+func testSoldOut(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	for i := range 5 {
+		admit(t, q, c, fmt.Sprintf("u%d", i))
+	}
+	got, err := q.Lease(ctx, c, 1, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "last"}))
+	require.NoError(t, q.MarkSoldOut(ctx, c))
+	require.NoError(t, q.MarkSoldOut(ctx, c), "marking twice is fine")
+
+	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "late", At: time.Now()})
+	assert.ErrorIs(t, err, couponq.ErrSoldOut)
+	_, err = q.Status(ctx, c, "late")
+	assert.ErrorIs(t, err, couponq.ErrNotFound, "a sold-out refusal writes nothing")
+	again := admit(t, q, c, "u0")
+	assert.True(t, again.Repeat, "an issued user still gets their ticket")
+	assert.Equal(t, couponq.StateIssued, again.State)
+
+	st := status(t, q, c, "u3")
+	assert.Equal(t, couponq.StateRejected, st.State, "waiting entries of a sold-out campaign are final")
+	assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+
+	// Lease drains the line as sold out, max per call, and hands nothing downstream.
+	drained, err := q.Lease(ctx, c, 2, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, drained)
+	drained, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, drained)
+	for i := 1; i < 5; i++ {
+		st := status(t, q, c, fmt.Sprintf("u%d", i))
+		assert.Equal(t, couponq.StateRejected, st.State)
+		assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+		assert.Zero(t, st.Position)
+	}
+	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "u4", At: time.Now()})
+	assert.NoError(t, err, "a rejected user gets the rejected ticket back, not an error from the queue")
+}
+
+func testIndependent(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	other := c + "-other"
+	admit(t, q, c, "u")
+	tk := admit(t, q, other, "u")
+	assert.Equal(t, int64(1), tk.Entry)
+	assert.False(t, tk.Repeat)
+	require.NoError(t, q.MarkSoldOut(ctx, other))
+	admit(t, q, c, "v")
+	got, err := q.Lease(ctx, other, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	got, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 2}, numbers(got))
+}
+
+func testCancelled(t *testing.T, q couponq.Queue, c string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := q.Admit(ctx, couponq.Admission{Campaign: c, User: "u", At: time.Now()})
+	assert.True(t, errors.Is(err, context.Canceled), "admit: %v", err)
+	_, err = q.Lease(ctx, c, 1, time.Minute)
+	assert.Error(t, err)
+	_, err = q.Status(context.Background(), c, "u")
+	assert.ErrorIs(t, err, couponq.ErrNotFound, "a cancelled admission writes nothing")
+}

@@ -1,0 +1,178 @@
+// Command quickstart runs the whole V2 pipeline in one process with the
+// in-memory backends: 10,000 simulated users (some retrying) line up for a
+// stock of 1,000, a fast throttle drains the line, an issuer decides each
+// entry through the Store, and every admitted user polls until their entry
+// is final. It ends with one summary line.
+//
+//	go run ./examples/quickstart
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/lock"
+)
+
+func main() {
+	users := flag.Int("users", 10_000, "distinct simulated users")
+	stock := flag.Int64("stock", 1_000, "coupons in stock")
+	retry := flag.Float64("retry", 0.2, "share of users who send their request twice")
+	v1 := flag.Bool("v1", false, "use V1 validate-first admission instead of V2 queue-first")
+	verbose := flag.Bool("v", false, "log the pipeline's events")
+	flag.Parse()
+	if err := run(*users, *stock, *retry, *v1, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+func run(users int, stock int64, retryShare float64, v1, verbose bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	var logger *slog.Logger
+	if verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+
+	campaign := couponq.Campaign{ID: "launch-day", Stock: stock, BatchSize: 200, Interval: 5 * time.Millisecond}
+	if v1 {
+		campaign.Mode = couponq.ValidateFirst
+	}
+	catalog, err := couponq.NewCampaigns(campaign)
+	if err != nil {
+		return err
+	}
+	queue := memory.NewQueue(nil)
+	store := memory.NewStore()
+	locker := lock.NewMemory()
+	transport, err := dispatch.NewMemory(dispatch.MemoryConfig{Workers: 8})
+	if err != nil {
+		return err
+	}
+	svc, err := couponq.New(couponq.Config{
+		Catalog: catalog, Queue: queue, Logger: logger,
+		Tally: memory.NewTally(), Locker: locker, Dispatcher: transport, // used by V1 only
+	})
+	if err != nil {
+		return err
+	}
+	throttle, err := dispatch.New(dispatch.Config{
+		Campaign: campaign, Queue: queue, Dispatcher: transport, Locker: locker, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	iss, err := issuer.New(issuer.Config{
+		Consumer: transport, Store: store, Catalog: catalog, Recorder: queue, Locker: locker, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := throttle.Start(ctx); err != nil {
+		return err
+	}
+	if err := iss.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		_ = throttle.Stop(stopCtx)
+		_ = iss.Stop(stopCtx)
+	}()
+
+	start := time.Now()
+	var admitted, soldOut, repeats, failed atomic.Int64
+	accepted := make([]bool, users) // users who hold a ticket
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256) // concurrent clients
+	for u := range users {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			req := couponq.Request{Campaign: campaign.ID, User: fmt.Sprintf("user-%05d", u)}
+			tries := 1
+			if rand.Float64() < retryShare {
+				tries = 2 // an impatient user presses the button again
+			}
+			for range tries {
+				t, err := svc.Admit(ctx, req)
+				switch {
+				case err == nil && t.Repeat:
+					repeats.Add(1)
+				case err == nil:
+					admitted.Add(1)
+					accepted[u] = true
+				case errors.Is(err, couponq.ErrDuplicate):
+					repeats.Add(1)
+				case errors.Is(err, couponq.ErrSoldOut):
+					soldOut.Add(1)
+				default:
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	admitTime := time.Since(start)
+
+	// Every admitted user polls until their entry is final.
+	var issued, rejected, lost int64
+	for u, ok := range accepted {
+		if !ok {
+			continue
+		}
+		st, err := waitFinal(ctx, svc, campaign.ID, fmt.Sprintf("user-%05d", u))
+		switch {
+		case err != nil:
+			lost++
+		case st.State == couponq.StateIssued:
+			issued++
+		default:
+			rejected++
+		}
+	}
+	duplicates := 0
+	for _, n := range store.Holders(campaign.ID) {
+		if n > 1 {
+			duplicates += n - 1
+		}
+	}
+	fmt.Printf("mode=%s users=%d requests_refused_sold_out=%d repeats=%d admit_errors=%d admitted=%d admit_time=%s total_time=%s\n",
+		campaign.Mode, users, soldOut.Load(), repeats.Load(), failed.Load(), admitted.Load(),
+		admitTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	fmt.Printf("issued=%d stock=%d duplicates=%d lost=%d rejected=%d store_issued=%d\n",
+		issued, stock, duplicates, lost, rejected, store.Issued(campaign.ID))
+	if store.Issued(campaign.ID) != issued || issued > stock || duplicates != 0 || lost != 0 {
+		return errors.New("invariant broken")
+	}
+	return nil
+}
+
+func waitFinal(ctx context.Context, svc *couponq.Service, campaign, user string) (couponq.Status, error) {
+	for {
+		st, err := svc.Status(ctx, campaign, user)
+		if err == nil && st.State.Terminal() {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
