@@ -60,10 +60,11 @@ type Leaser interface {
 // Recorder keeps decided outcomes so StatusReader can report them.
 type Recorder interface {
 	// Record makes each result's entry terminal and takes it out of line and
-	// flight. It is idempotent: a terminal entry keeps its first outcome,
-	// except that an issued result replaces a rejection (the Store is the
-	// last word). A result for an entry the queue never saw (V1 mode) is
-	// recorded too.
+	// flight, and sets the user's status from it. It is idempotent: a
+	// terminal entry keeps its first outcome, except that an issued result
+	// replaces a rejection (the Store is the last word), and a user's status
+	// never goes from issued to rejected. A result for an entry the queue
+	// never saw (V1 mode) is recorded too.
 	Record(ctx context.Context, campaign string, results ...Result) error
 	// MarkSoldOut records that the campaign's stock is gone: from then on
 	// admission of new users answers ErrSoldOut without growing the line.
@@ -135,3 +136,9 @@ type Tally interface {
 	// Incr adds delta to the campaign's counter and returns the new value.
 	Incr(ctx context.Context, campaign string, delta int64) (int64, error)
 }
+
+// ConsumerFunc adapts a function to Consumer.
+type ConsumerFunc func(ctx context.Context, h Handler) error
+
+// Consume calls f.
+func (f ConsumerFunc) Consume(ctx context.Context, h Handler) error { return f(ctx, h) }

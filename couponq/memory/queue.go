@@ -276,8 +276,12 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		switch {
 		case num < u.entry:
 			continue // an older entry of a user who lined up again; counted above
-		case num == u.entry && u.state.Terminal() && (u.state == couponq.StateIssued || !issued):
-			continue // decided already: the first outcome stays, but an issuance beats a rejection
+		case u.state == couponq.StateIssued && !issued:
+			continue // a user who holds an issuance never reads as rejected
+		case num == u.entry && u.state == couponq.StateIssued:
+			continue // decided already: the first outcome stays
+		case num == u.entry && u.state == couponq.StateRejected && !issued:
+			continue // decided already; only an issuance replaces a rejection
 		}
 		u.entry, u.state, u.reason, u.id = num, r.State, r.Reason, r.IssuanceID
 	}

@@ -371,6 +371,10 @@ func testRecordIdempotent(t *testing.T, q couponq.Queue, c string) {
 	assert.Equal(t, couponq.StateIssued, a.State, "the first outcome stays")
 	assert.Equal(t, "first", a.IssuanceID)
 
+	later := couponq.Entry{Campaign: c, User: "a", Number: 99}
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: later, State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+	assert.Equal(t, couponq.StateIssued, status(t, q, c, "a").State, "a user holding an issuance never reads as rejected")
+
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonFailed}))
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateIssued, IssuanceID: "late"}))
 	b := status(t, q, c, "b")
