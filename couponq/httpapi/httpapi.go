@@ -1,0 +1,255 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/couponq/couponq/couponq"
+)
+
+// Service is what the handler needs of *couponq.Service.
+type Service interface {
+	Admit(ctx context.Context, r couponq.Request) (couponq.Ticket, error)
+	Status(ctx context.Context, campaign, user string) (couponq.Status, error)
+}
+
+// ErrUnauthenticated may be returned by a Config.User function; any error it
+// returns answers 401.
+var ErrUnauthenticated = errors.New("httpapi: unauthenticated")
+
+// Config configures the handler. Zero values take the defaults documented on
+// each field.
+type Config struct {
+	// Service admits and answers status. Required.
+	Service Service
+	// User returns the authenticated user's ID for a request, from the
+	// host's own authentication (session, token, mTLS...). Required: the
+	// handler never takes the user from the request body. An error answers 401.
+	User func(r *http.Request) (string, error)
+	// BasePath is the path prefix the handler is mounted under, without a
+	// trailing slash ("/api", say); routes and status URLs include it.
+	// Empty means the root.
+	BasePath string
+	// MaxBodyBytes bounds the admission body. Zero means 4096.
+	MaxBodyBytes int64
+	// RetryAfter is the Retry-After sent with 503 answers. Zero means 1s.
+	RetryAfter time.Duration
+	// Logger receives unexpected errors; nil means none.
+	Logger *slog.Logger
+}
+
+// HeaderUser returns a Config.User that reads the user ID from a request
+// header. Use it only behind a gateway that authenticates users and sets
+// that header itself, stripping any copy the client sent.
+func HeaderUser(name string) func(*http.Request) (string, error) {
+	return func(r *http.Request) (string, error) {
+		u := r.Header.Get(name)
+		if u == "" {
+			return "", fmt.Errorf("%w: no %s header", ErrUnauthenticated, name)
+		}
+		return u, nil
+	}
+}
+
+type handler struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the admission and status handler:
+//
+//	POST {BasePath}/campaigns/{campaign}/entries     admit the user; 202 with the ticket
+//	GET  {BasePath}/campaigns/{campaign}/entries/me  the user's status; 200
+//
+// The admission body is optional JSON, {"request_id": "..."}. Errors answer
+// JSON {"error": {"code": ..., "message": ...}} with 400 invalid_id /
+// bad_request, 401 unauthenticated, 403 not_open / closed, 404
+// unknown_campaign / not_found, 409 duplicate, 410 sold_out, 413
+// body_too_large, 503 busy / unavailable (with Retry-After), 500 internal.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Service == nil || cfg.User == nil {
+		return nil, fmt.Errorf("%w: httpapi: Service and User are required", couponq.ErrInvalidConfig)
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 {
+		return nil, fmt.Errorf("%w: httpapi: MaxBodyBytes and RetryAfter must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if cfg.BasePath != "" && (!strings.HasPrefix(cfg.BasePath, "/") || strings.HasSuffix(cfg.BasePath, "/")) {
+		return nil, fmt.Errorf("%w: httpapi: BasePath %q must start and not end with /", couponq.ErrInvalidConfig, cfg.BasePath)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 4096
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = time.Second
+	}
+	h := &handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	h.mux.HandleFunc("POST "+cfg.BasePath+"/campaigns/{campaign}/entries", h.admit)
+	h.mux.HandleFunc("GET "+cfg.BasePath+"/campaigns/{campaign}/entries/me", h.status)
+	return h, nil
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// TicketResponse is the 202 body of an admission (and the body of a 409/410
+// for a user already served).
+type TicketResponse struct {
+	Campaign        string `json:"campaign"`
+	Entry           int64  `json:"entry"`
+	Position        int64  `json:"position"`
+	EstimatedWaitMS int64  `json:"estimated_wait_ms"`
+	State           string `json:"state"`
+	Repeat          bool   `json:"repeat"`
+	StatusURL       string `json:"status_url"`
+}
+
+// StatusResponse is the 200 body of a status lookup.
+type StatusResponse struct {
+	Campaign        string `json:"campaign"`
+	Entry           int64  `json:"entry"`
+	State           string `json:"state"`
+	Position        int64  `json:"position,omitempty"`
+	EstimatedWaitMS int64  `json:"estimated_wait_ms,omitempty"`
+	IssuanceID      string `json:"issuance_id,omitempty"`
+	Reason          string `json:"reason,omitempty"`
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	// Ticket is the user's earlier ticket, on duplicate and sold_out answers
+	// to a user who already had an entry.
+	Ticket *TicketResponse `json:"ticket,omitempty"`
+}
+
+type admitBody struct {
+	RequestID string `json:"request_id"`
+}
+
+func (h *handler) admit(w http.ResponseWriter, r *http.Request) {
+	user, ok := h.user(w, r)
+	if !ok {
+		return
+	}
+	var body admitBody
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), nil)
+			return
+		}
+		h.fail(w, http.StatusBadRequest, "bad_request", "body must be empty or JSON {\"request_id\": \"...\"}: "+err.Error(), nil)
+		return
+	}
+	campaign := r.PathValue("campaign")
+	t, err := h.cfg.Service.Admit(r.Context(), couponq.Request{Campaign: campaign, User: user, RequestID: body.RequestID})
+	if err != nil {
+		var prior *TicketResponse
+		if t.Entry != 0 {
+			prior = h.ticket(campaign, t)
+		}
+		h.error(w, r, err, prior)
+		return
+	}
+	resp := h.ticket(campaign, t)
+	w.Header().Set("Location", resp.StatusURL)
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	user, ok := h.user(w, r)
+	if !ok {
+		return
+	}
+	st, err := h.cfg.Service.Status(r.Context(), r.PathValue("campaign"), user)
+	if err != nil {
+		h.error(w, r, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, StatusResponse{
+		Campaign: st.Campaign, Entry: st.Entry, State: string(st.State), Position: st.Position,
+		EstimatedWaitMS: st.EstimatedWait.Milliseconds(), IssuanceID: st.IssuanceID, Reason: string(st.Reason),
+	})
+}
+
+func (h *handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
+	u, err := h.cfg.User(r)
+	if err != nil {
+		h.fail(w, http.StatusUnauthorized, "unauthenticated", err.Error(), nil)
+		return "", false
+	}
+	return u, true
+}
+
+func (h *handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
+	return &TicketResponse{
+		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
+		State: string(t.State), Repeat: t.Repeat, StatusURL: h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me",
+	}
+}
+
+// error maps couponq's sentinel errors to HTTP answers.
+func (h *handler) error(w http.ResponseWriter, r *http.Request, err error, prior *TicketResponse) {
+	switch {
+	case errors.Is(err, couponq.ErrInvalidID):
+		h.fail(w, http.StatusBadRequest, "invalid_id", err.Error(), nil)
+	case errors.Is(err, couponq.ErrUnknownCampaign):
+		h.fail(w, http.StatusNotFound, "unknown_campaign", err.Error(), nil)
+	case errors.Is(err, couponq.ErrNotFound):
+		h.fail(w, http.StatusNotFound, "not_found", "no entry for this user", nil)
+	case errors.Is(err, couponq.ErrNotOpen):
+		h.fail(w, http.StatusForbidden, "not_open", err.Error(), nil)
+	case errors.Is(err, couponq.ErrClosed):
+		h.fail(w, http.StatusForbidden, "closed", err.Error(), nil)
+	case errors.Is(err, couponq.ErrDuplicate):
+		h.fail(w, http.StatusConflict, "duplicate", err.Error(), prior)
+	case errors.Is(err, couponq.ErrSoldOut):
+		h.fail(w, http.StatusGone, "sold_out", err.Error(), prior)
+	case errors.Is(err, couponq.ErrBusy):
+		h.retryLater(w, "busy", "too many requests at once, retry shortly")
+	case errors.Is(err, couponq.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		if r.Context().Err() == nil {
+			h.log.Warn("couponq/httpapi: backend unavailable", "path", r.URL.Path, "err", err)
+		}
+		h.retryLater(w, "unavailable", "a backend is unavailable, retry shortly")
+	default:
+		h.log.Error("couponq/httpapi: unexpected error", "path", r.URL.Path, "err", err)
+		h.fail(w, http.StatusInternalServerError, "internal", "internal error", nil)
+	}
+}
+
+func (h *handler) retryLater(w http.ResponseWriter, code, msg string) {
+	secs := int64((h.cfg.RetryAfter + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	h.fail(w, http.StatusServiceUnavailable, code, msg, nil)
+}
+
+func (h *handler) fail(w http.ResponseWriter, status int, code, msg string, prior *TicketResponse) {
+	var e ErrorResponse
+	e.Error.Code, e.Error.Message, e.Ticket = code, msg, prior
+	writeJSON(w, status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do about it
+}
