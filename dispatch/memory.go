@@ -12,7 +12,9 @@ import (
 
 // MemoryConfig configures a Memory transport.
 type MemoryConfig struct {
-	// Workers is how many handlers each Consume call runs at once. Zero means 4.
+	// Workers is how many handlers each Consume call runs at once. Zero
+	// means 1, which hands entries to the Store in dispatch order; more
+	// workers trade that order (within the entries in flight) for throughput.
 	Workers int
 	// RedeliveryDelay is how long an entry whose handler failed waits before
 	// it is delivered again. Zero means 50ms.
@@ -46,7 +48,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 		return nil, fmt.Errorf("%w: dispatch: Workers and RedeliveryDelay must be >= 0", couponq.ErrInvalidConfig)
 	}
 	if cfg.Workers == 0 {
-		cfg.Workers = 4
+		cfg.Workers = 1
 	}
 	if cfg.RedeliveryDelay == 0 {
 		cfg.RedeliveryDelay = 50 * time.Millisecond
