@@ -30,16 +30,17 @@ func main() {
 	users := flag.Int("users", 10_000, "distinct simulated users")
 	stock := flag.Int64("stock", 1_000, "coupons in stock")
 	retry := flag.Float64("retry", 0.2, "share of users who send their request twice")
+	arrival := flag.Duration("arrival", 200*time.Millisecond, "users arrive spread evenly over this long")
 	v1 := flag.Bool("v1", false, "use V1 validate-first admission instead of V2 queue-first")
 	verbose := flag.Bool("v", false, "log the pipeline's events")
 	flag.Parse()
-	if err := run(*users, *stock, *retry, *v1, *verbose); err != nil {
+	if err := run(*users, *stock, *retry, *arrival, *v1, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(users int, stock int64, retryShare float64, v1, verbose bool) error {
+func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, verbose bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	var logger *slog.Logger
@@ -100,6 +101,7 @@ func run(users int, stock int64, retryShare float64, v1, verbose bool) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256) // concurrent clients
 	for u := range users {
+		time.Sleep(time.Until(start.Add(arrival * time.Duration(u) / time.Duration(users))))
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -152,8 +154,8 @@ func run(users int, stock int64, retryShare float64, v1, verbose bool) error {
 			duplicates += n - 1
 		}
 	}
-	fmt.Printf("mode=%s users=%d requests_refused_sold_out=%d repeats=%d admit_errors=%d admitted=%d admit_time=%s total_time=%s\n",
-		campaign.Mode, users, soldOut.Load(), repeats.Load(), failed.Load(), admitted.Load(),
+	fmt.Printf("mode=%s users=%d admitted=%d sold_out_answers=%d repeat_answers=%d admit_errors=%d admit_time=%s total_time=%s\n",
+		campaign.Mode, users, admitted.Load(), soldOut.Load(), repeats.Load(), failed.Load(),
 		admitTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	fmt.Printf("issued=%d stock=%d duplicates=%d lost=%d rejected=%d store_issued=%d\n",
 		issued, stock, duplicates, lost, rejected, store.Issued(campaign.ID))
