@@ -49,22 +49,23 @@ type Leaser interface {
 	Lease(ctx context.Context, campaign string, max int, ttl time.Duration) ([]Entry, error)
 	// Ack records that the downstream holds the entries durably: their
 	// deadline becomes now+ttl, the time their result has to arrive by before
-	// they are handed downstream again. Numbers not in flight or in line are
-	// ignored.
-	Ack(ctx context.Context, campaign string, numbers []int64, ttl time.Duration) error
+	// they are handed downstream again. Entries not in flight or in line
+	// (decided, or unknown) are ignored.
+	Ack(ctx context.Context, campaign string, entries []Entry, ttl time.Duration) error
 	// Release returns leased entries the downstream did not take to the line
-	// at once. Numbers not in flight are ignored.
-	Release(ctx context.Context, campaign string, numbers []int64) error
+	// at once. Entries not in flight are ignored.
+	Release(ctx context.Context, campaign string, entries []Entry) error
 }
 
 // Recorder keeps decided outcomes so StatusReader can report them.
 type Recorder interface {
 	// Record makes each result's entry terminal and takes it out of line and
-	// flight, and sets the user's status from it. It is idempotent: a
-	// terminal entry keeps its first outcome, except that an issued result
-	// replaces a rejection (the Store is the last word), and a user's status
-	// never goes from issued to rejected. A result for an entry the queue
-	// never saw (V1 mode) is recorded too.
+	// flight. The user's status follows their latest entry. Record is
+	// idempotent: a decided entry keeps its first outcome, except that an
+	// issued result replaces a rejection (the Store is the last word); a
+	// duplicate rejection never replaces an issued status; a result for an
+	// older entry only counts toward the user's issuances. A result for an
+	// entry the queue never saw (V1 mode) is recorded too.
 	Record(ctx context.Context, campaign string, results ...Result) error
 	// MarkSoldOut records that the campaign's stock is gone: from then on
 	// admission of new users answers ErrSoldOut without growing the line.

@@ -186,12 +186,12 @@ func (t *Throttle) move(ctx context.Context) (leased, failed int, err error) {
 	dctx, cancel := context.WithTimeout(ctx, t.cfg.DispatchTimeout)
 	derr := t.cfg.Dispatcher.Dispatch(dctx, batch)
 	cancel()
-	var acked, released []int64
+	var acked, released []couponq.Entry
 	for i, bad := range couponq.FailedEntries(derr, len(batch)) {
 		if bad {
-			released = append(released, batch[i].Number)
+			released = append(released, batch[i])
 		} else {
-			acked = append(acked, batch[i].Number)
+			acked = append(acked, batch[i])
 		}
 	}
 	// What the Dispatcher took must be acked even if we are stopping; if the

@@ -141,7 +141,7 @@ func TestThrottleFailedEntriesRetryWithinBudget(t *testing.T) {
 // lossyAcks drops every Ack, as if the queue failed right after the dispatch.
 type lossyAcks struct{ *memory.Queue }
 
-func (lossyAcks) Ack(context.Context, string, []int64, time.Duration) error {
+func (lossyAcks) Ack(context.Context, string, []couponq.Entry, time.Duration) error {
 	return errors.New("ack lost")
 }
 

@@ -191,7 +191,7 @@ func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Dura
 }
 
 // Ack implements couponq.Leaser.
-func (q *Queue) Ack(ctx context.Context, campaign string, numbers []int64, ttl time.Duration) error {
+func (q *Queue) Ack(ctx context.Context, campaign string, entries []couponq.Entry, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -205,10 +205,11 @@ func (q *Queue) Ack(ctx context.Context, campaign string, numbers []int64, ttl t
 		return nil
 	}
 	at := q.now().Add(ttl)
-	for _, num := range numbers {
+	for _, acked := range entries {
+		num := acked.Number
 		e, ok := l.entries[num]
-		if !ok {
-			continue // terminal or unknown
+		if !ok || e.User != acked.User {
+			continue // decided, or unknown
 		}
 		if _, inFlight := l.flight[num]; !inFlight {
 			if l.rank(num) == 0 {
@@ -225,7 +226,7 @@ func (q *Queue) Ack(ctx context.Context, campaign string, numbers []int64, ttl t
 }
 
 // Release implements couponq.Leaser.
-func (q *Queue) Release(ctx context.Context, campaign string, numbers []int64) error {
+func (q *Queue) Release(ctx context.Context, campaign string, entries []couponq.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -235,8 +236,9 @@ func (q *Queue) Release(ctx context.Context, campaign string, numbers []int64) e
 	if l == nil {
 		return nil
 	}
-	for _, num := range numbers {
-		if _, ok := l.flight[num]; !ok {
+	for _, e := range entries {
+		num := e.Number
+		if _, ok := l.flight[num]; !ok || l.entries[num].User != e.User {
 			continue
 		}
 		delete(l.flight, num)
@@ -276,8 +278,8 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		switch {
 		case num < u.entry:
 			continue // an older entry of a user who lined up again; counted above
-		case u.state == couponq.StateIssued && !issued:
-			continue // a user who holds an issuance never reads as rejected
+		case u.state == couponq.StateIssued && r.Reason == couponq.ReasonDuplicate:
+			continue // "already issued" adds nothing to an issued status
 		case num == u.entry && u.state == couponq.StateIssued:
 			continue // decided already: the first outcome stays
 		case num == u.entry && u.state == couponq.StateRejected && !issued:

@@ -81,6 +81,19 @@ func numbers(es []couponq.Entry) []int64 {
 	return out
 }
 
+// pick returns the entries of es with the given numbers.
+func pick(es []couponq.Entry, nums ...int64) []couponq.Entry {
+	var out []couponq.Entry
+	for _, e := range es {
+		for _, n := range nums {
+			if e.Number == n {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
 func status(t *testing.T, q couponq.Queue, campaign, user string) couponq.Status {
 	t.Helper()
 	st, err := q.Status(context.Background(), campaign, user)
@@ -220,7 +233,7 @@ func testLeaseExpiry(t *testing.T, q couponq.Queue, c string) {
 	got, err := q.Lease(ctx, c, 4, shortTTL)
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 2, 3, 4}, numbers(got))
-	require.NoError(t, q.Ack(ctx, c, []int64{1, 3}, time.Minute))
+	require.NoError(t, q.Ack(ctx, c, pick(got, 1, 3), time.Minute))
 
 	time.Sleep(shortTTL + 150*time.Millisecond)
 	// 2 and 4 expired: they come back at the head, before 5 and 6, and only they.
@@ -239,7 +252,7 @@ func testAckDeadline(t *testing.T, q couponq.Queue, c string) {
 	got, err := q.Lease(ctx, c, 2, time.Minute)
 	require.NoError(t, err)
 	require.Len(t, got, 2)
-	require.NoError(t, q.Ack(ctx, c, []int64{1, 2}, shortTTL))
+	require.NoError(t, q.Ack(ctx, c, got, shortTTL))
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "x"}))
 	again, err := q.Lease(ctx, c, 10, time.Minute)
 	require.NoError(t, err)
@@ -260,8 +273,10 @@ func testRelease(t *testing.T, q couponq.Queue, c string) {
 	got, err := q.Lease(ctx, c, 3, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 2, 3}, numbers(got))
-	require.NoError(t, q.Ack(ctx, c, []int64{1}, time.Minute))
-	require.NoError(t, q.Release(ctx, c, []int64{2, 3, 99}))
+	require.NoError(t, q.Ack(ctx, c, pick(got, 1), time.Minute))
+	ghost := couponq.Entry{Campaign: c, User: "ghost", Number: 99}
+	stale := couponq.Entry{Campaign: c, User: "u4", Number: 1} // right number, wrong user
+	require.NoError(t, q.Release(ctx, c, append(pick(got, 2, 3), ghost, stale)))
 	assert.Equal(t, couponq.StateWaiting, status(t, q, c, "u1").State)
 	assert.Equal(t, int64(1), status(t, q, c, "u1").Position, "released entries go back to the head")
 	got, err = q.Lease(ctx, c, 10, time.Minute)
@@ -276,7 +291,7 @@ func testLateAck(t *testing.T, q couponq.Queue, c string) {
 	ctx := context.Background()
 	admit(t, q, c, "a")
 	admit(t, q, c, "b")
-	_, err := q.Lease(ctx, c, 1, shortTTL)
+	first, err := q.Lease(ctx, c, 1, shortTTL)
 	require.NoError(t, err)
 	time.Sleep(shortTTL + 150*time.Millisecond)
 	// The lease ran out; a Lease call puts entry 1 back in line...
@@ -285,7 +300,7 @@ func testLateAck(t *testing.T, q couponq.Queue, c string) {
 	require.Empty(t, got)
 	assert.Equal(t, couponq.StateWaiting, status(t, q, c, "a").State)
 	// ...but the transport did take it: the late ack takes it out of line.
-	require.NoError(t, q.Ack(ctx, c, []int64{1}, time.Minute))
+	require.NoError(t, q.Ack(ctx, c, first, time.Minute))
 	assert.Equal(t, couponq.StateInFlight, status(t, q, c, "a").State)
 	got, err = q.Lease(ctx, c, 10, time.Minute)
 	require.NoError(t, err)
@@ -373,7 +388,7 @@ func testRecordIdempotent(t *testing.T, q couponq.Queue, c string) {
 
 	later := couponq.Entry{Campaign: c, User: "a", Number: 99}
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: later, State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
-	assert.Equal(t, couponq.StateIssued, status(t, q, c, "a").State, "a user holding an issuance never reads as rejected")
+	assert.Equal(t, couponq.StateIssued, status(t, q, c, "a").State, "a duplicate rejection never replaces an issued status")
 
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonFailed}))
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateIssued, IssuanceID: "late"}))
