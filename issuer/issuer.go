@@ -140,26 +140,33 @@ func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) error {
 	}
 	c = c.WithDefaults()
 
-	if i.cfg.Locker != nil {
-		key := "couponq:issue:" + e.Campaign + ":" + e.User
-		lk, err := lock.Acquire(ctx, i.cfg.Locker, key, i.cfg.LockTTL, i.cfg.LockWait, lock.Backoff{})
-		switch {
-		case errors.Is(err, lock.ErrNotObtained):
-			// Someone is deciding this user right now; by redelivery the Store
-			// will have their answer.
-			return fmt.Errorf("issuer: %w", err)
-		case err != nil:
-			// A lock backend failure is no reason to stop: the Store decides.
-			i.log.Warn("couponq: issuer proceeds without lock", "key", key, "err", err)
-		default:
-			defer func() {
-				if err := lk.Release(context.WithoutCancel(ctx)); err != nil {
-					i.log.Warn("couponq: issuer lock release", "key", key, "err", err)
-				}
-			}()
-		}
+	if i.cfg.Locker == nil {
+		return i.decide(ctx, c, e, start)
 	}
+	key := "couponq:issue:" + e.Campaign + ":" + e.User
+	lk, err := lock.Acquire(ctx, i.cfg.Locker, key, i.cfg.LockTTL, i.cfg.LockWait, lock.Backoff{})
+	switch {
+	case errors.Is(err, lock.ErrNotObtained):
+		// Someone is deciding this user right now; by redelivery the Store
+		// will have their answer.
+		return fmt.Errorf("issuer: %w", err)
+	case err != nil:
+		// A lock backend failure is no reason to stop: the Store decides.
+		i.log.Warn("couponq: issuer proceeds without lock", "key", key, "err", err)
+		return i.decide(ctx, c, e, start)
+	}
+	defer func() {
+		if err := lk.Release(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, lock.ErrLockLost) {
+			i.log.Warn("couponq: issuer lock release", "key", key, "err", err)
+		}
+	}()
+	// If the lock is lost mid-way the work is cancelled and the entry comes
+	// again; the Store answers the redelivery with the same outcome.
+	return lock.Keep(ctx, lk, i.cfg.LockTTL, func(ctx context.Context) error { return i.decide(ctx, c, e, start) })
+}
 
+// decide asks the Store (with retries) and records the outcome.
+func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry, start time.Time) error {
 	req := couponq.IssueRequest{Campaign: e.Campaign, User: e.User, Key: e.Key(), Stock: c.Stock, PerUserLimit: c.PerUserLimit}
 	var iss couponq.Issuance
 	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
@@ -169,7 +176,7 @@ func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) error {
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return err // stopping: leave it for redelivery
+			return err // stopping, or the lock was lost: leave it for redelivery
 		}
 		return i.deadLetter(ctx, e, fmt.Errorf("store failed %d times: %w", attempts, err))
 	}

@@ -84,7 +84,10 @@ func (l *line) remove(n int64) {
 
 func (l *line) ticket(campaign, user string, u *userRec, repeat bool) couponq.Ticket {
 	t := couponq.Ticket{Campaign: campaign, User: user, Entry: u.entry, State: u.state, Repeat: repeat}
-	if u.state == couponq.StateWaiting {
+	switch {
+	case u.state == couponq.StateWaiting && l.soldOut:
+		t.State = couponq.StateRejected // its outcome, though the line has not reached it yet
+	case u.state == couponq.StateWaiting:
 		t.Position = l.rank(u.entry)
 	}
 	return t

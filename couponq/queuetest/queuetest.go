@@ -453,6 +453,10 @@ func testSoldOut(t *testing.T, q couponq.Queue, c string) {
 	st := status(t, q, c, "u3")
 	assert.Equal(t, couponq.StateRejected, st.State, "waiting entries of a sold-out campaign are final")
 	assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+	waiting := admit(t, q, c, "u3")
+	assert.True(t, waiting.Repeat)
+	assert.Equal(t, couponq.StateRejected, waiting.State, "a waiting user asking again hears the outcome")
+	assert.Zero(t, waiting.Position)
 
 	// Lease drains the line as sold out, max per call, and hands nothing downstream.
 	drained, err := q.Lease(ctx, c, 2, time.Minute)

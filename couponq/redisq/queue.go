@@ -1,0 +1,266 @@
+package redisq
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/couponq/couponq/couponq"
+)
+
+var (
+	//go:embed lua/admit.lua
+	admitLua string
+	//go:embed lua/lease.lua
+	leaseLua string
+	//go:embed lua/ack.lua
+	ackLua string
+	//go:embed lua/release.lua
+	releaseLua string
+	//go:embed lua/record.lua
+	recordLua string
+	//go:embed lua/status.lua
+	statusLua string
+
+	admitScript   = redis.NewScript(admitLua)
+	leaseScript   = redis.NewScript(leaseLua)
+	ackScript     = redis.NewScript(ackLua)
+	releaseScript = redis.NewScript(releaseLua)
+	recordScript  = redis.NewScript(recordLua)
+	statusScript  = redis.NewScript(statusLua)
+)
+
+// AdmitScript is the admission Lua script, exported so benchmarks can run
+// the very same script with redis-benchmark.
+func AdmitScript() string { return admitLua }
+
+// DefaultPrefix is the key prefix used when Config.Prefix is empty.
+const DefaultPrefix = "couponq"
+
+// Config configures a Queue. Zero values take the defaults documented on
+// each field.
+type Config struct {
+	// Client is the host's Redis client: a single node, Sentinel or Cluster
+	// client. Required. The Queue never closes it.
+	Client redis.UniversalClient
+	// Prefix starts every key, so several hosts can share one Redis. Empty
+	// means "couponq". Keys look like "couponq:{campaign}:line".
+	Prefix string
+	// MaxRecover is the most expired leases one Lease call returns to the
+	// line, bounding how long one script call runs. Zero means 10,000.
+	MaxRecover int
+}
+
+// Queue is a couponq.Queue on Redis. Each operation is one atomic Lua
+// script (one round trip); all keys of a campaign share the hash tag
+// {campaign}, so it works on Redis Cluster.
+//
+// Layout per campaign: a counter for entry numbers; the line, a sorted set
+// of users scored by entry number (nothing else is stored per waiting
+// entry); the entries in flight, a sorted set of users scored by deadline
+// and a hash of their entry numbers; a hash of decided outcomes; a sold-out
+// flag; and a small sorted set of clock checkpoints (one per 10 ms of
+// admissions at most), from which a leased entry's AdmittedAt is read, to
+// within 10 ms. Request IDs are not kept.
+type Queue struct {
+	rdb        redis.UniversalClient
+	prefix     string
+	maxRecover int
+}
+
+var _ couponq.Queue = (*Queue)(nil)
+
+// New validates cfg and returns a Queue.
+func New(cfg Config) (*Queue, error) {
+	if cfg.Client == nil {
+		return nil, fmt.Errorf("%w: redisq: Client is required", couponq.ErrInvalidConfig)
+	}
+	if cfg.MaxRecover < 0 {
+		return nil, fmt.Errorf("%w: redisq: MaxRecover must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.MaxRecover == 0 {
+		cfg.MaxRecover = 10_000
+	}
+	return &Queue{rdb: cfg.Client, prefix: cfg.Prefix, maxRecover: cfg.MaxRecover}, nil
+}
+
+// Keys names the Redis keys of one campaign.
+type Keys struct {
+	Seq, Line, Flight, Held, Done, SoldOut, Clock string
+	V1Users, V1Count                              string
+}
+
+// KeysFor returns the keys of campaign under prefix.
+func KeysFor(prefix, campaign string) Keys {
+	base := prefix + ":{" + campaign + "}:"
+	return Keys{
+		Seq: base + "seq", Line: base + "line", Flight: base + "flight", Held: base + "held",
+		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock",
+		V1Users: base + "v1:users", V1Count: base + "v1:count",
+	}
+}
+
+func (q *Queue) keys(campaign string) Keys { return KeysFor(q.prefix, campaign) }
+
+// AdmitKeys returns, in order, the KEYS the admission script takes.
+func (k Keys) AdmitKeys() []string { return []string{k.Seq, k.Line, k.Held, k.Done, k.SoldOut, k.Clock} }
+
+// Admit implements couponq.Admitter.
+func (q *Queue) Admit(ctx context.Context, a couponq.Admission) (couponq.Ticket, error) {
+	if err := (couponq.Request{Campaign: a.Campaign, User: a.User, RequestID: a.RequestID}).Validate(); err != nil {
+		return couponq.Ticket{}, err
+	}
+	at := a.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	k := q.keys(a.Campaign)
+	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli()).Slice()
+	if err != nil {
+		return couponq.Ticket{}, fmt.Errorf("redisq: admit: %w", err)
+	}
+	if len(res) != 6 {
+		return couponq.Ticket{}, fmt.Errorf("redisq: admit: unexpected reply %v", res)
+	}
+	if toInt(res[0]) == 2 {
+		return couponq.Ticket{}, fmt.Errorf("%w: %s", couponq.ErrSoldOut, a.Campaign)
+	}
+	return couponq.Ticket{
+		Campaign: a.Campaign, User: a.User, Entry: toInt(res[1]), Position: toInt(res[2]),
+		State: couponq.State(toStr(res[3])), Repeat: toInt(res[0]) == 1,
+	}, nil
+}
+
+// Status implements couponq.StatusReader.
+func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Status, error) {
+	k := q.keys(campaign)
+	res, err := statusScript.Run(ctx, q.rdb, []string{k.Line, k.Held, k.Done, k.SoldOut}, user).Slice()
+	if errors.Is(err, redis.Nil) {
+		return couponq.Status{}, fmt.Errorf("%w: %s/%s", couponq.ErrNotFound, campaign, user)
+	}
+	if err != nil {
+		return couponq.Status{}, fmt.Errorf("redisq: status: %w", err)
+	}
+	if len(res) != 5 {
+		return couponq.Status{}, fmt.Errorf("redisq: status: unexpected reply %v", res)
+	}
+	return couponq.Status{
+		Campaign: campaign, User: user, State: couponq.State(toStr(res[0])), Entry: toInt(res[1]),
+		Position: toInt(res[2]), Reason: couponq.Reason(toStr(res[3])), IssuanceID: toStr(res[4]),
+	}, nil
+}
+
+// Lease implements couponq.Leaser. It returns at most Config.MaxRecover
+// expired leases to the line per call.
+func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Duration) ([]couponq.Entry, error) {
+	if n < 0 || ttl <= 0 {
+		return nil, fmt.Errorf("%w: lease of %d entries for %s", couponq.ErrInvalidConfig, n, ttl)
+	}
+	k := q.keys(campaign)
+	res, err := leaseScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock},
+		n, ttl.Milliseconds(), q.maxRecover).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisq: lease: %w", err)
+	}
+	out := make([]couponq.Entry, 0, len(res)/3)
+	for i := 0; i+2 < len(res); i += 3 {
+		e := couponq.Entry{Campaign: campaign, User: toStr(res[i]), Number: toInt(res[i+1])}
+		if ms := toInt(res[i+2]); ms > 0 {
+			e.AdmittedAt = time.UnixMilli(ms)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Ack implements couponq.Leaser.
+func (q *Queue) Ack(ctx context.Context, campaign string, entries []couponq.Entry, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("%w: ack ttl %s", couponq.ErrInvalidConfig, ttl)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	k := q.keys(campaign)
+	args := append([]any{ttl.Milliseconds()}, pairs(entries)...)
+	if err := ackScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held}, args...).Err(); err != nil {
+		return fmt.Errorf("redisq: ack: %w", err)
+	}
+	return nil
+}
+
+// Release implements couponq.Leaser.
+func (q *Queue) Release(ctx context.Context, campaign string, entries []couponq.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	k := q.keys(campaign)
+	if err := releaseScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held}, pairs(entries)...).Err(); err != nil {
+		return fmt.Errorf("redisq: release: %w", err)
+	}
+	return nil
+}
+
+// Record implements couponq.Recorder.
+func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 5*len(results))
+	for _, r := range results {
+		if r.State != couponq.StateIssued && r.State != couponq.StateRejected {
+			return fmt.Errorf("redisq: record of entry %d with non-terminal state %q", r.Entry.Number, r.State)
+		}
+		args = append(args, r.Entry.User, r.Entry.Number, string(r.State), string(r.Reason), r.IssuanceID)
+	}
+	k := q.keys(campaign)
+	if err := recordScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done}, args...).Err(); err != nil {
+		return fmt.Errorf("redisq: record: %w", err)
+	}
+	return nil
+}
+
+// MarkSoldOut implements couponq.Recorder.
+func (q *Queue) MarkSoldOut(ctx context.Context, campaign string) error {
+	if err := q.rdb.Set(ctx, q.keys(campaign).SoldOut, 1, 0).Err(); err != nil {
+		return fmt.Errorf("redisq: mark sold out: %w", err)
+	}
+	return nil
+}
+
+func pairs(entries []couponq.Entry) []any {
+	args := make([]any, 0, 2*len(entries))
+	for _, e := range entries {
+		args = append(args, e.User, e.Number)
+	}
+	return args
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func toStr(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return ""
+}

@@ -1,0 +1,180 @@
+// Package pipelinetest runs the pipeline's end-to-end invariants over any
+// set of backends: the in-memory ones, Redis, Kafka.
+package pipelinetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/lock"
+)
+
+// Backends are what a run plugs in; the Store is always the in-memory one
+// (with injected failures) so its counts can be checked.
+type Backends struct {
+	Queue  couponq.Queue
+	Tally  couponq.Tally
+	Locker lock.Locker
+}
+
+var seq atomic.Int64
+
+// Run checks the pipeline's invariants end to end, V1 and V2, with a flaky
+// Store and deliveries whose commit is lost (so entries come twice):
+//   - issued == min(stock, distinct users), never more;
+//   - no user is issued twice;
+//   - every admitted user's entry reaches a terminal status, and the issued
+//     statuses match the Store;
+//   - no batch handed downstream is larger than BatchSize.
+func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
+	for _, tc := range []struct {
+		name         string
+		mode         couponq.Mode
+		scope        couponq.LockScope
+		users, stock int
+	}{
+		{"V2/oversubscribed", couponq.QueueFirst, 0, 3000, 500},
+		{"V2/undersubscribed", couponq.QueueFirst, 0, 300, 1000},
+		{"V1-user-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerUser, 3000, 500},
+		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300},
+		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runPipeline(t, newBackends(t), tc.mode, tc.scope, tc.users, int64(tc.stock))
+		})
+	}
+}
+
+func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := couponq.Campaign{ID: fmt.Sprintf("flash-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
+		Stock: stock, BatchSize: 50, Interval: 2 * time.Millisecond, Mode: mode}
+	catalog, err := couponq.NewCampaigns(c)
+	require.NoError(t, err)
+	store := memory.NewStore()
+	transport, err := dispatch.NewMemory(dispatch.MemoryConfig{Workers: 8, RedeliveryDelay: time.Millisecond})
+	require.NoError(t, err)
+
+	var maxBatch, batches atomic.Int64
+	sized := couponq.DispatcherFunc(func(ctx context.Context, b []couponq.Entry) error {
+		batches.Add(1)
+		for n := int64(len(b)); ; {
+			m := maxBatch.Load()
+			if n <= m || maxBatch.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		return transport.Dispatch(ctx, b)
+	})
+	var storeErrs atomic.Int64
+	flakyStore := couponq.StoreFunc(func(ctx context.Context, r couponq.IssueRequest) (couponq.Issuance, error) {
+		if rand.IntN(10) == 0 {
+			storeErrs.Add(1)
+			return couponq.Issuance{}, errors.New("injected store failure")
+		}
+		return store.Issue(ctx, r)
+	})
+	var lostCommits atomic.Int64
+	lossyConsumer := couponq.ConsumerFunc(func(ctx context.Context, h couponq.Handler) error {
+		return transport.Consume(ctx, func(ctx context.Context, e couponq.Entry) error {
+			err := h(ctx, e)
+			if err == nil && rand.IntN(20) == 0 {
+				lostCommits.Add(1)
+				return errors.New("commit lost") // delivered again; the Store must absorb it
+			}
+			return err
+		})
+	})
+
+	svc, err := couponq.New(couponq.Config{
+		Catalog: catalog, Queue: b.Queue,
+		Tally: b.Tally, Locker: b.Locker, Dispatcher: sized, LockScope: scope,
+		LockBackoff: lock.Backoff{Min: 100 * time.Microsecond, Max: 2 * time.Millisecond}, LockWait: 10 * time.Second,
+	})
+	require.NoError(t, err)
+	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: b.Queue, Dispatcher: sized, Locker: b.Locker})
+	require.NoError(t, err)
+	iss, err := issuer.New(issuer.Config{Consumer: lossyConsumer, Store: flakyStore, Catalog: catalog,
+		Recorder: b.Queue, Locker: b.Locker, Backoff: lock.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond},
+		MaxAttempts: 50})
+	require.NoError(t, err)
+	require.NoError(t, th.Start(ctx))
+	require.NoError(t, iss.Start(ctx))
+	defer func() {
+		require.NoError(t, th.Stop(context.Background()))
+		require.NoError(t, iss.Stop(context.Background()))
+	}()
+
+	// Users arrive with some pressing the button twice, 64 at a time.
+	var admitted sync.Map
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var unexpected atomic.Int64
+	for i := range users {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			user := fmt.Sprintf("u%05d", i)
+			for range 1 + rand.IntN(2) {
+				tk, err := svc.Admit(ctx, couponq.Request{Campaign: c.ID, User: user})
+				switch {
+				case err == nil:
+					admitted.Store(user, tk.Entry)
+				case errors.Is(err, couponq.ErrSoldOut), errors.Is(err, couponq.ErrDuplicate):
+				default:
+					unexpected.Add(1)
+					t.Errorf("admit %s: %v", user, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Zero(t, unexpected.Load())
+
+	// Every admitted user reaches a terminal status.
+	var issuedStatuses int64
+	var lost []string
+	admitted.Range(func(k, _ any) bool {
+		user := k.(string)
+		var st couponq.Status
+		ok := assert.Eventually(t, func() bool {
+			var err error
+			st, err = svc.Status(ctx, c.ID, user)
+			return err == nil && st.State.Terminal()
+		}, 30*time.Second, time.Millisecond)
+		if !ok {
+			lost = append(lost, user)
+			return len(lost) < 5
+		}
+		if st.State == couponq.StateIssued {
+			issuedStatuses++
+		}
+		return true
+	})
+	require.Empty(t, lost, "admitted users whose entries never became a result")
+
+	want := min(stock, int64(users))
+	assert.Equal(t, want, store.Issued(c.ID), "issued == min(stock, distinct users)")
+	assert.Equal(t, want, issuedStatuses, "issued statuses match the Store")
+	for u, n := range store.Holders(c.ID) {
+		assert.Equal(t, 1, n, "user %s issued %d times", u, n)
+	}
+	assert.LessOrEqual(t, maxBatch.Load(), int64(c.BatchSize))
+	t.Logf("batches=%d max_batch=%d injected_store_errors=%d lost_commits=%d",
+		batches.Load(), maxBatch.Load(), storeErrs.Load(), lostCommits.Load())
+}
