@@ -111,7 +111,9 @@ func KeysFor(prefix, campaign string) Keys {
 func (q *Queue) keys(campaign string) Keys { return KeysFor(q.prefix, campaign) }
 
 // AdmitKeys returns, in order, the KEYS the admission script takes.
-func (k Keys) AdmitKeys() []string { return []string{k.Seq, k.Line, k.Held, k.Done, k.SoldOut, k.Clock} }
+func (k Keys) AdmitKeys() []string {
+	return []string{k.Seq, k.Line, k.Held, k.Done, k.SoldOut, k.Clock}
+}
 
 // Admit implements couponq.Admitter.
 func (q *Queue) Admit(ctx context.Context, a couponq.Admission) (couponq.Ticket, error) {
