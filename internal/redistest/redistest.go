@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,10 +28,17 @@ func need(t testing.TB, env string) string {
 	return v
 }
 
+// poolSize is 64 connections, or COUPONQ_BENCH_CONC if larger, so a
+// benchmark's callers never wait for a connection.
+func poolSize() int {
+	n, _ := strconv.Atoi(os.Getenv("COUPONQ_BENCH_CONC"))
+	return max(64, n)
+}
+
 // Client returns a client to the standalone node, closed when the test ends.
 func Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: need(t, "COUPONQ_REDIS_ADDR"), PoolSize: 64})
+	c := redis.NewClient(&redis.Options{Addr: need(t, "COUPONQ_REDIS_ADDR"), PoolSize: poolSize()})
 	ping(t, c)
 	return c
 }
@@ -38,7 +46,7 @@ func Client(t testing.TB) redis.UniversalClient {
 // Cluster returns a client to the 3-master cluster, closed when the test ends.
 func Cluster(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(need(t, "COUPONQ_REDIS_CLUSTER"), ","), PoolSize: 64})
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(need(t, "COUPONQ_REDIS_CLUSTER"), ","), PoolSize: poolSize()})
 	ping(t, c)
 	return c
 }

@@ -1,0 +1,11 @@
+// Command printscript prints the Redis admission Lua script, so tools such
+// as redis-benchmark run exactly the script the Queue runs.
+package main
+
+import (
+	"fmt"
+
+	"github.com/couponq/couponq/couponq/redisq"
+)
+
+func main() { fmt.Print(redisq.AdmitScript()) }
