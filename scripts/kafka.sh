@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Assembles a real Apache Kafka broker from Maven Central (org.apache.kafka:kafka_2.13,
+# fetched with mvn into ~/.m2 and copied to .cache/kafka/libs) and runs it in KRaft
+# mode on free 127.0.0.1 ports, idempotently.
+# Usage:
+#   scripts/kafka.sh start [1|3]   # one combined broker+controller (default), or three
+#                                  # (replication factor 3, min.insync.replicas=2)
+#   scripts/kafka.sh stop [1|3]
+# start writes .cache/servers/kafka-N/env with COUPONQ_KAFKA_BROKERS (N=1) or
+# COUPONQ_KAFKA_CLUSTER (N=3): comma-separated bootstrap addresses.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+version=${COUPONQ_KAFKA_VERSION:-4.1.1}
+cache=${COUPONQ_STATE_DIR:-$root/.cache/servers}
+libs=$root/.cache/kafka-$version/libs
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+
+fetch() {
+  [ -f "$libs/.complete" ] && return
+  command -v mvn >/dev/null || { log "mvn is required"; exit 1; }
+  command -v java >/dev/null || { log "java (17+) is required"; exit 1; }
+  log "fetching kafka_2.13 $version from Maven Central"
+  local pom; pom=$(mktemp -d)
+  cat > "$pom/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>couponq</groupId><artifactId>kafka-broker</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$version</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>1.7.36</version></dependency>
+  </dependencies>
+</project>
+POM
+  rm -rf "$libs"; mkdir -p "$libs"
+  mvn -q -B -f "$pom/pom.xml" dependency:copy-dependencies -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+  rm -rf "$pom"
+  touch "$libs/.complete"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+port_open() { python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; }
+
+java_cp() { java -cp "$libs/*" "$@"; }
+
+# alive DIR: the broker whose state is in DIR runs and answers.
+alive() {
+  local dir=$1
+  [ -f "$dir/pid" ] && [ -f "$dir/port" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null && port_open "$(cat "$dir/port")"
+}
+
+start() {
+  local n=${1:-1} state="$cache/kafka-${1:-1}" i ok=1
+  fetch
+  mkdir -p "$state"
+  for i in $(seq "$n"); do alive "$state/node$i" || ok=0; done
+  if [ "$ok" = 1 ] && [ -f "$state/env" ]; then cat "$state/env"; return; fi
+  stop "$n" 2>/dev/null || true
+  mkdir -p "$state"
+  local ports=() cports=() voters=""
+  for i in $(seq "$n"); do
+    ports+=("$(free_port)"); cports+=("$(free_port)")
+    voters+="${voters:+,}$i@127.0.0.1:${cports[$((i-1))]}"
+  done
+  local rf=1 isr=1
+  [ "$n" -ge 3 ] && { rf=3; isr=2; }
+  local uuid; uuid=$(java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  for i in $(seq "$n"); do
+    local dir="$state/node$i" p=${ports[$((i-1))]} cp=${cports[$((i-1))]}
+    mkdir -p "$dir"
+    cat > "$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$cp
+advertised.listeners=PLAINTEXT://127.0.0.1:$p
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+PROPS
+    java_cp kafka.tools.StorageTool format -t "$uuid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+      || { cat "$dir/format.log" >&2; exit 1; }
+    echo "$p" > "$dir/port"
+    # setsid: the broker outlives this script and the shell that ran it.
+    setsid nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true -cp "$libs/*" \
+      kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 < /dev/null &
+    echo $! > "$dir/pid"
+  done
+  for i in $(seq "$n"); do
+    local dir="$state/node$i" t
+    for t in $(seq 240); do
+      grep -q 'Transition from STARTING to STARTED' "$dir/broker.log" 2>/dev/null && port_open "$(cat "$dir/port")" && break
+      kill -0 "$(cat "$dir/pid")" 2>/dev/null || { log "broker $i exited"; tail -30 "$dir/broker.log" >&2; exit 1; }
+      sleep 0.25
+    done
+    grep -q 'Transition from STARTING to STARTED' "$dir/broker.log" || { log "broker $i did not start"; tail -30 "$dir/broker.log" >&2; exit 1; }
+  done
+  local addrs="" p
+  for p in "${ports[@]}"; do addrs+="${addrs:+,}127.0.0.1:$p"; done
+  if [ "$n" = 1 ]; then echo "export COUPONQ_KAFKA_BROKERS=$addrs" > "$state/env"
+  else echo "export COUPONQ_KAFKA_CLUSTER=$addrs" > "$state/env"; fi
+  log "$n broker(s) on $addrs (kafka $version, KRaft)"
+  cat "$state/env"
+}
+
+stop() {
+  local n=${1:-1} state="$cache/kafka-${1:-1}" i pid
+  for i in $(seq "$n"); do
+    [ -f "$state/node$i/pid" ] || continue
+    pid=$(cat "$state/node$i/pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -rf "$state"
+}
+
+case "${1:-start}" in
+  start) start "${2:-1}" ;;
+  stop) stop "${2:-1}" ;;
+  *) echo "usage: $0 start|stop [1|3]" >&2; exit 2 ;;
+esac
