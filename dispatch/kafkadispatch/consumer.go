@@ -1,0 +1,317 @@
+package kafkadispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/dispatch/wire"
+)
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	// Topic to consume. Required.
+	Topic string
+	// Group is the consumer group ID. Required.
+	Group string
+	// ConfigMap is the base librdkafka configuration (bootstrap.servers,
+	// security...). Required. It is copied; the Consumer sets group.id,
+	// enable.auto.offset.store=false and, unless given, auto.offset.reset=earliest.
+	ConfigMap kafka.ConfigMap
+	// DeadLetterTopic receives messages that cannot be decoded, with their
+	// reason in headers. Empty means Topic + ".dlq".
+	DeadLetterTopic string
+	// RetryBackoff is the pause before a failed handler sees its message
+	// again. Zero means 200ms.
+	RetryBackoff time.Duration
+	// Logger receives logs; nil means none.
+	Logger *slog.Logger
+}
+
+// Dead-letter headers.
+const (
+	HeaderDeadReason = "couponq-dead-reason"
+	HeaderDeadSource = "couponq-dead-source" // topic/partition/offset of the original
+)
+
+// Consumer is a couponq.Consumer on a Kafka consumer group.
+type Consumer struct {
+	cfg ConsumerConfig
+	log *slog.Logger
+}
+
+var _ couponq.Consumer = (*Consumer)(nil)
+
+// NewConsumer validates cfg and returns a Consumer. It connects in Consume.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.Topic == "" || cfg.Group == "" || cfg.ConfigMap == nil {
+		return nil, fmt.Errorf("%w: kafkadispatch: Topic, Group and ConfigMap are required", couponq.ErrInvalidConfig)
+	}
+	if cfg.RetryBackoff < 0 {
+		return nil, fmt.Errorf("%w: kafkadispatch: RetryBackoff must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if cfg.DeadLetterTopic == "" {
+		cfg.DeadLetterTopic = cfg.Topic + ".dlq"
+	}
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = 200 * time.Millisecond
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{cfg: cfg, log: log}, nil
+}
+
+// session is one Consume call's consumer and its partition workers.
+type session struct {
+	c       *Consumer
+	ctx     context.Context
+	h       couponq.Handler
+	kc      *kafka.Consumer
+	dlq     *kafka.Producer
+	workers map[int32]*worker
+	wg      sync.WaitGroup
+}
+
+type worker struct {
+	msgs chan *kafka.Message
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// Consume implements couponq.Consumer. Each assigned partition gets one
+// goroutine that calls h for its messages in order and stores an offset only
+// after h returned nil; a failed h sees the same message again after
+// RetryBackoff, so a partition never skips an entry. When ctx ends it stops
+// the workers (the handler in hand gets a cancelled context and, unless it
+// returns nil, its message comes again), commits the stored offsets and
+// leaves the group.
+func (c *Consumer) Consume(ctx context.Context, h couponq.Handler) error {
+	if h == nil {
+		return fmt.Errorf("%w: kafkadispatch: nil handler", couponq.ErrInvalidConfig)
+	}
+	cm := kafka.ConfigMap{}
+	for k, v := range c.cfg.ConfigMap {
+		cm[k] = v
+	}
+	cm["group.id"] = c.cfg.Group
+	cm["enable.auto.offset.store"] = false
+	cm["enable.auto.commit"] = true // commits what we stored, periodically
+	if _, ok := cm["auto.offset.reset"]; !ok {
+		cm["auto.offset.reset"] = "earliest"
+	}
+	kc, err := kafka.NewConsumer(&cm)
+	if err != nil {
+		return fmt.Errorf("kafkadispatch: new consumer: %w", err)
+	}
+	pm, err := producerConfig(c.cfg.ConfigMap)
+	if err != nil {
+		kc.Close()
+		return err
+	}
+	dlq, err := kafka.NewProducer(&pm)
+	if err != nil {
+		kc.Close()
+		return fmt.Errorf("kafkadispatch: new dead-letter producer: %w", err)
+	}
+	s := &session{c: c, ctx: ctx, h: h, kc: kc, dlq: dlq, workers: map[int32]*worker{}}
+	var drain sync.WaitGroup
+	drain.Go(func() {
+		for range dlq.Events() { // reports are awaited per message; this drains the rest
+		}
+	})
+	defer func() {
+		dlq.Flush(5000)
+		dlq.Close()
+		drain.Wait()
+	}()
+	if err := kc.Subscribe(c.cfg.Topic, s.rebalance); err != nil {
+		kc.Close()
+		return fmt.Errorf("kafkadispatch: subscribe: %w", err)
+	}
+	err = s.poll()
+	s.stopAll()
+	if _, cerr := kc.Commit(); cerr != nil && !isNoOffset(cerr) {
+		c.log.Warn("couponq/kafkadispatch: final commit", "err", cerr)
+	}
+	if cerr := kc.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("kafkadispatch: close consumer: %w", cerr)
+	}
+	return err
+}
+
+func (s *session) poll() error {
+	for s.ctx.Err() == nil {
+		ev := s.kc.Poll(100)
+		switch e := ev.(type) {
+		case *kafka.Message:
+			w := s.workers[e.TopicPartition.Partition]
+			if w == nil {
+				continue // not ours any more; it will be delivered to the owner
+			}
+			select {
+			case w.msgs <- e:
+			case <-s.ctx.Done():
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				return fmt.Errorf("kafkadispatch: fatal consumer error: %w", e)
+			}
+			s.c.log.Warn("couponq/kafkadispatch: consumer", "err", e)
+		}
+	}
+	return nil
+}
+
+// rebalance starts workers for assigned partitions and, before partitions
+// are given up, stops their workers and commits what they stored. The
+// client does the assign/unassign itself after this returns.
+func (s *session) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		for _, tp := range e.Partitions {
+			s.start(tp.Partition)
+		}
+	case kafka.RevokedPartitions:
+		for _, tp := range e.Partitions {
+			s.stop(tp.Partition)
+		}
+		if kc.AssignmentLost() {
+			return nil // someone else owns them already; a commit would fail
+		}
+		if _, err := kc.Commit(); err != nil && !isNoOffset(err) {
+			s.c.log.Warn("couponq/kafkadispatch: commit on revoke", "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *session) start(partition int32) {
+	if s.workers[partition] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	w := &worker{msgs: make(chan *kafka.Message, 256), stop: cancel, done: make(chan struct{})}
+	s.workers[partition] = w
+	s.wg.Go(func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-w.msgs:
+				if !s.handle(ctx, m) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// stop ends a partition's worker after the message in hand and waits for it.
+func (s *session) stop(partition int32) {
+	w := s.workers[partition]
+	if w == nil {
+		return
+	}
+	delete(s.workers, partition)
+	w.stop()
+	<-w.done
+}
+
+func (s *session) stopAll() {
+	for p := range s.workers {
+		s.stop(p)
+	}
+	s.wg.Wait()
+}
+
+// handle processes one message until it is handled or dead-lettered (true),
+// or ctx ends first (false: not stored, so it comes again).
+func (s *session) handle(ctx context.Context, m *kafka.Message) bool {
+	e, err := wire.Decode(m.Value)
+	if err != nil {
+		for ctx.Err() == nil {
+			if derr := s.deadLetter(ctx, m, err); derr == nil {
+				break
+			} else {
+				s.c.log.Error("couponq/kafkadispatch: dead-letter", "err", derr)
+				sleep(ctx, s.c.cfg.RetryBackoff)
+			}
+		}
+	} else {
+		for {
+			herr := s.h(ctx, e)
+			if herr == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			s.c.log.Warn("couponq/kafkadispatch: handler failed; retrying", "key", e.Key(), "err", herr)
+			if !sleep(ctx, s.c.cfg.RetryBackoff) {
+				return false
+			}
+		}
+	}
+	if ctx.Err() != nil && err != nil {
+		return false
+	}
+	next := m.TopicPartition
+	next.Offset++
+	if _, serr := s.kc.StoreOffsets([]kafka.TopicPartition{next}); serr != nil {
+		// The partition was revoked meanwhile: the new owner sees the
+		// message again and the Store gives the same outcome.
+		s.c.log.Warn("couponq/kafkadispatch: store offset", "err", serr)
+	}
+	return true
+}
+
+func (s *session) deadLetter(ctx context.Context, m *kafka.Message, reason error) error {
+	topic := s.c.cfg.DeadLetterTopic
+	src := fmt.Sprintf("%s/%d/%d", *m.TopicPartition.Topic, m.TopicPartition.Partition, m.TopicPartition.Offset)
+	headers := append([]kafka.Header{
+		{Key: HeaderDeadReason, Value: []byte(reason.Error())},
+		{Key: HeaderDeadSource, Value: []byte(src)},
+	}, m.Headers...)
+	report := make(chan kafka.Event, 1)
+	if err := s.dlq.Produce(&kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Key:            m.Key, Value: m.Value, Headers: headers,
+	}, report); err != nil {
+		return err
+	}
+	select {
+	case ev := <-report:
+		if dm, ok := ev.(*kafka.Message); ok && dm.TopicPartition.Error != nil {
+			return dm.TopicPartition.Error
+		}
+		s.c.log.Warn("couponq/kafkadispatch: message dead-lettered", "source", src, "reason", reason)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func isNoOffset(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Code() == kafka.ErrNoOffset
+}

@@ -1,0 +1,110 @@
+package kafkadispatch_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/dispatch/dispatchtest"
+	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/dispatch/wire"
+	"github.com/couponq/couponq/internal/kafkatest"
+)
+
+func newTransport(t *testing.T, brokers, topic string) (*kafkadispatch.Dispatcher, *kafkadispatch.Consumer) {
+	d, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: topic, ConfigMap: kafkatest.Config(brokers)})
+	require.NoError(t, err)
+	t.Cleanup(d.Close)
+	c, err := kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: topic, Group: topic + "-group",
+		ConfigMap: kafkatest.Config(brokers), RetryBackoff: 20 * time.Millisecond})
+	require.NoError(t, err)
+	return d, c
+}
+
+func TestConformance(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	dispatchtest.RunWith(t, dispatchtest.Options{Wait: 60 * time.Second}, func(t *testing.T) (couponq.Dispatcher, couponq.Consumer) {
+		return newTransport(t, brokers, kafkatest.Topic(t, brokers, 4))
+	})
+}
+
+func TestUndecodableMessageGoesToDeadLetters(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, 1)
+	d, c := newTransport(t, brokers, topic)
+
+	// A poison message first, then a good entry behind it in the same partition.
+	cm := kafkatest.Config(brokers)
+	p, err := kafka.NewProducer(&cm)
+	require.NoError(t, err)
+	defer p.Close()
+	report := make(chan kafka.Event, 1)
+	require.NoError(t, p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 0},
+		Key: []byte("x"), Value: []byte(`{"v":99}`)}, report))
+	require.NoError(t, (<-report).(*kafka.Message).TopicPartition.Error)
+	good := couponq.Entry{Campaign: "c", User: "u", Number: 1, AdmittedAt: time.Now()}
+	require.NoError(t, d.Dispatch(context.Background(), []couponq.Entry{good}))
+
+	got := make(chan couponq.Entry, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Consume(ctx, func(_ context.Context, e couponq.Entry) error { got <- e; return nil })
+	}()
+	select {
+	case e := <-got:
+		assert.Equal(t, good.Key(), e.Key(), "the poison message did not stall its partition")
+	case <-time.After(60 * time.Second):
+		t.Fatal("the good entry never arrived")
+	}
+	cancel()
+	require.NoError(t, <-done)
+
+	// The poison message sits in the dead-letter topic with its reason.
+	ccm := kafkatest.Config(brokers)
+	ccm["group.id"] = topic + "-dlq-reader"
+	ccm["auto.offset.reset"] = "earliest"
+	reader, err := kafka.NewConsumer(&ccm)
+	require.NoError(t, err)
+	defer reader.Close()
+	require.NoError(t, reader.Subscribe(topic+".dlq", nil))
+	m, err := reader.ReadMessage(60 * time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, `{"v":99}`, string(m.Value))
+	headers := map[string]string{}
+	for _, h := range m.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	assert.Contains(t, headers[kafkadispatch.HeaderDeadReason], "unknown format version")
+	assert.Contains(t, headers[kafkadispatch.HeaderDeadSource], topic+"/0/0")
+}
+
+func TestDispatchReportsUndeliverable(t *testing.T) {
+	// A broker that is not there: every entry fails once ctx ends, none is "accepted".
+	d, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: "t",
+		ConfigMap: kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 500}})
+	require.NoError(t, err)
+	defer d.Close()
+	batch := []couponq.Entry{{Campaign: "c", User: "a", Number: 1}, {Campaign: "c", User: "b", Number: 2}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = d.Dispatch(ctx, batch)
+	require.Error(t, err)
+	assert.Equal(t, []bool{true, true}, couponq.FailedEntries(err, 2))
+}
+
+func TestConfigValidation(t *testing.T) {
+	_, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{ConfigMap: kafka.ConfigMap{}})
+	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "topic required")
+	_, err = kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: "t",
+		ConfigMap: kafka.ConfigMap{"bootstrap.servers": "x", "acks": "1"}})
+	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "acks=1 refused")
+	_, err = kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: "t"})
+	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
+	_ = wire.Version
+}
