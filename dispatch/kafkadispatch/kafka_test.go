@@ -33,6 +33,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The same suite on three brokers, topics replicated three times with
+// min.insync.replicas=2: acks=all waits for the in-sync replicas.
+func TestConformanceReplicated(t *testing.T) {
+	brokers := kafkatest.Cluster(t)
+	dispatchtest.RunWith(t, dispatchtest.Options{Wait: 60 * time.Second}, func(t *testing.T) (couponq.Dispatcher, couponq.Consumer) {
+		return newTransport(t, brokers, kafkatest.TopicRF(t, brokers, 4, 3))
+	})
+}
+
 func TestUndecodableMessageGoesToDeadLetters(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.Topic(t, brokers, 1)

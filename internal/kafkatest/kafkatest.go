@@ -14,14 +14,20 @@ import (
 )
 
 // Brokers returns the single test broker's bootstrap address.
-func Brokers(t testing.TB) string {
+func Brokers(t testing.TB) string { return need(t, "COUPONQ_KAFKA_BROKERS") }
+
+// Cluster returns the 3-broker cluster's bootstrap addresses
+// (scripts/kafka.sh start 3: replication factor 3, min.insync.replicas 2).
+func Cluster(t testing.TB) string { return need(t, "COUPONQ_KAFKA_CLUSTER") }
+
+func need(t testing.TB, env string) string {
 	t.Helper()
-	b := os.Getenv("COUPONQ_KAFKA_BROKERS")
+	b := os.Getenv(env)
 	if b == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatal("COUPONQ_KAFKA_BROKERS is not set: run the tests with `make test` (scripts/kafka.sh starts Kafka)")
+			t.Fatalf("%s is not set: run the tests with `make test` (scripts/kafka.sh starts Kafka)", env)
 		}
-		t.Skip("COUPONQ_KAFKA_BROKERS not set; `make test` starts Kafka (scripts/kafka.sh)")
+		t.Skipf("%s not set; `make test` starts Kafka (scripts/kafka.sh)", env)
 	}
 	return b
 }
@@ -33,9 +39,14 @@ func Config(brokers string) kafka.ConfigMap {
 
 var seq atomic.Int64
 
-// Topic creates a fresh topic with the given partitions and returns its
-// name; it is deleted when the test ends.
+// Topic creates a fresh topic with the given partitions (replication factor
+// 1) and returns its name; it is deleted when the test ends.
 func Topic(t testing.TB, brokers string, partitions int) string {
+	return TopicRF(t, brokers, partitions, 1)
+}
+
+// TopicRF is Topic with a replication factor.
+func TopicRF(t testing.TB, brokers string, partitions, rf int) string {
 	t.Helper()
 	name := fmt.Sprintf("cqtest-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1))
 	cm := Config(brokers)
@@ -46,7 +57,7 @@ func Topic(t testing.TB, brokers string, partitions int) string {
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}},
+	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: name, NumPartitions: partitions, ReplicationFactor: rf}},
 		kafka.SetAdminOperationTimeout(20*time.Second))
 	if err != nil {
 		t.Fatalf("create topic: %v", err)
