@@ -140,11 +140,19 @@ func (t *Throttle) stepDown() {
 // refreshing it.
 func (t *Throttle) lead(ctx context.Context) bool {
 	if t.leader != nil {
-		if err := t.leader.Refresh(ctx, t.cfg.LeaderTTL); err != nil {
+		err := t.leader.Refresh(ctx, t.cfg.LeaderTTL)
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, lock.ErrLockLost):
 			t.log.Warn("couponq: throttle lost leadership", "err", err)
 			t.leader = nil
+		case ctx.Err() == nil:
+			// The lock backend failed: move nothing this tick, but keep the
+			// handle; the next refresh tells whether the lease survived.
+			t.log.Warn("couponq: throttle leader refresh", "err", err)
 		}
-		return t.leader != nil
+		return false
 	}
 	lk, err := t.cfg.Locker.Obtain(ctx, t.key, t.cfg.LeaderTTL)
 	if err != nil {

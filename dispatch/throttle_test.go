@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,5 +249,52 @@ func TestThrottleStartTwice(t *testing.T) {
 		Dispatcher: (&recorder{}).as("x"), Locker: lock.NewMemory()})
 	require.NoError(t, th.Start(context.Background()))
 	assert.Error(t, th.Start(context.Background()))
+	require.NoError(t, th.Stop(context.Background()))
+}
+
+// flakyLock fails its refreshes with a backend error while down is set.
+type flakyLock struct {
+	lock.Lock
+	down *atomic.Bool
+}
+
+func (f flakyLock) Refresh(ctx context.Context, ttl time.Duration) error {
+	if f.down.Load() {
+		return errors.New("connection reset")
+	}
+	return f.Lock.Refresh(ctx, ttl)
+}
+
+type flakyLocker struct {
+	lock.Locker
+	down *atomic.Bool
+}
+
+func (f flakyLocker) Obtain(ctx context.Context, key string, ttl time.Duration) (lock.Lock, error) {
+	lk, err := f.Locker.Obtain(ctx, key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return flakyLock{lk, f.down}, nil
+}
+
+func TestThrottleMovesNothingWhileLeaderRefreshFails(t *testing.T) {
+	c := couponq.Campaign{ID: "blip", Stock: 1, BatchSize: 5, Interval: 10 * time.Millisecond}
+	q := memory.NewQueue(nil)
+	fill(t, q, c.ID, 1000)
+	rec := &recorder{}
+	var down atomic.Bool
+	th := newThrottle(t, dispatch.Config{Campaign: c, Queue: q, Dispatcher: rec.as("a"),
+		Locker: flakyLocker{lock.NewMemory(), &down}, LeaderTTL: time.Minute})
+	require.NoError(t, th.Start(context.Background()))
+	require.Eventually(t, func() bool { return len(rec.snapshot()) > 0 }, time.Second, time.Millisecond)
+	down.Store(true)
+	time.Sleep(30 * time.Millisecond)
+	before := len(rec.snapshot())
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, before, len(rec.snapshot()), "no batch moves without a refreshed lease")
+	down.Store(false)
+	require.Eventually(t, func() bool { return len(rec.snapshot()) > before }, time.Second, time.Millisecond,
+		"the leader resumes once the backend is back, its lease intact")
 	require.NoError(t, th.Stop(context.Background()))
 }
