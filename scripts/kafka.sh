@@ -33,7 +33,7 @@ fetch() {
 </project>
 POM
   rm -rf "$libs"; mkdir -p "$libs"
-  mvn -q -B -f "$pom/pom.xml" dependency:copy-dependencies -DoutputDirectory="$libs" -DincludeScope=runtime >&2
+  mvn -q -B -Dstyle.color=never -f "$pom/pom.xml" dependency:copy-dependencies -DoutputDirectory="$libs" -DincludeScope=runtime >&2
   rm -rf "$pom"
   touch "$libs/.complete"
 }

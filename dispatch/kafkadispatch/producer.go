@@ -138,6 +138,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, batch []couponq.Entry) error 
 	reports := make(chan kafka.Event, len(batch)) // never blocks the producer, even after we leave
 	failed := map[int]error{}
 	pending := 0
+	fatal := false
 	for i, e := range batch {
 		msg := &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &d.cfg.Topic, Partition: kafka.PartitionAny},
@@ -148,11 +149,11 @@ func (d *Dispatcher) Dispatch(ctx context.Context, batch []couponq.Entry) error 
 		}
 		if err := p.Produce(msg, reports); err != nil {
 			failed[i] = fmt.Errorf("kafkadispatch: produce: %w", err)
+			fatal = fatal || isFatal(err)
 			continue
 		}
 		pending++
 	}
-	fatal := false
 	for pending > 0 {
 		select {
 		case <-ctx.Done():
@@ -173,10 +174,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, batch []couponq.Entry) error 
 			i, _ := m.Opaque.(int)
 			if err := m.TopicPartition.Error; err != nil {
 				failed[i] = fmt.Errorf("kafkadispatch: delivery: %w", err)
-				var ke kafka.Error
-				if errors.As(err, &ke) && ke.IsFatal() {
-					fatal = true
-				}
+				fatal = fatal || isFatal(err)
 			}
 		}
 	}
@@ -230,6 +228,13 @@ func (d *Dispatcher) Close() {
 		p.Close()
 		d.events.Wait()
 	}
+}
+
+// isFatal reports a fatal client error: the idempotent producer cannot go
+// on and must be replaced.
+func isFatal(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && (ke.IsFatal() || ke.Code() == kafka.ErrFatal)
 }
 
 func values(m map[int]error) []error {
