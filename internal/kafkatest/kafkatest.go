@@ -1,35 +1,27 @@
-// Package kafkatest connects tests to the broker scripts/kafka.sh starts.
-// Without it a test skips, except under CI (CI set), where it fails.
+// Package kafkatest connects tests to the brokers scripts/kafka.sh starts.
 package kafkatest
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/couponq/couponq/internal/testenv"
 )
 
 // Brokers returns the single test broker's bootstrap address.
-func Brokers(t testing.TB) string { return need(t, "COUPONQ_KAFKA_BROKERS") }
+func Brokers(t testing.TB) string {
+	return testenv.Need(t, "COUPONQ_KAFKA_BROKERS", "scripts/kafka.sh")
+}
 
 // Cluster returns the 3-broker cluster's bootstrap addresses
 // (scripts/kafka.sh start 3: replication factor 3, min.insync.replicas 2).
-func Cluster(t testing.TB) string { return need(t, "COUPONQ_KAFKA_CLUSTER") }
-
-func need(t testing.TB, env string) string {
-	t.Helper()
-	b := os.Getenv(env)
-	if b == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run the tests with `make test` (scripts/kafka.sh starts Kafka)", env)
-		}
-		t.Skipf("%s not set; `make test` starts Kafka (scripts/kafka.sh)", env)
-	}
-	return b
+func Cluster(t testing.TB) string {
+	return testenv.Need(t, "COUPONQ_KAFKA_CLUSTER", "scripts/kafka.sh start 3")
 }
 
 // Config returns a ConfigMap for the brokers.

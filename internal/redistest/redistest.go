@@ -1,6 +1,4 @@
-// Package redistest connects tests to the Redis servers scripts/redis.sh
-// starts. Without them a test skips, except under CI (CI set), where it fails:
-// an integration test never silently skips in CI.
+// Package redistest connects tests to the Redis servers scripts/redis.sh starts.
 package redistest
 
 import (
@@ -14,19 +12,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-func need(t testing.TB, env string) string {
-	t.Helper()
-	v := os.Getenv(env)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set: run the tests with `make test` (scripts/redis.sh starts Redis)", env)
-		}
-		t.Skipf("%s not set; `make test` starts Redis (scripts/redis.sh)", env)
-	}
-	return v
-}
+	"github.com/couponq/couponq/internal/testenv"
+)
 
 // poolSize is 64 connections, or COUPONQ_BENCH_CONC if larger, so a
 // benchmark's callers never wait for a connection.
@@ -38,7 +26,7 @@ func poolSize() int {
 // Client returns a client to the standalone node, closed when the test ends.
 func Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: need(t, "COUPONQ_REDIS_ADDR"), PoolSize: poolSize()})
+	c := redis.NewClient(&redis.Options{Addr: testenv.Need(t, "COUPONQ_REDIS_ADDR", "scripts/redis.sh"), PoolSize: poolSize()})
 	ping(t, c)
 	return c
 }
@@ -46,7 +34,7 @@ func Client(t testing.TB) redis.UniversalClient {
 // Cluster returns a client to the 3-master cluster, closed when the test ends.
 func Cluster(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(need(t, "COUPONQ_REDIS_CLUSTER"), ","), PoolSize: poolSize()})
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(testenv.Need(t, "COUPONQ_REDIS_CLUSTER", "scripts/redis.sh"), ","), PoolSize: poolSize()})
 	ping(t, c)
 	return c
 }
