@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Admissions per second on the standalone test Redis: the Go API
 # (BenchmarkAdmit) against redis-benchmark running the very same admission
-# script (EVALSHA, new random user per call) at the same concurrency.
+# script (EVALSHA, new random user per call) at the same concurrency; then the
+# Go API with admissions coalesced into multi-user script calls.
 # Usage: scripts/bench-redis.sh [concurrency] [requests]     (defaults 50 200000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,3 +32,10 @@ echo "$out" | grep -E '^Benchmark'
 go_rps=$(echo "$out" | grep -Eo '[0-9.]+ admissions/s' | tail -1 | cut -d' ' -f1)
 echo "Go API: $go_rps admissions/s"
 python3 -c "print(f'ratio Go API / redis-benchmark = {float($go_rps)/float($rb_rps):.2f} (concurrency $conc)')"
+
+echo "== Go API, coalesced (redisq.Config{Coalesce: true}): $conc callers, $n admissions"
+out=$(COUPONQ_BENCH_COALESCE=1 COUPONQ_BENCH_CONC=$conc go test -run '^$' -bench '^BenchmarkAdmit$' -benchtime "${n}x" -count 1 ./couponq/redisq/)
+echo "$out" | grep -E '^Benchmark'
+co_rps=$(echo "$out" | grep -Eo '[0-9.]+ admissions/s' | tail -1 | cut -d' ' -f1)
+echo "Go API coalesced: $co_rps admissions/s"
+python3 -c "print(f'ratio coalesced Go API / redis-benchmark = {float($co_rps)/float($rb_rps):.2f} (concurrency $conc)')"

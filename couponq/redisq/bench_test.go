@@ -27,11 +27,12 @@ func envInt(name string, def int) int {
 
 // BenchmarkAdmit measures admissions through the Go API on the standalone
 // node at COUPONQ_BENCH_CONC concurrent callers (default 50), each admission
-// a new user. scripts/bench-redis.sh compares it with redis-benchmark
-// running the same script at the same concurrency.
+// a new user; with COUPONQ_BENCH_COALESCE set, admissions are coalesced.
+// scripts/bench-redis.sh compares it with redis-benchmark running the same
+// single-user script at the same concurrency.
 func BenchmarkAdmit(b *testing.B) {
 	c := redistest.Client(b)
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(b, c)})
+	q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(b, c), Coalesce: os.Getenv("COUPONQ_BENCH_COALESCE") != ""})
 	require.NoError(b, err)
 	conc := envInt("COUPONQ_BENCH_CONC", 50)
 	var next atomic.Int64

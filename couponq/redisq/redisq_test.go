@@ -44,6 +44,17 @@ func TestQueueConformance(t *testing.T) {
 	})
 }
 
+// The same suite with admissions coalesced into multi-user script calls.
+func TestQueueConformanceCoalesced(t *testing.T) {
+	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
+		queuetest.Run(t, func(t *testing.T) couponq.Queue {
+			q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), Coalesce: true, CoalesceMax: 16})
+			require.NoError(t, err)
+			return q
+		})
+	})
+}
+
 func TestPipelineInvariants(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		pipelinetest.Run(t, func(t *testing.T) pipelinetest.Backends {
@@ -62,8 +73,15 @@ func TestPipelineInvariants(t *testing.T) {
 // 10,000 concurrent admissions from 5,000 users, each user twice: every user
 // is in line once, entry numbers are unique and gap-free.
 func TestConcurrentAdmissions(t *testing.T) {
+	for _, coalesce := range []bool{false, true} {
+		t.Run(fmt.Sprintf("coalesce=%v", coalesce), func(t *testing.T) { testConcurrentAdmissions(t, coalesce) })
+	}
+}
+
+func testConcurrentAdmissions(t *testing.T, coalesce bool) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
-		q := newQueue(t, c)
+		q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), Coalesce: coalesce})
+		require.NoError(t, err)
 		const users, requests = 5000, 10000
 		campaign := "burst"
 		var mu sync.Mutex

@@ -1,0 +1,127 @@
+package redisq
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/couponq/couponq/couponq"
+)
+
+//go:embed lua/admit_many.lua
+var admitManyLua string
+
+var admitManyScript = redis.NewScript(admitManyLua)
+
+// coalescer groups concurrent admissions of one campaign into one script
+// call ("group commit"): the first caller to find no flush running becomes
+// the flusher and admits everything queued, in arrival order, until the
+// queue is empty; the others wait for their answer. It starts no
+// goroutines of its own.
+type coalescer struct {
+	q   *Queue
+	max int
+
+	mu       sync.Mutex
+	pending  map[string][]*admitCall // by campaign
+	flushing map[string]bool
+}
+
+type admitCall struct {
+	a    couponq.Admission
+	t    couponq.Ticket
+	err  error
+	done chan struct{}
+}
+
+func newCoalescer(q *Queue, max int) *coalescer {
+	return &coalescer{q: q, max: max, pending: map[string][]*admitCall{}, flushing: map[string]bool{}}
+}
+
+func (c *coalescer) admit(ctx context.Context, a couponq.Admission) (couponq.Ticket, error) {
+	if err := ctx.Err(); err != nil {
+		return couponq.Ticket{}, err // a caller already gone writes nothing
+	}
+	call := &admitCall{a: a, done: make(chan struct{})}
+	c.mu.Lock()
+	c.pending[a.Campaign] = append(c.pending[a.Campaign], call)
+	lead := !c.flushing[a.Campaign]
+	if lead {
+		c.flushing[a.Campaign] = true
+	}
+	c.mu.Unlock()
+	if lead {
+		c.flush(a.Campaign)
+	}
+	select {
+	case <-call.done:
+		return call.t, call.err
+	case <-ctx.Done():
+		// The admission may still go through; asking again answers the same ticket.
+		return couponq.Ticket{}, ctx.Err()
+	}
+}
+
+// flush admits the campaign's queued calls, batch after batch, until none is left.
+func (c *coalescer) flush(campaign string) {
+	for {
+		c.mu.Lock()
+		batch := c.pending[campaign]
+		if len(batch) > c.max {
+			batch = batch[:c.max]
+		}
+		c.pending[campaign] = c.pending[campaign][len(batch):]
+		if len(batch) == 0 {
+			delete(c.pending, campaign)
+			delete(c.flushing, campaign)
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		c.run(campaign, batch)
+	}
+}
+
+// run admits one batch; it serves many callers, so it is bounded by its own
+// timeout rather than by any one caller's context.
+func (c *coalescer) run(campaign string, batch []*admitCall) {
+	defer func() {
+		for _, call := range batch {
+			close(call.done)
+		}
+	}()
+	// Callers of one batch share one per-user limit and time; group by limit.
+	limit := max(batch[0].a.PerUserLimit, 1)
+	args := []any{limit, time.Now().UnixMilli()}
+	var sent []*admitCall
+	var rest []*admitCall
+	for _, call := range batch {
+		if max(call.a.PerUserLimit, 1) != limit {
+			rest = append(rest, call)
+			continue
+		}
+		args = append(args, call.a.User)
+		sent = append(sent, call)
+	}
+	for _, call := range rest { // rare: different limits for one campaign at once
+		call.t, call.err = c.q.admitOne(context.Background(), call.a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	k := c.q.keys(campaign)
+	res, err := admitManyScript.Run(ctx, c.q.rdb, k.AdmitKeys(), args...).Slice()
+	if err == nil && len(res) != 6*len(sent) {
+		err = fmt.Errorf("unexpected reply of %d values for %d users", len(res), len(sent))
+	}
+	for i, call := range sent {
+		if err != nil {
+			call.err = fmt.Errorf("redisq: admit: %w", err)
+			continue
+		}
+		call.t, call.err = ticket(call.a, res[6*i:6*i+6])
+	}
+}
