@@ -1,0 +1,115 @@
+// Command bench measures couponq on this machine, in one run, and writes
+// BENCHMARKS.md, results.json and the plots:
+//
+//   - HTTP admission driven by wrk (one process, distinct users, every 10th a
+//     repeat) at several concurrencies: a no-op net/http handler (the box's
+//     HTTP ceiling), V2 queue-first (plain and coalesced), and V1
+//     validate-first with a per-user and a campaign-wide lock;
+//   - admission through the Go API against redis-benchmark running the same
+//     Lua script at the same concurrency (the Redis ceiling);
+//   - the throttle: unthrottled drain to Kafka, and achieved vs configured rate;
+//   - end-to-end issuance per second, Redis → throttle → Kafka → issuer, in-memory Store.
+//
+// It needs the servers scripts/bench.sh starts (Redis, Kafka) and wrk and
+// redis-benchmark on PATH. Run it with scripts/bench.sh from the repository root.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type options struct {
+	duration time.Duration
+	concs    []int
+	out      string
+	md       string
+	script   string
+	redis    string
+	brokers  string
+	profile  string
+}
+
+func main() {
+	var o options
+	var concs string
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per HTTP scenario and concurrency")
+	flag.StringVar(&concs, "conc", "100,1000,10000", "HTTP concurrencies (connections)")
+	flag.StringVar(&o.out, "out", "docs/benchmarks", "directory for results.json and the plots")
+	flag.StringVar(&o.md, "md", "BENCHMARKS.md", "report to write")
+	flag.StringVar(&o.script, "wrk-script", "examples/bench/users.lua", "wrk Lua script")
+	flag.StringVar(&o.profile, "profile", "", "if set, write CPU profiles of the V2 scenarios to this directory")
+	flag.Parse()
+	for _, s := range strings.Split(concs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			log.Fatalf("bad -conc %q", concs)
+		}
+		o.concs = append(o.concs, n)
+	}
+	o.redis, o.brokers = os.Getenv("COUPONQ_REDIS_ADDR"), os.Getenv("COUPONQ_KAFKA_BROKERS")
+	if o.redis == "" || o.brokers == "" {
+		log.Fatal("COUPONQ_REDIS_ADDR and COUPONQ_KAFKA_BROKERS must be set: run scripts/bench.sh")
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	rep := Report{Machine: machine(), Started: time.Now().UTC(), Duration: o.duration.String()}
+
+	b, err := newBackends(ctx, o)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.close()
+
+	for _, sc := range httpScenarios {
+		for _, c := range o.concs {
+			progress("http %-12s %5d connections, %s", sc, c, o.duration)
+			r, err := b.runHTTP(ctx, sc, c)
+			if err != nil {
+				log.Fatalf("%s at %d: %v", sc, c, err)
+			}
+			progress("   %.0f req/s  p50 %.2f ms  p99 %.2f ms  non-2xx/timeouts %d  wrk cpu %.0f%% of the box",
+				r.RPS, r.P50ms, r.P99ms, r.Failed(), 100*r.LoadCPUShare)
+			rep.HTTP = append(rep.HTTP, r)
+		}
+	}
+	progress("go api vs redis-benchmark at 1000 connections")
+	if rep.RedisCeiling, err = b.runRedisCeiling(ctx, 1000, 200_000); err != nil {
+		log.Fatal(err)
+	}
+	progress("throttle: unthrottled drain, then throttled rate")
+	if rep.Throttle, err = b.runThrottle(ctx); err != nil {
+		log.Fatal(err)
+	}
+	progress("end to end: redis -> throttle -> kafka -> issuer -> in-memory store")
+	if rep.E2E, err = b.runE2E(ctx, 20_000); err != nil {
+		log.Fatal(err)
+	}
+	rep.Finished = time.Now().UTC()
+
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.out, "results.json"), js, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := plots(rep, o.out); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(o.md, []byte(markdown(rep, o)), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	progress("wrote %s, %s/results.json and plots", o.md, o.out)
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,491 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/httpapi"
+	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/lock/redislocker"
+)
+
+// The HTTP scenarios, in report order.
+var httpScenarios = []string{"noop", "v2", "v2-coalesced", "v1-user-lock", "v1-campaign-lock"}
+
+type backends struct {
+	o      options
+	rdb    *redis.Client
+	prefix string
+	cm     kafka.ConfigMap
+	topic  string
+	prod   *kafkadispatch.Dispatcher
+	seq    atomic.Int64
+}
+
+func newBackends(ctx context.Context, o options) (*backends, error) {
+	b := &backends{o: o, prefix: fmt.Sprintf("bench%d", time.Now().Unix())}
+	b.rdb = redis.NewClient(&redis.Options{Addr: o.redis, PoolSize: 1100})
+	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	b.cm = kafka.ConfigMap{"bootstrap.servers": o.brokers, "broker.address.family": "v4", "linger.ms": 5}
+	b.topic = b.prefix + "-entries"
+	if err := createTopic(ctx, b.cm, b.topic, 8); err != nil {
+		return nil, err
+	}
+	var err error
+	b.prod, err = kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: b.topic, ConfigMap: b.cm})
+	return b, err
+}
+
+func (b *backends) close() {
+	b.prod.Close()
+	iter := b.rdb.Scan(context.Background(), 0, b.prefix+":*", 1000).Iterator()
+	for iter.Next(context.Background()) {
+		b.rdb.Unlink(context.Background(), iter.Val())
+	}
+	_ = b.rdb.Close()
+}
+
+func createTopic(ctx context.Context, cm kafka.ConfigMap, topic string, partitions int) error {
+	admin, err := kafka.NewAdminClient(&cm)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	res, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}})
+	if err != nil {
+		return err
+	}
+	if res[0].Error.Code() != kafka.ErrNoError {
+		return res[0].Error
+	}
+	return nil
+}
+
+func (b *backends) campaign(mode couponq.Mode) couponq.Campaign {
+	return couponq.Campaign{ID: fmt.Sprintf("c%d", b.seq.Add(1)), Stock: 1 << 40, Mode: mode}
+}
+
+// handler builds the scenario's server side; lockWaits collects V1's lock waits.
+func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations) (http.Handler, error) {
+	if sc == "noop" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"ok":true}` + "\n"))
+		}), nil
+	}
+	catalog, err := couponq.NewCampaigns(c)
+	if err != nil {
+		return nil, err
+	}
+	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, Coalesce: sc == "v2-coalesced"})
+	if err != nil {
+		return nil, err
+	}
+	cfg := couponq.Config{Catalog: catalog, Queue: q}
+	if strings.HasPrefix(sc, "v1") {
+		tally, err := redisq.NewTally(b.rdb, b.prefix)
+		if err != nil {
+			return nil, err
+		}
+		locker, err := redislocker.New(b.rdb, b.prefix)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Tally, cfg.Locker, cfg.Dispatcher = tally, locker, b.prod
+		if sc == "v1-campaign-lock" {
+			cfg.LockScope = couponq.LockPerCampaign
+		}
+		cfg.OnAdmit = func(ev couponq.AdmitEvent) { lockWaits.add(ev.LockWait) }
+	}
+	svc, err := couponq.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User")})
+}
+
+// runHTTP serves one scenario on a loopback port and drives it with wrk.
+func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResult, error) {
+	mode := couponq.QueueFirst
+	if strings.HasPrefix(sc, "v1") {
+		mode = couponq.ValidateFirst
+	}
+	c := b.campaign(mode)
+	var waits durations
+	h, err := b.handler(sc, c, &waits)
+	if err != nil {
+		return HTTPResult{}, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return HTTPResult{}, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	if b.o.profile != "" && strings.HasPrefix(sc, "v2") {
+		f, err := os.Create(filepath.Join(b.o.profile, fmt.Sprintf("%s-%d.pprof", sc, conns)))
+		if err != nil {
+			return HTTPResult{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return HTTPResult{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	url := "http://" + ln.Addr().String() + "/campaigns/" + c.ID + "/entries"
+	cmd := exec.CommandContext(ctx, "wrk", "-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(b.o.duration.Seconds())),
+		"--timeout", "5s", "-s", b.o.script, url, "--", c.ID)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return HTTPResult{}, fmt.Errorf("wrk: %w: %s", err, errb.String())
+	}
+	wall := time.Since(start)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var w wrkJSON
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &w); err != nil {
+		return HTTPResult{}, fmt.Errorf("wrk output %q: %w", out.String(), err)
+	}
+	r := HTTPResult{Scenario: sc, Conns: conns, Requests: w.Requests, Seconds: float64(w.DurationUS) / 1e6,
+		P50ms: w.P50 / 1e3, P95ms: w.P95 / 1e3, P99ms: w.P99 / 1e3, MaxMs: w.Max / 1e3, MeanMs: w.Mean / 1e3,
+		S2xx: w.S2xx, S409: w.S409, S410: w.S410, S503: w.S503, SOther: w.SOther,
+		Timeouts: w.ErrTimeout, ConnErrors: w.ErrConnect + w.ErrRead + w.ErrWrite}
+	r.RPS = float64(r.Requests) / r.Seconds
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		r.LoadCPUShare = cpu.Seconds() / wall.Seconds() / float64(numCPU())
+	}
+	if n := waits.len(); n > 0 {
+		r.LockWaitP50ms, r.LockWaitP99ms, r.LockWaitMeanMs = waits.ms(0.50), waits.ms(0.99), waits.meanMs()
+	}
+	return r, nil
+}
+
+type wrkJSON struct {
+	Requests   int64   `json:"requests"`
+	DurationUS int64   `json:"duration_us"`
+	ErrConnect int64   `json:"err_connect"`
+	ErrRead    int64   `json:"err_read"`
+	ErrWrite   int64   `json:"err_write"`
+	ErrTimeout int64   `json:"err_timeout"`
+	S2xx       int64   `json:"s2xx"`
+	S409       int64   `json:"s409"`
+	S410       int64   `json:"s410"`
+	S503       int64   `json:"s503"`
+	SOther     int64   `json:"sother"`
+	P50        float64 `json:"p50_us"`
+	P95        float64 `json:"p95_us"`
+	P99        float64 `json:"p99_us"`
+	Max        float64 `json:"max_us"`
+	Mean       float64 `json:"mean_us"`
+}
+
+// runRedisCeiling compares admissions/s through the Go API with
+// redis-benchmark running the same single-user script, at conns each.
+func (b *backends) runRedisCeiling(ctx context.Context, conns, n int) (RedisResult, error) {
+	res := RedisResult{Conns: conns, Admissions: n}
+	sha, err := b.rdb.ScriptLoad(ctx, redisq.AdmitScript()).Result()
+	if err != nil {
+		return res, err
+	}
+	k := redisq.KeysFor(b.prefix, fmt.Sprintf("rb%d", b.seq.Add(1)))
+	host, port, _ := net.SplitHostPort(b.o.redis)
+	args := []string{"-h", host, "-p", port, "-c", fmt.Sprint(conns), "-n", fmt.Sprint(n), "-r", "100000000", "-q",
+		"EVALSHA", sha, "6"}
+	args = append(args, k.AdmitKeys()...)
+	args = append(args, "user:__rand_int__", "1", "1700000000000")
+	out, err := exec.CommandContext(ctx, "redis-benchmark", args...).CombinedOutput()
+	if err != nil {
+		return res, fmt.Errorf("redis-benchmark: %w: %s", err, out)
+	}
+	fields := strings.Fields(strings.ReplaceAll(string(out), "\r", "\n"))
+	for i, f := range fields {
+		if f == "requests" && i > 0 {
+			res.RedisBenchmark, _ = parseFloat(fields[i-1])
+		}
+	}
+	if res.RedisBenchmark == 0 {
+		return res, fmt.Errorf("redis-benchmark output not understood: %s", out)
+	}
+	for _, coalesce := range []bool{false, true} {
+		q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, Coalesce: coalesce})
+		if err != nil {
+			return res, err
+		}
+		campaign := fmt.Sprintf("go%d", b.seq.Add(1))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		start := time.Now()
+		for range conns {
+			wg.Go(func() {
+				for {
+					i := next.Add(1)
+					if i > int64(n) {
+						return
+					}
+					if _, err := q.Admit(ctx, couponq.Admission{Campaign: campaign, User: fmt.Sprintf("user:%d", i), At: time.Now()}); err != nil {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		rate := float64(n) / time.Since(start).Seconds()
+		if failed.Load() > 0 {
+			return res, fmt.Errorf("%d go api admissions failed", failed.Load())
+		}
+		if coalesce {
+			res.GoAPICoalesced = rate
+		} else {
+			res.GoAPI = rate
+		}
+	}
+	return res, nil
+}
+
+// fill admits n users into a fresh campaign's line.
+func (b *backends) fill(ctx context.Context, c couponq.Campaign, n int) (*redisq.Queue, error) {
+	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, Coalesce: true})
+	if err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	var failed atomic.Int64
+	for range 200 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if _, err := q.Admit(ctx, couponq.Admission{Campaign: c.ID, User: fmt.Sprintf("u%d", i), At: time.Now()}); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		return nil, fmt.Errorf("%d admissions failed", failed.Load())
+	}
+	return q, nil
+}
+
+// counting wraps the Kafka dispatcher to count what it accepted, and when.
+type counting struct {
+	d     couponq.Dispatcher
+	mu    sync.Mutex
+	n     int64
+	first time.Time
+	last  time.Time
+	marks []mark
+}
+
+type mark struct {
+	at time.Time
+	n  int64
+}
+
+func (c *counting) Dispatch(ctx context.Context, batch []couponq.Entry) error {
+	err := c.d.Dispatch(ctx, batch)
+	ok := int64(len(batch))
+	for _, bad := range couponq.FailedEntries(err, len(batch)) {
+		if bad {
+			ok--
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if c.n == 0 {
+		c.first = now
+	}
+	c.n += ok
+	c.last = now
+	c.marks = append(c.marks, mark{now, c.n})
+	return err
+}
+
+func (c *counting) count() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func (b *backends) runThrottle(ctx context.Context) (ThrottleResult, error) {
+	var res ThrottleResult
+	// Unthrottled: a batch as large as the line, every millisecond.
+	const drainN = 50_000
+	c := b.campaign(couponq.QueueFirst)
+	c.BatchSize, c.Interval = 5000, time.Millisecond
+	q, err := b.fill(ctx, c, drainN)
+	if err != nil {
+		return res, err
+	}
+	locker, _ := redislocker.New(b.rdb, b.prefix)
+	cd := &counting{d: b.prod}
+	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: cd, Locker: locker})
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	_ = th.Start(ctx)
+	for cd.count() < drainN && time.Since(start) < 2*time.Minute {
+		time.Sleep(2 * time.Millisecond)
+	}
+	_ = th.Stop(ctx)
+	res.DrainEntries = cd.count()
+	res.DrainPerSec = float64(cd.count()) / time.Since(start).Seconds()
+
+	// Throttled: 100 every 100 ms, configured 1,000/s, measured over 10 s.
+	c = b.campaign(couponq.QueueFirst)
+	c.BatchSize, c.Interval = 100, 100*time.Millisecond
+	q, err = b.fill(ctx, c, 20_000)
+	if err != nil {
+		return res, err
+	}
+	cd = &counting{d: b.prod}
+	th, err = dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: cd, Locker: locker})
+	if err != nil {
+		return res, err
+	}
+	_ = th.Start(ctx)
+	time.Sleep(10*time.Second + 50*time.Millisecond)
+	_ = th.Stop(ctx)
+	cd.mu.Lock()
+	defer cd.mu.Unlock()
+	// Rate over whole ticks: entries after the first batch, over the time since it.
+	window := cd.last.Sub(cd.first)
+	res.ConfiguredPerSec = float64(c.BatchSize) / c.Interval.Seconds()
+	res.AchievedPerSec = float64(cd.n-int64(c.BatchSize)) / window.Seconds()
+	maxBatch := int64(0)
+	prev := int64(0)
+	for _, m := range cd.marks {
+		maxBatch = max(maxBatch, m.n-prev)
+		prev = m.n
+	}
+	res.MaxBatch = maxBatch
+	res.Ticks = len(cd.marks)
+	return res, nil
+}
+
+// runE2E admits n users for a stock of n, then measures issuance per second
+// through the whole pipeline with the in-memory Store.
+func (b *backends) runE2E(ctx context.Context, n int) (E2EResult, error) {
+	c := b.campaign(couponq.QueueFirst)
+	c.Stock, c.BatchSize, c.Interval = int64(n), 2000, 10*time.Millisecond
+	q, err := b.fill(ctx, c, n)
+	if err != nil {
+		return E2EResult{}, err
+	}
+	catalog, _ := couponq.NewCampaigns(c)
+	locker, _ := redislocker.New(b.rdb, b.prefix)
+	topic := fmt.Sprintf("%s-e2e%d", b.prefix, b.seq.Add(1))
+	if err := createTopic(ctx, b.cm, topic, 8); err != nil {
+		return E2EResult{}, err
+	}
+	prod, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: topic, ConfigMap: b.cm})
+	if err != nil {
+		return E2EResult{}, err
+	}
+	defer prod.Close()
+	cons, err := kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: topic, Group: topic + "-g", ConfigMap: b.cm})
+	if err != nil {
+		return E2EResult{}, err
+	}
+	store := memory.NewStore()
+	var first, last atomic.Int64
+	iss, err := issuer.New(issuer.Config{Consumer: cons, Store: store, Catalog: catalog, Recorder: q, Locker: locker,
+		OnIssue: func(issuer.Event) {
+			now := time.Now().UnixNano()
+			first.CompareAndSwap(0, now)
+			last.Store(now)
+		}})
+	if err != nil {
+		return E2EResult{}, err
+	}
+	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: prod, Locker: locker})
+	if err != nil {
+		return E2EResult{}, err
+	}
+	_ = iss.Start(ctx)
+	// Let the consumer join its group before the clock starts.
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	_ = th.Start(ctx)
+	for store.Issued(c.ID) < int64(n) && time.Since(start) < 3*time.Minute {
+		time.Sleep(5 * time.Millisecond)
+	}
+	total := time.Since(start)
+	_ = th.Stop(ctx)
+	_ = iss.Stop(ctx)
+	if store.Issued(c.ID) < int64(n) {
+		return E2EResult{}, errors.New("end to end did not finish in 3 minutes")
+	}
+	steady := time.Duration(last.Load() - first.Load())
+	return E2EResult{Entries: n, Seconds: total.Seconds(), IssuedPerSec: float64(n) / total.Seconds(),
+		SteadyIssuedPerSec: float64(n) / steady.Seconds()}, nil
+}
+
+// durations collects samples safely.
+type durations struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (d *durations) add(x time.Duration) { d.mu.Lock(); d.d = append(d.d, x); d.mu.Unlock() }
+func (d *durations) len() int            { d.mu.Lock(); defer d.mu.Unlock(); return len(d.d) }
+func (d *durations) ms(q float64) float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := slices.Clone(d.d)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))]) / 1e6
+}
+func (d *durations) meanMs() float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var sum time.Duration
+	for _, x := range d.d {
+		sum += x
+	}
+	return float64(sum) / float64(len(d.d)) / 1e6
+}
