@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,7 +48,14 @@ func main() {
 	flag.StringVar(&o.md, "md", "BENCHMARKS.md", "report to write")
 	flag.StringVar(&o.script, "wrk-script", "examples/bench/users.lua", "wrk Lua script")
 	flag.StringVar(&o.profile, "profile", "", "if set, write CPU profiles of the V2 scenarios to this directory")
+	from := flag.String("from", "", "re-render the report and plots from this results.json instead of measuring")
 	flag.Parse()
+	if *from != "" {
+		if err := render(*from, o); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	for _, s := range strings.Split(concs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
@@ -95,6 +103,8 @@ func main() {
 	if rep.E2E, err = b.runE2E(ctx, 20_000); err != nil {
 		log.Fatal(err)
 	}
+	progress("micro-benchmarks (go test -bench)")
+	rep.Micro = microBenchmarks(ctx)
 	rep.Finished = time.Now().UTC()
 
 	js, _ := json.MarshalIndent(rep, "", "  ")
@@ -108,6 +118,42 @@ func main() {
 		log.Fatal(err)
 	}
 	progress("wrote %s, %s/results.json and plots", o.md, o.out)
+}
+
+// render rewrites the report and plots from a saved run.
+func render(path string, o options) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return err
+	}
+	if err := plots(rep, o.out); err != nil {
+		return err
+	}
+	return os.WriteFile(o.md, []byte(markdown(rep, o)), 0o644)
+}
+
+// microBenchmarks runs the hot-path testing.B benchmarks and keeps their result lines.
+func microBenchmarks(ctx context.Context) []string {
+	var lines []string
+	for _, args := range [][]string{
+		{"test", "-run", "^$", "-bench", ".", "-benchmem", "./dispatch/wire/", "./issuer/"},
+		{"test", "-run", "^$", "-bench", "^BenchmarkAdmit$", "-benchmem", "-benchtime", "100000x", "./couponq/redisq/"},
+	} {
+		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+		if err != nil {
+			lines = append(lines, fmt.Sprintf("go %s: %v", strings.Join(args, " "), err))
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "Benchmark") {
+				lines = append(lines, strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
+	return lines
 }
 
 func progress(format string, args ...any) {
