@@ -178,3 +178,19 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 	t.Logf("batches=%d max_batch=%d injected_store_errors=%d lost_commits=%d",
 		batches.Load(), maxBatch.Load(), storeErrs.Load(), lostCommits.Load())
 }
+
+// MaxInWindow returns the most of the given times that fall in any window
+// of the given length. A throttle ticking every Interval puts at most k+1
+// batches in a window of k Intervals, however late single ticks come; two
+// leaders at once put about twice that.
+func MaxInWindow(times []time.Time, window time.Duration) int {
+	best := 0
+	for i := range times {
+		n := 0
+		for j := i; j < len(times) && times[j].Sub(times[i]) < window; j++ {
+			n++
+		}
+		best = max(best, n)
+	}
+	return best
+}
