@@ -4,11 +4,13 @@
 //	go run ./examples/redis-kafka/api -redis 127.0.0.1:6379
 //
 // The user is read from the X-User header: stand-in for real authentication.
+// Admission counters are at /debug/vars (expvar, package couponq/metrics).
 package main
 
 import (
 	"context"
 	"errors"
+	"expvar"
 	"flag"
 	"log/slog"
 	"net/http"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/httpapi"
+	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/couponq/redisq"
 )
 
@@ -52,7 +55,8 @@ func run(log *slog.Logger, addr, redisAddr string, c couponq.Campaign) error {
 	if err != nil {
 		return err
 	}
-	svc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: queue, Logger: log})
+	m := metrics.NewExpvar("couponq")
+	svc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: queue, Logger: log, OnAdmit: m.OnAdmit})
 	if err != nil {
 		return err
 	}
@@ -60,7 +64,10 @@ func run(log *slog.Logger, addr, redisAddr string, c couponq.Campaign) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.Handle("GET /debug/vars", expvar.Handler()) // admission counters
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("api listening", "addr", addr, "campaign", c.ID)

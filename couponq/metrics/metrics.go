@@ -1,0 +1,86 @@
+// Package metrics adapts couponq's metric hooks to the standard library's
+// expvar, so counters show at /debug/vars with no dependency. Other
+// backends (Prometheus, OpenTelemetry) follow the same shape: a type whose
+// methods are the hooks.
+//
+//	m := metrics.NewExpvar("couponq")
+//	couponq.New(couponq.Config{..., OnAdmit: m.OnAdmit})
+//	dispatch.New(dispatch.Config{..., OnTick: m.OnTick})
+//	issuer.New(issuer.Config{..., OnIssue: m.OnIssue})
+package metrics
+
+import (
+	"errors"
+	"expvar"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/issuer"
+)
+
+// Expvar counts admissions, throttle ticks and decisions in an expvar.Map.
+// Keys: admit.accepted, admit.repeat, admit.<reason> (sold_out, duplicate,
+// closed, not_open, busy, unavailable, invalid, other), admit.lock_wait_us
+// (V1, summed), throttle.ticks, throttle.moved, throttle.failed,
+// throttle.errors, issue.issued, issue.<reason> (sold_out, duplicate,
+// failed). Its methods are safe for concurrent use.
+type Expvar struct {
+	m *expvar.Map
+}
+
+// NewExpvar publishes a new map under name; it panics if name is taken, as
+// expvar.Publish does.
+func NewExpvar(name string) *Expvar {
+	return &Expvar{m: expvar.NewMap(name)}
+}
+
+// Map returns the underlying map.
+func (e *Expvar) Map() *expvar.Map { return e.m }
+
+// OnAdmit is a couponq.Config.OnAdmit hook.
+func (e *Expvar) OnAdmit(ev couponq.AdmitEvent) {
+	if ev.LockWait > 0 {
+		e.m.Add("admit.lock_wait_us", ev.LockWait.Microseconds())
+	}
+	switch err := ev.Err; {
+	case err == nil && ev.Repeat:
+		e.m.Add("admit.repeat", 1)
+	case err == nil:
+		e.m.Add("admit.accepted", 1)
+	case errors.Is(err, couponq.ErrSoldOut):
+		e.m.Add("admit.sold_out", 1)
+	case errors.Is(err, couponq.ErrDuplicate):
+		e.m.Add("admit.duplicate", 1)
+	case errors.Is(err, couponq.ErrClosed):
+		e.m.Add("admit.closed", 1)
+	case errors.Is(err, couponq.ErrNotOpen):
+		e.m.Add("admit.not_open", 1)
+	case errors.Is(err, couponq.ErrBusy):
+		e.m.Add("admit.busy", 1)
+	case errors.Is(err, couponq.ErrUnavailable):
+		e.m.Add("admit.unavailable", 1)
+	case errors.Is(err, couponq.ErrInvalidID), errors.Is(err, couponq.ErrUnknownCampaign):
+		e.m.Add("admit.invalid", 1)
+	default:
+		e.m.Add("admit.other", 1)
+	}
+}
+
+// OnTick is a dispatch.Config.OnTick hook.
+func (e *Expvar) OnTick(ev dispatch.TickEvent) {
+	e.m.Add("throttle.ticks", 1)
+	e.m.Add("throttle.moved", int64(ev.Leased-ev.Failed))
+	e.m.Add("throttle.failed", int64(ev.Failed))
+	if ev.Err != nil {
+		e.m.Add("throttle.errors", 1)
+	}
+}
+
+// OnIssue is an issuer.Config.OnIssue hook.
+func (e *Expvar) OnIssue(ev issuer.Event) {
+	if ev.Result.State == couponq.StateIssued {
+		e.m.Add("issue.issued", 1)
+		return
+	}
+	e.m.Add("issue."+string(ev.Result.Reason), 1)
+}
