@@ -16,6 +16,7 @@ fi
 
 step "go vet"
 go vet ./...
+(cd examples/bench && go vet ./...) # the benchmark tool is its own module
 
 step "core packages build without cgo (only the Kafka transport needs cgo)"
 core=$(go list ./couponq/... ./lock/... ./dispatch/... ./issuer/... | grep -v /kafkadispatch)
