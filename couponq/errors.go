@@ -44,10 +44,17 @@ type PartialError struct {
 }
 
 func (e *PartialError) Error() string {
-	for _, err := range e.Failed {
-		return "couponq: dispatch failed for " + strconv.Itoa(len(e.Failed)) + " entries: " + err.Error()
+	first, cause := -1, error(nil)
+	for i, err := range e.Failed {
+		if first < 0 || i < first {
+			first, cause = i, err
+		}
 	}
-	return "couponq: dispatch partially failed"
+	if cause == nil {
+		return "couponq: dispatch partially failed"
+	}
+	return "couponq: dispatch failed for " + strconv.Itoa(len(e.Failed)) + " entries, first at index " +
+		strconv.Itoa(first) + ": " + cause.Error()
 }
 
 // Unwrap returns the per-entry causes so errors.Is sees them.
