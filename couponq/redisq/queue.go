@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,6 +80,7 @@ type Queue struct {
 	prefix     string
 	maxRecover int
 	coalesce   *coalescer
+	keyCache   sync.Map // campaign -> Keys (one per campaign seen), so hot paths build no key strings
 }
 
 var _ couponq.Queue = (*Queue)(nil)
@@ -123,7 +125,14 @@ func KeysFor(prefix, campaign string) Keys {
 	}
 }
 
-func (q *Queue) keys(campaign string) Keys { return KeysFor(q.prefix, campaign) }
+func (q *Queue) keys(campaign string) Keys {
+	if k, ok := q.keyCache.Load(campaign); ok {
+		return k.(Keys)
+	}
+	k := KeysFor(q.prefix, campaign)
+	q.keyCache.Store(campaign, k)
+	return k
+}
 
 // AdmitKeys returns, in order, the KEYS the admission script takes.
 func (k Keys) AdmitKeys() []string {
