@@ -2,6 +2,8 @@ package kafkadispatch_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,4 +118,56 @@ func TestConfigValidation(t *testing.T) {
 	_, err = kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: "t"})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
 	_ = wire.Version
+}
+
+// A second consumer joins mid-stream and the first leaves later: two
+// rebalances with work in hand. Every entry is handled; some may come twice.
+func TestRebalancesLoseNothing(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, 6)
+	d, _ := newTransport(t, brokers, topic)
+	const n = 3000
+	batch := make([]couponq.Entry, n)
+	for i := range batch {
+		batch[i] = couponq.Entry{Campaign: "rb", User: fmt.Sprintf("u%d", i), Number: int64(i + 1), AdmittedAt: time.Now()}
+	}
+	for i := 0; i < n; i += 500 {
+		require.NoError(t, d.Dispatch(context.Background(), batch[i:i+500]))
+	}
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	handled := func(ctx context.Context, e couponq.Entry) error {
+		time.Sleep(500 * time.Microsecond) // work in hand when the rebalance comes
+		mu.Lock()
+		seen[e.Key()]++
+		mu.Unlock()
+		return nil
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	start := func() (stop func()) {
+		c, err := kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: topic, Group: topic + "-group",
+			ConfigMap: kafkatest.Config(brokers)})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Consume(ctx, handled) }()
+		return func() { cancel(); require.NoError(t, <-done) }
+	}
+	stopA := start()
+	require.Eventually(t, func() bool { return count() >= 300 }, 60*time.Second, time.Millisecond)
+	stopB := start() // rebalance: A gives partitions up with work in hand
+	defer stopB()
+	require.Eventually(t, func() bool { return count() >= 1500 }, 60*time.Second, time.Millisecond)
+	stopA() // rebalance again: B takes everything
+	require.Eventually(t, func() bool { return count() == n }, 90*time.Second, 5*time.Millisecond, "every entry handled")
+	mu.Lock()
+	twice := 0
+	for _, k := range seen {
+		if k > 1 {
+			twice++
+		}
+	}
+	mu.Unlock()
+	t.Logf("%d entries handled, %d of them more than once", n, twice)
 }
