@@ -75,7 +75,7 @@ func (m *Memory) Dispatch(ctx context.Context, batch []couponq.Entry) error {
 	m.mu.Unlock()
 	m.wake()
 	if len(failed) == len(batch) && len(batch) > 0 {
-		return errors.Join(mapValues(failed)...)
+		return errors.Join((&couponq.PartialError{Failed: failed}).Unwrap()...)
 	}
 	if len(failed) > 0 {
 		return &couponq.PartialError{Failed: failed}
@@ -157,12 +157,4 @@ func (m *Memory) wake() {
 	case m.notify <- struct{}{}:
 	default:
 	}
-}
-
-func mapValues(m map[int]error) []error {
-	out := make([]error, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }

@@ -236,32 +236,13 @@ func (s *session) stopAll() {
 // handle processes one message until it is handled or dead-lettered (true),
 // or ctx ends first (false: not stored, so it comes again).
 func (s *session) handle(ctx context.Context, m *kafka.Message) bool {
-	e, err := wire.Decode(m.Value)
-	if err != nil {
-		for ctx.Err() == nil {
-			if derr := s.deadLetter(ctx, m, err); derr == nil {
-				break
-			} else {
-				s.c.log.Error("couponq/kafkadispatch: dead-letter", "err", derr)
-				sleep(ctx, s.c.cfg.RetryBackoff)
-			}
-		}
+	var done bool
+	if e, err := wire.Decode(m.Value); err != nil {
+		done = s.retry(ctx, "dead-letter", func() error { return s.deadLetter(ctx, m, err) })
 	} else {
-		for {
-			herr := s.h(ctx, e)
-			if herr == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return false
-			}
-			s.c.log.Warn("couponq/kafkadispatch: handler failed; retrying", "key", e.Key(), "err", herr)
-			if !sleep(ctx, s.c.cfg.RetryBackoff) {
-				return false
-			}
-		}
+		done = s.retry(ctx, "handler "+e.Key(), func() error { return s.h(ctx, e) })
 	}
-	if ctx.Err() != nil && err != nil {
+	if !done {
 		return false
 	}
 	next := m.TopicPartition
@@ -272,6 +253,24 @@ func (s *session) handle(ctx context.Context, m *kafka.Message) bool {
 		s.c.log.Warn("couponq/kafkadispatch: store offset", "err", serr)
 	}
 	return true
+}
+
+// retry calls fn until it succeeds (true) or ctx ends (false), pausing
+// RetryBackoff after each failure.
+func (s *session) retry(ctx context.Context, what string, fn func() error) bool {
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		s.c.log.Warn("couponq/kafkadispatch: failed; retrying", "what", what, "err", err)
+		if !sleep(ctx, s.c.cfg.RetryBackoff) {
+			return false
+		}
+	}
 }
 
 func (s *session) deadLetter(ctx context.Context, m *kafka.Message, reason error) error {

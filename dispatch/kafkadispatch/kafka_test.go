@@ -14,7 +14,6 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/dispatch/dispatchtest"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
-	"github.com/couponq/couponq/dispatch/wire"
 	"github.com/couponq/couponq/internal/kafkatest"
 )
 
@@ -117,7 +116,6 @@ func TestConfigValidation(t *testing.T) {
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "acks=1 refused")
 	_, err = kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: "t"})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
-	_ = wire.Version
 }
 
 // A second consumer joins mid-stream and the first leaves later: two

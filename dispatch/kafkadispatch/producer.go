@@ -187,7 +187,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, batch []couponq.Entry) error 
 	case len(failed) == 0:
 		return nil
 	case len(failed) == len(batch):
-		return errors.Join(values(failed)...)
+		return errors.Join((&couponq.PartialError{Failed: failed}).Unwrap()...)
 	default:
 		return &couponq.PartialError{Failed: failed}
 	}
@@ -235,12 +235,4 @@ func (d *Dispatcher) Close() {
 func isFatal(err error) bool {
 	var ke kafka.Error
 	return errors.As(err, &ke) && (ke.IsFatal() || ke.Code() == kafka.ErrFatal)
-}
-
-func values(m map[int]error) []error {
-	out := make([]error, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
