@@ -91,6 +91,33 @@ type Store interface {
 	Issue(ctx context.Context, r IssueRequest) (Issuance, error)
 }
 
+// BatchStore is a Store that can decide many requests in one round trip (one
+// transaction, one script). The issuer uses it, when the Store has it, to
+// decide a whole delivered batch at once instead of one call per entry.
+type BatchStore interface {
+	Store
+	// IssueBatch decides rs in slice order, exactly as if Issue were called
+	// for each request in turn, and returns one Issuance per request (same
+	// index). The laws of Issue hold per request: a Key repeated within the
+	// batch or from an earlier call gets the first outcome back, a user at
+	// PerUserLimit gets AlreadyIssued, and each Issuance.SoldOut tells
+	// whether stock remained after that request. The requests may name
+	// several campaigns. On error nothing is returned and any subset of the
+	// requests may have been decided; retrying the same batch is safe, since
+	// decided keys answer with their first outcome.
+	IssueBatch(ctx context.Context, rs []IssueRequest) ([]Issuance, error)
+}
+
+// IssuedCounter is implemented by Recorders that count, per campaign, the
+// distinct entries recorded as issued. The issuer compares that count with
+// the campaign's Stock after recording issuances: a count above Stock means
+// the Store over-issued (for example, two workers each running their own
+// in-memory Store), which the issuer reports at error level and through
+// its OnOverIssue hook.
+type IssuedCounter interface {
+	IssuedCount(ctx context.Context, campaign string) (int64, error)
+}
+
 // StoreFunc adapts a function to Store.
 type StoreFunc func(ctx context.Context, r IssueRequest) (Issuance, error)
 
@@ -114,6 +141,21 @@ func (f DispatcherFunc) Dispatch(ctx context.Context, batch []Entry) error { ret
 // Handler processes one delivered entry. Returning nil commits the delivery;
 // returning an error leaves it to be delivered again.
 type Handler func(ctx context.Context, e Entry) error
+
+// BatchHandler processes several delivered entries at once. Returning nil
+// commits every entry of the batch; returning an error leaves them all to be
+// delivered again (the Store answers redelivered keys with their first
+// outcome, so entries decided before the error are not decided twice).
+type BatchHandler func(ctx context.Context, batch []Entry) error
+
+// BatchConsumer is a Consumer that can also deliver entries in batches.
+type BatchConsumer interface {
+	Consumer
+	// ConsumeBatches is Consume with batches: h gets up to max entries (at
+	// least one) that are ready at once; it never waits to fill a batch.
+	// Entries of one batch keep their delivery order.
+	ConsumeBatches(ctx context.Context, max int, h BatchHandler) error
+}
 
 // Consumer is the Dispatcher's receiving side. It delivers every dispatched
 // entry at least once: an entry is delivered again if its handler returned
