@@ -28,7 +28,10 @@ func NewQueue(now func() time.Time) *Queue {
 	return &Queue{campaigns: make(map[string]*line), now: now}
 }
 
-var _ couponq.Queue = (*Queue)(nil)
+var (
+	_ couponq.Queue         = (*Queue)(nil)
+	_ couponq.IssuedCounter = (*Queue)(nil)
+)
 
 type line struct {
 	seq     int64
@@ -37,6 +40,7 @@ type line struct {
 	entries map[int64]couponq.Entry
 	users   map[string]*userRec
 	soldOut bool
+	issued  int64 // distinct entries recorded as issued
 }
 
 type deadline struct {
@@ -274,6 +278,7 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		}
 		if issued && !slices.Contains(u.issued, num) {
 			u.issued = append(u.issued, num)
+			l.issued++
 		}
 		delete(l.flight, num)
 		l.remove(num)
@@ -291,6 +296,19 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		u.entry, u.state, u.reason, u.id = num, r.State, r.Reason, r.IssuanceID
 	}
 	return nil
+}
+
+// IssuedCount implements couponq.IssuedCounter.
+func (q *Queue) IssuedCount(ctx context.Context, campaign string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if l := q.campaigns[campaign]; l != nil {
+		return l.issued, nil
+	}
+	return 0, nil
 }
 
 // MarkSoldOut implements couponq.Recorder.

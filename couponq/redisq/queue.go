@@ -83,7 +83,10 @@ type Queue struct {
 	keyCache   sync.Map // campaign -> Keys (one per campaign seen), so hot paths build no key strings
 }
 
-var _ couponq.Queue = (*Queue)(nil)
+var (
+	_ couponq.Queue         = (*Queue)(nil)
+	_ couponq.IssuedCounter = (*Queue)(nil)
+)
 
 // New validates cfg and returns a Queue.
 func New(cfg Config) (*Queue, error) {
@@ -112,7 +115,9 @@ func New(cfg Config) (*Queue, error) {
 // Keys names the Redis keys of one campaign.
 type Keys struct {
 	Seq, Line, Flight, Held, Done, SoldOut, Clock string
-	V1Users, V1Count                              string
+	// Issued counts the distinct entries recorded as issued.
+	Issued           string
+	V1Users, V1Count string
 }
 
 // KeysFor returns the keys of campaign under prefix.
@@ -120,7 +125,7 @@ func KeysFor(prefix, campaign string) Keys {
 	base := prefix + ":{" + campaign + "}:"
 	return Keys{
 		Seq: base + "seq", Line: base + "line", Flight: base + "flight", Held: base + "held",
-		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock",
+		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock", Issued: base + "issued",
 		V1Users: base + "v1:users", V1Count: base + "v1:count",
 	}
 }
@@ -260,10 +265,23 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		args = append(args, r.Entry.User, r.Entry.Number, string(r.State), string(r.Reason), r.IssuanceID)
 	}
 	k := q.keys(campaign)
-	if err := recordScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done}, args...).Err(); err != nil {
+	if err := recordScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.Issued}, args...).Err(); err != nil {
 		return fmt.Errorf("redisq: record: %w", err)
 	}
 	return nil
+}
+
+// IssuedCount implements couponq.IssuedCounter: how many distinct entries of
+// the campaign Record has seen as issued.
+func (q *Queue) IssuedCount(ctx context.Context, campaign string) (int64, error) {
+	n, err := q.rdb.Get(ctx, q.keys(campaign).Issued).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisq: issued count: %w", err)
+	}
+	return n, nil
 }
 
 // MarkSoldOut implements couponq.Recorder.

@@ -22,7 +22,7 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/kafkatest"
-	"github.com/couponq/couponq/internal/redisstore"
+	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -52,7 +52,8 @@ func newRig(t *testing.T, stock int64, batch int, interval time.Duration) *rig {
 	require.NoError(t, err)
 	r.queue, err = redisq.New(redisq.Config{Client: rdb, Prefix: r.prefix})
 	require.NoError(t, err)
-	r.store = redisstore.New(rdb, r.prefix)
+	r.store, err = redisstore.New(redisstore.Config{Client: rdb, Prefix: r.prefix})
+	require.NoError(t, err)
 	r.svc, err = couponq.New(couponq.Config{Catalog: r.catalog, Queue: r.queue})
 	require.NoError(t, err)
 	return r
@@ -220,7 +221,11 @@ func runWorker() int {
 		return 1
 	}
 	queue, _ := redisq.New(redisq.Config{Client: rdb, Prefix: os.Getenv("W_PREFIX")})
-	inner := redisstore.New(rdb, os.Getenv("W_PREFIX"))
+	inner, err := redisstore.New(redisstore.Config{Client: rdb, Prefix: os.Getenv("W_PREFIX")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	slow := couponq.StoreFunc(func(ctx context.Context, r couponq.IssueRequest) (couponq.Issuance, error) {
 		time.Sleep(2 * time.Millisecond)
 		return inner.Issue(ctx, r)

@@ -2,7 +2,7 @@
 -- decided entry keeps its first outcome except that an issuance replaces a
 -- rejection; a duplicate rejection never replaces an issued status; a result
 -- for an older entry only counts toward the user's issuances.
--- KEYS: 1 line, 2 flight, 3 held, 4 done
+-- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 issued (count of distinct entries recorded as issued)
 -- ARGV: user, entry, state, reason, issuance id (five per result)
 -- done records are msgpack arrays {state, entry, reason, id, issued entry...}.
 for i = 1, #ARGV, 5 do
@@ -28,7 +28,10 @@ for i = 1, #ARGV, 5 do
       if r[j] == n then counted = true end
     end
   end
-  if issued and not counted then nums[#nums + 1] = n end
+  if issued and not counted then
+    nums[#nums + 1] = n
+    redis.call('INCR', KEYS[5])
+  end
 
   if waiting and tonumber(waiting) == n then
     redis.call('ZREM', KEYS[1], user)
