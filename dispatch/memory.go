@@ -38,8 +38,8 @@ type Memory struct {
 }
 
 var (
-	_ couponq.Dispatcher = (*Memory)(nil)
-	_ couponq.Consumer   = (*Memory)(nil)
+	_ couponq.Dispatcher    = (*Memory)(nil)
+	_ couponq.BatchConsumer = (*Memory)(nil)
 )
 
 // NewMemory returns an empty Memory transport.
@@ -96,21 +96,33 @@ func (m *Memory) Consume(ctx context.Context, h couponq.Handler) error {
 	if h == nil {
 		return fmt.Errorf("%w: dispatch: nil handler", couponq.ErrInvalidConfig)
 	}
+	return m.ConsumeBatches(ctx, 1, func(ctx context.Context, b []couponq.Entry) error { return h(ctx, b[0]) })
+}
+
+// ConsumeBatches implements couponq.BatchConsumer: each worker takes up to
+// max entries that are ready and hands them to h together.
+func (m *Memory) ConsumeBatches(ctx context.Context, max int, h couponq.BatchHandler) error {
+	if h == nil {
+		return fmt.Errorf("%w: dispatch: nil handler", couponq.ErrInvalidConfig)
+	}
+	if max < 1 {
+		return fmt.Errorf("%w: dispatch: batch max must be >= 1, got %d", couponq.ErrInvalidConfig, max)
+	}
 	var wg sync.WaitGroup
 	for range m.cfg.Workers {
-		wg.Go(func() { m.work(ctx, h) })
+		wg.Go(func() { m.work(ctx, max, h) })
 	}
 	wg.Wait()
 	return nil
 }
 
-func (m *Memory) work(ctx context.Context, h couponq.Handler) {
+func (m *Memory) work(ctx context.Context, max int, h couponq.BatchHandler) {
 	for {
-		e, ok := m.next(ctx)
+		batch, ok := m.next(ctx, max)
 		if !ok {
 			return
 		}
-		if err := h(ctx, e); err != nil {
+		if err := h(ctx, batch); err != nil {
 			// Not committed: deliver again after a pause (at once if we are stopping).
 			t := time.NewTimer(m.cfg.RedeliveryDelay)
 			select {
@@ -119,34 +131,37 @@ func (m *Memory) work(ctx context.Context, h couponq.Handler) {
 			}
 			t.Stop()
 			m.mu.Lock()
-			m.ready = append(m.ready, e)
+			m.ready = append(m.ready, batch...)
 			m.mu.Unlock()
 			m.wake()
 		}
 	}
 }
 
-func (m *Memory) next(ctx context.Context) (couponq.Entry, bool) {
+// next waits for ready entries and takes up to max of them.
+func (m *Memory) next(ctx context.Context, max int) ([]couponq.Entry, bool) {
 	for {
 		if ctx.Err() != nil {
-			return couponq.Entry{}, false
+			return nil, false
 		}
 		m.mu.Lock()
 		if len(m.ready) > 0 {
-			e := m.ready[0]
-			m.ready[0] = couponq.Entry{}
-			m.ready = m.ready[1:]
+			n := min(max, len(m.ready))
+			batch := make([]couponq.Entry, n)
+			copy(batch, m.ready)
+			clear(m.ready[:n])
+			m.ready = m.ready[n:]
 			more := len(m.ready) > 0
 			m.mu.Unlock()
 			if more {
 				m.wake() // let another worker in
 			}
-			return e, true
+			return batch, true
 		}
 		m.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return couponq.Entry{}, false
+			return nil, false
 		case <-m.notify:
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/couponq/couponq/couponq"
@@ -61,6 +62,29 @@ type Config struct {
 	Logger *slog.Logger
 	// OnIssue, if set, is called after each entry is decided (a metrics hook).
 	OnIssue func(Event)
+	// MaxBatch is the most entries decided together, in one
+	// couponq.BatchStore.IssueBatch call and one Record call per campaign.
+	// The batch path is taken when the Store is a couponq.BatchStore, the
+	// Consumer a couponq.BatchConsumer and Locker is nil (a lock per user
+	// around a call that decides many users would serialise unrelated
+	// users; the Store's own atomicity is the guard). Zero means 100; 1
+	// turns the batch path off.
+	MaxBatch int
+	// OnOverIssue, if set, is called when the Recorder (a
+	// couponq.IssuedCounter) counts more distinct issued entries for a
+	// campaign than its Stock: the Store over-issued, for example because
+	// each worker ran its own in-memory Store. It is called again only when
+	// the count grows further. The issuer logs the same at error level.
+	OnOverIssue func(OverIssue)
+}
+
+// OverIssue reports that a campaign's recorded issuances exceed its stock.
+type OverIssue struct {
+	Campaign string
+	// Issued is the count of distinct entries recorded as issued.
+	Issued int64
+	// Stock is the campaign's stock when the count was read.
+	Stock int64
 }
 
 // Event describes one decided entry.
@@ -76,6 +100,10 @@ type Issuer struct {
 	cfg    Config
 	log    *slog.Logger
 	runner lifecycle.Runner
+
+	counter  couponq.IssuedCounter // the Recorder's, if it counts
+	overMu   sync.Mutex
+	overSeen map[string]int64 // campaign -> highest over-issued count reported
 }
 
 // New validates cfg and returns an Issuer.
@@ -83,8 +111,11 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.Consumer == nil || cfg.Store == nil || cfg.Catalog == nil || cfg.Recorder == nil {
 		return nil, fmt.Errorf("%w: issuer: Consumer, Store, Catalog and Recorder are required", couponq.ErrInvalidConfig)
 	}
-	if cfg.LockTTL < 0 || cfg.LockWait < 0 || cfg.MaxAttempts < 0 {
-		return nil, fmt.Errorf("%w: issuer: LockTTL, LockWait and MaxAttempts must be >= 0", couponq.ErrInvalidConfig)
+	if cfg.LockTTL < 0 || cfg.LockWait < 0 || cfg.MaxAttempts < 0 || cfg.MaxBatch < 0 {
+		return nil, fmt.Errorf("%w: issuer: LockTTL, LockWait, MaxAttempts and MaxBatch must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 100
 	}
 	if cfg.LockTTL == 0 {
 		cfg.LockTTL = 5 * time.Second
@@ -105,12 +136,26 @@ func New(cfg Config) (*Issuer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Issuer{cfg: cfg, log: log}, nil
+	it := &Issuer{cfg: cfg, log: log, overSeen: map[string]int64{}}
+	it.counter, _ = cfg.Recorder.(couponq.IssuedCounter)
+	return it, nil
+}
+
+// Batching reports whether Run takes the batch path (see Config.MaxBatch).
+func (i *Issuer) Batching() bool {
+	_, bs := i.cfg.Store.(couponq.BatchStore)
+	_, bc := i.cfg.Consumer.(couponq.BatchConsumer)
+	return bs && bc && i.cfg.Locker == nil && i.cfg.MaxBatch > 1
 }
 
 // Run consumes until ctx is done, waits for the entries in hand, and returns
 // nil (or the Consumer's error if it cannot go on).
-func (i *Issuer) Run(ctx context.Context) error { return i.cfg.Consumer.Consume(ctx, i.Handle) }
+func (i *Issuer) Run(ctx context.Context) error {
+	if i.Batching() {
+		return i.cfg.Consumer.(couponq.BatchConsumer).ConsumeBatches(ctx, i.cfg.MaxBatch, i.HandleBatch)
+	}
+	return i.cfg.Consumer.Consume(ctx, i.Handle)
+}
 
 // Start runs the issuer in a goroutine until Stop.
 func (i *Issuer) Start(ctx context.Context) error { return i.runner.Start(ctx, i.Run) }
@@ -180,6 +225,25 @@ func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry
 		}
 		return i.deadLetter(ctx, e, fmt.Errorf("store failed %d times: %w", attempts, err))
 	}
+	res, ok := result(e, iss)
+	if !ok {
+		return i.deadLetter(ctx, e, fmt.Errorf("%w: store answered unknown outcome %d", errPermanent, iss.Outcome))
+	}
+	if err := i.record(ctx, res, iss.SoldOut || iss.Outcome == couponq.SoldOut); err != nil {
+		return err
+	}
+	if res.State == couponq.StateIssued {
+		i.checkOverIssue(ctx, c)
+	}
+	if i.cfg.OnIssue != nil {
+		i.cfg.OnIssue(Event{Entry: e, Result: res, Attempts: attempts, Duration: time.Since(start)})
+	}
+	return nil
+}
+
+// result turns the Store's answer into the recorded result; ok is false for
+// an outcome the issuer does not know.
+func result(e couponq.Entry, iss couponq.Issuance) (couponq.Result, bool) {
 	res := couponq.Result{Entry: e}
 	switch iss.Outcome {
 	case couponq.Issued:
@@ -189,34 +253,65 @@ func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry
 	case couponq.SoldOut:
 		res.State, res.Reason = couponq.StateRejected, couponq.ReasonSoldOut
 	default:
-		return i.deadLetter(ctx, e, fmt.Errorf("%w: store answered unknown outcome %d", errPermanent, iss.Outcome))
+		return res, false
 	}
-	if err := i.record(ctx, res, iss.SoldOut || iss.Outcome == couponq.SoldOut); err != nil {
-		return err
+	return res, true
+}
+
+// checkOverIssue compares the recorded issuances with the stock and reports
+// an over-issue once per growth of the count. A failed read is only logged:
+// the check is a detector, not a guard.
+func (i *Issuer) checkOverIssue(ctx context.Context, c couponq.Campaign) {
+	if i.counter == nil {
+		return
 	}
-	if i.cfg.OnIssue != nil {
-		i.cfg.OnIssue(Event{Entry: e, Result: res, Attempts: attempts, Duration: time.Since(start)})
+	n, err := i.counter.IssuedCount(ctx, c.ID)
+	if err != nil {
+		i.log.Warn("couponq: issuer could not read the issued count", "campaign", c.ID, "err", err)
+		return
 	}
-	return nil
+	if n <= c.Stock {
+		return
+	}
+	i.overMu.Lock()
+	report := n > i.overSeen[c.ID]
+	if report {
+		i.overSeen[c.ID] = n
+	}
+	i.overMu.Unlock()
+	if !report {
+		return
+	}
+	i.log.Error("couponq: OVER-ISSUE: recorded issuances exceed the campaign's stock; the Store is not enforcing it (is each worker running its own in-memory Store?)",
+		"campaign", c.ID, "issued", n, "stock", c.Stock)
+	if i.cfg.OnOverIssue != nil {
+		i.cfg.OnOverIssue(OverIssue{Campaign: c.ID, Issued: n, Stock: c.Stock})
+	}
 }
 
 // record stores the outcome (and the sold-out mark), retrying until ctx is
 // done; an error hands the entry back for redelivery, where the Store gives
 // the same outcome again.
 func (i *Issuer) record(ctx context.Context, res couponq.Result, soldOut bool) error {
-	_, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
-		if err := i.cfg.Recorder.Record(ctx, res.Entry.Campaign, res); err != nil {
-			return err
-		}
-		if soldOut {
-			return i.cfg.Recorder.MarkSoldOut(ctx, res.Entry.Campaign)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := i.recordAll(ctx, res.Entry.Campaign, []couponq.Result{res}, soldOut); err != nil {
 		return fmt.Errorf("issuer: record outcome of %s: %w", res.Entry.Key(), err)
 	}
 	return nil
+}
+
+// recordAll records results of one campaign in one Record call (and the
+// sold-out mark), with retries.
+func (i *Issuer) recordAll(ctx context.Context, campaign string, results []couponq.Result, soldOut bool) error {
+	_, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
+		if err := i.cfg.Recorder.Record(ctx, campaign, results...); err != nil {
+			return err
+		}
+		if soldOut {
+			return i.cfg.Recorder.MarkSoldOut(ctx, campaign)
+		}
+		return nil
+	})
+	return err
 }
 
 func (i *Issuer) deadLetter(ctx context.Context, e couponq.Entry, reason error) error {

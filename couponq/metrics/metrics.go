@@ -6,12 +6,13 @@
 //	m := metrics.NewExpvar("couponq")
 //	couponq.New(couponq.Config{..., OnAdmit: m.OnAdmit})
 //	dispatch.New(dispatch.Config{..., OnTick: m.OnTick})
-//	issuer.New(issuer.Config{..., OnIssue: m.OnIssue})
+//	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnOverIssue: m.OnOverIssue})
 package metrics
 
 import (
 	"errors"
 	"expvar"
+	"sync"
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/dispatch"
@@ -23,15 +24,18 @@ import (
 // closed, not_open, busy, unavailable, invalid, other), admit.lock_wait_us
 // (V1, summed), throttle.ticks, throttle.moved, throttle.failed,
 // throttle.errors, issue.issued, issue.<reason> (sold_out, duplicate,
-// failed). Its methods are safe for concurrent use.
+// failed), issue.over_issued (the highest count past the stock seen by
+// OnOverIssue, summed over campaigns). Its methods are safe for concurrent use.
 type Expvar struct {
-	m *expvar.Map
+	m    *expvar.Map
+	mu   sync.Mutex
+	over map[string]int64 // campaign -> units past the stock reported
 }
 
 // NewExpvar publishes a new map under name; it panics if name is taken, as
 // expvar.Publish does.
 func NewExpvar(name string) *Expvar {
-	return &Expvar{m: expvar.NewMap(name)}
+	return &Expvar{m: expvar.NewMap(name), over: map[string]int64{}}
 }
 
 // Map returns the underlying map.
@@ -83,4 +87,20 @@ func (e *Expvar) OnIssue(ev issuer.Event) {
 		return
 	}
 	e.m.Add("issue."+string(ev.Result.Reason), 1)
+}
+
+// OnOverIssue is an issuer.Config.OnOverIssue hook: issue.over_issued grows
+// by the units issued past the stock since the last report of the campaign.
+func (e *Expvar) OnOverIssue(ev issuer.OverIssue) {
+	over := ev.Issued - ev.Stock
+	if over <= 0 {
+		return
+	}
+	e.mu.Lock()
+	prev := e.over[ev.Campaign]
+	if over > prev {
+		e.over[ev.Campaign] = over
+		e.m.Add("issue.over_issued", over-prev)
+	}
+	e.mu.Unlock()
 }

@@ -33,6 +33,10 @@ func TestExpvarCounts(t *testing.T) {
 	m.OnTick(dispatch.TickEvent{Leased: 10, Failed: 2, Err: errors.New("x")})
 	m.OnIssue(issuer.Event{Result: couponq.Result{State: couponq.StateIssued}})
 	m.OnIssue(issuer.Event{Result: couponq.Result{State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}})
+	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 12, Stock: 10})
+	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 11, Stock: 10}) // an older, smaller count adds nothing
+	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 15, Stock: 10})
+	m.OnOverIssue(issuer.OverIssue{Campaign: "d", Issued: 3, Stock: 2})
 
 	get := func(k string) string {
 		v := m.Map().Get(k)
@@ -51,4 +55,5 @@ func TestExpvarCounts(t *testing.T) {
 	assert.Equal(t, "1", get("throttle.errors"))
 	assert.Equal(t, "1", get("issue.issued"))
 	assert.Equal(t, "1", get("issue.sold_out"))
+	assert.Equal(t, "6", get("issue.over_issued"), "5 past c's stock, 1 past d's")
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, newQueue func(t *testing.T) couponq.Queue) {
 		{"SoldOutStopsTheLine", testSoldOut},
 		{"CampaignsAreIndependent", testIndependent},
 		{"CancelledContext", testCancelled},
+		{"IssuedCountCountsDistinctIssuedEntries", testIssuedCount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -501,4 +502,42 @@ func testCancelled(t *testing.T, q couponq.Queue, c string) {
 	assert.Error(t, err)
 	_, err = q.Status(context.Background(), c, "u")
 	assert.ErrorIs(t, err, couponq.ErrNotFound, "a cancelled admission writes nothing")
+}
+
+// testIssuedCount checks couponq.IssuedCounter, for queues that have it: the
+// count of distinct entries recorded as issued, which the issuer compares
+// with the stock to detect an over-issue.
+func testIssuedCount(t *testing.T, q couponq.Queue, c string) {
+	counter, ok := q.(couponq.IssuedCounter)
+	if !ok {
+		t.Skipf("%T is not a couponq.IssuedCounter", q)
+	}
+	ctx := context.Background()
+	count := func() int64 {
+		t.Helper()
+		n, err := counter.IssuedCount(ctx, c)
+		require.NoError(t, err)
+		return n
+	}
+	assert.Zero(t, count(), "a campaign with no records counts 0")
+	admit(t, q, c, "a")
+	admit(t, q, c, "b")
+	admit(t, q, c, "d")
+	got, err := q.Lease(ctx, c, 3, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	issued := couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"}
+	require.NoError(t, q.Record(ctx, c, issued, issued))
+	require.NoError(t, q.Record(ctx, c, issued))
+	assert.EqualValues(t, 1, count(), "one entry recorded issued three times counts once")
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+	assert.EqualValues(t, 1, count(), "a rejection does not count")
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateIssued, IssuanceID: "i2"}))
+	assert.EqualValues(t, 2, count(), "an issuance replacing a rejection counts")
+	v1 := couponq.Entry{Campaign: c, User: "v1user", Number: 77}
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: v1, State: couponq.StateIssued, IssuanceID: "i3"}))
+	assert.EqualValues(t, 3, count(), "a recorded V1 issuance counts")
+	n, err := counter.IssuedCount(ctx, c+"-other")
+	require.NoError(t, err)
+	assert.Zero(t, n, "campaigns count apart")
 }

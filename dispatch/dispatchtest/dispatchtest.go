@@ -8,7 +8,8 @@
 //	}
 //
 // The factory must return a transport no other subtest shares (a fresh topic,
-// say): the suite checks exactly what arrives.
+// say): the suite checks exactly what arrives. When the Consumer is also a
+// couponq.BatchConsumer, the Batch subtests check ConsumeBatches too.
 package dispatchtest
 
 import (
@@ -57,6 +58,100 @@ func RunWith(t *testing.T, o Options, newTransport func(t *testing.T) (couponq.D
 			tc.fn(t, o, d, c)
 		})
 	}
+	batchTests := []struct {
+		name string
+		fn   func(t *testing.T, o Options, d couponq.Dispatcher, c couponq.BatchConsumer)
+	}{
+		{"DeliversEveryEntryInOrderedBatches", testBatchDelivers},
+		{"FailedBatchIsRedelivered", testBatchRedeliver},
+		{"RejectsBadArguments", testBatchArgs},
+	}
+	for _, tc := range batchTests {
+		t.Run("Batch/"+tc.name, func(t *testing.T) {
+			d, c := newTransport(t)
+			bc, ok := c.(couponq.BatchConsumer)
+			if !ok {
+				t.Skipf("%T is not a couponq.BatchConsumer", c)
+			}
+			tc.fn(t, o, d, bc)
+		})
+	}
+}
+
+// consumeBatches is consume for ConsumeBatches.
+func consumeBatches(t *testing.T, c couponq.BatchConsumer, max int, h couponq.BatchHandler) (stop func()) {
+	return consume(t, couponq.ConsumerFunc(func(ctx context.Context, _ couponq.Handler) error {
+		return c.ConsumeBatches(ctx, max, h)
+	}), nil)
+}
+
+func testBatchDelivers(t *testing.T, o Options, d couponq.Dispatcher, c couponq.BatchConsumer) {
+	const most = 32
+	es := batch(150)
+	dispatch(t, d, es)
+	col := newCollector()
+	var mu sync.Mutex
+	var sizes []int
+	consumeBatches(t, c, most, func(ctx context.Context, b []couponq.Entry) error {
+		mu.Lock()
+		sizes = append(sizes, len(b))
+		mu.Unlock()
+		for k, e := range b {
+			col.add(e)
+			if k > 0 && b[k-1].Campaign == e.Campaign {
+				assert.Less(t, b[k-1].Number, e.Number, "a batch keeps delivery order")
+			}
+		}
+		return nil
+	})
+	require.Eventually(t, func() bool { return col.distinct() == len(es) }, o.Wait, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	biggest := 0
+	for _, n := range sizes {
+		assert.True(t, n >= 1 && n <= most, "batch of %d entries, want 1..%d", n, most)
+		biggest = max(biggest, n)
+	}
+	assert.Greater(t, biggest, 1, "150 entries ready before consuming, yet every batch held one (sizes %v)", sizes)
+}
+
+func testBatchRedeliver(t *testing.T, o Options, d couponq.Dispatcher, c couponq.BatchConsumer) {
+	es := batch(40)
+	dispatch(t, d, es)
+	col := newCollector()
+	var failedOnce sync.Map // key -> true once a batch holding it failed
+	var committed atomic.Int64
+	consumeBatches(t, c, 8, func(ctx context.Context, b []couponq.Entry) error {
+		fail := false
+		for _, e := range b {
+			if col.add(e) == 1 && e.Number%5 == 0 {
+				fail = true
+			}
+		}
+		if fail {
+			for _, e := range b {
+				failedOnce.Store(e.Key(), true)
+			}
+			return fmt.Errorf("transient failure of a batch of %d", len(b))
+		}
+		committed.Add(int64(len(b)))
+		return nil
+	})
+	require.Eventually(t, func() bool { return col.distinct() == len(es) && committed.Load() >= int64(len(es)) },
+		o.Wait, 10*time.Millisecond)
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	failedOnce.Range(func(k, _ any) bool {
+		assert.GreaterOrEqual(t, col.count[k.(string)], 2, "%s was in a failed batch and must come again", k)
+		return true
+	})
+}
+
+func testBatchArgs(t *testing.T, o Options, d couponq.Dispatcher, c couponq.BatchConsumer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	assert.ErrorIs(t, c.ConsumeBatches(ctx, 0, func(context.Context, []couponq.Entry) error { return nil }), couponq.ErrInvalidConfig)
+	assert.ErrorIs(t, c.ConsumeBatches(ctx, 10, nil), couponq.ErrInvalidConfig)
 }
 
 var seq atomic.Int64

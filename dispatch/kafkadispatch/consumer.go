@@ -46,7 +46,7 @@ type Consumer struct {
 	log *slog.Logger
 }
 
-var _ couponq.Consumer = (*Consumer)(nil)
+var _ couponq.BatchConsumer = (*Consumer)(nil)
 
 // NewConsumer validates cfg and returns a Consumer. It connects in Consume.
 func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
@@ -73,7 +73,8 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 type session struct {
 	c       *Consumer
 	ctx     context.Context
-	h       couponq.Handler
+	h       couponq.BatchHandler
+	max     int
 	kc      *kafka.Consumer
 	dlq     *kafka.Producer
 	workers map[int32]*worker
@@ -96,6 +97,22 @@ type worker struct {
 func (c *Consumer) Consume(ctx context.Context, h couponq.Handler) error {
 	if h == nil {
 		return fmt.Errorf("%w: kafkadispatch: nil handler", couponq.ErrInvalidConfig)
+	}
+	return c.ConsumeBatches(ctx, 1, func(ctx context.Context, b []couponq.Entry) error { return h(ctx, b[0]) })
+}
+
+// ConsumeBatches implements couponq.BatchConsumer. It is Consume with
+// batches: a partition's worker hands h the messages it has fetched already,
+// up to max, in partition order, and stores the offset past the last one
+// only after h returned nil; a failed h sees the same batch again.
+// Undecodable messages go to the dead-letter topic and are left out of the
+// batch.
+func (c *Consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchHandler) error {
+	if h == nil {
+		return fmt.Errorf("%w: kafkadispatch: nil handler", couponq.ErrInvalidConfig)
+	}
+	if max < 1 {
+		return fmt.Errorf("%w: kafkadispatch: batch max must be >= 1, got %d", couponq.ErrInvalidConfig, max)
 	}
 	cm := kafka.ConfigMap{}
 	for k, v := range c.cfg.ConfigMap {
@@ -121,7 +138,7 @@ func (c *Consumer) Consume(ctx context.Context, h couponq.Handler) error {
 		kc.Close()
 		return fmt.Errorf("kafkadispatch: new dead-letter producer: %w", err)
 	}
-	s := &session{c: c, ctx: ctx, h: h, kc: kc, dlq: dlq, workers: map[int32]*worker{}}
+	s := &session{c: c, ctx: ctx, h: h, max: max, kc: kc, dlq: dlq, workers: map[int32]*worker{}}
 	var drain sync.WaitGroup
 	drain.Go(func() {
 		for range dlq.Events() { // reports are awaited per message; this drains the rest
@@ -202,14 +219,25 @@ func (s *session) start(partition int32) {
 	s.workers[partition] = w
 	s.wg.Go(func() {
 		defer close(w.done)
+		batch := make([]*kafka.Message, 0, s.max)
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case m := <-w.msgs:
-				if !s.handle(ctx, m) {
-					return
+				batch = append(batch[:0], m)
+			}
+		fill:
+			for len(batch) < s.max {
+				select {
+				case m := <-w.msgs:
+					batch = append(batch, m)
+				default:
+					break fill
 				}
+			}
+			if !s.handle(ctx, batch) {
+				return
 			}
 		}
 	})
@@ -233,23 +261,35 @@ func (s *session) stopAll() {
 	s.wg.Wait()
 }
 
-// handle processes one message until it is handled or dead-lettered (true),
-// or ctx ends first (false: not stored, so it comes again).
-func (s *session) handle(ctx context.Context, m *kafka.Message) bool {
-	var done bool
-	if e, err := wire.Decode(m.Value); err != nil {
-		done = s.retry(ctx, "dead-letter", func() error { return s.deadLetter(ctx, m, err) })
-	} else {
-		done = s.retry(ctx, "handler "+e.Key(), func() error { return s.h(ctx, e) })
+// handle processes a partition's batch of messages until it is handled and
+// its undecodable messages dead-lettered (true), or ctx ends first (false:
+// no offset stored, so the batch comes again).
+func (s *session) handle(ctx context.Context, msgs []*kafka.Message) bool {
+	entries := make([]couponq.Entry, 0, len(msgs))
+	for _, m := range msgs {
+		e, err := wire.Decode(m.Value)
+		if err != nil {
+			if !s.retry(ctx, "dead-letter", func() error { return s.deadLetter(ctx, m, err) }) {
+				return false
+			}
+			continue
+		}
+		entries = append(entries, e)
 	}
-	if !done {
-		return false
+	if len(entries) > 0 {
+		what := "handler " + entries[0].Key()
+		if len(entries) > 1 {
+			what = fmt.Sprintf("handler of %d entries from %s", len(entries), entries[0].Key())
+		}
+		if !s.retry(ctx, what, func() error { return s.h(ctx, entries) }) {
+			return false
+		}
 	}
-	next := m.TopicPartition
+	next := msgs[len(msgs)-1].TopicPartition
 	next.Offset++
 	if _, serr := s.kc.StoreOffsets([]kafka.TopicPartition{next}); serr != nil {
 		// The partition was revoked meanwhile: the new owner sees the
-		// message again and the Store gives the same outcome.
+		// messages again and the Store gives the same outcomes.
 		s.c.log.Warn("couponq/kafkadispatch: store offset", "err", serr)
 	}
 	return true

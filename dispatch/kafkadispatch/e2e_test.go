@@ -19,10 +19,10 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/kafkatest"
-	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
