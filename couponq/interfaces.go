@@ -82,12 +82,17 @@ type Queue interface {
 }
 
 // Store is the host's persistence and the last word on stock and duplicates.
+// Package storetest states its laws in full and checks them.
 type Store interface {
 	// Issue atomically issues one unit iff the user holds fewer than
 	// r.PerUserLimit issuances of the campaign and the campaign's issued
 	// count is below r.Stock. A repeated r.Key gets the first outcome back
-	// (Issued with the same ID) and changes nothing. Issuance.SoldOut tells
-	// whether any stock remains after the call.
+	// (Issued with the same ID) and changes nothing, not even the user's
+	// count toward the limit. A user at the limit hears AlreadyIssued even
+	// once the stock is gone. Issuance.SoldOut tells whether any stock
+	// remains after the call, computed now (a replay does not repeat an old
+	// value). A request with an empty Campaign, User or Key, or Stock <= 0,
+	// is an error; a call whose ctx is already done decides nothing.
 	Issue(ctx context.Context, r IssueRequest) (Issuance, error)
 }
 
