@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates BENCHMARKS.md, docs/benchmarks/results.json and the plots in
-# one run on this machine: starts Redis and Kafka (scripts/redis.sh,
-# scripts/kafka.sh), installs wrk if missing, runs examples/bench.
+# one run on this machine: starts Redis, Kafka and Postgres (scripts/redis.sh,
+# scripts/kafka.sh, scripts/postgres.sh), installs wrk if missing, runs
+# examples/bench.
 # Takes several minutes; not part of CI. Extra arguments go to the tool,
 # e.g. scripts/bench.sh -duration 5s -conc 100,1000
 set -euo pipefail
@@ -12,8 +13,10 @@ if ! command -v wrk >/dev/null; then
 fi
 scripts/redis.sh start >/dev/null
 scripts/kafka.sh start 1 >/dev/null
+scripts/postgres.sh start >/dev/null
 . .cache/servers/redis/env
 . .cache/servers/kafka-1/env
+. .cache/servers/postgres/env
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (cd examples/bench && go build -o ../../.cache/bench .)
 exec .cache/bench "$@"

@@ -8,9 +8,11 @@
 //   - admission through the Go API against redis-benchmark running the same
 //     Lua script at the same concurrency (the Redis ceiling);
 //   - the throttle: unthrottled drain to Kafka, and achieved vs configured rate;
-//   - end-to-end issuance per second, Redis → throttle → Kafka → issuer, in-memory Store.
+//   - end-to-end issuance per second, Redis → throttle → Kafka → issuer →
+//     Store, for the in-memory, Redis and Postgres Stores, one entry per
+//     Store call and batched, with where the consumer's time goes.
 //
-// It needs the servers scripts/bench.sh starts (Redis, Kafka) and wrk and
+// It needs the servers scripts/bench.sh starts (Redis, Kafka, Postgres) and wrk and
 // redis-benchmark on PATH. Run it with scripts/bench.sh from the repository root.
 package main
 
@@ -37,6 +39,7 @@ type options struct {
 	redis    string
 	brokers  string
 	profile  string
+	postgres string
 }
 
 func main() {
@@ -49,6 +52,7 @@ func main() {
 	flag.StringVar(&o.script, "wrk-script", "examples/bench/users.lua", "wrk Lua script")
 	flag.StringVar(&o.profile, "profile", "", "if set, write CPU profiles of the V2 scenarios to this directory")
 	from := flag.String("from", "", "re-render the report and plots from this results.json instead of measuring")
+	e2eOnly := flag.Bool("e2e-only", false, "measure only the end-to-end variants and print them; writes no report")
 	flag.Parse()
 	if *from != "" {
 		if err := render(*from, o); err != nil {
@@ -63,9 +67,9 @@ func main() {
 		}
 		o.concs = append(o.concs, n)
 	}
-	o.redis, o.brokers = os.Getenv("COUPONQ_REDIS_ADDR"), os.Getenv("COUPONQ_KAFKA_BROKERS")
-	if o.redis == "" || o.brokers == "" {
-		log.Fatal("COUPONQ_REDIS_ADDR and COUPONQ_KAFKA_BROKERS must be set: run scripts/bench.sh")
+	o.redis, o.brokers, o.postgres = os.Getenv("COUPONQ_REDIS_ADDR"), os.Getenv("COUPONQ_KAFKA_BROKERS"), os.Getenv("COUPONQ_POSTGRES_DSN")
+	if o.redis == "" || o.brokers == "" || o.postgres == "" {
+		log.Fatal("COUPONQ_REDIS_ADDR, COUPONQ_KAFKA_BROKERS and COUPONQ_POSTGRES_DSN must be set: run scripts/bench.sh")
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		log.Fatal(err)
@@ -79,6 +83,16 @@ func main() {
 	}
 	defer b.close()
 
+	if *e2eOnly {
+		for _, v := range e2eVariants {
+			r, err := b.runE2E(ctx, e2eEntries, v)
+			if err != nil {
+				log.Fatal(err)
+			}
+			progress("%s", e2eLine(r))
+		}
+		return
+	}
 	for _, sc := range httpScenarios {
 		for _, c := range o.concs {
 			progress("http %-12s %5d connections, %s", sc, c, o.duration)
@@ -99,9 +113,14 @@ func main() {
 	if rep.Throttle, err = b.runThrottle(ctx); err != nil {
 		log.Fatal(err)
 	}
-	progress("end to end: redis -> throttle -> kafka -> issuer -> in-memory store")
-	if rep.E2E, err = b.runE2E(ctx, 20_000); err != nil {
-		log.Fatal(err)
+	for _, v := range e2eVariants {
+		progress("end to end: redis -> throttle -> kafka -> issuer -> %s", v.Name)
+		r, err := b.runE2E(ctx, e2eEntries, v)
+		if err != nil {
+			log.Fatal(err)
+		}
+		progress("   %s", e2eLine(r))
+		rep.E2E = append(rep.E2E, r)
 	}
 	progress("micro-benchmarks (go test -bench)")
 	rep.Micro = microBenchmarks(ctx)
@@ -154,6 +173,14 @@ func microBenchmarks(ctx context.Context) []string {
 		}
 	}
 	return lines
+}
+
+// e2eEntries is how many users each end-to-end variant issues to.
+const e2eEntries = 20_000
+
+func e2eLine(r E2EResult) string {
+	return fmt.Sprintf("%-32s %6.0f issued/s (steady %6.0f/s), %d Store calls (%.1f entries each), store %.1f s, record %.1f s, handler %.1f s",
+		r.Variant, r.IssuedPerSec, r.SteadyIssuedPerSec, r.StoreCalls, r.EntriesPerStoreCall(), r.StoreSec, r.RecordSec, r.HandlerSec)
 }
 
 func progress(format string, args ...any) {

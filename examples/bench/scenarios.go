@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,11 +24,9 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/httpapi"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
-	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
@@ -88,7 +85,8 @@ func createTopic(ctx context.Context, cm kafka.ConfigMap, topic string, partitio
 }
 
 func (b *backends) campaign(mode couponq.Mode) couponq.Campaign {
-	return couponq.Campaign{ID: fmt.Sprintf("c%d", b.seq.Add(1)), Stock: 1 << 40, Mode: mode}
+	// The run's prefix keeps IDs apart from earlier runs' rows in a persistent Store.
+	return couponq.Campaign{ID: fmt.Sprintf("%s-c%d", b.prefix, b.seq.Add(1)), Stock: 1 << 40, Mode: mode}
 }
 
 // handler builds the scenario's server side; lockWaits collects V1's lock waits.
@@ -405,64 +403,6 @@ func (b *backends) runThrottle(ctx context.Context) (ThrottleResult, error) {
 	res.MaxBatch = maxBatch
 	res.Ticks = len(cd.marks)
 	return res, nil
-}
-
-// runE2E admits n users for a stock of n, then measures issuance per second
-// through the whole pipeline with the in-memory Store.
-func (b *backends) runE2E(ctx context.Context, n int) (E2EResult, error) {
-	c := b.campaign(couponq.QueueFirst)
-	c.Stock, c.BatchSize, c.Interval = int64(n), 2000, 10*time.Millisecond
-	q, err := b.fill(ctx, c, n)
-	if err != nil {
-		return E2EResult{}, err
-	}
-	catalog, _ := couponq.NewCampaigns(c)
-	locker, _ := redislocker.New(b.rdb, b.prefix)
-	topic := fmt.Sprintf("%s-e2e%d", b.prefix, b.seq.Add(1))
-	if err := createTopic(ctx, b.cm, topic, 8); err != nil {
-		return E2EResult{}, err
-	}
-	prod, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: topic, ConfigMap: b.cm})
-	if err != nil {
-		return E2EResult{}, err
-	}
-	defer prod.Close()
-	cons, err := kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: topic, Group: topic + "-g", ConfigMap: b.cm})
-	if err != nil {
-		return E2EResult{}, err
-	}
-	store := memory.NewStore()
-	var first, last atomic.Int64
-	iss, err := issuer.New(issuer.Config{Consumer: cons, Store: store, Catalog: catalog, Recorder: q, Locker: locker,
-		OnIssue: func(issuer.Event) {
-			now := time.Now().UnixNano()
-			first.CompareAndSwap(0, now)
-			last.Store(now)
-		}})
-	if err != nil {
-		return E2EResult{}, err
-	}
-	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: prod, Locker: locker})
-	if err != nil {
-		return E2EResult{}, err
-	}
-	_ = iss.Start(ctx)
-	// Let the consumer join its group before the clock starts.
-	time.Sleep(3 * time.Second)
-	start := time.Now()
-	_ = th.Start(ctx)
-	for store.Issued(c.ID) < int64(n) && time.Since(start) < 3*time.Minute {
-		time.Sleep(5 * time.Millisecond)
-	}
-	total := time.Since(start)
-	_ = th.Stop(ctx)
-	_ = iss.Stop(ctx)
-	if store.Issued(c.ID) < int64(n) {
-		return E2EResult{}, errors.New("end to end did not finish in 3 minutes")
-	}
-	steady := time.Duration(last.Load() - first.Load())
-	return E2EResult{Entries: n, Seconds: total.Seconds(), IssuedPerSec: float64(n) / total.Seconds(),
-		SteadyIssuedPerSec: float64(n) / steady.Seconds()}, nil
 }
 
 // durations collects samples safely.

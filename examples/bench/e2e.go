@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/couponq/pgstore"
+	"github.com/couponq/couponq/couponq/redisstore"
+	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/lock"
+	"github.com/couponq/couponq/lock/redislocker"
+)
+
+// e2eVariant is one configuration of the consuming end.
+type e2eVariant struct {
+	Name  string
+	Store string // memory, redis, postgres
+	Batch bool   // the issuer's batch path (no per-user lock)
+	Lock  bool   // per-user Redis lock around each Store call
+}
+
+// The end-to-end variants, in report order. The first is the configuration
+// that landed before the batch path, the baseline the others are compared to.
+var e2eVariants = []e2eVariant{
+	{Name: "memory, per entry + Redis lock", Store: "memory", Lock: true},
+	{Name: "memory, batch", Store: "memory", Batch: true},
+	{Name: "redis store, batch", Store: "redis", Batch: true},
+	{Name: "postgres, per entry", Store: "postgres"},
+	{Name: "postgres, batch", Store: "postgres", Batch: true},
+}
+
+// E2EResult is one variant's run.
+type E2EResult struct {
+	Variant                                   string
+	Entries                                   int
+	Seconds, IssuedPerSec, SteadyIssuedPerSec float64
+	// Where the consumer's time goes: handler calls (one per delivered
+	// batch, or per entry), Store calls and Record calls, with their
+	// summed durations (calls overlap across partitions).
+	HandlerCalls, StoreCalls, RecordCalls int64
+	HandlerSec, StoreSec, RecordSec       float64
+}
+
+// EntriesPerStoreCall is how many requests one Store call decided on average.
+func (r E2EResult) EntriesPerStoreCall() float64 {
+	if r.StoreCalls == 0 {
+		return 0
+	}
+	return float64(r.Entries) / float64(r.StoreCalls)
+}
+
+// timer sums calls and their durations.
+type timer struct{ calls, ns atomic.Int64 }
+
+func (t *timer) since(start time.Time) { t.calls.Add(1); t.ns.Add(int64(time.Since(start))) }
+func (t *timer) sec() float64          { return float64(t.ns.Load()) / 1e9 }
+
+type timedStore struct {
+	inner couponq.BatchStore
+	t     *timer
+}
+
+func (s timedStore) Issue(ctx context.Context, r couponq.IssueRequest) (couponq.Issuance, error) {
+	defer s.t.since(time.Now())
+	return s.inner.Issue(ctx, r)
+}
+
+func (s timedStore) IssueBatch(ctx context.Context, rs []couponq.IssueRequest) ([]couponq.Issuance, error) {
+	defer s.t.since(time.Now())
+	return s.inner.IssueBatch(ctx, rs)
+}
+
+type timedRecorder struct {
+	couponq.Recorder
+	t *timer
+}
+
+func (r timedRecorder) Record(ctx context.Context, campaign string, results ...couponq.Result) error {
+	defer r.t.since(time.Now())
+	return r.Recorder.Record(ctx, campaign, results...)
+}
+
+type timedConsumer struct {
+	inner *kafkadispatch.Consumer
+	t     *timer
+}
+
+func (c timedConsumer) Consume(ctx context.Context, h couponq.Handler) error {
+	return c.inner.Consume(ctx, func(ctx context.Context, e couponq.Entry) error {
+		defer c.t.since(time.Now())
+		return h(ctx, e)
+	})
+}
+
+func (c timedConsumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchHandler) error {
+	return c.inner.ConsumeBatches(ctx, max, func(ctx context.Context, b []couponq.Entry) error {
+		defer c.t.since(time.Now())
+		return h(ctx, b)
+	})
+}
+
+// issuedCounter reads a Store's issued count.
+type issuedCounter func(ctx context.Context, campaign string) (int64, error)
+
+func (b *backends) store(ctx context.Context, kind string) (couponq.BatchStore, issuedCounter, func(), error) {
+	switch kind {
+	case "memory":
+		s := memory.NewStore()
+		return s, func(_ context.Context, c string) (int64, error) { return s.Issued(c), nil }, func() {}, nil
+	case "redis":
+		s, err := redisstore.New(redisstore.Config{Client: b.rdb, Prefix: b.prefix})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return s, s.Issued, func() {}, nil
+	case "postgres":
+		if b.o.postgres == "" {
+			return nil, nil, nil, errors.New("COUPONQ_POSTGRES_DSN is not set: run scripts/bench.sh")
+		}
+		pool, err := pgxpool.New(ctx, b.o.postgres)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := pgstore.Migrate(ctx, pool); err != nil {
+			pool.Close()
+			return nil, nil, nil, err
+		}
+		s, err := pgstore.New(pgstore.Config{Pool: pool})
+		if err != nil {
+			pool.Close()
+			return nil, nil, nil, err
+		}
+		return s, s.Issued, pool.Close, nil
+	}
+	return nil, nil, nil, fmt.Errorf("unknown store %q", kind)
+}
+
+// runE2E admits n users for a stock of n, then measures issuance per second
+// through the whole pipeline: Redis line → throttle (2,000 every 10 ms) →
+// Kafka (8 partitions) → one issuer → the variant's Store, outcomes
+// recorded in Redis.
+func (b *backends) runE2E(ctx context.Context, n int, v e2eVariant) (E2EResult, error) {
+	c := b.campaign(couponq.QueueFirst)
+	c.Stock, c.BatchSize, c.Interval = int64(n), 2000, 10*time.Millisecond
+	q, err := b.fill(ctx, c, n)
+	if err != nil {
+		return E2EResult{}, err
+	}
+	catalog, _ := couponq.NewCampaigns(c)
+	locker, _ := redislocker.New(b.rdb, b.prefix)
+	topic := fmt.Sprintf("%s-e2e%d", b.prefix, b.seq.Add(1))
+	if err := createTopic(ctx, b.cm, topic, 8); err != nil {
+		return E2EResult{}, err
+	}
+	prod, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: topic, ConfigMap: b.cm})
+	if err != nil {
+		return E2EResult{}, err
+	}
+	defer prod.Close()
+	cons, err := kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: topic, Group: topic + "-g", ConfigMap: b.cm})
+	if err != nil {
+		return E2EResult{}, err
+	}
+	store, issued, closeStore, err := b.store(ctx, v.Store)
+	if err != nil {
+		return E2EResult{}, err
+	}
+	defer closeStore()
+	var handlerT, storeT, recordT timer
+	var first, last atomic.Int64
+	cfg := issuer.Config{
+		Consumer: timedConsumer{inner: cons, t: &handlerT}, Store: timedStore{inner: store, t: &storeT},
+		Catalog: catalog, Recorder: timedRecorder{Recorder: q, t: &recordT},
+		OnIssue: func(issuer.Event) {
+			now := time.Now().UnixNano()
+			first.CompareAndSwap(0, now)
+			last.Store(now)
+		},
+	}
+	if v.Lock {
+		cfg.Locker = locker
+	}
+	if !v.Batch {
+		cfg.MaxBatch = 1
+	}
+	iss, err := issuer.New(cfg)
+	if err != nil {
+		return E2EResult{}, err
+	}
+	if iss.Batching() != v.Batch {
+		return E2EResult{}, fmt.Errorf("variant %q: issuer batching=%v", v.Name, iss.Batching())
+	}
+	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: prod, Locker: lock.Locker(locker)})
+	if err != nil {
+		return E2EResult{}, err
+	}
+	_ = iss.Start(ctx)
+	// Let the consumer join its group before the clock starts.
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	_ = th.Start(ctx)
+	count := func() int64 { k, _ := issued(ctx, c.ID); return k }
+	for count() < int64(n) && time.Since(start) < 3*time.Minute {
+		time.Sleep(5 * time.Millisecond)
+	}
+	total := time.Since(start)
+	_ = th.Stop(ctx)
+	_ = iss.Stop(ctx)
+	if got := count(); got != int64(n) {
+		return E2EResult{}, fmt.Errorf("variant %q: %d of %d issued in 3 minutes", v.Name, got, n)
+	}
+	steady := time.Duration(last.Load() - first.Load())
+	return E2EResult{
+		Variant: v.Name, Entries: n, Seconds: total.Seconds(), IssuedPerSec: float64(n) / total.Seconds(),
+		SteadyIssuedPerSec: float64(n) / steady.Seconds(),
+		HandlerCalls:       handlerT.calls.Load(), StoreCalls: storeT.calls.Load(), RecordCalls: recordT.calls.Load(),
+		HandlerSec: handlerT.sec(), StoreSec: storeT.sec(), RecordSec: recordT.sec(),
+	}, nil
+}
