@@ -1,7 +1,7 @@
 // Command api is the admission side of the Redis + Kafka example: an HTTP
 // server that puts users in the Redis line and answers their status.
 //
-//	go run ./examples/redis-kafka/api -redis 127.0.0.1:6379
+//	go run ./api -redis 127.0.0.1:6379   (from examples/redis-kafka)
 //
 // The user is read from the X-User header: stand-in for real authentication.
 // Admission counters are at /debug/vars (expvar, package couponq/metrics).
