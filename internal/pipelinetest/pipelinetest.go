@@ -45,20 +45,88 @@ func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
 		mode         couponq.Mode
 		scope        couponq.LockScope
 		users, stock int
+		batch        bool // the issuer's batch path (no per-user lock)
 	}{
-		{"V2/oversubscribed", couponq.QueueFirst, 0, 3000, 500},
-		{"V2/undersubscribed", couponq.QueueFirst, 0, 300, 1000},
-		{"V1-user-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerUser, 3000, 500},
-		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300},
-		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000},
+		{"V2/oversubscribed", couponq.QueueFirst, 0, 3000, 500, false},
+		{"V2/undersubscribed", couponq.QueueFirst, 0, 300, 1000, false},
+		{"V2-batch/oversubscribed", couponq.QueueFirst, 0, 3000, 500, true},
+		{"V2-batch/undersubscribed", couponq.QueueFirst, 0, 300, 1000, true},
+		{"V1-user-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerUser, 3000, 500, false},
+		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300, false},
+		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runPipeline(t, newBackends(t), tc.mode, tc.scope, tc.users, int64(tc.stock))
+			runPipeline(t, newBackends(t), tc.mode, tc.scope, tc.users, int64(tc.stock), tc.batch)
 		})
 	}
 }
 
-func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64) {
+// flakyStore fails one call in before before deciding, and one batch call
+// in after after deciding (the error a lost reply looks like).
+type flakyStore struct {
+	s             *memory.Store
+	before, after int
+	errs          atomic.Int64
+}
+
+func (f *flakyStore) Issue(ctx context.Context, r couponq.IssueRequest) (couponq.Issuance, error) {
+	if rand.IntN(f.before) == 0 {
+		f.errs.Add(1)
+		return couponq.Issuance{}, errors.New("injected store failure")
+	}
+	return f.s.Issue(ctx, r)
+}
+
+func (f *flakyStore) IssueBatch(ctx context.Context, rs []couponq.IssueRequest) ([]couponq.Issuance, error) {
+	if rand.IntN(f.before) == 0 {
+		f.errs.Add(1)
+		return nil, errors.New("injected store failure")
+	}
+	out, err := f.s.IssueBatch(ctx, rs)
+	if err == nil && rand.IntN(f.after) == 0 {
+		f.errs.Add(1)
+		return nil, errors.New("injected failure after deciding")
+	}
+	return out, err
+}
+
+// lossyConsumer loses one commit in every: the handler succeeded, yet its
+// entries are delivered again, and the Store must absorb them.
+type lossyConsumer struct {
+	t     *dispatch.Memory
+	every int
+	lost  atomic.Int64
+}
+
+func (l *lossyConsumer) lose() bool {
+	if rand.IntN(l.every) == 0 {
+		l.lost.Add(1)
+		return true
+	}
+	return false
+}
+
+func (l *lossyConsumer) Consume(ctx context.Context, h couponq.Handler) error {
+	return l.t.Consume(ctx, func(ctx context.Context, e couponq.Entry) error {
+		err := h(ctx, e)
+		if err == nil && l.lose() {
+			return errors.New("commit lost")
+		}
+		return err
+	})
+}
+
+func (l *lossyConsumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchHandler) error {
+	return l.t.ConsumeBatches(ctx, max, func(ctx context.Context, b []couponq.Entry) error {
+		err := h(ctx, b)
+		if err == nil && l.lose() {
+			return errors.New("commit lost")
+		}
+		return err
+	})
+}
+
+func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64, batch bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := couponq.Campaign{ID: fmt.Sprintf("flash-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
@@ -80,25 +148,14 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 		}
 		return transport.Dispatch(ctx, b)
 	})
-	var storeErrs atomic.Int64
-	flakyStore := couponq.StoreFunc(func(ctx context.Context, r couponq.IssueRequest) (couponq.Issuance, error) {
-		if rand.IntN(10) == 0 {
-			storeErrs.Add(1)
-			return couponq.Issuance{}, errors.New("injected store failure")
-		}
-		return store.Issue(ctx, r)
-	})
-	var lostCommits atomic.Int64
-	lossyConsumer := couponq.ConsumerFunc(func(ctx context.Context, h couponq.Handler) error {
-		return transport.Consume(ctx, func(ctx context.Context, e couponq.Entry) error {
-			err := h(ctx, e)
-			if err == nil && rand.IntN(20) == 0 {
-				lostCommits.Add(1)
-				return errors.New("commit lost") // delivered again; the Store must absorb it
-			}
-			return err
-		})
-	})
+	// A tenth of the Store calls fail, a twentieth of the commits are lost.
+	// Batches are few (one Store call decides up to 50 entries), so the batch
+	// path gets far more of each, and batch calls that fail after deciding.
+	flaky := &flakyStore{s: store, before: 10, after: 1 << 30}
+	lossy := &lossyConsumer{t: transport, every: 20}
+	if batch {
+		flaky.before, flaky.after, lossy.every = 3, 4, 4
+	}
 
 	svc, err := couponq.New(couponq.Config{
 		Catalog: catalog, Queue: b.Queue,
@@ -108,10 +165,15 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 	require.NoError(t, err)
 	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: b.Queue, Dispatcher: sized, Locker: b.Locker})
 	require.NoError(t, err)
-	iss, err := issuer.New(issuer.Config{Consumer: lossyConsumer, Store: flakyStore, Catalog: catalog,
+	icfg := issuer.Config{Consumer: lossy, Store: flaky, Catalog: catalog,
 		Recorder: b.Queue, Locker: b.Locker, Backoff: lock.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond},
-		MaxAttempts: 50})
+		MaxAttempts: 50, MaxBatch: 1}
+	if batch {
+		icfg.Locker, icfg.MaxBatch = nil, 0
+	}
+	iss, err := issuer.New(icfg)
 	require.NoError(t, err)
+	require.Equal(t, batch, iss.Batching())
 	require.NoError(t, th.Start(ctx))
 	require.NoError(t, iss.Start(ctx))
 	defer func() {
@@ -182,7 +244,7 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 	}
 	assert.LessOrEqual(t, maxBatch.Load(), int64(c.BatchSize))
 	t.Logf("batches=%d max_batch=%d injected_store_errors=%d lost_commits=%d busy_retries=%d",
-		batches.Load(), maxBatch.Load(), storeErrs.Load(), lostCommits.Load(), busy.Load())
+		batches.Load(), maxBatch.Load(), flaky.errs.Load(), lossy.lost.Load(), busy.Load())
 }
 
 // MaxInWindow returns the most of the given times that fall in any window
