@@ -228,7 +228,7 @@ func markdown(rep Report, o options) string {
 	w("request. Coalescing concurrent admissions into one script call (`redisq.Config{Coalesce: true}`) attacks\n")
 	w("exactly that: in its profile `Service.Admit` fell to 12%% cumulative and what remains is net/http's own\n")
 	w("reads and writes of requests and responses, which the no-op handler pays too.\n\n")
-	w("## Reproduce\n\n```\nscripts/bench.sh            # starts Redis and Kafka, installs wrk if missing, runs examples/bench, rewrites this file\n```\n")
+	w("## Reproduce\n\n```\nscripts/bench.sh            # starts Redis, Kafka and Postgres, installs wrk if missing, runs examples/bench, rewrites this file\n```\n")
 	return b.String()
 }
 
