@@ -153,6 +153,23 @@ type Handler func(ctx context.Context, e Entry) error
 // outcome, so entries decided before the error are not decided twice).
 type BatchHandler func(ctx context.Context, batch []Entry) error
 
+// Batch adapts h to a BatchHandler that calls h for each entry in order and
+// stops at the first error (nil for a nil h), so a BatchConsumer can serve
+// Consume with ConsumeBatches.
+func (h Handler) Batch() BatchHandler {
+	if h == nil {
+		return nil
+	}
+	return func(ctx context.Context, batch []Entry) error {
+		for _, e := range batch {
+			if err := h(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // BatchConsumer is a Consumer that can also deliver entries in batches.
 type BatchConsumer interface {
 	Consumer

@@ -93,10 +93,7 @@ func (m *Memory) Len() int {
 
 // Consume implements couponq.Consumer.
 func (m *Memory) Consume(ctx context.Context, h couponq.Handler) error {
-	if h == nil {
-		return fmt.Errorf("%w: dispatch: nil handler", couponq.ErrInvalidConfig)
-	}
-	return m.ConsumeBatches(ctx, 1, func(ctx context.Context, b []couponq.Entry) error { return h(ctx, b[0]) })
+	return m.ConsumeBatches(ctx, 1, h.Batch())
 }
 
 // ConsumeBatches implements couponq.BatchConsumer: each worker takes up to

@@ -95,10 +95,7 @@ type worker struct {
 // returns nil, its message comes again), commits the stored offsets and
 // leaves the group.
 func (c *Consumer) Consume(ctx context.Context, h couponq.Handler) error {
-	if h == nil {
-		return fmt.Errorf("%w: kafkadispatch: nil handler", couponq.ErrInvalidConfig)
-	}
-	return c.ConsumeBatches(ctx, 1, func(ctx context.Context, b []couponq.Entry) error { return h(ctx, b[0]) })
+	return c.ConsumeBatches(ctx, 1, h.Batch())
 }
 
 // ConsumeBatches implements couponq.BatchConsumer. It is Consume with
