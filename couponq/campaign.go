@@ -57,7 +57,46 @@ type Campaign struct {
 	Interval time.Duration
 	// Mode selects V2 (QueueFirst, the zero value) or V1 (ValidateFirst).
 	Mode Mode
+	// Paused stops the throttle: nobody is moved downstream while it is
+	// true, though admission goes on (users keep their places).
+	Paused bool
+	// Version is set by a Registry: 1 when created, one more at each
+	// update. An update must name the version it read, so a stale writer
+	// cannot overwrite a newer change. Zero outside a Registry.
+	Version int64
 }
+
+// State is a campaign's state as operators see it.
+func (c Campaign) State(now time.Time, soldOut bool) CampaignState {
+	switch {
+	case soldOut:
+		return CampaignSoldOut
+	case !c.ClosesAt.IsZero() && !now.Before(c.ClosesAt):
+		return CampaignClosed
+	case c.Paused:
+		return CampaignPaused
+	case !c.OpensAt.IsZero() && now.Before(c.OpensAt):
+		return CampaignScheduled
+	}
+	return CampaignOpen
+}
+
+// CampaignState names where a campaign stands.
+type CampaignState string
+
+const (
+	// CampaignScheduled: before OpensAt.
+	CampaignScheduled CampaignState = "scheduled"
+	// CampaignOpen: admitting, and the throttle moves entries.
+	CampaignOpen CampaignState = "open"
+	// CampaignPaused: admitting, but the throttle moves nobody.
+	CampaignPaused CampaignState = "paused"
+	// CampaignClosed: at or after ClosesAt; entries admitted before are
+	// still served.
+	CampaignClosed CampaignState = "closed"
+	// CampaignSoldOut: the stock is gone.
+	CampaignSoldOut CampaignState = "sold_out"
+)
 
 // WithDefaults returns c with zero fields replaced by their documented defaults.
 func (c Campaign) WithDefaults() Campaign {
@@ -93,6 +132,8 @@ func (c Campaign) Validate() error {
 		return fmt.Errorf("%w: %s: closes at %s, not after opens at %s", ErrInvalidCampaign, c.ID, c.ClosesAt, c.OpensAt)
 	case c.Mode != QueueFirst && c.Mode != ValidateFirst:
 		return fmt.Errorf("%w: %s: unknown mode %d", ErrInvalidCampaign, c.ID, c.Mode)
+	case c.Version < 0:
+		return fmt.Errorf("%w: %s: version must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.Version)
 	}
 	return nil
 }

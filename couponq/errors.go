@@ -17,6 +17,11 @@ var (
 	ErrInvalidConfig = errors.New("couponq: invalid config")
 	// ErrUnknownCampaign reports a campaign ID the Catalog does not know.
 	ErrUnknownCampaign = errors.New("couponq: unknown campaign")
+	// ErrCampaignExists reports a Registry.Create of an ID already taken.
+	ErrCampaignExists = errors.New("couponq: campaign exists")
+	// ErrVersionConflict reports a Registry.Update whose Version is not the
+	// stored one: someone changed the campaign since it was read.
+	ErrVersionConflict = errors.New("couponq: campaign version conflict")
 	// ErrNotOpen reports an admission before the campaign's OpensAt.
 	ErrNotOpen = errors.New("couponq: campaign not open yet")
 	// ErrClosed reports an admission at or after the campaign's ClosesAt.

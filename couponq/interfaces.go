@@ -17,6 +17,66 @@ type CatalogFunc func(ctx context.Context, id string) (Campaign, error)
 // Campaign calls f.
 func (f CatalogFunc) Campaign(ctx context.Context, id string) (Campaign, error) { return f(ctx, id) }
 
+// Registry is a Catalog that hosts write to while the service runs, shared
+// by every process: campaigns are created, updated (stock, batch size,
+// interval, window, pause) and listed at runtime. Implementations validate
+// (Campaign.Validate) before writing anything, and version every campaign.
+// Package registrytest is its conformance suite.
+type Registry interface {
+	Catalog
+	// List returns every campaign, ordered by ID.
+	List(ctx context.Context) ([]Campaign, error)
+	// Create stores c (its Version must be 0) with its defaults applied, at
+	// Version 1, and returns it; ErrCampaignExists if the ID is taken.
+	Create(ctx context.Context, c Campaign) (Campaign, error)
+	// Update replaces the stored campaign with c if the stored Version is
+	// c.Version, and returns it at Version+1; ErrVersionConflict if the
+	// versions differ, ErrUnknownCampaign if there is none.
+	Update(ctx context.Context, c Campaign) (Campaign, error)
+}
+
+// Agenda is the set of campaigns that have entries to move, shared by every
+// process, so a scheduler drives only campaigns with people in line or in
+// flight and idle campaigns cost nothing. Admission wakes a campaign; the
+// scheduler lets it rest once its line and flight are empty.
+type Agenda interface {
+	// Wake puts the campaign on the agenda; waking an awake campaign is a
+	// no-op.
+	Wake(ctx context.Context, campaign string) error
+	// Awake returns the campaigns on the agenda.
+	Awake(ctx context.Context) ([]string, error)
+	// Rest takes the campaign off the agenda if its line and flight are
+	// both empty, and reports whether it did. An admission racing with Rest
+	// is never left unserved: either Rest sees its entry and keeps the
+	// campaign awake, or the admission's Wake comes after.
+	Rest(ctx context.Context, campaign string) (bool, error)
+}
+
+// LineStats counts a campaign's entries by where they are.
+type LineStats struct {
+	// Admitted is how many entries were ever admitted (the last entry number).
+	Admitted int64
+	// Waiting and InFlight count entries in line and handed downstream.
+	Waiting, InFlight int64
+	// Issued counts distinct entries recorded as issued.
+	Issued int64
+	// SoldOut tells whether the campaign is marked sold out.
+	SoldOut bool
+}
+
+// LineStatser is implemented by Queues that can count a campaign's entries
+// cheaply (a few O(1) reads), for operators' live numbers.
+type LineStatser interface {
+	LineStats(ctx context.Context, campaign string) (LineStats, error)
+}
+
+// Reopener is implemented by Queues that can take back a campaign's
+// sold-out mark (Recorder.MarkSoldOut), for a campaign whose stock was
+// raised after it sold out: admission of new users resumes.
+type Reopener interface {
+	Reopen(ctx context.Context, campaign string) error
+}
+
 // Admitter puts users in line.
 type Admitter interface {
 	// Admit atomically puts the user in the campaign's line with the next
