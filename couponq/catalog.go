@@ -3,18 +3,26 @@ package couponq
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 )
 
-// Campaigns is a Catalog held in memory, safe for concurrent use. Campaigns
-// are stored with their defaults applied.
+// Campaigns is a Registry held in memory, safe for concurrent use: one
+// process's campaigns, for tests, single-process hosts and static catalogs
+// (NewCampaigns, Put). Campaigns are stored with their defaults applied and
+// their times stripped of monotonic clock readings, so they compare like
+// the campaigns a shared Registry returns. Every Campaign it returns is a
+// copy: changing it changes nothing stored.
 type Campaigns struct {
 	mu sync.RWMutex
 	m  map[string]Campaign
 }
 
-// NewCampaigns returns a catalog holding cs; it fails if one does not
-// validate or an ID repeats.
+var _ Registry = (*Campaigns)(nil)
+
+// NewCampaigns returns a catalog holding cs, each at Version 1; it fails if
+// one does not validate or an ID repeats.
 func NewCampaigns(cs ...Campaign) (*Campaigns, error) {
 	k := &Campaigns{m: make(map[string]Campaign, len(cs))}
 	for _, c := range cs {
@@ -28,14 +36,20 @@ func NewCampaigns(cs ...Campaign) (*Campaigns, error) {
 	return k, nil
 }
 
-// Put adds or replaces a campaign after validating it.
+// Put adds or replaces a campaign after validating it, whatever version is
+// stored: it is for static setup, not for writers racing each other (use
+// Update for those). c.Version is ignored; the stored campaign gets one more
+// than the version it replaces, or 1, so readers still see every change as
+// a new version.
 func (k *Campaigns) Put(c Campaign) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	c = stored(c)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.m[c.ID] = c.WithDefaults()
+	c.Version = k.m[c.ID].Version + 1
+	k.m[c.ID] = c
 	return nil
 }
 
@@ -51,4 +65,93 @@ func (k *Campaigns) Campaign(ctx context.Context, id string) (Campaign, error) {
 		return Campaign{}, fmt.Errorf("%w: %q", ErrUnknownCampaign, id)
 	}
 	return c, nil
+}
+
+// List implements Registry.
+func (k *Campaigns) List(ctx context.Context) ([]Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k.mu.RLock()
+	out := make([]Campaign, 0, len(k.m))
+	for _, c := range k.m {
+		out = append(out, c)
+	}
+	k.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Campaign) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Create implements Registry. A campaign that does not validate, or has a
+// Version other than 0, is refused with an error wrapping
+// ErrInvalidCampaign.
+func (k *Campaigns) Create(ctx context.Context, c Campaign) (Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return Campaign{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Campaign{}, err
+	}
+	if c.Version != 0 {
+		return Campaign{}, fmt.Errorf("%w: %s: create with version %d, must be 0", ErrInvalidCampaign, c.ID, c.Version)
+	}
+	c = stored(c)
+	c.Version = 1
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.m[c.ID]; ok {
+		return Campaign{}, fmt.Errorf("%w: %q", ErrCampaignExists, c.ID)
+	}
+	k.m[c.ID] = c
+	return c, nil
+}
+
+// Update implements Registry. A campaign that does not validate, or has no
+// Version (0: it was not read from a Registry), is refused with an error
+// wrapping ErrInvalidCampaign. Update does not know how many units were
+// issued: a caller lowering Stock checks it against the issued count first.
+func (k *Campaigns) Update(ctx context.Context, c Campaign) (Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return Campaign{}, err
+	}
+	if err := validateUpdate(c); err != nil {
+		return Campaign{}, err
+	}
+	c = stored(c)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old, ok := k.m[c.ID]
+	switch {
+	case !ok:
+		return Campaign{}, fmt.Errorf("%w: %q", ErrUnknownCampaign, c.ID)
+	case old.Version != c.Version:
+		return Campaign{}, fmt.Errorf("%w: %s: stored version %d, update from version %d",
+			ErrVersionConflict, c.ID, old.Version, c.Version)
+	}
+	c.Version++
+	k.m[c.ID] = c
+	return c, nil
+}
+
+// validateUpdate is what every Registry checks before an update writes
+// anything: the campaign validates and names the version it was read at.
+func validateUpdate(c Campaign) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.Version <= 0 {
+		return fmt.Errorf("%w: %s: update with version %d, must name the version read (> 0)",
+			ErrInvalidCampaign, c.ID, c.Version)
+	}
+	return nil
+}
+
+// stored is c as a Registry keeps it: defaults applied, and no monotonic
+// clock readings, which only mean something inside the process that took
+// them and would make == differ between equal times.
+func stored(c Campaign) Campaign {
+	c = c.WithDefaults()
+	c.OpensAt = c.OpensAt.Round(0)
+	c.ClosesAt = c.ClosesAt.Round(0)
+	return c
 }

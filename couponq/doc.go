@@ -22,6 +22,14 @@
 // conformance suites in queuetest and storetest (and locktest, dispatchtest)
 // check any implementation, including the host's own Store.
 //
+// Campaigns live in a Catalog. A Registry is a Catalog operators also write
+// to at runtime (Create, Update, and the helpers Modify, Pause, Resume and
+// Close), versioned so a stale writer cannot overwrite a newer change:
+// Campaigns in memory, redisq.Registry shared through Redis, or the host's
+// own, checked by package registrytest. A CatalogCache in front of a shared
+// Registry keeps lookups off the network, and bounds how long a change takes
+// to reach every process by its TTL (1s by default).
+//
 // The Store is the last word on stock and duplicates: it issues atomically
 // and idempotently by entry key, so redelivered entries, re-dispatched
 // batches and overlapping locks can never over-issue or issue twice. Locks

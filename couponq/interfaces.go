@@ -27,11 +27,17 @@ type Registry interface {
 	// List returns every campaign, ordered by ID.
 	List(ctx context.Context) ([]Campaign, error)
 	// Create stores c (its Version must be 0) with its defaults applied, at
-	// Version 1, and returns it; ErrCampaignExists if the ID is taken.
+	// Version 1, and returns it; ErrCampaignExists if the ID is taken. A
+	// campaign that does not validate, or has a Version other than 0, gets
+	// an error wrapping ErrInvalidCampaign and nothing is written.
 	Create(ctx context.Context, c Campaign) (Campaign, error)
 	// Update replaces the stored campaign with c if the stored Version is
 	// c.Version, and returns it at Version+1; ErrVersionConflict if the
-	// versions differ, ErrUnknownCampaign if there is none.
+	// versions differ, ErrUnknownCampaign if there is none. A campaign that
+	// does not validate, or has Version 0, gets an error wrapping
+	// ErrInvalidCampaign and nothing is written. The Registry does not know
+	// how many units were issued, so it lets Stock go below that: a caller
+	// lowering Stock checks it against the issued count first (see Modify).
 	Update(ctx context.Context, c Campaign) (Campaign, error)
 }
 

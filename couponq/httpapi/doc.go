@@ -1,7 +1,21 @@
-// Package httpapi serves couponq admission and status over net/http as JSON.
+// Package httpapi serves couponq over net/http as JSON, with two handlers
+// meant to be mounted apart.
 //
-// The handler is a plain http.Handler, so it mounts in net/http, chi, gin
-// (gin.WrapH), echo (echo.WrapHandler) and the like. The user's identity
-// comes from Config.User, the host's own authentication; it is never read
-// from the request body.
+// New is the public handler: admission and status for users. The user's
+// identity comes from Config.User, the host's own authentication; it is
+// never read from the request body.
+//
+// NewAdmin is the operators' handler: list campaigns with their live numbers
+// (waiting, in flight, issued, remaining, nominal and measured drain rate,
+// state), create them, change them at a version (stock, batch size,
+// interval, window, pause), pause, resume and close them. Every request
+// first passes AdminConfig.Authorize, the host's own authorization; there is
+// no default that lets anyone in. Changes go through a couponq.Registry, so
+// every process serving the campaigns sees them; a stale version answers
+// 409. The stock cannot go below the units already issued, and raising the
+// stock of a sold-out campaign reopens it (couponq.Reopener).
+//
+// Both are plain http.Handlers, so they mount in net/http, chi, gin
+// (gin.WrapH), echo (echo.WrapHandler) and the like, and both answer errors
+// as JSON {"error": {"code": ..., "message": ...}}.
 package httpapi

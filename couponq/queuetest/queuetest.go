@@ -51,6 +51,8 @@ func Run(t *testing.T, newQueue func(t *testing.T) couponq.Queue) {
 		{"CampaignsAreIndependent", testIndependent},
 		{"CancelledContext", testCancelled},
 		{"IssuedCountCountsDistinctIssuedEntries", testIssuedCount},
+		{"LineStatsCountsEntriesByWhereTheyAre", testLineStats},
+		{"ReopenLetsNewUsersInAfterSoldOut", testReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -540,4 +542,102 @@ func testIssuedCount(t *testing.T, q couponq.Queue, c string) {
 	n, err := counter.IssuedCount(ctx, c+"-other")
 	require.NoError(t, err)
 	assert.Zero(t, n, "campaigns count apart")
+}
+
+// testLineStats checks couponq.LineStatser, for queues that have it: each
+// count follows the entries through admit, lease, ack, release, record and
+// the sold-out mark.
+func testLineStats(t *testing.T, q couponq.Queue, c string) {
+	statser, ok := q.(couponq.LineStatser)
+	if !ok {
+		t.Skipf("%T is not a couponq.LineStatser", q)
+	}
+	ctx := context.Background()
+	stats := func(campaign string) couponq.LineStats {
+		t.Helper()
+		s, err := statser.LineStats(ctx, campaign)
+		require.NoError(t, err)
+		return s
+	}
+	assert.Equal(t, couponq.LineStats{}, stats(c), "a campaign with no entries counts 0")
+	for _, u := range []string{"a", "b", "d", "e"} {
+		admit(t, q, c, u)
+	}
+	admit(t, q, c, "a") // a repeat adds nothing
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 4}, stats(c))
+
+	got, err := q.Lease(ctx, c, 3, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 1, InFlight: 3}, stats(c), "leased")
+	require.NoError(t, q.Ack(ctx, c, got[:2], time.Minute))
+	require.NoError(t, q.Release(ctx, c, got[2:]))
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, InFlight: 2}, stats(c), "acked stays in flight, released waits")
+
+	issued := couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"}
+	require.NoError(t, q.Record(ctx, c, issued,
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+	require.NoError(t, q.Record(ctx, c, issued))
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, Issued: 1}, stats(c), "recorded")
+
+	require.NoError(t, q.MarkSoldOut(ctx, c))
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, Issued: 1, SoldOut: true}, stats(c), "marked sold out")
+	drained, err := q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Empty(t, drained)
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Issued: 1, SoldOut: true}, stats(c), "the line resolved as sold out")
+
+	assert.Equal(t, couponq.LineStats{}, stats(c+"-other"), "campaigns count apart")
+}
+
+// testReopen checks couponq.Reopener, for queues that have it: after the
+// sold-out mark is taken back, new users are admitted again and waiting
+// entries are handed downstream, not resolved as sold out; entries resolved
+// as sold out before keep that outcome.
+func testReopen(t *testing.T, q couponq.Queue, c string) {
+	reopener, ok := q.(couponq.Reopener)
+	if !ok {
+		t.Skipf("%T is not a couponq.Reopener", q)
+	}
+	ctx := context.Background()
+	require.NoError(t, reopener.Reopen(ctx, c), "reopening a campaign that is not sold out is fine")
+	for i := range 4 {
+		admit(t, q, c, fmt.Sprintf("u%d", i))
+	}
+	got, err := q.Lease(ctx, c, 1, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "last"}))
+	require.NoError(t, q.MarkSoldOut(ctx, c))
+	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "late", At: time.Now()})
+	require.ErrorIs(t, err, couponq.ErrSoldOut)
+	drained, err := q.Lease(ctx, c, 1, time.Minute) // resolves u1 as sold out
+	require.NoError(t, err)
+	require.Empty(t, drained)
+
+	require.NoError(t, reopener.Reopen(ctx, c))
+	require.NoError(t, reopener.Reopen(ctx, c), "reopening twice is fine")
+	late := admit(t, q, c, "late")
+	assert.False(t, late.Repeat)
+	assert.Equal(t, couponq.StateWaiting, late.State)
+	assert.Equal(t, int64(5), late.Entry, "the sold-out refusal used no entry number")
+	assert.Equal(t, int64(3), late.Position, "behind u2 and u3")
+	st := status(t, q, c, "u2")
+	assert.Equal(t, couponq.StateWaiting, st.State, "waiting entries wait again")
+	assert.Equal(t, int64(1), st.Position)
+	st = status(t, q, c, "u1")
+	assert.Equal(t, couponq.StateRejected, st.State, "an entry resolved as sold out keeps its outcome")
+	assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+
+	got, err = q.Lease(ctx, c, 10, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{3, 4, 5}, numbers(got), "Lease hands the line downstream again")
+	if statser, ok := q.(couponq.LineStatser); ok {
+		s, err := statser.LineStats(ctx, c)
+		require.NoError(t, err)
+		assert.False(t, s.SoldOut)
+	}
+
+	require.NoError(t, q.MarkSoldOut(ctx, c))
+	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "later", At: time.Now()})
+	assert.ErrorIs(t, err, couponq.ErrSoldOut, "the campaign can sell out again")
 }

@@ -1,0 +1,16 @@
+-- Replaces a campaign record if its version is the one the writer read
+-- (compare and set), and moves it to the next version.
+-- KEYS: 1 record (hash prefix:{id}:campaign)
+-- ARGV: 1 version read, 2 campaign JSON
+-- Returns the new version, or the error COUPONQ_UNKNOWN if there is no
+-- record, or COUPONQ_CONFLICT <stored version> if the versions differ.
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then
+  return redis.error_reply('COUPONQ_UNKNOWN no such campaign')
+end
+if v ~= ARGV[1] then
+  return redis.error_reply('COUPONQ_CONFLICT ' .. v)
+end
+local next = tonumber(v) + 1
+redis.call('HSET', KEYS[1], 'v', next, 'c', ARGV[2])
+return next

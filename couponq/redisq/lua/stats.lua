@@ -1,0 +1,10 @@
+-- Count a campaign's entries by where they are, in one round trip.
+-- KEYS: 1 seq, 2 line, 3 flight, 4 issued, 5 soldout
+-- Returns {admitted, waiting, in flight, issued, sold out (0 or 1)}.
+return {
+  tonumber(redis.call('GET', KEYS[1]) or 0),
+  redis.call('ZCARD', KEYS[2]),
+  redis.call('ZCARD', KEYS[3]),
+  tonumber(redis.call('GET', KEYS[4]) or 0),
+  redis.call('EXISTS', KEYS[5]),
+}

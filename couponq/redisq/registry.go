@@ -1,0 +1,364 @@
+package redisq
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/couponq/couponq/couponq"
+)
+
+var (
+	//go:embed lua/registry_create.lua
+	registryCreateLua string
+	//go:embed lua/registry_update.lua
+	registryUpdateLua string
+
+	registryCreateScript = redis.NewScript(registryCreateLua)
+	registryUpdateScript = redis.NewScript(registryUpdateLua)
+)
+
+// Error codes the registry scripts answer with.
+const (
+	errCodeExists   = "COUPONQ_EXISTS"
+	errCodeUnknown  = "COUPONQ_UNKNOWN"
+	errCodeConflict = "COUPONQ_CONFLICT"
+)
+
+// listChunk is how many IDs List reads from the index, and records it
+// fetches in one pipeline, at a time.
+const listChunk = 500
+
+// RegistryConfig configures a Registry. Zero values take the defaults
+// documented on each field.
+type RegistryConfig struct {
+	// Client is the host's Redis client: a single node, Sentinel or Cluster
+	// client. Required. The Registry never closes it.
+	Client redis.UniversalClient
+	// Prefix starts every key, as Config.Prefix does for the Queue (the two
+	// may share a prefix: their keys do not collide). Empty means
+	// "couponq". It may not contain braces, which would move the hash tag.
+	Prefix string
+}
+
+// Registry is a couponq.Registry on Redis, shared by every process that
+// uses the same Redis and Prefix.
+//
+// Layout: each campaign is one hash, "prefix:{id}:campaign", in the
+// campaign's own hash slot (next to its Queue keys), with two fields: "v",
+// the version, and "c", the campaign as JSON (see below). An index sorted
+// set, "prefix:campaigns", holds every ID with score 0, so it reads back in
+// ID order (ZRANGEBYLEX); it is the only key outside the campaign's slot,
+// and only Create and List touch it. Reading one campaign is one HMGET;
+// nothing is read or written for campaigns nobody asks about, so idle
+// campaigns cost nothing.
+//
+// The JSON of "c" is a stable encoding, independent of Go's struct layout:
+//
+//	{"id":"spring-sale","stock":1000,"per_user_limit":1,
+//	 "opens_at":"2026-03-01T09:00:00Z","closes_at":"2026-03-02T09:00:00Z",
+//	 "batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}
+//
+// Times are RFC 3339 with nanoseconds in UTC, and left out when zero;
+// Interval is whole milliseconds (a campaign with a finer Interval is
+// refused with ErrInvalidCampaign rather than silently rounded); mode is
+// "queue_first" or "validate_first". The version is not in the JSON. Fields
+// a reader does not know are ignored, so a newer writer's additions do not
+// break older readers (but an update from an older writer drops them).
+// Campaigns come back with their times in UTC.
+//
+// Create is two round trips (the index, then a script that writes the
+// record only if there is none), Update one (a compare-and-set script on the
+// version), Campaign one, and List two per 500 campaigns, the index page
+// and a pipeline of the page's records (on a cluster, that pipeline goes to
+// every master at once).
+type Registry struct {
+	rdb    redis.UniversalClient
+	prefix string
+	index  string
+}
+
+var _ couponq.Registry = (*Registry)(nil)
+
+// NewRegistry validates cfg and returns a Registry.
+func NewRegistry(cfg RegistryConfig) (*Registry, error) {
+	if cfg.Client == nil {
+		return nil, fmt.Errorf("%w: redisq: registry: Client is required", couponq.ErrInvalidConfig)
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("%w: redisq: registry: Prefix %q contains a brace", couponq.ErrInvalidConfig, cfg.Prefix)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	return &Registry{rdb: cfg.Client, prefix: cfg.Prefix, index: cfg.Prefix + ":campaigns"}, nil
+}
+
+// key is the hash holding campaign id.
+func (r *Registry) key(id string) string { return r.prefix + ":{" + id + "}:campaign" }
+
+// Campaign implements couponq.Catalog with one HMGET. An ID that does not
+// validate cannot be stored, so it is unknown.
+func (r *Registry) Campaign(ctx context.Context, id string) (couponq.Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %q: %w", id, err)
+	}
+	if err := couponq.ValidateID(id); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %q: %w: %w", id, couponq.ErrUnknownCampaign, err)
+	}
+	vals, err := r.rdb.HMGet(ctx, r.key(id), "v", "c").Result()
+	if err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %s: %w", id, err)
+	}
+	c, ok, err := decodeRecord(id, vals)
+	if err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %s: %w", id, err)
+	}
+	if !ok {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %s: %w", id, couponq.ErrUnknownCampaign)
+	}
+	return c, nil
+}
+
+// List implements couponq.Registry. It reads the index 500 IDs at a time
+// and each chunk's records in one pipeline; IDs in the index without a
+// record (a Create that failed after indexing) are skipped. List is not a
+// snapshot: a campaign created or changed while it runs may be listed as
+// before or after the change.
+func (r *Registry) List(ctx context.Context) ([]couponq.Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redisq: registry: list: %w", err)
+	}
+	var out []couponq.Campaign
+	from := "-"
+	for {
+		ids, err := r.rdb.ZRangeByLex(ctx, r.index, &redis.ZRangeBy{Min: from, Max: "+", Count: listChunk}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisq: registry: list: %w", err)
+		}
+		if len(ids) == 0 {
+			return out, nil
+		}
+		cmds := make([]*redis.SliceCmd, len(ids))
+		if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = p.HMGet(ctx, r.key(id), "v", "c")
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("redisq: registry: list: %w", err)
+		}
+		for i, cmd := range cmds {
+			c, ok, err := decodeRecord(ids[i], cmd.Val())
+			if err != nil {
+				return nil, fmt.Errorf("redisq: registry: list: campaign %s: %w", ids[i], err)
+			}
+			if ok {
+				out = append(out, c)
+			}
+		}
+		if len(ids) < listChunk {
+			return out, nil
+		}
+		from = "(" + ids[len(ids)-1]
+	}
+}
+
+// Create implements couponq.Registry. It adds the ID to the index first, so
+// a stored campaign is always listed (a failure after that leaves an index
+// entry without a record, which List skips and a retried Create fills),
+// then writes the record unless one exists. A campaign that does not
+// validate, or has a Version other than 0, is refused with an error
+// wrapping couponq.ErrInvalidCampaign before anything is written.
+func (r *Registry) Create(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create %s: %w", c.ID, err)
+	}
+	if err := c.Validate(); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create: %w", err)
+	}
+	if c.Version != 0 {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create: %w: %s: version %d, must be 0",
+			couponq.ErrInvalidCampaign, c.ID, c.Version)
+	}
+	data, err := encodeCampaign(c.WithDefaults())
+	if err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create: %w", err)
+	}
+	if err := r.rdb.ZAdd(ctx, r.index, redis.Z{Score: 0, Member: c.ID}).Err(); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create %s: index: %w", c.ID, err)
+	}
+	err = registryCreateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, data).Err()
+	if code, _ := scriptError(err); code == errCodeExists {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create: %w: %q", couponq.ErrCampaignExists, c.ID)
+	}
+	if err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create %s: %w", c.ID, err)
+	}
+	return decodeCampaign(c.ID, 1, data)
+}
+
+// Update implements couponq.Registry with one compare-and-set script on the
+// version. A campaign that does not validate, or has no Version (0: it was
+// not read from a Registry), is refused with an error wrapping
+// couponq.ErrInvalidCampaign before anything is written. Update does not
+// know how many units were issued: a caller lowering Stock checks it
+// against the issued count (Queue.IssuedCount) first.
+func (r *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update %s: %w", c.ID, err)
+	}
+	if err := c.Validate(); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w", err)
+	}
+	if c.Version <= 0 {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w: %s: version %d, must name the version read (> 0)",
+			couponq.ErrInvalidCampaign, c.ID, c.Version)
+	}
+	data, err := encodeCampaign(c.WithDefaults())
+	if err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w", err)
+	}
+	v, err := registryUpdateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, c.Version, data).Int64()
+	switch code, detail := scriptError(err); code {
+	case errCodeUnknown:
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w: %q", couponq.ErrUnknownCampaign, c.ID)
+	case errCodeConflict:
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w: %s: stored version %s, update from version %d",
+			couponq.ErrVersionConflict, c.ID, detail, c.Version)
+	}
+	if err != nil {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update %s: %w", c.ID, err)
+	}
+	return decodeCampaign(c.ID, v, data)
+}
+
+// scriptError splits an error a registry script answered with into its
+// code and the rest; "" for any other error.
+func scriptError(err error) (code, detail string) {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return "", ""
+	}
+	code, detail, _ = strings.Cut(re.Error(), " ")
+	switch code {
+	case errCodeExists, errCodeUnknown, errCodeConflict:
+		return code, detail
+	}
+	return "", ""
+}
+
+// campaignJSON is the stored encoding of a campaign; see Registry. Its
+// field names are the format: do not rename them.
+type campaignJSON struct {
+	ID           string `json:"id"`
+	Stock        int64  `json:"stock"`
+	PerUserLimit int    `json:"per_user_limit"`
+	OpensAt      string `json:"opens_at,omitempty"`
+	ClosesAt     string `json:"closes_at,omitempty"`
+	BatchSize    int    `json:"batch_size"`
+	IntervalMS   int64  `json:"interval_ms"`
+	Mode         string `json:"mode"`
+	Paused       bool   `json:"paused"`
+}
+
+// Mode names in the stored encoding, fixed here rather than taken from
+// Mode.String so that renaming the latter does not change the format.
+var modeNames = map[couponq.Mode]string{couponq.QueueFirst: "queue_first", couponq.ValidateFirst: "validate_first"}
+
+// encodeCampaign encodes a validated campaign with its defaults applied.
+func encodeCampaign(c couponq.Campaign) (string, error) {
+	if c.Interval%time.Millisecond != 0 {
+		return "", fmt.Errorf("%w: %s: interval %s is not a whole number of milliseconds",
+			couponq.ErrInvalidCampaign, c.ID, c.Interval)
+	}
+	opens, err := encodeTime(c.ID, "opens at", c.OpensAt)
+	if err != nil {
+		return "", err
+	}
+	closes, err := encodeTime(c.ID, "closes at", c.ClosesAt)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(campaignJSON{
+		ID: c.ID, Stock: c.Stock, PerUserLimit: c.PerUserLimit, OpensAt: opens, ClosesAt: closes,
+		BatchSize: c.BatchSize, IntervalMS: c.Interval.Milliseconds(), Mode: modeNames[c.Mode], Paused: c.Paused,
+	})
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func encodeTime(id, what string, t time.Time) (string, error) {
+	if t.IsZero() {
+		return "", nil
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return "", fmt.Errorf("%w: %s: %s year %d, outside 1 to 9999", couponq.ErrInvalidCampaign, id, what, y)
+	}
+	return t.UTC().Format(time.RFC3339Nano), nil
+}
+
+// decodeRecord reads an HMGET of "v" and "c"; false if there is no record.
+func decodeRecord(id string, vals []any) (couponq.Campaign, bool, error) {
+	if len(vals) != 2 {
+		return couponq.Campaign{}, false, fmt.Errorf("unexpected reply %v", vals)
+	}
+	if vals[0] == nil && vals[1] == nil {
+		return couponq.Campaign{}, false, nil
+	}
+	vs, _ := vals[0].(string)
+	data, _ := vals[1].(string)
+	v, err := strconv.ParseInt(vs, 10, 64)
+	if err != nil || v <= 0 || data == "" {
+		return couponq.Campaign{}, false, fmt.Errorf("corrupt record: version %v, campaign %v", vals[0], vals[1])
+	}
+	c, err := decodeCampaign(id, v, data)
+	return c, err == nil, err
+}
+
+func decodeCampaign(id string, version int64, data string) (couponq.Campaign, error) {
+	var j campaignJSON
+	if err := json.Unmarshal([]byte(data), &j); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("corrupt record: %w", err)
+	}
+	if j.ID != id {
+		return couponq.Campaign{}, fmt.Errorf("corrupt record: it names campaign %q", j.ID)
+	}
+	c := couponq.Campaign{
+		ID: id, Stock: j.Stock, PerUserLimit: j.PerUserLimit, BatchSize: j.BatchSize,
+		Interval: time.Duration(j.IntervalMS) * time.Millisecond, Paused: j.Paused, Version: version,
+	}
+	var err error
+	if c.OpensAt, err = decodeTime(j.OpensAt); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("corrupt record: opens_at: %w", err)
+	}
+	if c.ClosesAt, err = decodeTime(j.ClosesAt); err != nil {
+		return couponq.Campaign{}, fmt.Errorf("corrupt record: closes_at: %w", err)
+	}
+	switch j.Mode {
+	case modeNames[couponq.QueueFirst]:
+		c.Mode = couponq.QueueFirst
+	case modeNames[couponq.ValidateFirst]:
+		c.Mode = couponq.ValidateFirst
+	default:
+		return couponq.Campaign{}, fmt.Errorf("corrupt record: unknown mode %q", j.Mode)
+	}
+	return c, nil
+}
+
+func decodeTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t.UTC(), err
+}

@@ -1,0 +1,276 @@
+package redisq_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/couponq/registrytest"
+	"github.com/couponq/couponq/internal/redistest"
+)
+
+func newRegistry(t *testing.T, c redis.UniversalClient, prefix string) *redisq.Registry {
+	t.Helper()
+	r, err := redisq.NewRegistry(redisq.RegistryConfig{Client: c, Prefix: prefix})
+	require.NoError(t, err)
+	return r
+}
+
+func TestRegistryConformance(t *testing.T) {
+	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
+		// One prefix for the whole suite: the registry is shared, as it is
+		// between a host's processes.
+		prefix := redistest.Prefix(t, c)
+		registrytest.Run(t, func(t *testing.T) couponq.Registry { return newRegistry(t, c, prefix) })
+	})
+}
+
+func TestNewRegistryValidates(t *testing.T) {
+	_, err := redisq.NewRegistry(redisq.RegistryConfig{})
+	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "no client")
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	_, err = redisq.NewRegistry(redisq.RegistryConfig{Client: c, Prefix: "a{b}"})
+	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "prefix with a hash tag")
+}
+
+// The stored layout and encoding are a format other processes (and other
+// versions) read: this pins them.
+func TestRegistryLayout(t *testing.T) {
+	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		prefix := redistest.Prefix(t, c)
+		r := newRegistry(t, c, prefix)
+		opens := time.Date(2031, 3, 1, 18, 0, 0, 5, time.FixedZone("UTC+9", 9*3600))
+		_, err := r.Create(ctx, couponq.Campaign{ID: "spring:sale", Stock: 1000, OpensAt: opens,
+			ClosesAt: opens.Add(24 * time.Hour), Mode: couponq.ValidateFirst, Paused: true})
+		require.NoError(t, err)
+
+		key := prefix + ":{spring:sale}:campaign"
+		rec, err := c.HGetAll(ctx, key).Result()
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{
+			"v": "1",
+			"c": `{"id":"spring:sale","stock":1000,"per_user_limit":1,` +
+				`"opens_at":"2031-03-01T09:00:00.000000005Z","closes_at":"2031-03-02T09:00:00.000000005Z",` +
+				`"batch_size":100,"interval_ms":1000,"mode":"validate_first","paused":true}`,
+		}, rec)
+		members, err := c.ZRangeWithScores(ctx, prefix+":campaigns", 0, -1).Result()
+		require.NoError(t, err)
+		assert.Equal(t, []redis.Z{{Score: 0, Member: "spring:sale"}}, members)
+
+		got, err := r.Campaign(ctx, "spring:sale")
+		require.NoError(t, err)
+		assert.Equal(t, time.UTC, got.OpensAt.Location(), "times come back in UTC")
+		assert.True(t, got.OpensAt.Equal(opens))
+
+		if cc, ok := c.(*redis.ClusterClient); ok {
+			// The record lives in the slot of the campaign's queue keys.
+			a, err := cc.ClusterKeySlot(ctx, key).Result()
+			require.NoError(t, err)
+			b, err := cc.ClusterKeySlot(ctx, redisq.KeysFor(prefix, "spring:sale").Line).Result()
+			require.NoError(t, err)
+			assert.Equal(t, b, a, "record and queue keys share a slot")
+		}
+	})
+}
+
+// Redis keeps Interval in whole milliseconds: a finer one is refused, not
+// rounded, and nothing is written.
+func TestRegistryRefusesSubMillisecondInterval(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	r := newRegistry(t, c, prefix)
+	_, err := r.Create(ctx, couponq.Campaign{ID: "fine", Stock: 1, Interval: 1500 * time.Microsecond})
+	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign)
+	n, err := c.Exists(ctx, prefix+":{fine}:campaign", prefix+":campaigns").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing written")
+
+	ok, err := r.Create(ctx, couponq.Campaign{ID: "fine", Stock: 1, Interval: 2 * time.Millisecond})
+	require.NoError(t, err)
+	ok.Interval = time.Millisecond + time.Nanosecond
+	_, err = r.Update(ctx, ok)
+	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign)
+}
+
+// A Create that indexed the ID and then failed leaves an index entry without
+// a record: List skips it, and Create fills it.
+func TestRegistryIndexWithoutRecord(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	r := newRegistry(t, c, prefix)
+	require.NoError(t, c.ZAdd(ctx, prefix+":campaigns", redis.Z{Member: "half"}).Err())
+	_, err := r.Create(ctx, couponq.Campaign{ID: "whole", Stock: 1})
+	require.NoError(t, err)
+	all, err := r.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	assert.Equal(t, "whole", all[0].ID)
+	_, err = r.Campaign(ctx, "half")
+	assert.ErrorIs(t, err, couponq.ErrUnknownCampaign)
+	_, err = r.Create(ctx, couponq.Campaign{ID: "half", Stock: 1})
+	require.NoError(t, err)
+	all, err = r.List(ctx)
+	require.NoError(t, err)
+	assert.Len(t, all, 2)
+}
+
+// A record that does not decode is an error, not an unknown campaign.
+func TestRegistryCorruptRecord(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	r := newRegistry(t, c, prefix)
+	require.NoError(t, c.HSet(ctx, prefix+":{bad}:campaign", "v", "1", "c", `{"id":"bad","mode":"sideways"}`).Err())
+	require.NoError(t, c.ZAdd(ctx, prefix+":campaigns", redis.Z{Member: "bad"}).Err())
+	_, err := r.Campaign(ctx, "bad")
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, couponq.ErrUnknownCampaign)
+	assert.Contains(t, err.Error(), "corrupt record")
+	_, err = r.List(ctx)
+	assert.ErrorContains(t, err, "corrupt record")
+}
+
+// roundTrips counts what a client sends about keys under prefix: one per
+// command, one per pipeline. (Connection set-up, which the client sends
+// through the same hooks, is not the registry's cost.)
+type roundTrips struct {
+	prefix string
+	n      atomic.Int64
+}
+
+func (h *roundTrips) ours(cmd redis.Cmder) bool {
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok && strings.HasPrefix(s, h.prefix+":") {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.ours(cmd) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && h.ours(cmds[0]) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func TestRegistryRoundTrips(t *testing.T) {
+	c := redistest.Client(t).(*redis.Client)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	r := newRegistry(t, c, prefix)
+	// Load both scripts first: a script's first use on a server costs an
+	// extra round trip (EVALSHA, then EVAL).
+	w, err := r.Create(ctx, couponq.Campaign{ID: "warm", Stock: 1})
+	require.NoError(t, err)
+	_, err = r.Update(ctx, w)
+	require.NoError(t, err)
+
+	h := &roundTrips{prefix: prefix}
+	c.AddHook(h)
+	count := func(what string, want int64, fn func()) {
+		t.Helper()
+		before := h.n.Load()
+		fn()
+		assert.Equal(t, want, h.n.Load()-before, "round trips of %s", what)
+	}
+	var a couponq.Campaign
+	count("Create", 2, func() { a, err = r.Create(ctx, couponq.Campaign{ID: "a", Stock: 1}); require.NoError(t, err) })
+	count("Campaign", 1, func() { _, err = r.Campaign(ctx, "a"); require.NoError(t, err) })
+	count("Update", 1, func() { _, err = r.Update(ctx, a); require.NoError(t, err) })
+	for i := range 1200 {
+		_, err := r.Create(ctx, couponq.Campaign{ID: fmt.Sprintf("n%04d", i), Stock: 1})
+		require.NoError(t, err)
+	}
+	count("List of 1,202 campaigns", 6, func() {
+		all, err := r.List(ctx)
+		require.NoError(t, err)
+		assert.Len(t, all, 1202)
+	})
+
+	// Behind a CatalogCache, lookups within TTL and idle campaigns cost
+	// nothing.
+	now := time.Now()
+	cache, err := couponq.NewCatalogCache(r, couponq.CatalogCacheConfig{Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	count("1,000 cached lookups of 100 campaigns", 100, func() {
+		for i := range 1000 {
+			_, err := cache.Campaign(ctx, fmt.Sprintf("n%04d", i%100))
+			require.NoError(t, err)
+		}
+	})
+	count("an hour of idleness", 0, func() { now = now.Add(time.Hour) })
+}
+
+// A change written by one process reaches another through its CatalogCache
+// within TTL, and the writer's own process at once after Invalidate.
+func TestRegistryChangeReachesOtherProcesses(t *testing.T) {
+	redistest.Both(t, func(t *testing.T, c1 redis.UniversalClient) {
+		var c2 redis.UniversalClient
+		if _, ok := c1.(*redis.ClusterClient); ok {
+			c2 = redistest.Cluster(t)
+		} else {
+			c2 = redistest.Client(t)
+		}
+		ctx := context.Background()
+		prefix := redistest.Prefix(t, c1)
+		writer, reader := newRegistry(t, c1, prefix), newRegistry(t, c2, prefix)
+		var now atomic.Pointer[time.Time]
+		start := time.Now()
+		now.Store(&start)
+		clock := func() time.Time { return *now.Load() }
+		mine, err := couponq.NewCatalogCache(writer, couponq.CatalogCacheConfig{Now: clock})
+		require.NoError(t, err)
+		theirs, err := couponq.NewCatalogCache(reader, couponq.CatalogCacheConfig{Now: clock})
+		require.NoError(t, err)
+
+		_, err = writer.Create(ctx, couponq.Campaign{ID: "sale", Stock: 10})
+		require.NoError(t, err)
+		for _, k := range []*couponq.CatalogCache{mine, theirs} {
+			got, err := k.Campaign(ctx, "sale")
+			require.NoError(t, err)
+			require.False(t, got.Paused)
+		}
+
+		_, err = couponq.Pause(ctx, writer, "sale")
+		require.NoError(t, err)
+		mine.Invalidate("sale")
+		got, err := mine.Campaign(ctx, "sale")
+		require.NoError(t, err)
+		assert.True(t, got.Paused, "the writer's process sees its change after Invalidate")
+		got, err = theirs.Campaign(ctx, "sale")
+		require.NoError(t, err)
+		assert.False(t, got.Paused, "another process still serves its cached campaign within TTL")
+
+		later := start.Add(couponq.DefaultCatalogTTL)
+		now.Store(&later)
+		got, err = theirs.Campaign(ctx, "sale")
+		require.NoError(t, err)
+		assert.True(t, got.Paused, "another process sees the change once TTL has passed")
+		assert.Equal(t, couponq.CampaignPaused, got.State(later, false))
+	})
+}
