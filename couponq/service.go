@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/couponq/couponq/lock"
@@ -18,6 +20,11 @@ type Config struct {
 	// Queue holds V2 lines and the recorded outcomes of both modes, which
 	// Status reads. Required.
 	Queue Queue
+	// Agenda is woken by V2 admissions, so a dispatch.Scheduler drives the
+	// campaign (see Service.Admit). Nil means the Queue, if it implements
+	// Agenda (memory.Queue and redisq.Queue do); otherwise admission wakes
+	// nothing, which suits per-campaign dispatch.Throttles.
+	Agenda Agenda
 
 	// Tally, Locker and Dispatcher serve V1 (ValidateFirst) campaigns and
 	// are required only if the Catalog has one. V2 admission never touches
@@ -63,7 +70,15 @@ type AdmitEvent struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
+	// woke holds, per campaign, when this process last woke it (unix ns,
+	// *atomic.Int64), so admission pre-marks a campaign at most once per
+	// premarkEvery.
+	woke sync.Map
 }
+
+// premarkEvery is how often, at most, this process wakes a campaign before
+// admitting to it.
+const premarkEvery = time.Second
 
 // New validates cfg and returns a Service.
 func New(cfg Config) (*Service, error) {
@@ -88,6 +103,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Agenda == nil {
+		cfg.Agenda, _ = cfg.Queue.(Agenda)
+	}
 	return &Service{cfg: cfg, log: loggerOrDiscard(cfg.Logger)}, nil
 }
 
@@ -99,6 +117,14 @@ func New(cfg Config) (*Service, error) {
 // ErrInvalidID, ErrUnknownCampaign, ErrNotOpen, ErrClosed, ErrSoldOut,
 // ErrBusy (V1 lock wait) or ErrUnavailable (a backend failed; nothing was
 // accepted).
+//
+// A V2 admission wakes the campaign on the Agenda, so the scheduler drives
+// it: before writing, if this process has not woken the campaign within the
+// last second (a failure then admits nothing and answers ErrUnavailable),
+// and again after writing a fresh entry into an empty line (Position 1;
+// a failure then is only logged, the first wake covers it). A repeat writes
+// nothing and wakes nothing more. The dispatch package's doc explains why
+// this never leaves an entry unserved short of a crash in one round trip.
 func (s *Service) Admit(ctx context.Context, r Request) (Ticket, error) {
 	start := time.Now()
 	ev := AdmitEvent{Campaign: r.Campaign}
@@ -126,6 +152,9 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 	if c.Mode == ValidateFirst {
 		return s.admitV1(ctx, c, r, now, ev)
 	}
+	if err := s.premark(ctx, c.ID, now); err != nil {
+		return Ticket{}, err
+	}
 	t, err := s.cfg.Queue.Admit(ctx, Admission{
 		Campaign: c.ID, User: r.User, RequestID: r.RequestID,
 		PerUserLimit: c.PerUserLimit, At: now,
@@ -133,8 +162,53 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 	if err != nil {
 		return Ticket{}, backendErr("admit", err)
 	}
+	if !t.Repeat && t.Position == 1 {
+		s.wakeAfter(ctx, c.ID, now)
+	}
 	t.EstimatedWait = c.EstimatedWait(t.Position)
 	return t, repeatErr(t)
+}
+
+// premark wakes the campaign before an admission, unless this process woke
+// it within premarkEvery. Of concurrent admissions the first claims the
+// wake and the others go on; a failed wake gives the claim back.
+func (s *Service) premark(ctx context.Context, campaign string, now time.Time) error {
+	if s.cfg.Agenda == nil {
+		return nil
+	}
+	v, ok := s.woke.Load(campaign)
+	if !ok {
+		v, _ = s.woke.LoadOrStore(campaign, new(atomic.Int64))
+	}
+	last := v.(*atomic.Int64)
+	prev, at := last.Load(), now.UnixNano()
+	if prev != 0 && at-prev < int64(premarkEvery) && at >= prev {
+		return nil
+	}
+	if !last.CompareAndSwap(prev, at) {
+		return nil // a concurrent admission claimed it
+	}
+	if err := s.cfg.Agenda.Wake(ctx, campaign); err != nil {
+		last.CompareAndSwap(at, 0)
+		return backendErr("wake", err)
+	}
+	return nil
+}
+
+// wakeAfter wakes the campaign after an admission wrote the first entry of
+// an empty line. The entry is in, so the wake goes on even if the caller
+// has gone; its failure is logged, the pre-mark having covered it.
+func (s *Service) wakeAfter(ctx context.Context, campaign string, now time.Time) {
+	if s.cfg.Agenda == nil {
+		return
+	}
+	if err := s.cfg.Agenda.Wake(context.WithoutCancel(ctx), campaign); err != nil {
+		s.log.Warn("couponq: wake after admission", "campaign", campaign, "err", err)
+		return
+	}
+	if v, ok := s.woke.Load(campaign); ok {
+		v.(*atomic.Int64).Store(now.UnixNano())
+	}
 }
 
 // repeatErr turns a repeat of a served entry into the error the caller

@@ -14,7 +14,10 @@ import (
 	"github.com/couponq/couponq/dispatch/dispatchtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// go-redis keeps a pool reaper briefly alive after Close.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"))
+}
 
 func TestMemoryConformance(t *testing.T) {
 	dispatchtest.Run(t, func(t *testing.T) (couponq.Dispatcher, couponq.Consumer) {

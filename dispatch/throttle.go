@@ -54,13 +54,18 @@ type TickEvent struct {
 	// Err is the tick's error, if any (lease, dispatch as a whole, ack).
 	Err      error
 	Duration time.Duration
+	// Rested is set by the Scheduler when the tick leased nothing and the
+	// campaign came off the Agenda (its line and flight were empty).
+	Rested bool
 }
 
 // Throttle is the "dam": every Interval it moves at most BatchSize of the
 // oldest entries from the Queue to the Dispatcher. Only the throttle holding
-// the campaign's leader lease moves entries; the others stand by.
+// the campaign's leader lease moves entries; the others stand by. It drives
+// one fixed campaign; a Scheduler drives all of them, idle ones for free.
 type Throttle struct {
 	cfg    Config
+	mv     mover
 	key    string
 	log    *slog.Logger
 	runner lifecycle.Runner
@@ -97,6 +102,7 @@ func New(cfg Config) (*Throttle, error) {
 	}
 	return &Throttle{
 		cfg: cfg,
+		mv:  mover{queue: cfg.Queue, dispatcher: cfg.Dispatcher, leaseTTL: cfg.LeaseTTL, handoff: cfg.HandoffTimeout, dispatchTimeout: cfg.DispatchTimeout},
 		key: "couponq:throttle:" + cfg.Campaign.ID,
 		log: log.With("campaign", cfg.Campaign.ID),
 	}, nil
@@ -172,7 +178,7 @@ func (t *Throttle) tick(ctx context.Context) {
 	}
 	start := time.Now()
 	ev := TickEvent{Campaign: t.cfg.Campaign.ID}
-	ev.Leased, ev.Failed, ev.Err = t.move(ctx)
+	ev.Leased, ev.Failed, ev.Err = t.mv.move(ctx, t.cfg.Campaign.ID, t.cfg.Campaign.BatchSize)
 	if ev.Err != nil && ctx.Err() == nil {
 		t.log.Error("couponq: throttle tick", "err", ev.Err, "leased", ev.Leased, "failed", ev.Failed)
 	}
@@ -180,45 +186,4 @@ func (t *Throttle) tick(ctx context.Context) {
 		ev.Duration = time.Since(start)
 		t.cfg.OnTick(ev)
 	}
-}
-
-// move leases one batch, dispatches it, acks what the Dispatcher took and
-// releases the rest. Recovered leases are part of the batch, so they spend
-// the same budget.
-func (t *Throttle) move(ctx context.Context) (leased, failed int, err error) {
-	id := t.cfg.Campaign.ID
-	batch, err := t.cfg.Queue.Lease(ctx, id, t.cfg.Campaign.BatchSize, t.cfg.LeaseTTL)
-	if err != nil || len(batch) == 0 {
-		return 0, 0, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, t.cfg.DispatchTimeout)
-	derr := t.cfg.Dispatcher.Dispatch(dctx, batch)
-	cancel()
-	var acked, released []couponq.Entry
-	for i, bad := range couponq.FailedEntries(derr, len(batch)) {
-		if bad {
-			released = append(released, batch[i])
-		} else {
-			acked = append(acked, batch[i])
-		}
-	}
-	// What the Dispatcher took must be acked even if we are stopping; if the
-	// ack is lost anyway, the lease expires and the Store absorbs the resend.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.DispatchTimeout)
-	defer cancel()
-	var errs []error
-	if derr != nil {
-		errs = append(errs, fmt.Errorf("dispatch: %w", derr))
-	}
-	if len(acked) > 0 {
-		if err := t.cfg.Queue.Ack(actx, id, acked, t.cfg.HandoffTimeout); err != nil {
-			errs = append(errs, fmt.Errorf("ack: %w", err))
-		}
-	}
-	if len(released) > 0 {
-		if err := t.cfg.Queue.Release(actx, id, released); err != nil {
-			errs = append(errs, fmt.Errorf("release: %w", err))
-		}
-	}
-	return len(batch), len(released), errors.Join(errs...)
 }

@@ -252,7 +252,8 @@ func TestThrottleStartTwice(t *testing.T) {
 	require.NoError(t, th.Stop(context.Background()))
 }
 
-// flakyLock fails its refreshes with a backend error while down is set.
+// flakyLock fails its refreshes and releases with a backend error while
+// down is set; flakyLocker fails Obtain too.
 type flakyLock struct {
 	lock.Lock
 	down *atomic.Bool
@@ -265,12 +266,22 @@ func (f flakyLock) Refresh(ctx context.Context, ttl time.Duration) error {
 	return f.Lock.Refresh(ctx, ttl)
 }
 
+func (f flakyLock) Release(ctx context.Context) error {
+	if f.down.Load() {
+		return errors.New("connection reset")
+	}
+	return f.Lock.Release(ctx)
+}
+
 type flakyLocker struct {
 	lock.Locker
 	down *atomic.Bool
 }
 
 func (f flakyLocker) Obtain(ctx context.Context, key string, ttl time.Duration) (lock.Lock, error) {
+	if f.down.Load() {
+		return nil, errors.New("connection refused")
+	}
 	lk, err := f.Locker.Obtain(ctx, key, ttl)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 type Queue struct {
 	mu        sync.Mutex
 	campaigns map[string]*line
+	agenda    map[string]time.Time // campaigns on the Agenda, by wake time (agenda.go)
 	now       func() time.Time
 }
 

@@ -21,9 +21,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/dispatch"
-	"github.com/couponq/couponq/issuer"
-	"github.com/couponq/couponq/lock"
+	"github.com/couponq/couponq/node"
 )
 
 func main() {
@@ -52,48 +50,25 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 	if v1 {
 		campaign.Mode = couponq.ValidateFirst
 	}
-	catalog, err := couponq.NewCampaigns(campaign)
+	campaigns, err := couponq.NewCampaigns(campaign)
 	if err != nil {
 		return err
 	}
-	queue := memory.NewQueue(nil)
-	store := memory.NewStore()
-	locker := lock.NewMemory()
-	transport, err := dispatch.NewMemory(dispatch.MemoryConfig{Workers: 8})
+	// One node runs admission, the scheduler and the issuer; with no
+	// backends given it uses the in-memory ones.
+	n, err := node.New(node.Config{Catalog: campaigns, Logger: logger})
 	if err != nil {
 		return err
 	}
-	svc, err := couponq.New(couponq.Config{
-		Catalog: catalog, Queue: queue, Logger: logger,
-		Tally: memory.NewTally(), Locker: locker, Dispatcher: transport, // used by V1 only
-	})
-	if err != nil {
-		return err
-	}
-	throttle, err := dispatch.New(dispatch.Config{
-		Campaign: campaign, Queue: queue, Dispatcher: transport, Locker: locker, Logger: logger,
-	})
-	if err != nil {
-		return err
-	}
-	iss, err := issuer.New(issuer.Config{
-		Consumer: transport, Store: store, Catalog: catalog, Recorder: queue, Locker: locker, Logger: logger,
-	})
-	if err != nil {
-		return err
-	}
-	if err := throttle.Start(ctx); err != nil {
-		return err
-	}
-	if err := iss.Start(ctx); err != nil {
+	if err := n.Start(ctx); err != nil {
 		return err
 	}
 	defer func() {
 		stopCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
-		_ = throttle.Stop(stopCtx)
-		_ = iss.Stop(stopCtx)
+		_ = n.Stop(stopCtx)
 	}()
+	svc, store := n.Service(), n.Store().(*memory.Store)
 
 	start := time.Now()
 	var admitted, soldOut, repeats, failed atomic.Int64

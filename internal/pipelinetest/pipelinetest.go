@@ -39,6 +39,9 @@ var seq atomic.Int64
 //   - every admitted user's entry reaches a terminal status, and the issued
 //     statuses match the Store;
 //   - no batch handed downstream is larger than BatchSize.
+//
+// V2 runs with a per-campaign Throttle, and (the "scheduler" cases) with a
+// dispatch.Scheduler woken by admission, if the Queue is a couponq.Agenda.
 func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
 	for _, tc := range []struct {
 		name         string
@@ -46,17 +49,24 @@ func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
 		scope        couponq.LockScope
 		users, stock int
 		batch        bool // the issuer's batch path (no per-user lock)
+		scheduler    bool // a Scheduler instead of a Throttle
 	}{
-		{"V2/oversubscribed", couponq.QueueFirst, 0, 3000, 500, false},
-		{"V2/undersubscribed", couponq.QueueFirst, 0, 300, 1000, false},
-		{"V2-batch/oversubscribed", couponq.QueueFirst, 0, 3000, 500, true},
-		{"V2-batch/undersubscribed", couponq.QueueFirst, 0, 300, 1000, true},
-		{"V1-user-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerUser, 3000, 500, false},
-		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300, false},
-		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000, false},
+		{"V2/oversubscribed", couponq.QueueFirst, 0, 3000, 500, false, false},
+		{"V2/undersubscribed", couponq.QueueFirst, 0, 300, 1000, false, false},
+		{"V2-batch/oversubscribed", couponq.QueueFirst, 0, 3000, 500, true, false},
+		{"V2-batch/undersubscribed", couponq.QueueFirst, 0, 300, 1000, true, false},
+		{"V2-scheduler/oversubscribed", couponq.QueueFirst, 0, 3000, 500, true, true},
+		{"V2-scheduler/undersubscribed", couponq.QueueFirst, 0, 300, 1000, false, true},
+		{"V1-user-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerUser, 3000, 500, false, false},
+		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300, false, false},
+		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runPipeline(t, newBackends(t), tc.mode, tc.scope, tc.users, int64(tc.stock), tc.batch)
+			b := newBackends(t)
+			if _, ok := b.Queue.(couponq.Agenda); tc.scheduler && !ok {
+				t.Skip("the Queue is not an Agenda")
+			}
+			runPipeline(t, b, tc.mode, tc.scope, tc.users, int64(tc.stock), tc.batch, tc.scheduler)
 		})
 	}
 }
@@ -126,7 +136,13 @@ func (l *lossyConsumer) ConsumeBatches(ctx context.Context, max int, h couponq.B
 	})
 }
 
-func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64, batch bool) {
+// runner is a Throttle or a Scheduler.
+type runner interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64, batch, scheduler bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := couponq.Campaign{ID: fmt.Sprintf("flash-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
@@ -163,7 +179,13 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 		LockBackoff: lock.Backoff{Min: 100 * time.Microsecond, Max: 2 * time.Millisecond}, LockWait: 10 * time.Second,
 	})
 	require.NoError(t, err)
-	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: b.Queue, Dispatcher: sized, Locker: b.Locker})
+	var th runner
+	if scheduler {
+		th, err = dispatch.NewScheduler(dispatch.SchedulerConfig{Catalog: catalog, Agenda: b.Queue.(couponq.Agenda),
+			Queue: b.Queue, Dispatcher: sized, Locker: b.Locker, PollInterval: 5 * time.Millisecond})
+	} else {
+		th, err = dispatch.New(dispatch.Config{Campaign: c, Queue: b.Queue, Dispatcher: sized, Locker: b.Locker})
+	}
 	require.NoError(t, err)
 	icfg := issuer.Config{Consumer: lossy, Store: flaky, Catalog: catalog,
 		Recorder: b.Queue, Locker: b.Locker, Backoff: lock.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond},
