@@ -57,6 +57,12 @@ type Campaign struct {
 	Interval time.Duration
 	// Mode selects V2 (QueueFirst, the zero value) or V1 (ValidateFirst).
 	Mode Mode
+	// MaxWaiting caps the line: once this many entries wait, admission of
+	// new users answers ErrLineFull (which is ErrSoldOut to errors.Is)
+	// without growing the line, so a drop of 100 units does not hold a
+	// million people in a line that can never serve them. Zero means no
+	// cap. The seed's design capped the line at ten times the stock.
+	MaxWaiting int64
 	// Paused stops the throttle: nobody is moved downstream while it is
 	// true, though admission goes on (users keep their places).
 	Paused bool
@@ -132,6 +138,8 @@ func (c Campaign) Validate() error {
 		return fmt.Errorf("%w: %s: closes at %s, not after opens at %s", ErrInvalidCampaign, c.ID, c.ClosesAt, c.OpensAt)
 	case c.Mode != QueueFirst && c.Mode != ValidateFirst:
 		return fmt.Errorf("%w: %s: unknown mode %d", ErrInvalidCampaign, c.ID, c.Mode)
+	case c.MaxWaiting < 0:
+		return fmt.Errorf("%w: %s: max waiting must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.MaxWaiting)
 	case c.Version < 0:
 		return fmt.Errorf("%w: %s: version must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.Version)
 	}

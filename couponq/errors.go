@@ -2,6 +2,7 @@ package couponq
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 )
 
@@ -28,6 +29,10 @@ var (
 	ErrClosed = errors.New("couponq: campaign closed")
 	// ErrSoldOut reports that the campaign's whole stock is taken.
 	ErrSoldOut = errors.New("couponq: sold out")
+	// ErrLineFull reports an admission refused because the campaign's line
+	// holds Campaign.MaxWaiting entries already. It wraps ErrSoldOut: to
+	// the user it means the same (the stock will be gone before their turn).
+	ErrLineFull = fmt.Errorf("couponq: line full: %w", ErrSoldOut)
 	// ErrDuplicate reports that the user already holds PerUserLimit
 	// issuances of the campaign (or, in V1 mode, already passed the gate).
 	ErrDuplicate = errors.New("couponq: already issued to this user")
