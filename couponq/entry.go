@@ -91,6 +91,9 @@ type Admission struct {
 	// PerUserLimit lets a user who was issued fewer than this many line up
 	// again; zero means 1.
 	PerUserLimit int
+	// MaxWaiting, if > 0, caps the line: a new user finding this many
+	// entries waiting gets ErrLineFull and nothing is written.
+	MaxWaiting int64
 	// At is the admission time.
 	At time.Time
 }
@@ -103,8 +106,17 @@ type Ticket struct {
 	Entry int64
 	// Position is the 1-based place in line while waiting, else 0.
 	Position int64
-	// EstimatedWait is filled in by Service from the campaign's throttle rate.
+	// EstimatedWait is filled in by Service from the campaign's throttle
+	// rate; zero when BeyondStock.
 	EstimatedWait time.Duration
+	// Claimed is, for a waiting entry, how many of the campaign's units were
+	// issued or in flight when the position was read; -1 if the Queue does
+	// not say.
+	Claimed int64
+	// BeyondStock is set by Service when the position is past the stock
+	// that remains (Stock - Claimed): unless entries ahead fail, the user
+	// will hear sold out.
+	BeyondStock bool
 	// State is the entry's state: waiting for a fresh V2 admission, in
 	// flight for a V1 admission, anything for a repeat.
 	State State
@@ -121,8 +133,12 @@ type Status struct {
 	Entry    int64
 	// Position is the 1-based place in line while waiting, else 0.
 	Position int64
-	// EstimatedWait is filled in by Service while waiting.
+	// EstimatedWait is filled in by Service while waiting; zero when
+	// BeyondStock.
 	EstimatedWait time.Duration
+	// Claimed and BeyondStock are as in Ticket.
+	Claimed     int64
+	BeyondStock bool
 	// IssuanceID is set when State is StateIssued.
 	IssuanceID string
 	// Reason is set when State is StateRejected.

@@ -111,7 +111,10 @@ type TicketResponse struct {
 	EstimatedWaitMS int64  `json:"estimated_wait_ms"`
 	State           string `json:"state"`
 	Repeat          bool   `json:"repeat"`
-	StatusURL       string `json:"status_url"`
+	// BeyondStock: the position is past the stock that remains; unless
+	// entries ahead fail, the answer will be sold out.
+	BeyondStock bool   `json:"beyond_stock,omitempty"`
+	StatusURL   string `json:"status_url"`
 }
 
 // StatusResponse is the 200 body of a status lookup.
@@ -123,6 +126,7 @@ type StatusResponse struct {
 	EstimatedWaitMS int64  `json:"estimated_wait_ms,omitempty"`
 	IssuanceID      string `json:"issuance_id,omitempty"`
 	Reason          string `json:"reason,omitempty"`
+	BeyondStock     bool   `json:"beyond_stock,omitempty"`
 }
 
 // ErrorResponse is the body of every error answer.
@@ -186,6 +190,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, StatusResponse{
 		Campaign: st.Campaign, Entry: st.Entry, State: string(st.State), Position: st.Position,
 		EstimatedWaitMS: st.EstimatedWait.Milliseconds(), IssuanceID: st.IssuanceID, Reason: string(st.Reason),
+		BeyondStock: st.BeyondStock,
 	})
 }
 
@@ -201,7 +206,8 @@ func (h *handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (h *handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
 	return &TicketResponse{
 		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
-		State: string(t.State), Repeat: t.Repeat, StatusURL: h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me",
+		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock,
+		StatusURL: h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me",
 	}
 }
 

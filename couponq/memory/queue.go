@@ -17,6 +17,7 @@ type Queue struct {
 	mu        sync.Mutex
 	campaigns map[string]*line
 	agenda    map[string]time.Time // campaigns on the Agenda, by wake time (agenda.go)
+	archive   archives             // archived campaigns until their records expire (archive.go)
 	now       func() time.Time
 }
 
@@ -58,7 +59,7 @@ type userRec struct {
 }
 
 func (q *Queue) line(campaign string) *line {
-	l := q.campaigns[campaign]
+	l := q.lookup(campaign)
 	if l == nil {
 		l = &line{flight: map[int64]deadline{}, entries: map[int64]couponq.Entry{}, users: map[string]*userRec{}}
 		q.campaigns[campaign] = l
@@ -94,9 +95,13 @@ func (l *line) ticket(campaign, user string, u *userRec, repeat bool) couponq.Ti
 		t.State = couponq.StateRejected // its outcome, though the line has not reached it yet
 	case u.state == couponq.StateWaiting:
 		t.Position = l.rank(u.entry)
+		t.Claimed = l.claimed()
 	}
 	return t
 }
+
+// claimed counts units issued or in flight.
+func (l *line) claimed() int64 { return l.issued + int64(len(l.flight)) }
 
 // Admit implements couponq.Admitter.
 func (q *Queue) Admit(ctx context.Context, a couponq.Admission) (couponq.Ticket, error) {
@@ -117,6 +122,9 @@ func (q *Queue) Admit(ctx context.Context, a couponq.Admission) (couponq.Ticket,
 	if l.soldOut {
 		return couponq.Ticket{}, fmt.Errorf("%w: %s", couponq.ErrSoldOut, a.Campaign)
 	}
+	if a.MaxWaiting > 0 && int64(len(l.waiting)) >= a.MaxWaiting {
+		return couponq.Ticket{}, fmt.Errorf("%w: %s holds %d waiting", couponq.ErrLineFull, a.Campaign, len(l.waiting))
+	}
 	l.seq++
 	n := l.seq
 	l.entries[n] = couponq.Entry{Campaign: a.Campaign, User: a.User, Number: n, AdmittedAt: a.At, RequestID: a.RequestID}
@@ -136,7 +144,7 @@ func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Stat
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	l := q.campaigns[campaign]
+	l := q.lookup(campaign)
 	var u *userRec
 	if l != nil {
 		u = l.users[user]
@@ -150,6 +158,7 @@ func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Stat
 			st.State, st.Reason = couponq.StateRejected, couponq.ReasonSoldOut
 		} else {
 			st.Position = l.rank(u.entry)
+			st.Claimed = l.claimed()
 		}
 	}
 	return st, nil
@@ -165,7 +174,7 @@ func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Dura
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	l := q.campaigns[campaign]
+	l := q.lookup(campaign)
 	if l == nil {
 		return nil, nil
 	}
@@ -208,7 +217,7 @@ func (q *Queue) Ack(ctx context.Context, campaign string, entries []couponq.Entr
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	l := q.campaigns[campaign]
+	l := q.lookup(campaign)
 	if l == nil {
 		return nil
 	}
@@ -240,7 +249,7 @@ func (q *Queue) Release(ctx context.Context, campaign string, entries []couponq.
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	l := q.campaigns[campaign]
+	l := q.lookup(campaign)
 	if l == nil {
 		return nil
 	}
@@ -306,7 +315,7 @@ func (q *Queue) IssuedCount(ctx context.Context, campaign string) (int64, error)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if l := q.campaigns[campaign]; l != nil {
+	if l := q.lookup(campaign); l != nil {
 		return l.issued, nil
 	}
 	return 0, nil
@@ -332,7 +341,7 @@ type Stats struct {
 func (q *Queue) Stats(campaign string) Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	l := q.campaigns[campaign]
+	l := q.lookup(campaign)
 	if l == nil {
 		return Stats{}
 	}

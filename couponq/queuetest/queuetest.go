@@ -53,6 +53,9 @@ func Run(t *testing.T, newQueue func(t *testing.T) couponq.Queue) {
 		{"IssuedCountCountsDistinctIssuedEntries", testIssuedCount},
 		{"LineStatsCountsEntriesByWhereTheyAre", testLineStats},
 		{"ReopenLetsNewUsersInAfterSoldOut", testReopen},
+		{"ArchiveKeepsOutcomesForRetention", testArchive},
+		{"LineCapRefusesWithoutWriting", testLineCap},
+		{"ClaimedCountsIssuedAndInFlight", testClaimed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -640,4 +643,186 @@ func testReopen(t *testing.T, q couponq.Queue, c string) {
 	require.NoError(t, q.MarkSoldOut(ctx, c))
 	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "later", At: time.Now()})
 	assert.ErrorIs(t, err, couponq.ErrSoldOut, "the campaign can sell out again")
+}
+
+// testLineCap: with Admission.MaxWaiting, a new user finding the line full
+// gets ErrLineFull (an ErrSoldOut) and nothing is written; users already in
+// line keep their tickets; once the line shortens, new users get in again.
+func testLineCap(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	capped := func(user string) (couponq.Ticket, error) {
+		return q.Admit(ctx, couponq.Admission{Campaign: c, User: user, MaxWaiting: 2, At: time.Now()})
+	}
+	for _, u := range []string{"a", "b"} {
+		_, err := capped(u)
+		require.NoError(t, err, "room in line for %s", u)
+	}
+	_, err := capped("c")
+	require.ErrorIs(t, err, couponq.ErrLineFull, "a third user with MaxWaiting 2")
+	assert.ErrorIs(t, err, couponq.ErrSoldOut, "a full line means sold out to the user")
+	_, err = q.Status(ctx, c, "c")
+	assert.ErrorIs(t, err, couponq.ErrNotFound, "a refused admission writes nothing")
+	tk, err := capped("a")
+	require.NoError(t, err, "a user in line asking again")
+	assert.True(t, tk.Repeat)
+	assert.EqualValues(t, 1, tk.Position)
+	got, err := q.Lease(ctx, c, 1, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	tk, err = capped("c")
+	require.NoError(t, err, "the line shortened: room again")
+	assert.EqualValues(t, 3, tk.Entry, "entry numbers have no gap for the refused admission")
+	tk, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "d", At: time.Now()})
+	require.NoError(t, err, "MaxWaiting 0 means no cap")
+	assert.EqualValues(t, 3, tk.Position)
+}
+
+// testClaimed: a waiting entry's Ticket and Status report the campaign's
+// units issued or in flight, from which Service tells whether the position
+// is beyond the remaining stock.
+func testClaimed(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	for _, u := range []string{"a", "b", "d", "e"} {
+		tk := admit(t, q, c, u)
+		assert.Zero(t, tk.Claimed, "nothing issued or in flight yet (%s)", u)
+	}
+	got, err := q.Lease(ctx, c, 2, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.EqualValues(t, 2, status(t, q, c, "d").Claimed, "two in flight")
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"},
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+	st := status(t, q, c, "d")
+	assert.EqualValues(t, 1, st.Claimed, "one issued, none in flight: a rejection claims nothing")
+	assert.EqualValues(t, 1, st.Position)
+	tk, err := q.Admit(ctx, couponq.Admission{Campaign: c, User: "e", At: time.Now()})
+	require.NoError(t, err)
+	assert.True(t, tk.Repeat)
+	assert.EqualValues(t, 1, tk.Claimed, "a repeat of a waiting entry reports it too")
+}
+
+// archiveRetention is how long testArchive keeps an archived campaign's
+// outcomes: long enough to read them back, short enough to wait out.
+const archiveRetention = 500 * time.Millisecond
+
+// testArchive checks couponq.Archiver, for queues that have it: a campaign
+// with entries waiting or in flight is refused; a drained one keeps
+// answering Status, LineStats and IssuedCount for the retention, then is
+// gone as if it never ran (and its ID numbers from 1 again); a retention
+// of 0 drops it at once; it leaves the agenda.
+func testArchive(t *testing.T, q couponq.Queue, c string) {
+	archiver, ok := q.(couponq.Archiver)
+	if !ok {
+		t.Skipf("%T is not a couponq.Archiver", q)
+	}
+	ctx := context.Background()
+	statser, _ := q.(couponq.LineStatser)
+	counter, _ := q.(couponq.IssuedCounter)
+	agenda, _ := q.(couponq.Agenda)
+	stats := func(campaign string) couponq.LineStats {
+		t.Helper()
+		if statser == nil {
+			return couponq.LineStats{}
+		}
+		s, err := statser.LineStats(ctx, campaign)
+		require.NoError(t, err)
+		return s
+	}
+	issuedCount := func(campaign string) int64 {
+		t.Helper()
+		if counter == nil {
+			return 0
+		}
+		n, err := counter.IssuedCount(ctx, campaign)
+		require.NoError(t, err)
+		return n
+	}
+	// drain records every entry of the campaign issued.
+	drain := func(campaign string) {
+		t.Helper()
+		got, err := q.Lease(ctx, campaign, 100, time.Minute)
+		require.NoError(t, err)
+		for _, e := range got {
+			require.NoError(t, q.Record(ctx, campaign, couponq.Result{Entry: e, State: couponq.StateIssued, IssuanceID: "i-" + e.User}))
+		}
+	}
+
+	require.NoError(t, archiver.Archive(ctx, c+"-never", time.Minute), "archiving a campaign with no records does nothing")
+	assert.ErrorIs(t, archiver.Archive(ctx, c, -time.Second), couponq.ErrInvalidConfig, "negative retention")
+
+	admit(t, q, c, "a")
+	admit(t, q, c, "b")
+	admit(t, q, c, "d")
+	if agenda != nil {
+		require.NoError(t, agenda.Wake(ctx, c))
+	}
+	assert.ErrorIs(t, archiver.Archive(ctx, c, archiveRetention), couponq.ErrCampaignBusy, "entries waiting")
+	got, err := q.Lease(ctx, c, 3, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	assert.ErrorIs(t, archiver.Archive(ctx, c, archiveRetention), couponq.ErrCampaignBusy, "entries in flight")
+	require.NoError(t, q.Record(ctx, c,
+		couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i-a"},
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+	require.NoError(t, q.MarkSoldOut(ctx, c))
+	assert.ErrorIs(t, archiver.Archive(ctx, c, archiveRetention), couponq.ErrCampaignBusy, "one entry still in flight")
+	st := status(t, q, c, "d")
+	assert.Equal(t, couponq.StateInFlight, st.State, "a refused Archive changes nothing")
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[2], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+	before := stats(c)
+
+	start := time.Now()
+	require.NoError(t, archiver.Archive(ctx, c, archiveRetention))
+	a, aErr := q.Status(ctx, c, "a")
+	b, bErr := q.Status(ctx, c, "b")
+	during, count := stats(c), issuedCount(c)
+	if time.Since(start) < archiveRetention { // else too slow to tell
+		require.NoError(t, aErr, "an archived campaign answers Status for the retention")
+		require.NoError(t, bErr)
+		assert.Equal(t, couponq.StateIssued, a.State)
+		assert.Equal(t, "i-a", a.IssuanceID)
+		assert.Equal(t, couponq.StateRejected, b.State)
+		assert.Equal(t, couponq.ReasonSoldOut, b.Reason)
+		assert.Equal(t, before, during, "and LineStats")
+		if statser != nil {
+			assert.Equal(t, couponq.LineStats{Admitted: 3, Issued: 1, SoldOut: true}, during)
+		}
+		if counter != nil {
+			assert.EqualValues(t, 1, count, "and IssuedCount")
+		}
+	}
+	if agenda != nil {
+		awake, err := agenda.Awake(ctx)
+		require.NoError(t, err)
+		assert.NotContains(t, awake, c, "an archived campaign is off the agenda")
+	}
+
+	// After the retention, the campaign is gone.
+	time.Sleep(time.Until(start.Add(archiveRetention)))
+	require.Eventually(t, func() bool {
+		_, err := q.Status(ctx, c, "a")
+		return errors.Is(err, couponq.ErrNotFound)
+	}, 5*time.Second, 10*time.Millisecond, "Status of an archived campaign after its retention")
+	for _, u := range []string{"a", "b", "d"} {
+		_, err := q.Status(ctx, c, u)
+		assert.ErrorIs(t, err, couponq.ErrNotFound, u)
+	}
+	assert.Equal(t, couponq.LineStats{}, stats(c), "LineStats after the retention")
+	assert.Zero(t, issuedCount(c), "IssuedCount after the retention")
+	again := admit(t, q, c, "a")
+	assert.False(t, again.Repeat, "the ID starts over")
+	assert.EqualValues(t, 1, again.Entry)
+	assert.Equal(t, couponq.StateWaiting, again.State, "no sold-out mark is left")
+
+	// Retention 0: gone at once.
+	now := c + "-now"
+	admit(t, q, now, "u")
+	drain(now)
+	require.Equal(t, couponq.StateIssued, status(t, q, now, "u").State)
+	require.NoError(t, archiver.Archive(ctx, now, 0))
+	_, err = q.Status(ctx, now, "u")
+	assert.ErrorIs(t, err, couponq.ErrNotFound, "retention 0 drops the records at once")
+	assert.Equal(t, couponq.LineStats{}, stats(now))
+	assert.Zero(t, issuedCount(now))
+	require.NoError(t, archiver.Archive(ctx, now, 0), "archiving twice is fine")
 }

@@ -94,27 +94,28 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 			close(call.done)
 		}
 	}()
-	// Callers of one batch share one per-user limit and time; group by limit.
-	limit := max(batch[0].a.PerUserLimit, 1)
-	args := []any{limit, time.Now().UnixMilli()}
+	// Callers of one batch share one per-user limit, line cap and time;
+	// group by limit and cap.
+	limit, lineCap := max(batch[0].a.PerUserLimit, 1), max(batch[0].a.MaxWaiting, 0)
+	args := []any{limit, time.Now().UnixMilli(), lineCap}
 	var sent []*admitCall
 	var rest []*admitCall
 	for _, call := range batch {
-		if max(call.a.PerUserLimit, 1) != limit {
+		if max(call.a.PerUserLimit, 1) != limit || max(call.a.MaxWaiting, 0) != lineCap {
 			rest = append(rest, call)
 			continue
 		}
 		args = append(args, call.a.User)
 		sent = append(sent, call)
 	}
-	for _, call := range rest { // rare: different limits for one campaign at once
+	for _, call := range rest { // rare: different limits for one campaign at once (a campaign just changed)
 		call.t, call.err = c.q.admitOne(context.Background(), call.a)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	k := c.q.keys(campaign)
 	res, err := admitManyScript.Run(ctx, c.q.rdb, k.AdmitKeys(), args...).Slice()
-	if err == nil && len(res) != 6*len(sent) {
+	if err == nil && len(res) != 7*len(sent) {
 		err = fmt.Errorf("unexpected reply of %d values for %d users", len(res), len(sent))
 	}
 	for i, call := range sent {
@@ -122,6 +123,6 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 			call.err = fmt.Errorf("redisq: admit: %w", err)
 			continue
 		}
-		call.t, call.err = ticket(call.a, res[6*i:6*i+6])
+		call.t, call.err = ticket(call.a, res[7*i:7*i+7])
 	}
 }

@@ -141,7 +141,7 @@ func (q *Queue) keys(campaign string) Keys {
 
 // AdmitKeys returns, in order, the KEYS the admission script takes.
 func (k Keys) AdmitKeys() []string {
-	return []string{k.Seq, k.Line, k.Held, k.Done, k.SoldOut, k.Clock}
+	return []string{k.Seq, k.Line, k.Held, k.Done, k.SoldOut, k.Clock, k.Flight, k.Issued}
 }
 
 // Admit implements couponq.Admitter.
@@ -161,43 +161,47 @@ func (q *Queue) admitOne(ctx context.Context, a couponq.Admission) (couponq.Tick
 		at = time.Now()
 	}
 	k := q.keys(a.Campaign)
-	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli()).Slice()
+	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli(), max(a.MaxWaiting, 0)).Slice()
 	if err != nil {
 		return couponq.Ticket{}, fmt.Errorf("redisq: admit: %w", err)
 	}
 	return ticket(a, res)
 }
 
-// ticket reads the six values an admission script answers per user.
+// ticket reads the seven values an admission script answers per user.
 func ticket(a couponq.Admission, res []any) (couponq.Ticket, error) {
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return couponq.Ticket{}, fmt.Errorf("redisq: admit: unexpected reply %v", res)
 	}
-	if toInt(res[0]) == 2 {
+	switch toInt(res[0]) {
+	case 2:
 		return couponq.Ticket{}, fmt.Errorf("%w: %s", couponq.ErrSoldOut, a.Campaign)
+	case 3:
+		return couponq.Ticket{}, fmt.Errorf("%w: %s holds %d waiting", couponq.ErrLineFull, a.Campaign, toInt(res[2]))
 	}
 	return couponq.Ticket{
 		Campaign: a.Campaign, User: a.User, Entry: toInt(res[1]), Position: toInt(res[2]),
-		State: couponq.State(toStr(res[3])), Repeat: toInt(res[0]) == 1,
+		State: couponq.State(toStr(res[3])), Repeat: toInt(res[0]) == 1, Claimed: toInt(res[6]),
 	}, nil
 }
 
 // Status implements couponq.StatusReader.
 func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Status, error) {
 	k := q.keys(campaign)
-	res, err := statusScript.Run(ctx, q.rdb, []string{k.Line, k.Held, k.Done, k.SoldOut}, user).Slice()
+	res, err := statusScript.Run(ctx, q.rdb, []string{k.Line, k.Held, k.Done, k.SoldOut, k.Flight, k.Issued}, user).Slice()
 	if errors.Is(err, redis.Nil) {
 		return couponq.Status{}, fmt.Errorf("%w: %s/%s", couponq.ErrNotFound, campaign, user)
 	}
 	if err != nil {
 		return couponq.Status{}, fmt.Errorf("redisq: status: %w", err)
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return couponq.Status{}, fmt.Errorf("redisq: status: unexpected reply %v", res)
 	}
 	return couponq.Status{
 		Campaign: campaign, User: user, State: couponq.State(toStr(res[0])), Entry: toInt(res[1]),
 		Position: toInt(res[2]), Reason: couponq.Reason(toStr(res[3])), IssuanceID: toStr(res[4]),
+		Claimed: toInt(res[5]),
 	}, nil
 }
 

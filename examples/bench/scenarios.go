@@ -225,9 +225,9 @@ func (b *backends) runRedisCeiling(ctx context.Context, conns, n int) (RedisResu
 	k := redisq.KeysFor(b.prefix, fmt.Sprintf("rb%d", b.seq.Add(1)))
 	host, port, _ := net.SplitHostPort(b.o.redis)
 	args := []string{"-h", host, "-p", port, "-c", fmt.Sprint(conns), "-n", fmt.Sprint(n), "-r", "100000000", "-q",
-		"EVALSHA", sha, "6"}
+		"EVALSHA", sha, fmt.Sprint(len(k.AdmitKeys()))}
 	args = append(args, k.AdmitKeys()...)
-	args = append(args, "user:__rand_int__", "1", "1700000000000")
+	args = append(args, "user:__rand_int__", "1", "1700000000000", "0") // user, limit, now, no line cap
 	out, err := exec.CommandContext(ctx, "redis-benchmark", args...).CombinedOutput()
 	if err != nil {
 		return res, fmt.Errorf("redis-benchmark: %w: %s", err, out)

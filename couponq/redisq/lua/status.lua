@@ -1,22 +1,24 @@
 -- Where a user's latest entry stands.
--- KEYS: 1 line, 2 held, 3 done, 4 soldout
+-- KEYS: 1 line, 2 held, 3 done, 4 soldout, 5 flight, 6 issued
 -- ARGV: 1 user
--- Returns {state, entry, position, reason, issuance id}, or nil if none.
+-- Returns {state, entry, position, reason, issuance id, claimed}, or nil if
+-- none; claimed = units issued or in flight, for a waiting entry (else -1).
 local user = ARGV[1]
 local waiting = redis.call('ZSCORE', KEYS[1], user)
 if waiting then
   if redis.call('EXISTS', KEYS[4]) == 1 then
-    return {'rejected', tonumber(waiting), 0, 'sold_out', ''}
+    return {'rejected', tonumber(waiting), 0, 'sold_out', '', -1}
   end
-  return {'waiting', tonumber(waiting), redis.call('ZRANK', KEYS[1], user) + 1, '', ''}
+  local claimed = tonumber(redis.call('GET', KEYS[6]) or '0') + redis.call('ZCARD', KEYS[5])
+  return {'waiting', tonumber(waiting), redis.call('ZRANK', KEYS[1], user) + 1, '', '', claimed}
 end
 local held = redis.call('HGET', KEYS[2], user)
 if held then
-  return {'in_flight', tonumber(held), 0, '', ''}
+  return {'in_flight', tonumber(held), 0, '', '', -1}
 end
 local rec = redis.call('HGET', KEYS[3], user)
 if rec then
   local r = cmsgpack.unpack(rec)
-  return {r[1], r[2], 0, r[3], r[4]}
+  return {r[1], r[2], 0, r[3], r[4], -1}
 end
 return false
