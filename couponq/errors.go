@@ -41,6 +41,11 @@ var (
 	// ErrUnavailable wraps a backend failure (queue, store, transport): the
 	// request was not accepted and may be retried.
 	ErrUnavailable = errors.New("couponq: backend unavailable")
+	// ErrModeUnsupported reports an admission to a V1 (ValidateFirst)
+	// campaign on a Service built without V1's Tally, Locker or Dispatcher.
+	// couponq.New refuses such a Service when its in-memory Campaigns lists
+	// a V1 campaign; this error covers campaigns it cannot see at New.
+	ErrModeUnsupported = errors.New("couponq: campaign mode not supported by this service")
 	// ErrBusy reports that a V1 admission could not take its lock in time.
 	ErrBusy = errors.New("couponq: busy, try again")
 )

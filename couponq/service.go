@@ -106,7 +106,34 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Agenda == nil {
 		cfg.Agenda, _ = cfg.Queue.(Agenda)
 	}
-	return &Service{cfg: cfg, log: loggerOrDiscard(cfg.Logger)}, nil
+	svc := &Service{cfg: cfg, log: loggerOrDiscard(cfg.Logger)}
+	if err := svc.checkModes(); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+// v1Ready reports whether the Service has what V1 admission needs.
+func (s *Service) v1Ready() bool {
+	return s.cfg.Tally != nil && s.cfg.Locker != nil && s.cfg.Dispatcher != nil
+}
+
+// checkModes refuses a Service without V1's backends whose in-memory
+// Campaigns catalog lists a V1 campaign, so the gap shows at New rather than
+// at the first admission. (A shared Registry is not read here: New does no
+// I/O; a V1 campaign created there later gets ErrModeUnsupported.)
+func (s *Service) checkModes() error {
+	k, ok := s.cfg.Catalog.(*Campaigns)
+	if !ok || s.v1Ready() {
+		return nil
+	}
+	cs, _ := k.List(context.Background()) // in memory: never fails
+	for _, c := range cs {
+		if c.Mode == ValidateFirst {
+			return fmt.Errorf("%w: campaign %s is V1 (validate-first): Tally, Locker and Dispatcher are required", ErrInvalidConfig, c.ID)
+		}
+	}
+	return nil
 }
 
 // Admit puts the request's user in line (V2) or through the gate (V1).
@@ -239,8 +266,8 @@ func repeatErr(t Ticket) error {
 // admitV1 is the seed's validate-first gate: lock, SADD, INCR with rollback
 // on overflow, publish, answer.
 func (s *Service) admitV1(ctx context.Context, c Campaign, r Request, now time.Time, ev *AdmitEvent) (Ticket, error) {
-	if s.cfg.Tally == nil || s.cfg.Locker == nil || s.cfg.Dispatcher == nil {
-		return Ticket{}, fmt.Errorf("%w: campaign %s is V1 but Tally, Locker or Dispatcher is nil", ErrInvalidConfig, c.ID)
+	if !s.v1Ready() {
+		return Ticket{}, fmt.Errorf("%w: campaign %s is V1 (validate-first) but the Service has no Tally, Locker or Dispatcher", ErrModeUnsupported, c.ID)
 	}
 	key := "couponq:v1:" + c.ID
 	if s.cfg.LockScope == LockPerUser {

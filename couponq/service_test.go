@@ -231,9 +231,24 @@ func TestV1LockContentionIsBusy(t *testing.T) {
 }
 
 func TestV1NeedsItsBackends(t *testing.T) {
-	e := newEnv(t, func(c *couponq.Config) { c.Tally = nil }, couponq.Campaign{ID: "v1", Stock: 5, Mode: couponq.ValidateFirst})
-	_, err := e.svc.Admit(context.Background(), req("v1", "a"))
-	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
+	// Known at New: refused there.
+	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "v1", Stock: 5, Mode: couponq.ValidateFirst})
+	require.NoError(t, err)
+	_, err = couponq.New(couponq.Config{Catalog: cat, Queue: memory.NewQueue(nil)})
+	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "New sees the V1 campaign and the missing backends")
+	assert.ErrorContains(t, err, "campaign v1 is V1")
+
+	// Created later: the admission says why, and writes nothing.
+	later, err := couponq.NewCampaigns()
+	require.NoError(t, err)
+	svc, err := couponq.New(couponq.Config{Catalog: later, Queue: memory.NewQueue(nil)})
+	require.NoError(t, err)
+	_, err = later.Create(context.Background(), couponq.Campaign{ID: "v1", Stock: 5, Mode: couponq.ValidateFirst})
+	require.NoError(t, err)
+	_, err = svc.Admit(context.Background(), req("v1", "a"))
+	assert.ErrorIs(t, err, couponq.ErrModeUnsupported)
+	_, err = svc.Status(context.Background(), "v1", "a")
+	assert.ErrorIs(t, err, couponq.ErrNotFound)
 }
 
 func TestCampaignValidate(t *testing.T) {

@@ -228,6 +228,9 @@ func (h *handler) error(w http.ResponseWriter, r *http.Request, err error, prior
 		h.fail(w, http.StatusConflict, "duplicate", err.Error(), prior)
 	case errors.Is(err, couponq.ErrSoldOut):
 		h.fail(w, http.StatusGone, "sold_out", err.Error(), prior)
+	case errors.Is(err, couponq.ErrModeUnsupported):
+		h.log.Error("couponq/httpapi: campaign mode not served here", "path", r.URL.Path, "err", err)
+		h.fail(w, http.StatusNotImplemented, "mode_unsupported", err.Error(), nil)
 	case errors.Is(err, couponq.ErrBusy):
 		h.retryLater(w, "busy", "too many requests at once, retry shortly")
 	case errors.Is(err, couponq.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -178,3 +178,28 @@ func TestNewValidates(t *testing.T) {
 	_, err = httpapi.New(httpapi.Config{Service: failing{}, User: httpapi.HeaderUser("X"), BasePath: "api/"})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
 }
+
+func TestModeUnsupportedAndBeyondStock(t *testing.T) {
+	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "tiny", Stock: 1})
+	require.NoError(t, err)
+	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: memory.NewQueue(nil)})
+	require.NoError(t, err)
+	srv := newServer(t, svc)
+
+	resp, body := do(t, srv, http.MethodPost, "/api/campaigns/tiny/entries", "a", "")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.Nil(t, body["beyond_stock"], "position 1 of stock 1")
+	resp, body = do(t, srv, http.MethodPost, "/api/campaigns/tiny/entries", "b", "")
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.Equal(t, true, body["beyond_stock"], "position 2 of stock 1")
+	assert.EqualValues(t, 0, body["estimated_wait_ms"])
+	_, body = do(t, srv, http.MethodGet, "/api/campaigns/tiny/entries/me", "b", "")
+	assert.Equal(t, true, body["beyond_stock"])
+
+	// A V1 campaign appears in a catalog this service cannot serve V1 from.
+	_, err = cat.Create(context.Background(), couponq.Campaign{ID: "gate", Stock: 5, Mode: couponq.ValidateFirst})
+	require.NoError(t, err)
+	resp, body = do(t, srv, http.MethodPost, "/api/campaigns/gate/entries", "a", "")
+	assert.Equal(t, http.StatusNotImplemented, resp.StatusCode)
+	assert.Equal(t, "mode_unsupported", code(body))
+}
