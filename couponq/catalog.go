@@ -155,3 +155,30 @@ func stored(c Campaign) Campaign {
 	c.ClosesAt = c.ClosesAt.Round(0)
 	return c
 }
+
+var _ RegistryDeleter = (*Campaigns)(nil)
+
+// Delete implements RegistryDeleter: it removes the campaign if its stored
+// Version is version. A version <= 0 is refused with an error wrapping
+// ErrInvalidCampaign.
+func (k *Campaigns) Delete(ctx context.Context, id string, version int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if version <= 0 {
+		return fmt.Errorf("%w: %s: delete with version %d, must name the version read (> 0)",
+			ErrInvalidCampaign, id, version)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old, ok := k.m[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %q", ErrUnknownCampaign, id)
+	case old.Version != version:
+		return fmt.Errorf("%w: %s: stored version %d, delete from version %d",
+			ErrVersionConflict, id, old.Version, version)
+	}
+	delete(k.m, id)
+	return nil
+}

@@ -10,7 +10,9 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,12 @@ type AdminConfig struct {
 	// couponq.Reopener (the memory and Redis Queues are); with neither, a
 	// sold-out campaign stays sold out whatever its stock.
 	Reopener couponq.Reopener
+	// Archiver puts a deleted campaign's Queue records away, kept for the
+	// retention the DELETE names. Nil means Stats, if it is a
+	// couponq.Archiver (the memory and Redis Queues are); with neither, or
+	// with a Registry that is not a couponq.RegistryDeleter, DELETE answers
+	// 501 not_implemented.
+	Archiver couponq.Archiver
 	// Authorize decides whether a request may use the handler at all; it
 	// runs before anything else, for every request. Return nil to let the
 	// request through, an error wrapping ErrUnauthorized for 401, any other
@@ -73,8 +81,11 @@ type AdminCampaign struct {
 	OpensAt      *time.Time `json:"opens_at"`
 	ClosesAt     *time.Time `json:"closes_at"`
 	// Mode is "v2-queue-first" or "v1-validate-first" (couponq.Mode.String).
-	Mode   string `json:"mode"`
-	Paused bool   `json:"paused"`
+	Mode string `json:"mode"`
+	// MaxWaiting caps the line (couponq.Campaign.MaxWaiting); 0 means no
+	// cap.
+	MaxWaiting int64 `json:"max_waiting"`
+	Paused     bool  `json:"paused"`
 	// LiveNumbers is always there in list and get answers. An answer to a
 	// change leaves it out if the change was saved but the numbers could
 	// not be read.
@@ -112,10 +123,11 @@ type AdminCampaignList struct {
 }
 
 type admin struct {
-	cfg    AdminConfig
-	log    *slog.Logger
-	mux    *http.ServeMux
-	reopen couponq.Reopener
+	cfg     AdminConfig
+	log     *slog.Logger
+	mux     *http.ServeMux
+	reopen  couponq.Reopener
+	archive couponq.Archiver
 
 	mu   sync.Mutex
 	seen map[string]observation // campaign ID -> last look, for DrainedPerSec
@@ -132,33 +144,52 @@ type observation struct {
 // NewAdmin returns the operators' handler, to mount apart from the public
 // one (New) behind the host's own authorization:
 //
-//	GET   {BasePath}/campaigns              every campaign with its live numbers; 200 {"campaigns": [...]}
-//	POST  {BasePath}/campaigns              create; 201 with the campaign
-//	GET   {BasePath}/campaigns/{id}         one campaign with its live numbers; 200
-//	PATCH {BasePath}/campaigns/{id}         change some fields at a version; 200
-//	POST  {BasePath}/campaigns/{id}/pause   stop the throttle; 200
-//	POST  {BasePath}/campaigns/{id}/resume  restart the throttle; 200
-//	POST  {BasePath}/campaigns/{id}/close   end admission now; 200
+//	GET    {BasePath}/campaigns              every campaign with its live numbers; 200 {"campaigns": [...]}
+//	POST   {BasePath}/campaigns              create; 201 with the campaign
+//	GET    {BasePath}/campaigns/{id}         one campaign with its live numbers; 200
+//	PATCH  {BasePath}/campaigns/{id}         change some fields at a version; 200
+//	DELETE {BasePath}/campaigns/{id}         archive and delete a finished campaign; 204
+//	POST   {BasePath}/campaigns/{id}/pause   stop the throttle; 200
+//	POST   {BasePath}/campaigns/{id}/resume  restart the throttle; 200
+//	POST   {BasePath}/campaigns/{id}/close   end admission now; 200
 //
 // Campaigns are JSON objects shaped as AdminCampaign. A create body has id
 // and stock (required), and any of per_user_limit, batch_size, interval_ms,
-// opens_at, closes_at, mode and paused; missing fields take couponq's
-// defaults. A PATCH body has the version it read (required) and any of
-// stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at (null
-// clears a time) and paused. Stock may be raised or lowered, but not below
-// the units already issued; a PATCH that sets the stock of a sold-out
-// campaign above the issued count, and not below its stock, reopens it (see
-// AdminConfig.Reopener). Pause, resume and close need no version and no
-// body; repeating one changes nothing.
+// opens_at, closes_at, mode, max_waiting and paused; missing fields take
+// couponq's defaults. A PATCH body has the version it read (required) and
+// any of stock, per_user_limit, batch_size, interval_ms, opens_at,
+// closes_at (null clears a time), max_waiting and paused. Stock may be
+// raised or lowered, but not below the units already issued; a PATCH that
+// sets the stock of a sold-out campaign above the issued count, and not
+// below its stock, reopens it (see AdminConfig.Reopener). Pause, resume and
+// close need no version and no body; repeating one changes nothing.
+//
+// DELETE takes no body and two query parameters, both required: version,
+// the version read, and retention, a Go duration (24h, 168h, 0s) for which
+// users can still read their outcomes (for example
+// DELETE /admin/campaigns/spring?version=4&retention=24h). The campaign
+// must be closed or sold out, with nobody waiting or in flight (else 409
+// campaign_busy); its Queue records are archived for the retention
+// (AdminConfig.Archiver; 0s drops them now), then it is deleted from the
+// Registry. The ID may be created again at once, but until the retention
+// ends the Queue still holds the old campaign's outcomes (and its sold-out
+// mark) under it: reuse an ID only after that. Delete a campaign only once
+// every process has seen it closed (a CatalogCache's TTL after closing):
+// one that still admits would put entries in a line nobody serves. A
+// failure after the archive (503, or 409 version_conflict from a writer in
+// between) leaves the campaign listed with its records archived; repeating
+// the DELETE (at the version read anew) archives them again and deletes it.
 //
 // Errors answer JSON {"error": {"code": ..., "message": ...}}, as the public
-// handler's do: 400 bad_request (malformed or unknown JSON) / invalid_id /
-// invalid_campaign (the campaign does not validate; nothing was written),
-// 401 unauthorized, 403 forbidden, 404 unknown_campaign / not_found, 405
-// method_not_allowed (with Allow), 409 campaign_exists / version_conflict /
-// stock_below_issued / not_open (closing a campaign before it opens), 413
-// body_too_large, 503 unavailable (with Retry-After) when the Registry or
-// the Queue fails.
+// handler's do: 400 bad_request (malformed or unknown JSON, or a bad DELETE
+// query) / invalid_id / invalid_campaign (the campaign does not validate;
+// nothing was written), 401 unauthorized, 403 forbidden, 404
+// unknown_campaign / not_found, 405 method_not_allowed (with Allow), 409
+// campaign_exists / version_conflict / stock_below_issued / not_open
+// (closing a campaign before it opens) / campaign_busy (deleting a campaign
+// that is not finished), 413 body_too_large, 501 not_implemented (DELETE
+// without an Archiver or a RegistryDeleter), 503 unavailable (with
+// Retry-After) when the Registry or the Queue fails.
 func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 	if cfg.Registry == nil || cfg.Stats == nil || cfg.Authorize == nil {
 		return nil, fmt.Errorf("%w: httpapi: admin: Registry, Stats and Authorize are required", couponq.ErrInvalidConfig)
@@ -181,16 +212,20 @@ func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &admin{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), reopen: cfg.Reopener, seen: map[string]observation{}}
+	a := &admin{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), reopen: cfg.Reopener, archive: cfg.Archiver,
+		seen: map[string]observation{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.reopen == nil {
 		a.reopen, _ = cfg.Stats.(couponq.Reopener)
 	}
+	if a.archive == nil {
+		a.archive, _ = cfg.Stats.(couponq.Archiver)
+	}
 	base := cfg.BasePath + "/campaigns"
 	a.route(base, map[string]http.HandlerFunc{"GET": a.list, "POST": a.create})
-	a.route(base+"/{id}", map[string]http.HandlerFunc{"GET": a.get, "PATCH": a.patch})
+	a.route(base+"/{id}", map[string]http.HandlerFunc{"GET": a.get, "PATCH": a.patch, "DELETE": a.delete})
 	a.route(base+"/{id}/pause", map[string]http.HandlerFunc{"POST": a.pause})
 	a.route(base+"/{id}/resume", map[string]http.HandlerFunc{"POST": a.resume})
 	a.route(base+"/{id}/close", map[string]http.HandlerFunc{"POST": a.close})
@@ -204,7 +239,7 @@ func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 // them for any other method.
 func (a *admin) route(path string, byMethod map[string]http.HandlerFunc) {
 	var allow []string
-	for _, m := range []string{"GET", "HEAD", "POST", "PATCH"} { // a stable order for Allow
+	for _, m := range []string{"GET", "HEAD", "POST", "PATCH", "DELETE"} { // a stable order for Allow
 		if m == "HEAD" && byMethod["GET"] != nil {
 			allow = append(allow, m) // the mux serves HEAD with the GET handler
 		}
@@ -413,6 +448,89 @@ func (a *admin) close(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// delete archives a finished campaign's Queue records and deletes it from
+// the Registry; see NewAdmin.
+func (a *admin) delete(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.pathID(w, r)
+	if !ok {
+		return
+	}
+	version, retention, err := deleteParams(r.URL.Query())
+	if err != nil {
+		a.fail(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	deleter, ok := a.cfg.Registry.(couponq.RegistryDeleter)
+	if !ok || a.archive == nil {
+		a.fail(w, http.StatusNotImplemented, "not_implemented",
+			"deleting campaigns needs a Registry that can delete and a Queue that can archive; this handler has not both")
+		return
+	}
+	ctx := r.Context()
+	c, err := a.cfg.Registry.Campaign(ctx, id)
+	if err != nil {
+		a.error(w, r, "read campaign", err)
+		return
+	}
+	if c.Version != version {
+		a.fail(w, http.StatusConflict, "version_conflict", fmt.Sprintf(
+			"campaign %s is at version %d, not %d: it changed since it was read; read it again", id, c.Version, version))
+		return
+	}
+	s, err := a.cfg.Stats.LineStats(ctx, id)
+	if err != nil {
+		a.error(w, r, "read line stats", err)
+		return
+	}
+	switch state := c.State(a.cfg.Now(), s.SoldOut); {
+	case state != couponq.CampaignClosed && state != couponq.CampaignSoldOut:
+		a.fail(w, http.StatusConflict, "campaign_busy", fmt.Sprintf(
+			"campaign %s is %s: close it, or let it sell out, before deleting it", id, state))
+		return
+	case s.Waiting > 0 || s.InFlight > 0:
+		a.fail(w, http.StatusConflict, "campaign_busy", fmt.Sprintf(
+			"campaign %s has %d waiting and %d in flight: delete it once their outcomes are decided", id, s.Waiting, s.InFlight))
+		return
+	}
+	if err := a.archive.Archive(ctx, id, retention); err != nil {
+		a.error(w, r, "archive campaign", err)
+		return
+	}
+	if err := deleter.Delete(ctx, id, version); err != nil {
+		a.error(w, r, "delete campaign", err)
+		return
+	}
+	a.forget(id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteParams reads a DELETE's query: version and retention, both
+// required, and nothing else.
+func deleteParams(q url.Values) (version int64, retention time.Duration, err error) {
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if name != "version" && name != "retention" {
+			return 0, 0, fmt.Errorf("unknown query parameter %q; the parameters are version and retention", name)
+		}
+		if len(q[name]) > 1 {
+			return 0, 0, fmt.Errorf("query parameter %q is given %d times", name, len(q[name]))
+		}
+	}
+	if !q.Has("version") {
+		return 0, 0, errors.New(`"version" is required: the campaign's version the delete is based on (> 0)`)
+	}
+	if version, err = strconv.ParseInt(q.Get("version"), 10, 64); err != nil || version <= 0 {
+		return 0, 0, fmt.Errorf(`"version" must be an integer > 0, got %q`, q.Get("version"))
+	}
+	if !q.Has("retention") {
+		return 0, 0, errors.New(`"retention" is required: how long users can still read their outcomes, ` +
+			`as a duration such as 24h or 168h; 0s drops them now`)
+	}
+	if retention, err = time.ParseDuration(q.Get("retention")); err != nil || retention < 0 {
+		return 0, 0, fmt.Errorf(`"retention" must be a duration >= 0 such as 24h or 0s, got %q`, q.Get("retention"))
+	}
+	return version, retention, nil
+}
+
 // conflict is a 409 answer with its code.
 type conflict struct {
 	code string
@@ -458,7 +576,7 @@ func (a *admin) view(c couponq.Campaign, s *couponq.LineStats, now time.Time) Ad
 	v := AdminCampaign{
 		ID: c.ID, Version: c.Version, Stock: c.Stock, PerUserLimit: c.PerUserLimit, BatchSize: c.BatchSize,
 		IntervalMS: c.Interval.Milliseconds(), OpensAt: utc(c.OpensAt), ClosesAt: utc(c.ClosesAt),
-		Mode: c.Mode.String(), Paused: c.Paused,
+		Mode: c.Mode.String(), MaxWaiting: c.MaxWaiting, Paused: c.Paused,
 	}
 	if s == nil {
 		return v
@@ -571,6 +689,8 @@ func (a *admin) error(w http.ResponseWriter, r *http.Request, op string, err err
 		a.fail(w, http.StatusConflict, "campaign_exists", err.Error())
 	case errors.Is(err, couponq.ErrVersionConflict):
 		a.fail(w, http.StatusConflict, "version_conflict", err.Error())
+	case errors.Is(err, couponq.ErrCampaignBusy):
+		a.fail(w, http.StatusConflict, "campaign_busy", err.Error())
 	case errors.Is(err, couponq.ErrInvalidCampaign):
 		a.fail(w, http.StatusBadRequest, "invalid_campaign", err.Error())
 	case errors.Is(err, couponq.ErrInvalidID):
@@ -632,12 +752,14 @@ func createFields(fields map[string]json.RawMessage) (couponq.Campaign, error) {
 			err = decodeTime(name, raw, &c.ClosesAt)
 		case "mode":
 			c.Mode, err = decodeMode(raw)
+		case "max_waiting":
+			err = decodeField(name, raw, &c.MaxWaiting)
 		case "paused":
 			err = decodeField(name, raw, &c.Paused)
 		case "version":
 			err = errors.New(`"version": not allowed on create: the registry sets it`)
 		default:
-			err = unknownField(name, "id, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, mode, paused")
+			err = unknownField(name, "id, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, mode, max_waiting, paused")
 		}
 		if err != nil {
 			return couponq.Campaign{}, err
@@ -653,6 +775,7 @@ type campaignPatch struct {
 	perUser, batch    *int
 	interval          *time.Duration
 	opensAt, closesAt *time.Time // the zero time clears
+	maxWaiting        *int64
 	paused            *bool
 }
 
@@ -683,11 +806,14 @@ func patchFields(fields map[string]json.RawMessage) (campaignPatch, error) {
 		case "closes_at":
 			p.closesAt = new(time.Time)
 			err = decodeTime(name, raw, p.closesAt)
+		case "max_waiting":
+			p.maxWaiting = new(int64)
+			err = decodeField(name, raw, p.maxWaiting)
 		case "paused":
 			p.paused = new(bool)
 			err = decodeField(name, raw, p.paused)
 		default:
-			err = unknownField(name, "version, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, paused")
+			err = unknownField(name, "version, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, max_waiting, paused")
 		}
 		if err != nil {
 			return campaignPatch{}, err
@@ -717,6 +843,9 @@ func (p campaignPatch) apply(c *couponq.Campaign) {
 	}
 	if p.closesAt != nil {
 		c.ClosesAt = *p.closesAt
+	}
+	if p.maxWaiting != nil {
+		c.MaxWaiting = *p.maxWaiting
 	}
 	if p.paused != nil {
 		c.Paused = *p.paused

@@ -218,7 +218,7 @@ func TestAdminCreateGetList(t *testing.T) {
 	assert.Equal(t, "/admin/campaigns/spring", resp.Header.Get("Location"))
 	assert.Equal(t, map[string]any{
 		"id": "spring", "version": 1.0, "stock": 1000.0, "per_user_limit": 1.0, "batch_size": 100.0,
-		"interval_ms": 1000.0, "opens_at": nil, "closes_at": nil, "mode": "v2-queue-first", "paused": false,
+		"interval_ms": 1000.0, "opens_at": nil, "closes_at": nil, "mode": "v2-queue-first", "max_waiting": 0.0, "paused": false,
 		"state": "open", "admitted": 0.0, "waiting": 0.0, "in_flight": 0.0, "issued": 0.0, "remaining": 1000.0,
 		"rate_per_sec": 100.0, "drain_eta_ms": 0.0, "drained_per_sec": nil,
 	}, body, "defaults applied, every field present")
@@ -226,8 +226,9 @@ func TestAdminCreateGetList(t *testing.T) {
 	resp, body = env.call(t, "POST", "/admin/campaigns", `{
 		"id": "autumn", "stock": 50, "per_user_limit": 2, "batch_size": 10, "interval_ms": 250,
 		"opens_at": "2026-03-02T09:00:00+01:00", "closes_at": "2026-03-03T09:00:00Z",
-		"mode": "v1-validate-first", "paused": true}`)
+		"mode": "v1-validate-first", "max_waiting": 500, "paused": true}`)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "%v", body)
+	assert.Equal(t, 500.0, body["max_waiting"])
 	assert.Equal(t, "2026-03-02T08:00:00Z", body["opens_at"], "times answer in UTC")
 	assert.Equal(t, "2026-03-03T09:00:00Z", body["closes_at"])
 	assert.Equal(t, "v1-validate-first", body["mode"])
@@ -244,11 +245,14 @@ func TestAdminCreateGetList(t *testing.T) {
 	assert.EqualValues(t, 1, got.Version)
 	assert.Equal(t, 2, got.PerUserLimit)
 	assert.EqualValues(t, 250, got.IntervalMS)
+	assert.EqualValues(t, 500, got.MaxWaiting)
 	assert.Equal(t, "paused", got.State)
 
 	list := env.list(t)
 	require.Len(t, list, 2)
 	assert.Equal(t, "autumn", list[0].ID, "ordered by ID")
+	assert.EqualValues(t, 500, list[0].MaxWaiting)
+	assert.Zero(t, list[1].MaxWaiting)
 	assert.Equal(t, "spring", list[1].ID)
 
 	resp, body = env.call(t, "GET", "/admin/campaigns/nope", "")
@@ -288,6 +292,10 @@ func TestAdminBadInputsWriteNothing(t *testing.T) {
 		{"patch mode", "PATCH", "/admin/campaigns/drop", `{"version":1,"mode":"v1-validate-first"}`, 400, "bad_request", `unknown field "mode"`},
 		{"patch id", "PATCH", "/admin/campaigns/drop", `{"version":1,"id":"other"}`, 400, "bad_request", `unknown field "id"`},
 		{"patch paused as text", "PATCH", "/admin/campaigns/drop", `{"version":1,"paused":"yes"}`, 400, "bad_request", "true or false"},
+		{"negative max waiting", "POST", "/admin/campaigns", `{"id":"x","stock":1,"max_waiting":-1}`, 400, "invalid_campaign", "max waiting"},
+		{"max waiting as text", "POST", "/admin/campaigns", `{"id":"x","stock":1,"max_waiting":"lots"}`, 400, "bad_request", `"max_waiting" must be an integer`},
+		{"patch null max waiting", "PATCH", "/admin/campaigns/drop", `{"version":1,"max_waiting":null}`, 400, "bad_request", "must not be null"},
+		{"patch negative max waiting", "PATCH", "/admin/campaigns/drop", `{"version":1,"max_waiting":-5}`, 400, "invalid_campaign", "max waiting"},
 		{"patch negative batch", "PATCH", "/admin/campaigns/drop", `{"version":1,"batch_size":-1}`, 400, "invalid_campaign", "batch size"},
 		{"patch zero stock", "PATCH", "/admin/campaigns/drop", `{"version":1,"stock":0}`, 400, "invalid_campaign", "stock must be > 0"},
 		{"patch unknown campaign", "PATCH", "/admin/campaigns/nope", `{"version":1,"stock":9}`, 404, "unknown_campaign", "nope"},
@@ -312,8 +320,9 @@ func TestAdminMethodNotAllowed(t *testing.T) {
 	env := newAdmin(t, nil, couponq.Campaign{ID: "drop", Stock: 5})
 	for _, tc := range []struct{ method, path, allow string }{
 		{"DELETE", "/admin/campaigns", "GET, HEAD, POST"},
-		{"PUT", "/admin/campaigns/drop", "GET, HEAD, PATCH"},
-		{"POST", "/admin/campaigns/drop", "GET, HEAD, PATCH"},
+		{"PUT", "/admin/campaigns/drop", "GET, HEAD, PATCH, DELETE"},
+		{"POST", "/admin/campaigns/drop", "GET, HEAD, PATCH, DELETE"},
+		{"DELETE", "/admin/campaigns/drop/pause", "POST"},
 		{"GET", "/admin/campaigns/drop/pause", "POST"},
 		{"PATCH", "/admin/campaigns/drop/close", "POST"},
 	} {
@@ -329,9 +338,10 @@ func TestAdminPatch(t *testing.T) {
 	env := newAdmin(t, nil, couponq.Campaign{ID: "drop", Stock: 5, ClosesAt: t0.Add(time.Hour)})
 	resp, body := env.call(t, "PATCH", "/admin/campaigns/drop", `{
 		"version": 1, "stock": 8, "per_user_limit": 3, "batch_size": 20, "interval_ms": 500,
-		"opens_at": "2026-03-01T11:00:00Z", "closes_at": null, "paused": true}`)
+		"opens_at": "2026-03-01T11:00:00Z", "closes_at": null, "max_waiting": 40, "paused": true}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%v", body)
 	assert.Equal(t, 2.0, body["version"])
+	assert.Equal(t, 40.0, body["max_waiting"])
 	assert.Equal(t, 8.0, body["stock"])
 	assert.Equal(t, 3.0, body["per_user_limit"])
 	assert.Equal(t, 20.0, body["batch_size"])
@@ -345,6 +355,7 @@ func TestAdminPatch(t *testing.T) {
 	stored, err := env.reg.Campaign(context.Background(), "drop")
 	require.NoError(t, err)
 	assert.Equal(t, 500*time.Millisecond, stored.Interval)
+	assert.EqualValues(t, 40, stored.MaxWaiting)
 	assert.True(t, stored.ClosesAt.IsZero())
 	assert.True(t, stored.OpensAt.Equal(t0.Add(-time.Hour)))
 

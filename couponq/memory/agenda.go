@@ -72,7 +72,7 @@ func (q *Queue) Rest(ctx context.Context, campaign string) (bool, error) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if l := q.campaigns[campaign]; l != nil && (len(l.waiting) > 0 || len(l.flight) > 0) {
+	if l := q.lookup(campaign); l != nil && (len(l.waiting) > 0 || len(l.flight) > 0) {
 		q.wake(campaign)
 		return false, nil
 	}

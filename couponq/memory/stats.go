@@ -21,7 +21,7 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	l := q.campaigns[campaign]
+	l := q.lookup(campaign)
 	if l == nil {
 		return couponq.LineStats{}, nil
 	}
@@ -45,7 +45,7 @@ func (q *Queue) Reopen(ctx context.Context, campaign string) error {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if l := q.campaigns[campaign]; l != nil {
+	if l := q.lookup(campaign); l != nil {
 		l.soldOut = false
 	}
 	return nil

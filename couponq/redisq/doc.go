@@ -6,4 +6,13 @@
 // never close it. Every key of a campaign carries the hash tag {campaign},
 // so a campaign's scripts never cross slots on Redis Cluster; Config.Prefix
 // lets several hosts share one Redis.
+//
+// A campaign's keys (KeysFor; Keys.All lists them) have no expiry while it
+// runs. Once it is finished, Queue.Archive puts it away with one script on
+// its slot: if nobody waits or is in flight, every key is set to expire
+// after a retention (PEXPIRE), during which users still read their
+// outcomes, or deleted at once for a retention of 0; and Registry.Delete
+// removes its record. The only keys outside a campaign's slot, the agenda
+// ("prefix:agenda") and the Registry's index ("prefix:campaigns"), hold
+// one member per campaign, which Archive and Delete remove.
 package redisq

@@ -20,9 +20,12 @@ var (
 	registryCreateLua string
 	//go:embed lua/registry_update.lua
 	registryUpdateLua string
+	//go:embed lua/registry_delete.lua
+	registryDeleteLua string
 
 	registryCreateScript = redis.NewScript(registryCreateLua)
 	registryUpdateScript = redis.NewScript(registryUpdateLua)
+	registryDeleteScript = redis.NewScript(registryDeleteLua)
 )
 
 // Error codes the registry scripts answer with.
@@ -56,7 +59,7 @@ type RegistryConfig struct {
 // the version, and "c", the campaign as JSON (see below). An index sorted
 // set, "prefix:campaigns", holds every ID with score 0, so it reads back in
 // ID order (ZRANGEBYLEX); it is the only key outside the campaign's slot,
-// and only Create and List touch it. Reading one campaign is one HMGET;
+// and only Create, Delete and List touch it. Reading one campaign is one HMGET;
 // nothing is read or written for campaigns nobody asks about, so idle
 // campaigns cost nothing.
 //
@@ -64,9 +67,11 @@ type RegistryConfig struct {
 //
 //	{"id":"spring-sale","stock":1000,"per_user_limit":1,
 //	 "opens_at":"2026-03-01T09:00:00Z","closes_at":"2026-03-02T09:00:00Z",
-//	 "batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}
+//	 "batch_size":100,"interval_ms":1000,"mode":"queue_first",
+//	 "max_waiting":10000,"paused":false}
 //
 // Times are RFC 3339 with nanoseconds in UTC, and left out when zero;
+// max_waiting (Campaign.MaxWaiting) is left out when zero (no cap);
 // Interval is whole milliseconds (a campaign with a finer Interval is
 // refused with ErrInvalidCampaign rather than silently rounded); mode is
 // "queue_first" or "validate_first". The version is not in the JSON. Fields
@@ -76,7 +81,8 @@ type RegistryConfig struct {
 //
 // Create is two round trips (the index, then a script that writes the
 // record only if there is none), Update one (a compare-and-set script on the
-// version), Campaign one, and List two per 500 campaigns, the index page
+// version), Delete two (a compare-and-delete script, then the index),
+// Campaign one, and List two per 500 campaigns, the index page
 // and a pipeline of the page's records (on a cluster, that pipeline goes to
 // every master at once).
 type Registry struct {
@@ -266,6 +272,7 @@ type campaignJSON struct {
 	BatchSize    int    `json:"batch_size"`
 	IntervalMS   int64  `json:"interval_ms"`
 	Mode         string `json:"mode"`
+	MaxWaiting   int64  `json:"max_waiting,omitempty"`
 	Paused       bool   `json:"paused"`
 }
 
@@ -289,7 +296,8 @@ func encodeCampaign(c couponq.Campaign) (string, error) {
 	}
 	b, err := json.Marshal(campaignJSON{
 		ID: c.ID, Stock: c.Stock, PerUserLimit: c.PerUserLimit, OpensAt: opens, ClosesAt: closes,
-		BatchSize: c.BatchSize, IntervalMS: c.Interval.Milliseconds(), Mode: modeNames[c.Mode], Paused: c.Paused,
+		BatchSize: c.BatchSize, IntervalMS: c.Interval.Milliseconds(), Mode: modeNames[c.Mode],
+		MaxWaiting: c.MaxWaiting, Paused: c.Paused,
 	})
 	if err != nil {
 		return "", err
@@ -335,7 +343,8 @@ func decodeCampaign(id string, version int64, data string) (couponq.Campaign, er
 	}
 	c := couponq.Campaign{
 		ID: id, Stock: j.Stock, PerUserLimit: j.PerUserLimit, BatchSize: j.BatchSize,
-		Interval: time.Duration(j.IntervalMS) * time.Millisecond, Paused: j.Paused, Version: version,
+		Interval: time.Duration(j.IntervalMS) * time.Millisecond, MaxWaiting: j.MaxWaiting, Paused: j.Paused,
+		Version: version,
 	}
 	var err error
 	if c.OpensAt, err = decodeTime(j.OpensAt); err != nil {
@@ -361,4 +370,46 @@ func decodeTime(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	return t.UTC(), err
+}
+
+var _ couponq.RegistryDeleter = (*Registry)(nil)
+
+// Delete implements couponq.RegistryDeleter with a compare-and-delete
+// script on the record's version, then a ZREM of the ID from the index. A
+// version <= 0 is refused with an error wrapping couponq.ErrInvalidCampaign
+// before anything is written. Delete touches only the campaign's record:
+// its Queue keys are put away by Queue.Archive.
+//
+// Once the record is deleted the campaign is gone, so Delete returns nil
+// even if the ZREM then fails: the index entry it leaves is skipped by List
+// and reused by Create, as after a failed Create. A Create of the same ID
+// racing the Delete (between Create's index write and its record write)
+// can leave the new record unlisted, though Campaign finds it; any later
+// Create of the ID lists it again (and answers ErrCampaignExists).
+func (r *Registry) Delete(ctx context.Context, id string, version int64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisq: registry: delete %s: %w", id, err)
+	}
+	if version <= 0 {
+		return fmt.Errorf("redisq: registry: delete: %w: %s: version %d, must name the version read (> 0)",
+			couponq.ErrInvalidCampaign, id, version)
+	}
+	if err := couponq.ValidateID(id); err != nil {
+		// An ID that does not validate cannot be stored.
+		return fmt.Errorf("redisq: registry: delete %q: %w: %w", id, couponq.ErrUnknownCampaign, err)
+	}
+	err := registryDeleteScript.Run(ctx, r.rdb, []string{r.key(id)}, version).Err()
+	switch code, detail := scriptError(err); code {
+	case errCodeUnknown:
+		return fmt.Errorf("redisq: registry: delete: %w: %q", couponq.ErrUnknownCampaign, id)
+	case errCodeConflict:
+		return fmt.Errorf("redisq: registry: delete: %w: %s: stored version %s, delete from version %d",
+			couponq.ErrVersionConflict, id, detail, version)
+	}
+	if err != nil {
+		return fmt.Errorf("redisq: registry: delete %s: %w", id, err)
+	}
+	// The record is gone: unlist it even if the caller has gone meanwhile.
+	_ = r.rdb.ZRem(context.WithoutCancel(ctx), r.index, id).Err()
+	return nil
 }

@@ -52,7 +52,9 @@ func TestRegistryLayout(t *testing.T) {
 		r := newRegistry(t, c, prefix)
 		opens := time.Date(2031, 3, 1, 18, 0, 0, 5, time.FixedZone("UTC+9", 9*3600))
 		_, err := r.Create(ctx, couponq.Campaign{ID: "spring:sale", Stock: 1000, OpensAt: opens,
-			ClosesAt: opens.Add(24 * time.Hour), Mode: couponq.ValidateFirst, Paused: true})
+			ClosesAt: opens.Add(24 * time.Hour), Mode: couponq.ValidateFirst, MaxWaiting: 10_000, Paused: true})
+		require.NoError(t, err)
+		_, err = r.Create(ctx, couponq.Campaign{ID: "bare", Stock: 5})
 		require.NoError(t, err)
 
 		key := prefix + ":{spring:sale}:campaign"
@@ -62,16 +64,32 @@ func TestRegistryLayout(t *testing.T) {
 			"v": "1",
 			"c": `{"id":"spring:sale","stock":1000,"per_user_limit":1,` +
 				`"opens_at":"2031-03-01T09:00:00.000000005Z","closes_at":"2031-03-02T09:00:00.000000005Z",` +
-				`"batch_size":100,"interval_ms":1000,"mode":"validate_first","paused":true}`,
+				`"batch_size":100,"interval_ms":1000,"mode":"validate_first","max_waiting":10000,"paused":true}`,
 		}, rec)
+		rec, err = c.HGetAll(ctx, prefix+":{bare}:campaign").Result()
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{
+			"v": "1",
+			"c": `{"id":"bare","stock":5,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}`,
+		}, rec, "zero times and no line cap are left out")
 		members, err := c.ZRangeWithScores(ctx, prefix+":campaigns", 0, -1).Result()
 		require.NoError(t, err)
-		assert.Equal(t, []redis.Z{{Score: 0, Member: "spring:sale"}}, members)
+		assert.Equal(t, []redis.Z{{Score: 0, Member: "bare"}, {Score: 0, Member: "spring:sale"}}, members)
 
 		got, err := r.Campaign(ctx, "spring:sale")
 		require.NoError(t, err)
 		assert.Equal(t, time.UTC, got.OpensAt.Location(), "times come back in UTC")
 		assert.True(t, got.OpensAt.Equal(opens))
+		assert.EqualValues(t, 10_000, got.MaxWaiting)
+
+		// Delete removes the record and the index entry.
+		require.NoError(t, r.Delete(ctx, "bare", 1))
+		n, err := c.Exists(ctx, prefix+":{bare}:campaign").Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "record deleted")
+		members, err = c.ZRangeWithScores(ctx, prefix+":campaigns", 0, -1).Result()
+		require.NoError(t, err)
+		assert.Equal(t, []redis.Z{{Score: 0, Member: "spring:sale"}}, members, "index entry removed")
 
 		if cc, ok := c.(*redis.ClusterClient); ok {
 			// The record lives in the slot of the campaign's queue keys.

@@ -49,6 +49,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) couponq.Registry) {
 		{"PauseResume", testPauseResume},
 		{"Close", testClose},
 		{"CancelledContext", testCancelled},
+		{"DeleteRemovesTheCampaign", testDelete},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,7 +76,7 @@ func base(id string) couponq.Campaign {
 	opens := time.Date(2031, 3, 1, 9, 0, 0, 123456789, zone)
 	return couponq.Campaign{
 		ID: id, Stock: 1000, PerUserLimit: 2, OpensAt: opens, ClosesAt: opens.Add(48 * time.Hour),
-		BatchSize: 50, Interval: 250 * time.Millisecond, Mode: couponq.QueueFirst,
+		BatchSize: 50, Interval: 250 * time.Millisecond, Mode: couponq.QueueFirst, MaxWaiting: 10_000,
 	}
 }
 
@@ -165,7 +166,8 @@ func testCreateInvalid(t *testing.T, r couponq.Registry) {
 		"closes before it opens": func(c *couponq.Campaign) {
 			c.ClosesAt = c.OpensAt.Add(-time.Second)
 		},
-		"unknown mode": func(c *couponq.Campaign) { c.Mode = 9 },
+		"unknown mode":         func(c *couponq.Campaign) { c.Mode = 9 },
+		"negative max waiting": func(c *couponq.Campaign) { c.MaxWaiting = -1 },
 	}
 	for name, spoil := range bad {
 		c := base(newID())
@@ -200,6 +202,8 @@ func testUpdate(t *testing.T, r couponq.Registry) {
 		{"pause", func(c *couponq.Campaign) { c.Paused = true }},
 		{"resume", func(c *couponq.Campaign) { c.Paused = false }},
 		{"per-user limit and mode", func(c *couponq.Campaign) { c.PerUserLimit, c.Mode = 4, couponq.ValidateFirst }},
+		{"line cap", func(c *couponq.Campaign) { c.MaxWaiting = 3 }},
+		{"no line cap", func(c *couponq.Campaign) { c.MaxWaiting = 0 }},
 		{"defaults", func(c *couponq.Campaign) { c.PerUserLimit, c.BatchSize, c.Interval = 0, 0, 0 }},
 	}
 	for _, s := range steps {
@@ -495,4 +499,57 @@ func testCancelled(t *testing.T, r couponq.Registry) {
 	_, err = couponq.Modify(cctx, r, c.ID, func(c *couponq.Campaign) error { c.Stock = 1; return nil })
 	assert.ErrorIs(t, err, context.Canceled, "Modify with a cancelled context")
 	same(t, c, get(t, r, c.ID), "campaign after cancelled writes")
+}
+
+// testDelete checks couponq.RegistryDeleter, for registries that have it:
+// Delete is version-checked like Update, and removes the campaign from
+// Campaign and List, after which its ID is free for Create again.
+func testDelete(t *testing.T, r couponq.Registry) {
+	deleter, ok := r.(couponq.RegistryDeleter)
+	if !ok {
+		t.Skipf("%T is not a couponq.RegistryDeleter", r)
+	}
+	keep := create(t, r, base(newID()))
+	c := create(t, r, base(newID()))
+	c.Stock = 2000
+	c, err := r.Update(ctx, c)
+	require.NoError(t, err)
+
+	for _, version := range []int64{1, 3} {
+		err := deleter.Delete(ctx, c.ID, version)
+		assert.ErrorIs(t, err, couponq.ErrVersionConflict, "Delete from version %d of a campaign at version 2", version)
+	}
+	for _, version := range []int64{0, -1} {
+		err := deleter.Delete(ctx, c.ID, version)
+		assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "Delete with version %d", version)
+	}
+	same(t, c, get(t, r, c.ID), "campaign after refused deletes")
+	assert.ErrorIs(t, deleter.Delete(ctx, newID(), 1), couponq.ErrUnknownCampaign, "Delete of a campaign never created")
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.ErrorIs(t, deleter.Delete(cctx, c.ID, c.Version), context.Canceled, "Delete with a cancelled context")
+	same(t, c, get(t, r, c.ID), "campaign after a cancelled delete")
+
+	require.NoError(t, deleter.Delete(ctx, c.ID, c.Version), "Delete at the stored version")
+	absent(t, r, c.ID)
+	assert.ErrorIs(t, deleter.Delete(ctx, c.ID, c.Version), couponq.ErrUnknownCampaign, "a second Delete")
+	_, err = r.Update(ctx, c)
+	assert.ErrorIs(t, err, couponq.ErrUnknownCampaign, "Update of a deleted campaign")
+	same(t, keep, get(t, r, keep.ID), "another campaign after a Delete")
+
+	fresh := base(c.ID)
+	fresh.Stock = 7
+	same(t, withVersion(fresh, 1), create(t, r, fresh), "Create of a deleted campaign's ID starts at version 1")
+	same(t, withVersion(fresh, 1), get(t, r, c.ID), "Campaign after re-creating a deleted ID")
+	all, err := r.List(ctx)
+	require.NoError(t, err)
+	n := 0
+	for _, l := range all {
+		if l.ID == c.ID {
+			n++
+			same(t, withVersion(fresh, 1), l, "List after re-creating a deleted ID")
+		}
+	}
+	assert.Equal(t, 1, n, "List holds a re-created ID once")
 }
