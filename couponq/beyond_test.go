@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
 )
 
 // With stock 3, users at positions 4 and 5 are told their place is beyond
@@ -62,4 +63,32 @@ func TestLineCapThroughService(t *testing.T) {
 	assert.ErrorIs(t, err, couponq.ErrSoldOut)
 	_, err = e.svc.Status(ctx, "c", "late")
 	assert.ErrorIs(t, err, couponq.ErrNotFound)
+}
+
+// After a campaign is deleted from the catalog, its kept outcomes are still
+// answered; a user with no final outcome hears the campaign is unknown.
+func TestStatusOfADeletedCampaign(t *testing.T) {
+	ctx := context.Background()
+	cat, err := couponq.NewCampaigns()
+	require.NoError(t, err)
+	q := memory.NewQueue(nil)
+	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: q})
+	require.NoError(t, err)
+	c, err := cat.Create(ctx, couponq.Campaign{ID: "gone", Stock: 1})
+	require.NoError(t, err)
+	for _, u := range []string{"a", "b"} {
+		_, err := svc.Admit(ctx, couponq.Request{Campaign: "gone", User: u})
+		require.NoError(t, err)
+	}
+	got, err := q.Lease(ctx, "gone", 1, time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, q.Record(ctx, "gone", couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "x1"}))
+	require.NoError(t, cat.Delete(ctx, "gone", c.Version))
+
+	st, err := svc.Status(ctx, "gone", "a")
+	require.NoError(t, err)
+	assert.Equal(t, couponq.StateIssued, st.State)
+	assert.Equal(t, "x1", st.IssuanceID)
+	_, err = svc.Status(ctx, "gone", "b")
+	assert.ErrorIs(t, err, couponq.ErrUnknownCampaign, "still waiting in a deleted campaign: no final answer to give")
 }

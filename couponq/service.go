@@ -343,6 +343,14 @@ func (s *Service) Status(ctx context.Context, campaign, user string) (Status, er
 		return Status{}, err
 	}
 	c, err := s.campaign(ctx, campaign)
+	if errors.Is(err, ErrUnknownCampaign) {
+		// A deleted campaign's outcomes may still be kept (Archiver's
+		// retention): a final answer is still the user's to read.
+		if st, qerr := s.cfg.Queue.Status(ctx, campaign, user); qerr == nil && st.State.Terminal() {
+			return st, nil
+		}
+		return Status{}, err
+	}
 	if err != nil {
 		return Status{}, err
 	}
