@@ -110,8 +110,11 @@ type Leaser interface {
 	// passed to the line (keeping its entry number, so it goes back to the
 	// head), then moves up to max of the oldest waiting entries into flight
 	// under a lease that ends after ttl, and returns them in entry-number
-	// order. On a campaign marked sold out it instead resolves up to max
-	// waiting entries as rejected/sold_out and returns none.
+	// order. On a campaign marked sold out it instead resolves waiting
+	// entries as rejected/sold_out in bulk — at least max of them, more if
+	// the implementation can (the shipped queues take up to 10,000 per
+	// call: the Store is not involved, so the throttle's pace need not
+	// apply) — and returns none.
 	Lease(ctx context.Context, campaign string, max int, ttl time.Duration) ([]Entry, error)
 	// Ack records that the downstream holds the entries durably: their
 	// deadline becomes now+ttl, the time their result has to arrive by before

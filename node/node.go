@@ -93,8 +93,9 @@ type Config struct {
 
 	// Service, Scheduler and Issuer tune the parts. Their backend fields
 	// (Catalog, Queue, Agenda, Tally, Locker, Dispatcher, Consumer, Store,
-	// Recorder, Logger) are set by the node; everything else is theirs,
-	// with their own defaults.
+	// Recorder, Logger) are set by the node — except Issuer.Locker, the
+	// optional per-user lock, which stays as given (nil keeps the issuer's
+	// batch path open); everything else is theirs, with their own defaults.
 	Service   couponq.Config
 	Scheduler dispatch.SchedulerConfig
 	Issuer    issuer.Config
@@ -211,6 +212,12 @@ func (n *Node) Roles() Role { return n.cfg.Roles }
 // Service returns the admission and status service (nil without RoleAPI),
 // for httpapi.New and the like.
 func (n *Node) Service() *couponq.Service { return n.svc }
+
+// Scheduler returns the node's scheduler (nil without RoleWorker).
+func (n *Node) Scheduler() *dispatch.Scheduler { return n.scheduler }
+
+// Issuer returns the node's issuer (nil without RoleWorker).
+func (n *Node) Issuer() *issuer.Issuer { return n.issuer }
 
 // Catalog returns the (cached) catalog the node's parts read.
 func (n *Node) Catalog() couponq.Catalog { return n.catalog }

@@ -164,6 +164,10 @@ func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Stat
 	return st, nil
 }
 
+// soldOutDrain is how many waiting entries of a sold-out campaign one Lease
+// resolves at least: the line empties in bulk, not at the throttle's pace.
+const soldOutDrain = 10_000
+
 // Lease implements couponq.Leaser.
 func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Duration) ([]couponq.Entry, error) {
 	if err := ctx.Err(); err != nil {
@@ -185,6 +189,9 @@ func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Dura
 			l.insert(num)
 			l.users[l.entries[num].User].state = couponq.StateWaiting
 		}
+	}
+	if l.soldOut {
+		n = max(n, soldOutDrain)
 	}
 	take := l.waiting[:min(n, len(l.waiting))]
 	if l.soldOut {

@@ -464,8 +464,9 @@ func testSoldOut(t *testing.T, q couponq.Queue, c string) {
 	assert.Equal(t, couponq.StateRejected, waiting.State, "a waiting user asking again hears the outcome")
 	assert.Zero(t, waiting.Position)
 
-	// Lease drains the line as sold out, max per call, and hands nothing downstream.
-	drained, err := q.Lease(ctx, c, 2, time.Minute)
+	// Lease drains the line as sold out, at least max per call (in bulk:
+	// the Store is not involved), and hands nothing downstream.
+	drained, err := q.Lease(ctx, c, 1, time.Minute)
 	require.NoError(t, err)
 	assert.Empty(t, drained)
 	drained, err = q.Lease(ctx, c, 10, time.Minute)
@@ -613,27 +614,37 @@ func testReopen(t *testing.T, q couponq.Queue, c string) {
 	require.NoError(t, q.MarkSoldOut(ctx, c))
 	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "late", At: time.Now()})
 	require.ErrorIs(t, err, couponq.ErrSoldOut)
-	drained, err := q.Lease(ctx, c, 1, time.Minute) // resolves u1 as sold out
-	require.NoError(t, err)
-	require.Empty(t, drained)
 
+	// Reopened before the drain: the waiting entries wait again.
 	require.NoError(t, reopener.Reopen(ctx, c))
 	require.NoError(t, reopener.Reopen(ctx, c), "reopening twice is fine")
+	st := status(t, q, c, "u2")
+	assert.Equal(t, couponq.StateWaiting, st.State, "waiting entries wait again")
+	assert.Equal(t, int64(2), st.Position)
+	got, err = q.Lease(ctx, c, 1, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2}, numbers(got), "Lease hands the line downstream again")
+
+	// Sold out again and drained: the drained entries keep their outcome
+	// after the next reopen.
+	require.NoError(t, q.MarkSoldOut(ctx, c))
+	drained, err := q.Lease(ctx, c, 1, time.Minute) // resolves u2 and u3 as sold out
+	require.NoError(t, err)
+	require.Empty(t, drained)
+	require.NoError(t, reopener.Reopen(ctx, c))
 	late := admit(t, q, c, "late")
 	assert.False(t, late.Repeat)
 	assert.Equal(t, couponq.StateWaiting, late.State)
 	assert.Equal(t, int64(5), late.Entry, "the sold-out refusal used no entry number")
-	assert.Equal(t, int64(3), late.Position, "behind u2 and u3")
-	st := status(t, q, c, "u2")
-	assert.Equal(t, couponq.StateWaiting, st.State, "waiting entries wait again")
-	assert.Equal(t, int64(1), st.Position)
-	st = status(t, q, c, "u1")
-	assert.Equal(t, couponq.StateRejected, st.State, "an entry resolved as sold out keeps its outcome")
-	assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
-
+	assert.Equal(t, int64(1), late.Position, "the drained entries left the line")
+	for _, u := range []string{"u2", "u3"} {
+		st = status(t, q, c, u)
+		assert.Equal(t, couponq.StateRejected, st.State, "an entry resolved as sold out keeps its outcome (%s)", u)
+		assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+	}
 	got, err = q.Lease(ctx, c, 10, time.Minute)
 	require.NoError(t, err)
-	assert.Equal(t, []int64{3, 4, 5}, numbers(got), "Lease hands the line downstream again")
+	assert.Equal(t, []int64{5}, numbers(got), "a newcomer after the reopen is served")
 	if statser, ok := q.(couponq.LineStatser); ok {
 		s, err := statser.LineStats(ctx, c)
 		require.NoError(t, err)

@@ -53,7 +53,8 @@ type Config struct {
 	// means "couponq". Keys look like "couponq:{campaign}:line".
 	Prefix string
 	// MaxRecover is the most expired leases one Lease call returns to the
-	// line, bounding how long one script call runs. Zero means 10,000.
+	// line, and the most waiting entries of a sold-out campaign it resolves
+	// as sold out, bounding how long one script call runs. Zero means 10,000.
 	MaxRecover int
 	// Coalesce groups admissions that arrive while another admission of the
 	// same campaign is on its way to Redis into one script call of up to

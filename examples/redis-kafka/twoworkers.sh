@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Two workers beside one api, a crowd of distinct users larger than the
-# stock, and a `kill -9` of one worker mid-run; prints the final counts.
+# stock, and a `kill -9` of the worker whose scheduler leads, mid-run;
+# prints the final counts.
 #
 #   examples/redis-kafka/twoworkers.sh            # Store in Postgres (scripts/postgres.sh)
 #   examples/redis-kafka/twoworkers.sh redis      # Store in the Redis that holds the line
@@ -8,19 +9,22 @@
 #
 # Knobs (environment): STOCK=5000 USERS=20000 CONC=200 REPEAT=0 (fraction of
 # users who press twice) BATCH=50 INTERVAL=100ms
-# KILL_AT=2500 (kill -9 worker 2 once the Store issued that many; 0: no kill)
-# RESTART=0 (1: start a replacement worker 5s after the kill) TIMEOUT=180
+# KILL_AT=2500 (kill -9 the leading worker once the Store issued that many;
+# 0: no kill) KILL=leader (or worker-1, worker-2: which one to kill)
+# RESTART=0 (1: start a replacement worker 5s after the kill) LEADER_TTL=2s
+# (the scheduler's leader lease) TIMEOUT=180
 # (seconds the whole run may take) PG_DSN (a Postgres of your own; default:
 # the one scripts/postgres.sh runs). Starts Redis, Kafka (and Postgres) with
 # the scripts in scripts/, reusing running ones; every run uses a fresh
-# campaign and Kafka topic. Logs stay in the printed directory.
+# Redis prefix, campaign (created through the api's admin handler) and Kafka
+# topic. Logs stay in the printed directory.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd ../.. && pwd)
 store=${1:-postgres}
 STOCK=${STOCK:-5000} USERS=${USERS:-20000} CONC=${CONC:-200} REPEAT=${REPEAT:-0}
 BATCH=${BATCH:-50} INTERVAL=${INTERVAL:-100ms}
-KILL_AT=${KILL_AT:-2500} RESTART=${RESTART:-0} TIMEOUT=${TIMEOUT:-180}
+KILL_AT=${KILL_AT:-2500} KILL=${KILL:-leader} RESTART=${RESTART:-0} LEADER_TTL=${LEADER_TTL:-2s} TIMEOUT=${TIMEOUT:-180}
 case $store in postgres | redis | memory) ;; *) echo "usage: $0 [postgres|redis|memory]" >&2; exit 2 ;; esac
 [ "$store" = memory ] && KILL_AT=${KILL_AT_MEMORY:-0} # the point there is the over-issue, not the kill
 
@@ -42,8 +46,11 @@ fi
 
 run=tw-$(date +%H%M%S)-$$
 dir=$(mktemp -d "${TMPDIR:-/tmp}/couponq-$run.XXXX")
-go build -o "$dir/" ./api ./worker ./load ./count
+go build -o "$dir/" ./api ./worker ./load ./count ./campaign
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+# A fresh admin token for this run: the api refuses to start without one.
+COUPONQ_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export COUPONQ_ADMIN_TOKEN
 
 pids=()
 cleanup() {
@@ -53,9 +60,9 @@ cleanup() {
 trap cleanup EXIT
 deadline=$((SECONDS + TIMEOUT))
 
-common=(-campaign "$run" -stock "$STOCK" -batch "$BATCH" -interval "$INTERVAL")
-wflags=("${common[@]}" -redis "$COUPONQ_REDIS_ADDR" -kafka "$COUPONQ_KAFKA_BROKERS" -topic "$run" -store "$store")
-count=("$dir/count" -redis "$COUPONQ_REDIS_ADDR" -store "$store" -campaign "$run")
+infra=(-redis "$COUPONQ_REDIS_ADDR" -prefix "$run")
+wflags=("${infra[@]}" -kafka "$COUPONQ_KAFKA_BROKERS" -topic "$run" -store "$store" -leader-ttl "$LEADER_TTL")
+count=("$dir/count" "${infra[@]}" -store "$store" -campaign "$run")
 worker() { # worker NAME: starts a worker logging to $dir/NAME.log, sets $wpid
   "$dir/worker" "${wflags[@]}" >"$dir/$1.log" 2>&1 &
   wpid=$!
@@ -63,7 +70,7 @@ worker() { # worker NAME: starts a worker logging to $dir/NAME.log, sets $wpid
 }
 
 say "run $run: store=$store stock=$STOCK users=$USERS batch=$BATCH interval=$INTERVAL (logs in $dir)"
-"$dir/api" "${common[@]}" -redis "$COUPONQ_REDIS_ADDR" -addr "127.0.0.1:$port" >"$dir/api.log" 2>&1 &
+"$dir/api" "${infra[@]}" -addr "127.0.0.1:$port" >"$dir/api.log" 2>&1 &
 api=$!
 pids+=("$api")
 worker worker-1; w1=$wpid
@@ -77,8 +84,10 @@ until grep -q "worker running" "$dir/worker-1.log" && grep -q "worker running" "
   sleep 0.1
 done
 echo "api pid $api on 127.0.0.1:$port, worker-1 pid $w1, worker-2 pid $w2"
+echo "\$ campaign create -id $run -stock $STOCK -batch $BATCH -interval $INTERVAL"
+"$dir/campaign" -admin "http://127.0.0.1:$port/admin" create -id "$run" -stock "$STOCK" -batch "$BATCH" -interval "$INTERVAL"
 
-"$dir/load" -addr "127.0.0.1:$port" -campaign "$run" -users "$USERS" -conc "$CONC" -repeat "$REPEAT" \
+"$dir/load" -addr "127.0.0.1:$port" -campaigns "$run" -users "$USERS" -conc "$CONC" -repeat "$REPEAT" \
   -timeout "$((TIMEOUT - 30))s" >"$dir/load.log" 2>&1 &
 load=$!
 pids+=("$load")
@@ -91,9 +100,15 @@ if [ "$KILL_AT" -gt 0 ]; then
     [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $KILL_AT issuances"; exit 1; }
     sleep 0.05
   done
-  kill -9 "$w2"
-  wait "$w2" 2>/dev/null || true # reap it quietly
-  echo "kill -9 worker-2 (pid $w2) at store_issued=$n"
+  victim=$KILL
+  if [ "$victim" = leader ]; then # the one worker whose scheduler holds the leader lease
+    victim=$(grep -l 'msg="couponq: scheduler leads"' "$dir/worker-1.log" "$dir/worker-2.log" | head -n 1 | xargs -r basename | sed 's/\.log$//' || true)
+    victim=${victim:-worker-2}
+  fi
+  case $victim in worker-1) vpid=$w1 ;; worker-2) vpid=$w2 ;; *) echo "KILL=$KILL: want leader, worker-1 or worker-2"; exit 2 ;; esac
+  kill -9 "$vpid"
+  wait "$vpid" 2>/dev/null || true # reap it quietly
+  echo "kill -9 $victim (pid $vpid, the scheduler's leader: $(grep -q 'scheduler leads' "$dir/$victim.log" && echo yes || echo no)) at store_issued=$n, $(date -u +%H:%M:%S.%3N)"
   if [ "$RESTART" = 1 ]; then
     sleep 5
     worker worker-3
@@ -106,19 +121,29 @@ while kill -0 "$load" 2>/dev/null; do
   sleep 0.5
 done
 wait "$load" || true
+# Every admitted user has an outcome now, but a sold-out campaign's line is
+# emptied by the scheduler at BATCH per INTERVAL (the users in it already
+# read "rejected, sold out" from their status): wait for it to be empty.
+drain=$SECONDS
+until "${count[@]}" | grep -q ' waiting=0 in_flight=0'; do
+  [ $SECONDS -lt $deadline ] || { echo "timed out waiting for the line to drain"; break; }
+  sleep 0.5
+done
+drained="line and flight empty $((SECONDS - drain))s after the load ended"
 
 say "load"
 cat "$dir/load.log"
+echo "$drained"
 say "workers (SIGTERM the survivors)"
 for p in "${pids[@]}"; do
-  [ "$p" = "$w2" ] && [ "$KILL_AT" -gt 0 ] && continue
+  [ "$p" = "${vpid:-}" ] && continue
   kill -TERM "$p" 2>/dev/null || true
 done
 cleanup
 pids=()
 for f in "$dir"/worker-*.log; do
   echo "-- $(basename "$f" .log)"
-  grep -E 'msg="worker running"|msg="the memory Store' "$f" || true
+  grep -E 'msg="worker running"|msg="the memory Store|msg="couponq: scheduler leads"' "$f" || true
   grep -E 'msg=OVER-ISSUE' "$f" | sed -n '1p;$p' || true
   grep -E 'msg=progress' "$f" | tail -n 1 || true
   grep -E 'msg="worker stopped"' "$f" || echo "(no \"worker stopped\" line: killed)"
@@ -129,7 +154,7 @@ echo "$final"
 reports=$(cat "$dir"/worker-*.log | grep -c 'msg=OVER-ISSUE' || true)
 echo "over-issue reports (OnOverIssue calls, all workers): $reports"
 field() { sed -nE "s/(^|.* )$1=([0-9]+).*/\2/p" <<<"$2" | head -n 1; }
-summary=$(grep '^summary:' "$dir/load.log" || true)
+summary=$(grep '^summary all' "$dir/load.log" || true)
 recorded=$(field recorded_issued "$final")
 told=$(field issued "$summary")
 problems=()
@@ -138,6 +163,7 @@ problems=()
 [ "$told" = "$recorded" ] || problems+=("load saw issued=$told, the line recorded $recorded")
 [ "$(field still_waiting "$summary")" = 0 ] || problems+=("users still waiting")
 [ "$(field failed "$summary")" = 0 ] || problems+=("failed entries")
+[ "$(field waiting "$final")" = 0 ] && [ "$(field in_flight "$final")" = 0 ] || problems+=("entries left in line or in flight")
 if [ "$store" != memory ]; then
   issued=$(field store_issued "$final")
   [ "$issued" = "$recorded" ] || problems+=("the Store issued $issued, the line recorded $recorded")

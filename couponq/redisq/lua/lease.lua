@@ -2,8 +2,9 @@
 -- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 soldout, 6 clock
 -- ARGV: 1 max, 2 lease ttl (ms), 3 most expired leases to recover in this call
 -- Returns a flat list {user, entry, admitted-at ms, ...} in entry order; on a
--- sold-out campaign it resolves up to max waiting entries as rejected/sold_out
--- and returns nothing. Deadlines use the server's clock.
+-- sold-out campaign it resolves up to max(max, ARGV[3]) waiting entries as
+-- rejected/sold_out (a bulk drain: the Store is not involved) and returns
+-- nothing. Deadlines use the server's clock.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max = tonumber(ARGV[1])
@@ -24,8 +25,8 @@ if max <= 0 then
 end
 
 local out = {}
-local popped = redis.call('ZPOPMIN', KEYS[1], max)
 if redis.call('EXISTS', KEYS[5]) == 1 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], math.max(max, recover))
   for i = 1, #popped, 2 do
     local user, n = popped[i], tonumber(popped[i + 1])
     local rec = redis.call('HGET', KEYS[4], user)
@@ -38,6 +39,7 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
   end
   return out
 end
+local popped = redis.call('ZPOPMIN', KEYS[1], max)
 for i = 1, #popped, 2 do
   local user, n = popped[i], popped[i + 1]
   redis.call('ZADD', KEYS[2], now + ttl, user)

@@ -1,21 +1,37 @@
-// Command api is the admission side of the Redis + Kafka example: an HTTP
-// server that puts users in the Redis line and answers their status.
+// Command api is the admission side of the Redis + Kafka example: a
+// couponq node with the API role. It serves the public handler (users join
+// a campaign's line and ask how it went) at / and the operators' admin
+// handler (create, list, change, pause, resume, close campaigns) at /admin/.
+// It takes no campaign flags: campaigns live in the Redis registry
+// (redisq.Registry) every api and worker process shares, and are created and
+// changed through /admin/ (see ../campaign).
 //
-//	go run ./api -redis 127.0.0.1:6379   (from examples/redis-kafka)
+//	COUPONQ_ADMIN_TOKEN=s3cret go run ./api -redis 127.0.0.1:6379 -addr 127.0.0.1:8080
 //
-// The user is read from the X-User header: stand-in for real authentication.
-// Admission counters are at /debug/vars (expvar, package couponq/metrics).
+// Run as many as you like on different addresses: they share the line and
+// the registry, so a user may join through one and ask through another, and
+// a change made through one reaches the others within the catalog cache's
+// TTL (1s).
+//
+// The user is read from the X-User header: a stand-in for real
+// authentication. The admin handler wants "Authorization: Bearer TOKEN",
+// TOKEN being -admin-token or $COUPONQ_ADMIN_TOKEN; the api refuses to start
+// without one. Admission counters are at /debug/vars (expvar).
 package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"expvar"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,52 +41,83 @@ import (
 	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/node"
 )
 
+type options struct {
+	addr, redis, prefix, token string
+}
+
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
-	id := flag.String("campaign", "launch", "campaign ID")
-	stock := flag.Int64("stock", 100, "stock")
-	batch := flag.Int("batch", 10, "throttle batch size (for wait estimates)")
-	interval := flag.Duration("interval", time.Second, "throttle interval (for wait estimates)")
+	var o options
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address")
+	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (the line and the campaign registry)")
+	flag.StringVar(&o.prefix, "prefix", "example", "Redis key prefix; every api and worker of one fleet uses the same")
+	flag.StringVar(&o.token, "admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN); required")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log, *addr, *redisAddr, couponq.Campaign{ID: *id, Stock: *stock, BatchSize: *batch, Interval: *interval}); err != nil {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
+	if err := run(log, o); err != nil {
 		log.Error("api", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, addr, redisAddr string, c couponq.Campaign) error {
+func run(log *slog.Logger, o options) error {
+	if len(o.token) < 16 {
+		return errors.New("an admin token of at least 16 characters is required (-admin-token or COUPONQ_ADMIN_TOKEN): /admin/ changes campaigns")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	rdb := redis.NewClient(&redis.Options{Addr: o.redis})
 	defer rdb.Close()
-	catalog, err := couponq.NewCampaigns(c)
+	registry, err := redisq.NewRegistry(redisq.RegistryConfig{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}
-	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: "example"})
+	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}
 	m := metrics.NewExpvar("couponq")
-	svc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: queue, Logger: log, OnAdmit: m.OnAdmit})
+	// The API role needs only the Queue (which is also the Agenda that
+	// admission wakes); the node puts a 1s catalog cache in front of the
+	// registry, so admission does not read Redis for the campaign on every
+	// request.
+	n, err := node.New(node.Config{
+		Roles: node.RoleAPI, Catalog: registry, Queue: queue, Logger: log,
+		Service: couponq.Config{OnAdmit: m.OnAdmit},
+	})
 	if err != nil {
 		return err
 	}
-	h, err := httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User"), Logger: log})
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = n.Stop(context.Background()) }()
+
+	public, err := httpapi.New(httpapi.Config{Service: n.Service(), User: httpapi.HeaderUser("X-User"), Logger: log})
+	if err != nil {
+		return err
+	}
+	cache, _ := n.Catalog().(*couponq.CatalogCache)
+	admin, err := httpapi.NewAdmin(httpapi.AdminConfig{
+		Registry:  queueFirstOnly{Registry: registry, cache: cache},
+		Stats:     queue,
+		Authorize: bearer(o.token),
+		BasePath:  "/admin",
+		Logger:    log,
+	})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", h)
-	mux.Handle("GET /debug/vars", expvar.Handler()) // admission counters
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("/", public)
+	mux.Handle("/admin/", admin)
+	mux.Handle("GET /debug/vars", expvar.Handler())
+	srv := &http.Server{Addr: o.addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("api listening", "addr", addr, "campaign", c.ID)
+	log.Info("api listening", "addr", o.addr, "prefix", o.prefix, "roles", n.Roles().String())
 	select {
 	case err := <-errc:
 		return err
@@ -84,5 +131,59 @@ func run(log *slog.Logger, addr, redisAddr string, c couponq.Campaign) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("api stopped")
 	return nil
+}
+
+// bearer authorizes requests carrying "Authorization: Bearer TOKEN". It
+// compares digests in constant time, so the answer's timing says nothing
+// about the token.
+func bearer(token string) func(*http.Request) error {
+	want := sha256.Sum256([]byte(token))
+	return func(r *http.Request) error {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return fmt.Errorf("%w: send Authorization: Bearer <admin token>", httpapi.ErrUnauthorized)
+		}
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			return fmt.Errorf("%w: wrong admin token", httpapi.ErrUnauthorized)
+		}
+		return nil
+	}
+}
+
+// queueFirstOnly is the registry as the admin handler sees it: it refuses
+// V1 (validate-first) campaigns, which this api cannot serve (V1 admits
+// through a Tally and publishes to Kafka from the request itself; this api
+// has neither), and makes this process's catalog cache forget a campaign
+// it has just changed, so its own admissions see the change at once (the
+// other processes see it within the cache's TTL).
+type queueFirstOnly struct {
+	couponq.Registry
+	cache *couponq.CatalogCache
+}
+
+func (r queueFirstOnly) Create(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
+	if c.Mode != couponq.QueueFirst {
+		return couponq.Campaign{}, fmt.Errorf("%w: %s: this example serves %s campaigns only", couponq.ErrInvalidCampaign, c.ID, couponq.QueueFirst)
+	}
+	c, err := r.Registry.Create(ctx, c)
+	r.forget(c.ID, err)
+	return c, err
+}
+
+func (r queueFirstOnly) Update(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
+	if c.Mode != couponq.QueueFirst {
+		return couponq.Campaign{}, fmt.Errorf("%w: %s: this example serves %s campaigns only", couponq.ErrInvalidCampaign, c.ID, couponq.QueueFirst)
+	}
+	c, err := r.Registry.Update(ctx, c)
+	r.forget(c.ID, err)
+	return c, err
+}
+
+func (r queueFirstOnly) forget(id string, err error) {
+	if err == nil && r.cache != nil {
+		r.cache.Invalidate(id)
+	}
 }

@@ -1,10 +1,11 @@
-// Command count prints a campaign's final counts from the shared backends:
-// what the Store issued and to how many distinct users, and how many
-// distinct entries the Redis line recorded as issued (what users were told).
+// Command count prints campaigns' final counts from the shared backends:
+// the stock (from the registry), how many entries the line admitted and
+// recorded as issued (what users were told), and what the Store issued and
+// to how many distinct users.
 //
-//	go run ./count -redis 127.0.0.1:6379 -store postgres -campaign launch
+//	go run ./count -redis 127.0.0.1:6379 -store postgres -campaign gold,silver,bronze
 //
-// With -store memory only the recorded count exists outside the workers.
+// With -store memory only the line's counts exist outside the workers.
 package main
 
 import (
@@ -12,54 +13,75 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
 )
 
 func main() {
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address (the line)")
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address (the line and the registry)")
+	prefix := flag.String("prefix", "example", "Redis key prefix of the fleet")
 	kind := flag.String("store", "redis", "Store: "+stores.Kinds)
 	dsn := flag.String("postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN for -store postgres (default $COUPONQ_POSTGRES_DSN)")
-	id := flag.String("campaign", "launch", "campaign ID")
-	brief := flag.Bool("issued", false, "print only the Store's issued count (or the recorded one for -store memory)")
+	ids := flag.String("campaign", "launch", "campaign IDs, comma-separated")
+	brief := flag.Bool("issued", false, "print only the Store's issued count (the recorded one for -store memory), one line per campaign")
 	flag.Parse()
-	if err := run(*redisAddr, *kind, *dsn, *id, *brief); err != nil {
+	if err := run(*redisAddr, *prefix, *kind, *dsn, strings.Split(*ids, ","), *brief); err != nil {
 		fmt.Fprintln(os.Stderr, "count:", err)
 		os.Exit(1)
 	}
 }
 
-func run(redisAddr, kind, dsn, campaign string, brief bool) error {
+func run(redisAddr, prefix, kind, dsn string, campaigns []string, brief bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
-	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: "example"})
+	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
-	recorded, err := queue.IssuedCount(ctx, campaign)
+	registry, err := redisq.NewRegistry(redisq.RegistryConfig{Client: rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
-	if !stores.Durable(kind) {
+	var store stores.Store
+	if stores.Durable(kind) {
+		s, closeStore, err := stores.Open(ctx, stores.Config{Kind: kind, Redis: rdb, Prefix: prefix, Postgres: dsn})
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		store = s
+	}
+	for _, id := range campaigns {
+		if err := one(ctx, queue, registry, store, kind, id, brief); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func one(ctx context.Context, queue *redisq.Queue, registry couponq.Catalog, store stores.Store, kind, id string, brief bool) error {
+	line, err := queue.LineStats(ctx, id)
+	if err != nil {
+		return err
+	}
+	if store == nil {
 		if brief {
-			fmt.Println(recorded)
+			fmt.Println(line.Issued)
 		} else {
-			fmt.Printf("campaign=%s recorded_issued=%d (a memory Store's count lives in its worker)\n", campaign, recorded)
+			fmt.Printf("campaign=%s admitted=%d recorded_issued=%d waiting=%d in_flight=%d (a memory Store's count lives in its worker)\n",
+				id, line.Admitted, line.Issued, line.Waiting, line.InFlight)
 		}
 		return nil
 	}
-	store, closeStore, err := stores.Open(ctx, stores.Config{Kind: kind, Redis: rdb, Prefix: "example", Postgres: dsn})
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	issued, err := store.Issued(ctx, campaign)
+	issued, err := store.Issued(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -67,7 +89,11 @@ func run(redisAddr, kind, dsn, campaign string, brief bool) error {
 		fmt.Println(issued)
 		return nil
 	}
-	holders, err := store.Holders(ctx, campaign)
+	stock := "?"
+	if c, err := registry.Campaign(ctx, id); err == nil {
+		stock = fmt.Sprint(c.Stock)
+	}
+	holders, err := store.Holders(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -76,7 +102,7 @@ func run(redisAddr, kind, dsn, campaign string, brief bool) error {
 		units += n
 		most = max(most, n)
 	}
-	fmt.Printf("campaign=%s store=%s store_issued=%d distinct_holders=%d units_held=%d max_per_user=%d recorded_issued=%d\n",
-		campaign, kind, issued, len(holders), units, most, recorded)
+	fmt.Printf("campaign=%s stock=%s admitted=%d store=%s store_issued=%d distinct_holders=%d units_held=%d max_per_user=%d recorded_issued=%d waiting=%d in_flight=%d\n",
+		id, stock, line.Admitted, kind, issued, len(holders), units, most, line.Issued, line.Waiting, line.InFlight)
 	return nil
 }

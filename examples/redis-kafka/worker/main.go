@@ -1,6 +1,10 @@
-// Command worker is the downstream side of the Redis + Kafka example: the
-// throttle (one leader across all workers) moves bounded batches from the
-// Redis line to Kafka, and the issuer consumes them into the Store.
+// Command worker is the downstream side of the Redis + Kafka example: a
+// couponq node with the worker role. Its scheduler (one leader across all
+// workers of the fleet) drives every campaign that has people waiting, each
+// at its own BatchSize per Interval, from the Redis line to Kafka; its issuer
+// consumes Kafka into the Store and records each outcome in Redis, where the
+// api reads it. It takes no campaign flags: campaigns come from the Redis
+// registry the api's /admin/ writes.
 //
 //	go run ./worker -redis 127.0.0.1:6379 -kafka 127.0.0.1:9092                      # Store in that Redis
 //	go run ./worker -redis 127.0.0.1:6379 -kafka 127.0.0.1:9092 -store postgres -postgres postgres://...
@@ -15,11 +19,12 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
-	"sync/atomic"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,31 +38,28 @@ import (
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
+	"github.com/couponq/couponq/node"
 )
 
 type options struct {
-	redis, brokers, topic, group string
-	store, postgres              string
-	progress                     time.Duration
-	campaign                     couponq.Campaign
+	redis, prefix, brokers, topic, group string
+	store, postgres                      string
+	progress, leaderTTL                  time.Duration
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (the line, the throttle's leader lease, and the Store with -store redis)")
+	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (the line, the registry, the scheduler's leader lease, and the Store with -store redis)")
+	flag.StringVar(&o.prefix, "prefix", "example", "Redis key prefix; every api and worker of one fleet uses the same")
 	flag.StringVar(&o.brokers, "kafka", "127.0.0.1:9092", "Kafka bootstrap servers")
-	flag.StringVar(&o.topic, "topic", "couponq-entries", "Kafka topic")
-	flag.StringVar(&o.group, "group", "couponq-issuers", "Kafka consumer group (all workers of a campaign share it)")
+	flag.StringVar(&o.topic, "topic", "couponq-entries", "Kafka topic (one for every campaign)")
+	flag.StringVar(&o.group, "group", "couponq-issuers", "Kafka consumer group (every worker of the fleet shares it)")
 	flag.StringVar(&o.store, "store", "redis", "Store: "+stores.Kinds+" (memory is only correct with a single worker)")
 	flag.StringVar(&o.postgres, "postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN for -store postgres (default $COUPONQ_POSTGRES_DSN)")
-	flag.DurationVar(&o.progress, "progress", 2*time.Second, "how often to log the Store's issued count (0: never)")
-	id := flag.String("campaign", "launch", "campaign ID")
-	stock := flag.Int64("stock", 100, "stock")
-	batch := flag.Int("batch", 10, "entries per throttle tick")
-	interval := flag.Duration("interval", time.Second, "throttle tick")
+	flag.DurationVar(&o.progress, "progress", 2*time.Second, "how often to log each busy campaign's issued count (0: never)")
+	flag.DurationVar(&o.leaderTTL, "leader-ttl", 0, "the scheduler's leader lease TTL: a standby takes over within 4/3 of it after the leader dies (0: the library's 6s)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
-	o.campaign = couponq.Campaign{ID: *id, Stock: *stock, BatchSize: *batch, Interval: *interval}
 	if err := run(log, o); err != nil {
 		log.Error("worker", "err", err)
 		os.Exit(1)
@@ -67,20 +69,19 @@ func main() {
 func run(log *slog.Logger, o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := o.campaign
 	rdb := redis.NewClient(&redis.Options{Addr: o.redis})
 	defer rdb.Close()
-	catalog, err := couponq.NewCampaigns(c)
+	registry, err := redisq.NewRegistry(redisq.RegistryConfig{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}
-	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: "example"})
+	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	store, closeStore, err := stores.Open(openCtx, stores.Config{
-		Kind: o.store, Redis: rdb, Prefix: "example", Postgres: o.postgres,
+		Kind: o.store, Redis: rdb, Prefix: o.prefix, Postgres: o.postgres,
 		Migrate: true, // pgstore.Migrate: idempotent, safe for every worker to run at start
 	})
 	cancel()
@@ -91,10 +92,12 @@ func run(log *slog.Logger, o options) error {
 	if !stores.Durable(o.store) {
 		log.Warn("the memory Store lives in this process: only correct with a single worker; with more, each enforces the stock on its own and the campaign is over-issued", "store", o.store)
 	}
-
-	// The Locker holds the throttle's leader lease, so one worker leads
-	// whatever the number of workers.
-	locker, err := redislocker.New(rdb, "example")
+	// The Locker holds the scheduler's leader lease, so one worker leads
+	// whatever the number of workers. The issuer gets no Locker: a per-user
+	// lock only cuts contention, and the Store's own atomicity is the
+	// guard; without one it takes the batch path (one IssueBatch, one
+	// transaction or script, and one Record per delivered batch).
+	locker, err := redislocker.New(rdb, o.prefix)
 	if err != nil {
 		return err
 	}
@@ -118,55 +121,29 @@ func run(log *slog.Logger, o options) error {
 		return err
 	}
 
-	var moved, issued, rejected atomic.Int64
-	throttle, err := dispatch.New(dispatch.Config{Campaign: c, Queue: queue, Dispatcher: producer, Locker: locker, Logger: log,
-		OnTick: func(ev dispatch.TickEvent) { moved.Add(int64(ev.Leased - ev.Failed)) }})
-	if err != nil {
-		return err
-	}
-	iss, err := issuer.New(issuer.Config{Consumer: consumer, Store: store, Catalog: catalog, Recorder: queue, Logger: log,
-		// No Locker: a per-user lock only cuts contention, and the Store's
-		// own atomicity is the guard. Without one the issuer takes the batch
-		// path: one IssueBatch call (one transaction or script) and one
-		// Record call per delivered batch of up to MaxBatch entries.
-		MaxBatch: c.WithDefaults().BatchSize,
-		OnIssue: func(ev issuer.Event) {
-			if ev.Result.State == couponq.StateIssued {
-				issued.Add(1)
-			} else {
-				rejected.Add(1)
-			}
-		},
-		// The issuer logs an over-issue at error level already; the hook is
-		// where a host would page someone.
-		OnOverIssue: func(ev issuer.OverIssue) {
-			log.Error("OVER-ISSUE", "campaign", ev.Campaign, "recorded_issued", ev.Issued, "stock", ev.Stock, "store", o.store)
+	tally := newTally()
+	n, err := node.New(node.Config{
+		Roles: node.RoleWorker, Catalog: registry, Queue: queue, Locker: locker,
+		Dispatcher: producer, Consumer: consumer, Store: store, Logger: log,
+		Scheduler: dispatch.SchedulerConfig{LeaderTTL: o.leaderTTL, OnTick: tally.tick},
+		Issuer: issuer.Config{
+			OnIssue: tally.issue,
+			// The issuer logs an over-issue at error level already; the hook
+			// is where a host would page someone.
+			OnOverIssue: func(ev issuer.OverIssue) {
+				log.Error("OVER-ISSUE", "campaign", ev.Campaign, "recorded_issued", ev.Issued, "stock", ev.Stock, "store", o.store)
+			},
 		},
 	})
 	if err != nil {
 		return err
 	}
-	if err := throttle.Start(ctx); err != nil {
+	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	if err := iss.Start(ctx); err != nil {
-		return err
-	}
-	log.Info("worker running", "campaign", c.ID, "stock", c.Stock, "batch", c.BatchSize, "interval", c.Interval,
-		"store", o.store, "batch_path", iss.Batching(), "topic", o.topic)
+	log.Info("worker running", "prefix", o.prefix, "store", o.store, "topic", o.topic, "group", o.group)
 
-	counts := func() []any {
-		return []any{"moved_by_this_worker", moved.Load(), "decided_issued", issued.Load(), "decided_rejected", rejected.Load()}
-	}
-	storeIssued := func(ctx context.Context) string {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		n, err := store.Issued(ctx, c.ID)
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return fmt.Sprint(n)
-	}
+	p := progress{log: log, registry: registry, agenda: queue, store: store, tally: tally, last: map[string]int64{}}
 	if o.progress > 0 {
 		go func() {
 			t := time.NewTicker(o.progress)
@@ -176,7 +153,7 @@ func run(log *slog.Logger, o options) error {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					log.Info("progress", append([]any{"store_issued", storeIssued(ctx)}, counts()...)...)
+					p.report(ctx, "progress", false)
 				}
 			}
 		}()
@@ -185,8 +162,123 @@ func run(log *slog.Logger, o options) error {
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = throttle.Stop(stopCtx)
-	err = iss.Stop(stopCtx)
-	log.Info("worker stopped", append([]any{"store", o.store, "store_issued", storeIssued(stopCtx)}, counts()...)...)
+	err = n.Stop(stopCtx)
+	p.report(stopCtx, "worker stopped", true)
 	return err
+}
+
+// counts is what this worker did for one campaign.
+type counts struct{ moved, issued, rejected int64 }
+
+// tally counts, per campaign, the entries this worker's scheduler moved and
+// its issuer decided.
+type tally struct {
+	mu sync.Mutex
+	by map[string]*counts
+}
+
+func newTally() *tally { return &tally{by: map[string]*counts{}} }
+
+func (t *tally) get(campaign string) *counts {
+	c := t.by[campaign]
+	if c == nil {
+		c = &counts{}
+		t.by[campaign] = c
+	}
+	return c
+}
+
+func (t *tally) tick(ev dispatch.TickEvent) {
+	if moved := ev.Leased - ev.Failed; moved > 0 {
+		t.mu.Lock()
+		t.get(ev.Campaign).moved += int64(moved)
+		t.mu.Unlock()
+	}
+}
+
+func (t *tally) issue(ev issuer.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ev.Result.State == couponq.StateIssued {
+		t.get(ev.Entry.Campaign).issued++
+	} else {
+		t.get(ev.Entry.Campaign).rejected++
+	}
+}
+
+func (t *tally) snapshot() map[string]counts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]counts, len(t.by))
+	for id, c := range t.by {
+		out[id] = *c
+	}
+	return out
+}
+
+// progress logs, per campaign, the Store's issued count beside what this
+// worker did. It looks only at the campaigns on the agenda (people waiting
+// or in flight), those this worker moved or decided, and those it logged
+// before, so a registry of many idle campaigns costs nothing.
+type progress struct {
+	log      *slog.Logger
+	registry couponq.Registry
+	agenda   couponq.Agenda
+	store    stores.Store
+	tally    *tally
+	mu       sync.Mutex
+	last     map[string]int64 // campaign -> Store issued count last logged
+	lastMine map[string]counts
+}
+
+// report logs one line per campaign whose Store count, or whose counts in
+// this worker, changed since the last report (all: also every campaign this
+// worker touched or logged before).
+func (p *progress) report(ctx context.Context, msg string, all bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	mine := p.tally.snapshot()
+	ids := map[string]bool{}
+	if awake, err := p.agenda.Awake(ctx); err == nil {
+		for _, id := range awake {
+			ids[id] = true
+		}
+	} else {
+		p.log.Warn(msg, "err", err)
+	}
+	for id := range mine {
+		ids[id] = true
+	}
+	for id := range p.last {
+		ids[id] = true
+	}
+	logged := 0
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		var stock any = "?"
+		var paused any = "?"
+		if c, err := p.registry.Campaign(ctx, id); err == nil {
+			stock, paused = c.Stock, c.Paused
+		}
+		issued, err := p.store.Issued(ctx, id)
+		if err != nil {
+			p.log.Warn(msg, "campaign", id, "err", err)
+			continue
+		}
+		m, touched := mine[id]
+		prev, seen := p.last[id]
+		changed := (seen && issued != prev) || (!seen && issued > 0) || m != p.lastMine[id]
+		if !changed && !(all && (touched || seen)) {
+			continue
+		}
+		p.last[id] = issued
+		logged++
+		p.log.Info(msg, "campaign", id, "stock", stock, "paused", paused, "store_issued", issued,
+			"moved_by_this_worker", m.moved, "decided_issued", m.issued, "decided_rejected", m.rejected)
+	}
+	p.lastMine = mine
+	if all && logged == 0 {
+		p.log.Info(msg, "campaigns", 0)
+	}
 }
