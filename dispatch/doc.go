@@ -97,8 +97,11 @@
 // campaign on its own clock: a tick reads the campaign from the Catalog
 // (pass a caching one: changes to BatchSize, Interval and Paused apply at
 // the next tick), moves at most BatchSize entries, and schedules the next
-// tick one Interval after this one began, so one leader's moves of a
-// campaign begin at least an Interval apart. Ticks of different campaigns
+// tick one Interval after this one was due, as a time.Ticker does: a tick
+// that starts late (waiting for a worker or the Catalog) does not lower the
+// campaign's rate, and in any k Intervals a campaign gets at most k+1
+// moves (if a tick is later than a whole Interval, the next comes one
+// Interval after it, with no burst to catch up). Ticks of different campaigns
 // run on at most Workers goroutines; a campaign never ticks concurrently
 // with itself.
 //
@@ -107,7 +110,7 @@
 //   - A closed campaign (past ClosesAt) admits nobody, but its entries are
 //     served until its line and flight are empty.
 //   - A sold-out campaign's ticks resolve its waiting entries as rejected,
-//     BatchSize per tick (Lease does), until the line is empty.
+//     in bulk (Lease does, up to 10,000 a call), until the line is empty.
 //   - A campaign the Catalog does not know (or cannot read) stays awake but
 //     is not moved, so its entries are kept; the leader logs it once and
 //     asks the Catalog again every PollInterval.
@@ -131,10 +134,12 @@
 // # Costs
 //
 // Idle, whatever the number of campaigns: the leader sends 1/PollInterval
-// Agenda reads (ZRANGE) and 3/LeaderTTL refreshes, 1.5 commands a second
-// with the defaults; a standby 3/LeaderTTL obtains, 0.5 a second. Measured
-// with 10,000 campaigns on Redis (TestSchedulerRedisIdleCost): 1.40 and 0.40
-// commands a second, where one Throttle per campaign cost about 8 per idle
+// Agenda reads (ZRANGE) and 3/LeaderTTL refreshes, 1.3 commands a second
+// with the defaults; a standby 3/LeaderTTL obtains, 0.3 a second. Redis
+// counts the commands a lease script runs too (a refresh is EVALSHA, GET
+// and PEXPIRE), so INFO stats shows about 1.9 a second for the leader.
+// BENCHMARKS.md has the figures measured at 10, 1,000 and 10,000 idle
+// campaigns, where one Throttle per campaign costs about 8 per idle
 // campaign. Active: per awake campaign and Interval one Lease script, plus
 // one Ack or Release script when a batch moved, plus Rest (two or three
 // commands) on ticks that lease nothing. Admission adds at most one ZADD per

@@ -57,8 +57,9 @@ type SchedulerConfig struct {
 	// refreshing it. The leader refreshes every LeaderTTL/3 and moves only
 	// within LeaderTTL×4/5 of its last successful refresh began; a standby
 	// tries to take the lease every LeaderTTL/3, so it takes over within
-	// LeaderTTL×4/3 of the leader's death. Zero means 6s; otherwise at
-	// least 10ms.
+	// LeaderTTL×4/3 of the leader's death. Zero means 10s (an idle leader
+	// then costs under 2 Redis commands a second, as Redis counts them);
+	// otherwise at least 10ms.
 	LeaderTTL time.Duration
 	// PollInterval is how often the leader reads the Agenda for campaigns
 	// that woke: the most a woken campaign waits for its first tick. Zero
@@ -120,7 +121,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 		cfg.Key = DefaultSchedulerKey
 	}
 	if cfg.LeaderTTL == 0 {
-		cfg.LeaderTTL = 6 * time.Second
+		cfg.LeaderTTL = 10 * time.Second
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = time.Second
@@ -381,9 +382,9 @@ func (l *leadership) drive(ctx context.Context) {
 		now := time.Now()
 		for running < s.cfg.Workers && due.Len() > 0 && !due[0].next.After(now) {
 			c := heap.Pop(&due).(*campaign)
-			mayRest := !now.Before(c.restAfter)
+			mayRest, dueAt := !now.Before(c.restAfter), c.next
 			running++
-			ticks.Go(func() { results <- l.tick(ctx, c.id, mayRest) })
+			ticks.Go(func() { results <- l.tick(ctx, c.id, mayRest, dueAt) })
 		}
 		var wakeC <-chan time.Time
 		if running < s.cfg.Workers && due.Len() > 0 {
@@ -426,9 +427,14 @@ func (l *leadership) drive(ctx context.Context) {
 	}
 }
 
-// tick runs one tick of a campaign: read its config, move one batch unless
-// it is paused, and try to let it rest if there was nothing to lease.
-func (l *leadership) tick(ctx context.Context, id string, mayRest bool) tickResult {
+// tick runs one tick of a campaign, due at dueAt: read its config, move
+// one batch unless it is paused, and try to let it rest if there was nothing
+// to lease. The next tick is due one Interval after this one was due, as a
+// time.Ticker would have it, so a tick that started late (waiting for a
+// worker, reading the Catalog) does not slow the campaign's rate; if this
+// one was so late that the next is already due, the next comes one Interval
+// from now instead (no burst to catch up).
+func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt time.Time) tickResult {
 	s := l.s
 	r := tickResult{id: id}
 	c, err := s.cfg.Catalog.Campaign(ctx, id)
@@ -456,7 +462,10 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool) tickResu
 	}
 	ev := TickEvent{Campaign: id}
 	ev.Leased, ev.Failed, ev.Err = s.mv.move(ctx, id, c.BatchSize)
-	r.next, r.leased = now.Add(c.Interval), ev.Leased
+	r.next, r.leased = dueAt.Add(c.Interval), ev.Leased
+	if !r.next.After(now) {
+		r.next = now.Add(c.Interval)
+	}
 	if ev.Err == nil && ev.Leased == 0 && mayRest {
 		r.tried = true
 		r.rested, ev.Err = s.cfg.Agenda.Rest(ctx, id)
