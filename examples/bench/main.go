@@ -8,6 +8,10 @@
 //   - admission through the Go API against redis-benchmark running the same
 //     Lua script at the same concurrency (the Redis ceiling);
 //   - the throttle: unthrottled drain to Kafka, and achieved vs configured rate;
+//   - the scheduler: Redis commands/s, goroutines and heap of 10, 1,000 and
+//     10,000 idle campaigns under one Scheduler per process, against one
+//     Throttle per campaign; and 100 busy campaigns at once, each one's
+//     achieved vs configured rate;
 //   - end-to-end issuance per second, Redis → throttle → Kafka → issuer →
 //     Store, for the in-memory, Redis and Postgres Stores, one entry per
 //     Store call and batched, with where the consumer's time goes.
@@ -40,6 +44,14 @@ type options struct {
 	brokers  string
 	profile  string
 	postgres string
+
+	// The scheduler sections.
+	idleSched, idleThrottle []int
+	idleWindow, busyWindow  time.Duration
+	busyDispatch            string
+	busyWays                []string
+	busyWorkers             int
+	busyCatalogTTL          time.Duration
 }
 
 func main() {
@@ -53,6 +65,15 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "if set, write CPU profiles of the V2 scenarios to this directory")
 	from := flag.String("from", "", "re-render the report and plots from this results.json instead of measuring")
 	e2eOnly := flag.Bool("e2e-only", false, "measure only the end-to-end variants and print them; writes no report")
+	schedOnly := flag.Bool("scheduler-only", false, "measure only the scheduler sections (idle cost, busy campaigns) and print them as markdown; writes no report")
+	idleSched := flag.String("idle-campaigns", ints(idleSchedulerCounts), "scheduler section: idle campaign counts under one Scheduler per process")
+	idleThrottle := flag.String("idle-throttles", ints(idleThrottleCounts), "scheduler section: idle campaign counts under one Throttle per campaign (the baseline)")
+	flag.DurationVar(&o.idleWindow, "idle-window", 10*time.Second, "scheduler section: each idle measurement window")
+	flag.DurationVar(&o.busyWindow, "busy-window", 10*time.Second, "scheduler section: the busy campaigns' steady window")
+	flag.StringVar(&o.busyDispatch, "busy-dispatch", "kafka", "scheduler section: where busy campaigns' batches go: kafka (the producer, counted) or count (only counted)")
+	busyWays := flag.String("busy-ways", "scheduler,throttle", "scheduler section: which ways to drive the busy campaigns")
+	flag.IntVar(&o.busyWorkers, "busy-workers", 0, "scheduler section, diagnosis: the busy Scheduler's Workers (0: its default, 16)")
+	flag.DurationVar(&o.busyCatalogTTL, "busy-catalog-ttl", 0, "scheduler section, diagnosis: the busy Scheduler's CatalogCache TTL (0: its default, 1s)")
 	flag.Parse()
 	if *from != "" {
 		if err := render(*from, o); err != nil {
@@ -60,12 +81,27 @@ func main() {
 		}
 		return
 	}
-	for _, s := range strings.Split(concs, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			log.Fatalf("bad -conc %q", concs)
+	var err error
+	if o.concs, err = parseInts(concs); err != nil {
+		log.Fatalf("bad -conc: %v", err)
+	}
+	if o.idleSched, err = parseInts(*idleSched); err != nil {
+		log.Fatalf("bad -idle-campaigns: %v", err)
+	}
+	if o.idleThrottle, err = parseInts(*idleThrottle); err != nil {
+		log.Fatalf("bad -idle-throttles: %v", err)
+	}
+	for _, w := range strings.Split(*busyWays, ",") {
+		switch w = strings.TrimSpace(w); w {
+		case "scheduler", "throttle":
+			o.busyWays = append(o.busyWays, w)
+		case "":
+		default:
+			log.Fatalf("bad -busy-ways %q: scheduler, throttle or both", *busyWays)
 		}
-		o.concs = append(o.concs, n)
+	}
+	if o.busyDispatch != "kafka" && o.busyDispatch != "count" {
+		log.Fatalf("bad -busy-dispatch %q: kafka or count", o.busyDispatch)
 	}
 	o.redis, o.brokers, o.postgres = os.Getenv("COUPONQ_REDIS_ADDR"), os.Getenv("COUPONQ_KAFKA_BROKERS"), os.Getenv("COUPONQ_POSTGRES_DSN")
 	if o.redis == "" || o.brokers == "" || o.postgres == "" {
@@ -83,6 +119,14 @@ func main() {
 	}
 	defer b.close()
 
+	if *schedOnly {
+		if rep.Idle, rep.Busy, err = b.schedulerSections(ctx, o); err != nil {
+			log.Fatal(err)
+		}
+		rep.Finished = time.Now().UTC()
+		fmt.Print(schedulerMarkdown(rep))
+		return
+	}
 	if *e2eOnly {
 		for _, v := range e2eVariants {
 			r, err := b.runE2E(ctx, e2eEntries, v)
@@ -111,6 +155,9 @@ func main() {
 	}
 	progress("throttle: unthrottled drain, then throttled rate")
 	if rep.Throttle, err = b.runThrottle(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if rep.Idle, rep.Busy, err = b.schedulerSections(ctx, o); err != nil {
 		log.Fatal(err)
 	}
 	for _, v := range e2eVariants {
@@ -181,6 +228,30 @@ const e2eEntries = 20_000
 func e2eLine(r E2EResult) string {
 	return fmt.Sprintf("%-32s %6.0f issued/s (steady %6.0f/s), %d Store calls (%.1f entries each), store %.1f s, record %.1f s, handler %.1f s",
 		r.Variant, r.IssuedPerSec, r.SteadyIssuedPerSec, r.StoreCalls, r.EntriesPerStoreCall(), r.StoreSec, r.RecordSec, r.HandlerSec)
+}
+
+// parseInts reads a comma-separated list of positive integers; "" is none.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a list of positive integers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func ints(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
 }
 
 func progress(format string, args ...any) {

@@ -27,6 +27,9 @@ type Report struct {
 	Throttle     ThrottleResult
 	E2E          []E2EResult
 	Micro        []string
+	// The scheduler sections (absent from results of runs before them).
+	Idle []IdleResult `json:",omitempty"`
+	Busy []BusyResult `json:",omitempty"`
 }
 
 type Machine struct {
@@ -186,6 +189,8 @@ func markdown(rep Report, o options) string {
 	w("| throttled: configured | %.0f entries/s (100 every 100 ms) |\n", t.ConfiguredPerSec)
 	w("| throttled: achieved over 10 s | %.1f entries/s (%d ticks, largest batch %d) |\n\n", t.AchievedPerSec, t.Ticks, t.MaxBatch)
 
+	b.WriteString(schedulerMarkdown(rep))
+
 	w("## End to end\n\n")
 	w("%d waiting users, stock %d, per variant: Redis line → throttle (2,000 every 10 ms) → Kafka (8 partitions,\n", e2eEntries, e2eEntries)
 	w("one consumer, a worker per partition) → one issuer → Store, outcomes recorded in Redis. Issuances/s count from\n")
@@ -228,7 +233,8 @@ func markdown(rep Report, o options) string {
 	w("request. Coalescing concurrent admissions into one script call (`redisq.Config{Coalesce: true}`) attacks\n")
 	w("exactly that: in its profile `Service.Admit` fell to 12%% cumulative and what remains is net/http's own\n")
 	w("reads and writes of requests and responses, which the no-op handler pays too.\n\n")
-	w("## Reproduce\n\n```\nscripts/bench.sh            # starts Redis, Kafka and Postgres, installs wrk if missing, runs examples/bench, rewrites this file\n```\n")
+	w("## Reproduce\n\n```\nscripts/bench.sh                   # starts Redis, Kafka and Postgres, installs wrk if missing, runs examples/bench, rewrites this file\n")
+	w("scripts/bench.sh -scheduler-only   # only the two scheduler sections, printed as markdown; rewrites nothing\n```\n")
 	return b.String()
 }
 

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// schedulerMarkdown renders the scheduler sections; "" if the run has none.
+func schedulerMarkdown(rep Report) string {
+	if len(rep.Idle) == 0 && len(rep.Busy) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	if len(rep.Idle) > 0 {
+		idleMarkdown(w, rep.Idle)
+	}
+	if len(rep.Busy) > 0 && len(rep.Busy[0].Campaigns) > 0 {
+		busyMarkdown(w, rep.Busy)
+	}
+	return b.String()
+}
+
+func idleMarkdown(w func(string, ...any), idle []IdleResult) {
+	win := idle[0].WindowSec
+	var throttleNs []string
+	for _, r := range idle {
+		if r.Way == "throttle" {
+			throttleNs = append(throttleNs, fmt.Sprintf("%d", r.Campaigns))
+		}
+	}
+	w("## Scheduler: idle cost\n\n")
+	w("These two sections alone: `scripts/bench.sh -scheduler-only` (prints them; `-idle-campaigns`, `-idle-throttles`,\n")
+	w("`-busy-ways`, `-busy-workers`, `-busy-dispatch count` and `-busy-catalog-ttl` narrow or vary them).\n\n")
+	w("N campaigns exist and nobody is in line. Two worker processes, each with its own Redis client (here both\n")
+	w("in the bench process), run the campaigns: the first starts alone and is measured over %.0f s after a 2.5 s\n", win)
+	w("warm-up, then the second starts and, 2.5 s later, both are measured over another %.0f s. *scheduler* is the way now:\n", win)
+	w("campaigns in a `redisq.Registry` (read through a `CatalogCache`), one `dispatch.Scheduler` per process with\n")
+	w("the default timings (Agenda read every 1 s, leader lease of 6 s refreshed every 2 s; the standby tries to\n")
+	w("obtain it every 2 s). *throttle* is the way before, the baseline: one `dispatch.Throttle` per campaign per\n")
+	w("process, default Interval 1 s (every second the lease holder refreshes its lease and runs the lease script,\n")
+	if len(throttleNs) > 0 {
+		w("the other tries to obtain the lease), measured at %s campaigns only: at 10,000 it would send about\n", strings.Join(throttleNs, " and "))
+		w("30,000 commands a second from this box.\n\n")
+	} else {
+		w("the other tries to obtain the lease), not measured in this run.\n\n")
+	}
+	w("*sent/s* counts the commands a process's client sent (a go-redis hook; an EVALSHA is one; connection\n")
+	w("handshakes left out). *executed/s* is what Redis counted, `INFO stats` `total_commands_processed` over the\n")
+	w("window less the INFO calls: the leader's from the first window, the standby's the second's less the first's.\n")
+	w("Redis also counts each command a Lua script runs: one lease refresh (EVALSHA of GET and PEXPIRE) is 3, one\n")
+	w("failed obtain (SET NX, GETRANGE) 3, one Throttle lease script on an empty line 5. Goroutines and heap\n")
+	w("(`HeapAlloc` after GC) are what each process added. The processes' timers run whole seconds from their\n")
+	w("start (the Scheduler's Agenda read every 1 s and lease every 2 s, a Throttle's tick every 1 s) and each\n")
+	w("window opens and closes half a second off them, so it holds whole periods.\n\n")
+	w("| way | campaigns | leader sent/s | standby sent/s | leader executed/s | standby executed/s | Redis executed/s, both | goroutines leader / standby | heap KiB leader / standby |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range idle {
+		w("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %d / %d | %.0f / %.0f |\n", r.Way, r.Campaigns,
+			r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerLeaderPerSec, r.ServerStandbyPerSec, r.ServerBothPerSec,
+			r.LeaderGoroutines, r.StandbyGoroutines, r.LeaderHeapKiB, r.StandbyHeapKiB)
+	}
+	w("\n")
+	w("By command, per second, with both processes running:\n\n")
+	for _, r := range idle {
+		if r.Campaigns != maxCampaigns(idle, r.Way) {
+			continue
+		}
+		w("- %s at %d campaigns: leader sent %s; standby sent %s; Redis executed %s.\n",
+			r.Way, r.Campaigns, byCommand(r.LeaderSent), byCommand(r.StandbySent), byCommand(r.ServerCommands))
+	}
+	w("\n")
+
+	w("### Ratios and targets, idle\n\n")
+	w("| measure | result | target |\n|---|---:|---|\n")
+	for _, r := range idle {
+		if r.Way == "scheduler" && r.Campaigns == 10_000 {
+			w("| 10,000 idle campaigns, one process: commands sent/s, leader / standby | %.2f / %.2f | ≤ 2 |\n", r.LeaderSentPerSec, r.StandbySentPerSec)
+			w("| 10,000 idle campaigns, one process: Redis executed/s (script commands included), leader / standby | %.2f / %.2f | ≤ 2 |\n", r.ServerLeaderPerSec, r.ServerStandbyPerSec)
+		}
+	}
+	for _, t := range idle {
+		if t.Way != "throttle" {
+			continue
+		}
+		for _, s := range idle {
+			if s.Way == "scheduler" && s.Campaigns == t.Campaigns {
+				w("| %d campaigns, Throttles / Scheduler: sent by both processes | %s | |\n", t.Campaigns,
+					ratio(t.LeaderSentPerSec+t.StandbySentPerSec, s.LeaderSentPerSec+s.StandbySentPerSec))
+				w("| %d campaigns, Throttles / Scheduler: Redis executed, both | %s | |\n", t.Campaigns, ratio(t.ServerBothPerSec, s.ServerBothPerSec))
+			}
+		}
+		w("| Throttle: Redis executed/s per idle campaign, both processes, at %d | %.2f | |\n", t.Campaigns, t.ServerBothPerSec/float64(t.Campaigns))
+	}
+	w("\n")
+}
+
+func maxCampaigns(idle []IdleResult, way string) int {
+	n := 0
+	for _, r := range idle {
+		if r.Way == way {
+			n = max(n, r.Campaigns)
+		}
+	}
+	return n
+}
+
+// byCommand lists per-second rates by command, largest first.
+func byCommand(m map[string]float64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	names := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b))
+	})
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %.2f", strings.ToUpper(n), m[n])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func busyMarkdown(w func(string, ...any), busy []BusyResult) {
+	r0 := busy[0]
+	w("## Scheduler: %d busy campaigns\n\n", len(r0.Campaigns))
+	ivs, bmin, bmax, rmin, rmax := []string{}, r0.Campaigns[0].BatchSize, 0, r0.Campaigns[0].Configured, 0.0
+	for _, c := range r0.Campaigns {
+		if iv := fmt.Sprintf("%d ms", c.IntervalMs); !slices.Contains(ivs, iv) {
+			ivs = append(ivs, iv)
+		}
+		bmin, bmax, rmin, rmax = min(bmin, c.BatchSize), max(bmax, c.BatchSize), min(rmin, c.Configured), max(rmax, c.Configured)
+	}
+	w("%d campaigns, each with its own BatchSize per Interval (Intervals %s; BatchSize %d to %d: rates\n", len(r0.Campaigns), strings.Join(ivs, ", "), bmin, bmax)
+	w("from %.0f to %.0f entries/s, %.0f in all), each line filled beforehand with enough entries to stay\n", rmin, rmax, r0.ConfiguredPerSec)
+	w("busy, driven at once by two worker processes (each its own Redis client): *scheduler*, one\n")
+	w("`dispatch.Scheduler` each (campaigns in a `redisq.Registry` behind a `CatalogCache` with a TTL of %d ms,\n", schedulerOf(busy).CatalogTTLms)
+	w("default timings, %d workers), or *throttle*, one `dispatch.Throttle` per campaign each (the baseline). Batches go to ", schedulerOf(busy).Workers)
+	if r0.Dispatcher == "kafka" {
+		w("the Kafka\nproducer (`kafkadispatch`, 8 partitions), counted per campaign as it takes them.")
+	} else {
+		w("a dispatcher\nthat only counts them per campaign.")
+	}
+	w(" After a 2 s warm-up, each campaign's\nrate over a %.0f s window is measured over whole ticks: the entries of every batch in the window but the\n", r0.WindowSec)
+	w("first, over the time from the first batch to the last. *lateness* is how much longer than its Interval a\n")
+	w("campaign's tick took on average. A Scheduler's tick starts by reading the campaign from the Catalog and\n")
+	w("schedules the next one an Interval after that read returned, so its lateness is that read plus the next\n")
+	w("tick's start delay past its due time (a free worker, the timer, the goroutine); both are measured by\n")
+	w("timing the leader's Catalog calls. *moves running* is the moves' summed duration over the window, the\n")
+	w("average number under way (the Scheduler runs at most its workers at once). *executed/s* is Redis's count,\n")
+	w("scripts' inner commands included.\n\n")
+	w("| way | achieved / configured: min | median | max | within ±2%% | entries/s achieved / configured | leader sent/s | standby sent/s | Redis executed/s | moves/s | move p50 / p99 ms | moves running (avg) |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range busy {
+		lo, med, hi, in := ratioStats(r.Campaigns)
+		w("| %s | %.4f | %.4f | %.4f | %d / %d | %.0f / %.0f | %.0f | %.1f | %.0f | %.0f | %.2f / %.2f | %.2f |\n",
+			r.Way, lo, med, hi, in, len(r.Campaigns), r.AchievedPerSec, r.ConfiguredPerSec,
+			r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerPerSec, float64(r.Moves)/r.WindowSec, r.MoveP50ms, r.MoveP99ms, r.BusyWorkerAvg)
+	}
+	w("\nBy Interval:\n\n")
+	w("| way | Interval | campaigns | configured entries/s | achieved / configured: min | median | max | within ±2%% | lateness per tick, mean ms | of which Catalog read | of which start delay |\n")
+	w("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range busy {
+		groups := map[int64][]BusyCampaign{}
+		for _, c := range r.Campaigns {
+			groups[c.IntervalMs] = append(groups[c.IntervalMs], c)
+		}
+		for _, iv := range slices.Sorted(maps.Keys(groups)) {
+			g := groups[iv]
+			lo, med, hi, in := ratioStats(g)
+			var late, cat, delay, rmin, rmax float64
+			rmin = g[0].Configured
+			for _, c := range g {
+				late += c.LatenessMs
+				cat += c.CatalogMs
+				delay += c.StartDelayMs
+				rmin, rmax = min(rmin, c.Configured), max(rmax, c.Configured)
+			}
+			k := float64(len(g))
+			parts := "— | —"
+			if r.Way == "scheduler" {
+				parts = fmt.Sprintf("%.2f | %.2f", cat/k, delay/k)
+			}
+			w("| %s | %d ms | %d | %.0f–%.0f | %.4f | %.4f | %.4f | %d / %d | %.2f | %s |\n",
+				r.Way, iv, len(g), rmin, rmax, lo, med, hi, in, len(g), late/k, parts)
+		}
+	}
+	w("\n")
+	for _, r := range busy {
+		if r.Way == "scheduler" {
+			lo, _, hi, in := ratioStats(r.Campaigns)
+			w("Target: %d busy campaigns each within ±2%% of its configured rate — %d of %d are (ratios %.4f to %.4f).\n\n",
+				len(r.Campaigns), in, len(r.Campaigns), lo, hi)
+		}
+	}
+}
+
+// schedulerOf returns the busy run driven by the Scheduler (or a zero one).
+func schedulerOf(busy []BusyResult) BusyResult {
+	for _, r := range busy {
+		if r.Way == "scheduler" {
+			return r
+		}
+	}
+	return BusyResult{}
+}
