@@ -20,6 +20,22 @@ type mover struct {
 	leaseTTL, handoff, dispatchTimeout time.Duration
 }
 
+// newMover applies the hand-off timings' documented defaults (LeaseTTL 30s,
+// HandoffTimeout 5m, DispatchTimeout LeaseTTL/2), writing them back so the
+// caller's config shows them, and returns the mover.
+func newMover(q couponq.Leaser, d couponq.Dispatcher, leaseTTL, handoff, dispatchTimeout *time.Duration) mover {
+	if *leaseTTL == 0 {
+		*leaseTTL = 30 * time.Second
+	}
+	if *handoff == 0 {
+		*handoff = 5 * time.Minute
+	}
+	if *dispatchTimeout == 0 {
+		*dispatchTimeout = *leaseTTL / 2
+	}
+	return mover{queue: q, dispatcher: d, leaseTTL: *leaseTTL, handoff: *handoff, dispatchTimeout: *dispatchTimeout}
+}
+
 // move leases up to max of the campaign's oldest entries, dispatches them,
 // acks what the Dispatcher took and releases the rest. Recovered leases are
 // part of the batch, so they spend the same budget.

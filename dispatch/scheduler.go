@@ -129,23 +129,14 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = 16
 	}
-	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = 30 * time.Second
-	}
-	if cfg.HandoffTimeout == 0 {
-		cfg.HandoffTimeout = 5 * time.Minute
-	}
-	if cfg.DispatchTimeout == 0 {
-		cfg.DispatchTimeout = cfg.LeaseTTL / 2
-	}
+	mv := newMover(cfg.Queue, cfg.Dispatcher, &cfg.LeaseTTL, &cfg.HandoffTimeout, &cfg.DispatchTimeout)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Scheduler{
 		cfg: cfg,
-		mv: mover{queue: cfg.Queue, dispatcher: cfg.Dispatcher, leaseTTL: cfg.LeaseTTL,
-			handoff: cfg.HandoffTimeout, dispatchTimeout: cfg.DispatchTimeout},
+		mv:  mv,
 		log: log.With("scheduler", cfg.Key),
 	}, nil
 }

@@ -87,22 +87,14 @@ func New(cfg Config) (*Throttle, error) {
 	if cfg.LeaderTTL == 0 {
 		cfg.LeaderTTL = max(3*cfg.Campaign.Interval, 2*time.Second)
 	}
-	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = 30 * time.Second
-	}
-	if cfg.HandoffTimeout == 0 {
-		cfg.HandoffTimeout = 5 * time.Minute
-	}
-	if cfg.DispatchTimeout == 0 {
-		cfg.DispatchTimeout = cfg.LeaseTTL / 2
-	}
+	mv := newMover(cfg.Queue, cfg.Dispatcher, &cfg.LeaseTTL, &cfg.HandoffTimeout, &cfg.DispatchTimeout)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Throttle{
 		cfg: cfg,
-		mv:  mover{queue: cfg.Queue, dispatcher: cfg.Dispatcher, leaseTTL: cfg.LeaseTTL, handoff: cfg.HandoffTimeout, dispatchTimeout: cfg.DispatchTimeout},
+		mv:  mv,
 		key: "couponq:throttle:" + cfg.Campaign.ID,
 		log: log.With("campaign", cfg.Campaign.ID),
 	}, nil
