@@ -97,11 +97,11 @@
 // campaign on its own clock: a tick reads the campaign from the Catalog
 // (pass a caching one: changes to BatchSize, Interval and Paused apply at
 // the next tick), moves at most BatchSize entries, and schedules the next
-// tick one Interval after this one was due, as a time.Ticker does: a tick
-// that starts late (waiting for a worker or the Catalog) does not lower the
-// campaign's rate, and in any k Intervals a campaign gets at most k+1
-// moves (if a tick is later than a whole Interval, the next comes one
-// Interval after it, with no burst to catch up). Ticks of different campaigns
+// tick one Interval after this one was due, so a tick that starts a little
+// late (waiting for a worker or the Catalog) does not lower the campaign's
+// rate — but never sooner than 19/20 of an Interval after this tick began,
+// so one leader's moves of a campaign begin at least that far apart and a
+// late tick is not followed by a burst. Ticks of different campaigns
 // run on at most Workers goroutines; a campaign never ticks concurrently
 // with itself.
 //

@@ -418,16 +418,21 @@ func (l *leadership) drive(ctx context.Context) {
 	}
 }
 
+// catchUpShare bounds how much of its lateness a tick makes up: the next
+// tick may come up to Interval/catchUpShare early.
+const catchUpShare = 20
+
 // tick runs one tick of a campaign, due at dueAt: read its config, move
 // one batch unless it is paused, and try to let it rest if there was nothing
-// to lease. The next tick is due one Interval after this one was due, as a
-// time.Ticker would have it, so a tick that started late (waiting for a
-// worker, reading the Catalog) does not slow the campaign's rate; if this
-// one was so late that the next is already due, the next comes one Interval
-// from now instead (no burst to catch up).
+// to lease. The next tick is due one Interval after this one was due, so a
+// small lateness in starting it (waiting for a worker, reading the Catalog)
+// does not lower the campaign's rate; but never sooner than
+// Interval×(1-1/20) after this tick began, so two moves of a campaign always
+// begin at least that far apart and a late tick is not followed by a burst.
 func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt time.Time) tickResult {
 	s := l.s
 	r := tickResult{id: id}
+	start := time.Now()
 	c, err := s.cfg.Catalog.Campaign(ctx, id)
 	if err != nil {
 		// Unknown (or unreadable) campaigns stay awake but unmoved: their
@@ -454,8 +459,8 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 	ev := TickEvent{Campaign: id}
 	ev.Leased, ev.Failed, ev.Err = s.mv.move(ctx, id, c.BatchSize)
 	r.next, r.leased = dueAt.Add(c.Interval), ev.Leased
-	if !r.next.After(now) {
-		r.next = now.Add(c.Interval)
+	if floor := start.Add(c.Interval - c.Interval/catchUpShare); r.next.Before(floor) {
+		r.next = floor
 	}
 	if ev.Err == nil && ev.Leased == 0 && mayRest {
 		r.tried = true
