@@ -111,10 +111,7 @@ func (c *Consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchH
 	if max < 1 {
 		return fmt.Errorf("%w: kafkadispatch: batch max must be >= 1, got %d", couponq.ErrInvalidConfig, max)
 	}
-	cm := kafka.ConfigMap{}
-	for k, v := range c.cfg.ConfigMap {
-		cm[k] = v
-	}
+	cm := without(c.cfg.ConfigMap, producerOnly)
 	cm["group.id"] = c.cfg.Group
 	cm["enable.auto.offset.store"] = false
 	cm["enable.auto.commit"] = true // commits what we stored, periodically
@@ -125,7 +122,7 @@ func (c *Consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchH
 	if err != nil {
 		return fmt.Errorf("kafkadispatch: new consumer: %w", err)
 	}
-	pm, err := producerConfig(c.cfg.ConfigMap)
+	pm, err := producerConfig(without(c.cfg.ConfigMap, consumerOnly))
 	if err != nil {
 		kc.Close()
 		return err
