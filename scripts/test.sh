@@ -54,5 +54,8 @@ go test -race -count=1 -timeout 20m ./...
 step "couponq/pgstore (its own module: go vet ./... in the root does not descend into it)"
 (cd couponq/pgstore && go vet ./... && go test -race -count=1 -timeout 10m ./...)
 
+step "couponq/metrics/prom (its own module, so client_golang stays out of the core's requirements)"
+(cd couponq/metrics/prom && go vet ./... && go test -race -count=1 ./...)
+
 step "quickstart"
 go run ./examples/quickstart

@@ -1,0 +1,364 @@
+package prom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/issuer"
+)
+
+// Defaults applied by New.
+const (
+	DefaultNamespace        = "couponq"
+	DefaultMaxCampaigns     = 1000
+	DefaultLineCacheTTL     = 5 * time.Second
+	DefaultStatsTimeout     = 2 * time.Second
+	DefaultStatsConcurrency = 8
+)
+
+// Campaign label values that are not campaign IDs.
+const (
+	// LabelOther is the campaign label of every campaign seen after
+	// MaxCampaigns distinct ones already have their own label.
+	LabelOther = "other"
+	// LabelUnknown is the campaign label of admissions naming a campaign
+	// the Catalog does not know, or an ID that is not valid: such IDs come
+	// from clients, so they never get a label of their own.
+	LabelUnknown = "unknown"
+)
+
+// Config configures New.
+type Config struct {
+	// Registerer receives the collectors; required. Use
+	// prometheus.NewRegistry() (or prometheus.DefaultRegisterer).
+	Registerer prometheus.Registerer
+	// Namespace prefixes every metric name; "" means "couponq".
+	Namespace string
+
+	// Lines, if set, is read for the per-campaign line gauges
+	// (<ns>_line_waiting, _in_flight, _issued, _admitted, _sold_out). The
+	// shipped Queues (memory, redisq) implement couponq.LineStatser.
+	Lines couponq.LineStatser
+	// Campaigns, if set, lists the campaigns to report line gauges for.
+	// Otherwise Registry.List does; otherwise the campaigns the hooks have
+	// seen (admissions, ticks, issuances) are reported. Only the first
+	// MaxCampaigns of the list (in its order) are read.
+	Campaigns func(ctx context.Context) ([]string, error)
+	// Registry lists the campaigns when Campaigns is nil.
+	Registry couponq.Registry
+	// MaxCampaigns bounds the campaign label's values per metric family
+	// and the LineStats reads per refresh; 0 means 1000. Hook metrics of
+	// campaigns seen after MaxCampaigns distinct ones carry the campaign
+	// label "other".
+	MaxCampaigns int
+	// LineCacheTTL is how long line stats are served from cache: they are
+	// read at most once per LineCacheTTL whatever the scrape rate; 0 means
+	// 5s.
+	LineCacheTTL time.Duration
+	// StatsTimeout bounds one refresh of the line stats (listing the
+	// campaigns and reading them); 0 means 2s. Campaigns not read in time
+	// keep their previous values.
+	StatsTimeout time.Duration
+	// StatsConcurrency is how many LineStats calls run at once during a
+	// refresh; 0 means 8.
+	StatsConcurrency int
+	// Logger receives refresh errors; nil means none.
+	Logger *slog.Logger
+}
+
+// Metrics holds the Prometheus collectors fed by couponq's hooks. Its
+// methods are safe for concurrent use.
+type Metrics struct {
+	labels *labeler
+
+	admissions    *prometheus.CounterVec
+	admitDuration *prometheus.HistogramVec
+	lockWait      prometheus.Histogram
+
+	ticks      *prometheus.CounterVec
+	tickErrors *prometheus.CounterVec
+	moved      *prometheus.CounterVec
+	failed     *prometheus.CounterVec
+	batchSize  prometheus.Histogram
+	tickDur    prometheus.Histogram
+
+	issueOutcomes *prometheus.CounterVec
+	attempts      prometheus.Histogram
+	deadLetters   *prometheus.CounterVec
+	issueDuration prometheus.Histogram
+
+	overMu     sync.Mutex
+	over       map[string]int64
+	overIssued *prometheus.GaugeVec
+
+	lines *lineCollector // nil without Config.Lines
+}
+
+// New builds the collectors and registers them with cfg.Registerer.
+func New(cfg Config) (*Metrics, error) {
+	if cfg.Registerer == nil {
+		return nil, fmt.Errorf("%w: prom: Registerer is required", couponq.ErrInvalidConfig)
+	}
+	if cfg.MaxCampaigns < 0 || cfg.LineCacheTTL < 0 || cfg.StatsTimeout < 0 || cfg.StatsConcurrency < 0 {
+		return nil, fmt.Errorf("%w: prom: MaxCampaigns, LineCacheTTL, StatsTimeout and StatsConcurrency must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if cfg.MaxCampaigns == 0 {
+		cfg.MaxCampaigns = DefaultMaxCampaigns
+	}
+	if cfg.LineCacheTTL == 0 {
+		cfg.LineCacheTTL = DefaultLineCacheTTL
+	}
+	if cfg.StatsTimeout == 0 {
+		cfg.StatsTimeout = DefaultStatsTimeout
+	}
+	if cfg.StatsConcurrency == 0 {
+		cfg.StatsConcurrency = DefaultStatsConcurrency
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ns := cfg.Namespace
+	campaign := []string{"campaign"}
+	m := &Metrics{
+		labels: newLabeler(cfg.MaxCampaigns),
+		over:   map[string]int64{},
+
+		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "admissions_total",
+			Help: "Admission attempts by campaign and outcome (accepted, repeat, sold_out, duplicate, closed, not_open, busy, unavailable, invalid, other).",
+		}, []string{"campaign", "outcome"}),
+		admitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "admission_duration_seconds",
+			Help:    "Time of whole admissions, by campaign mode.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5ms .. ~4s
+		}, []string{"mode"}),
+		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "admission_lock_wait_seconds",
+			Help:    "Time V1 (validate-first) admissions spent obtaining their lock.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+
+		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "scheduler_ticks_total",
+			Help: "Throttle ticks by campaign.",
+		}, campaign),
+		tickErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "scheduler_tick_errors_total",
+			Help: "Throttle ticks that ended in an error (lease, dispatch, ack), by campaign.",
+		}, campaign),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "moved_entries_total",
+			Help: "Entries moved from the line to the Dispatcher, by campaign.",
+		}, campaign),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "dispatch_failed_entries_total",
+			Help: "Leased entries the Dispatcher did not take (returned to the line), by campaign.",
+		}, campaign),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "batch_size",
+			Help:    "Entries leased per throttle tick that leased any.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12), // 1 .. 2048
+		}),
+		tickDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "scheduler_tick_duration_seconds",
+			Help:    "Time of throttle ticks.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+
+		issueOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "issue_outcomes_total",
+			Help: "Entries decided by the issuer, by campaign and outcome (issued, sold_out, duplicate, failed).",
+		}, []string{"campaign", "outcome"}),
+		attempts: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "issue_attempts",
+			Help:    "Store calls needed to decide an entry (1 means no retry).",
+			Buckets: []float64{1, 2, 3, 4, 5, 7, 10, 15, 20},
+		}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "dead_letters_total",
+			Help: "Entries the issuer gave up on (dead-lettered, recorded as rejected/failed), by campaign.",
+		}, campaign),
+		issueDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "issue_duration_seconds",
+			Help:    "Time to decide an entry, as issuer.Event.Duration reports it: the per-campaign lock, the Store calls with their retries, and recording the outcome (a whole batch's time on the batch path).",
+			Buckets: prometheus.DefBuckets,
+		}),
+		overIssued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "over_issued_units",
+			Help: "Units issued past the campaign's stock (the highest count reported by the issuer); anything above 0 is a bug to page on.",
+		}, campaign),
+	}
+	cs := []prometheus.Collector{
+		m.admissions, m.admitDuration, m.lockWait,
+		m.ticks, m.tickErrors, m.moved, m.failed, m.batchSize, m.tickDur,
+		m.issueOutcomes, m.attempts, m.deadLetters, m.issueDuration, m.overIssued,
+	}
+	if cfg.Lines != nil {
+		m.lines = newLineCollector(cfg, m.labels)
+		cs = append(cs, m.lines)
+	}
+	for i, c := range cs {
+		if err := cfg.Registerer.Register(c); err != nil {
+			for _, r := range cs[:i] {
+				cfg.Registerer.Unregister(r)
+			}
+			return nil, fmt.Errorf("prom: register: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// OnAdmit is a couponq.Config.OnAdmit hook.
+func (m *Metrics) OnAdmit(ev couponq.AdmitEvent) {
+	var label string
+	if errors.Is(ev.Err, couponq.ErrUnknownCampaign) || couponq.ValidateID(ev.Campaign) != nil {
+		label = LabelUnknown
+	} else {
+		label = m.labels.label(ev.Campaign)
+	}
+	m.admissions.WithLabelValues(label, admitOutcome(ev)).Inc()
+	m.admitDuration.WithLabelValues(ev.Mode.String()).Observe(ev.Duration.Seconds())
+	if ev.LockWait > 0 {
+		m.lockWait.Observe(ev.LockWait.Seconds())
+	}
+}
+
+func admitOutcome(ev couponq.AdmitEvent) string {
+	switch err := ev.Err; {
+	case err == nil && ev.Repeat:
+		return "repeat"
+	case err == nil:
+		return "accepted"
+	case errors.Is(err, couponq.ErrSoldOut):
+		return "sold_out"
+	case errors.Is(err, couponq.ErrDuplicate):
+		return "duplicate"
+	case errors.Is(err, couponq.ErrClosed):
+		return "closed"
+	case errors.Is(err, couponq.ErrNotOpen):
+		return "not_open"
+	case errors.Is(err, couponq.ErrBusy):
+		return "busy"
+	case errors.Is(err, couponq.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, couponq.ErrInvalidID), errors.Is(err, couponq.ErrUnknownCampaign):
+		return "invalid"
+	}
+	return "other"
+}
+
+// OnTick is a dispatch.Config.OnTick (or SchedulerConfig.OnTick) hook.
+func (m *Metrics) OnTick(ev dispatch.TickEvent) {
+	c := m.labels.label(ev.Campaign)
+	m.ticks.WithLabelValues(c).Inc()
+	if ev.Err != nil {
+		m.tickErrors.WithLabelValues(c).Inc()
+	}
+	if moved := ev.Leased - ev.Failed; moved > 0 {
+		m.moved.WithLabelValues(c).Add(float64(moved))
+	}
+	if ev.Failed > 0 {
+		m.failed.WithLabelValues(c).Add(float64(ev.Failed))
+	}
+	if ev.Leased > 0 {
+		m.batchSize.Observe(float64(ev.Leased))
+	}
+	m.tickDur.Observe(ev.Duration.Seconds())
+}
+
+// OnIssue is an issuer.Config.OnIssue hook. An event without attempts (a
+// dead-lettered entry) is counted but not observed in the attempts and
+// duration histograms.
+func (m *Metrics) OnIssue(ev issuer.Event) {
+	c := m.labels.label(ev.Entry.Campaign)
+	outcome := "issued"
+	if ev.Result.State != couponq.StateIssued {
+		outcome = string(ev.Result.Reason)
+		switch ev.Result.Reason {
+		case couponq.ReasonSoldOut, couponq.ReasonDuplicate:
+		case couponq.ReasonFailed:
+			m.deadLetters.WithLabelValues(c).Inc()
+		default:
+			outcome = "other"
+		}
+	}
+	m.issueOutcomes.WithLabelValues(c, outcome).Inc()
+	if ev.Attempts > 0 {
+		m.attempts.Observe(float64(ev.Attempts))
+		m.issueDuration.Observe(ev.Duration.Seconds())
+	}
+}
+
+// OnOverIssue is an issuer.Config.OnOverIssue hook: <ns>_over_issued_units
+// holds the highest count past the stock reported for the campaign.
+func (m *Metrics) OnOverIssue(ev issuer.OverIssue) {
+	over := ev.Issued - ev.Stock
+	if over <= 0 {
+		return
+	}
+	c := m.labels.label(ev.Campaign)
+	m.overMu.Lock()
+	defer m.overMu.Unlock()
+	if over > m.over[c] {
+		m.over[c] = over
+		m.overIssued.WithLabelValues(c).Set(float64(over))
+	}
+}
+
+// labeler maps campaign IDs to label values: the first max distinct IDs
+// keep theirs, later ones share LabelOther.
+type labeler struct {
+	max  int
+	mu   sync.RWMutex
+	seen map[string]struct{}
+	ids  []string // seen, in order of arrival
+}
+
+func newLabeler(max int) *labeler {
+	return &labeler{max: max, seen: map[string]struct{}{}}
+}
+
+func (l *labeler) label(campaign string) string {
+	if campaign == "" {
+		return LabelUnknown
+	}
+	l.mu.RLock()
+	_, ok := l.seen[campaign]
+	full := len(l.seen) >= l.max
+	l.mu.RUnlock()
+	if ok {
+		return campaign
+	}
+	if full {
+		return LabelOther
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.seen[campaign]; ok {
+		return campaign
+	}
+	if len(l.seen) >= l.max {
+		return LabelOther
+	}
+	l.seen[campaign] = struct{}{}
+	l.ids = append(l.ids, campaign)
+	return campaign
+}
+
+// campaigns returns the labeled campaigns in order of arrival.
+func (l *labeler) campaigns() []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return append([]string(nil), l.ids...)
+}
