@@ -19,6 +19,7 @@ step "go vet"
 go vet ./...
 (cd examples/bench && go vet ./...) # the benchmark tool is its own module
 (cd examples/redis-kafka && go vet ./...) # so is the Redis + Kafka example (it pulls in pgx)
+for m in gin chi echo; do (cd examples/$m && go vet ./... && go test -race -count=1 ./...); done
 
 step "core packages build without cgo (only the Kafka transport needs cgo)"
 core=$(go list ./couponq/... ./lock/... ./dispatch/... ./issuer/... | grep -v /kafkadispatch)
