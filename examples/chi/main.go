@@ -8,36 +8,30 @@
 //	COUPONQ_ADMIN_TOKEN=change-me-0123456789 go run . -addr 127.0.0.1:8080
 //
 // The user tokens are a fixed demo table (ann-token → ann, bo-token → bo):
-// a stand-in for your session or JWT check.
+// a stand-in for your session or JWT check. What the three framework
+// examples share (the node, the handlers, the admin token check, serving
+// with graceful shutdown) is in examples/internal/demo; this file holds
+// what is particular to the framework.
 package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/httpapi"
+	"github.com/couponq/couponq/examples/internal/demo"
 	"github.com/couponq/couponq/node"
 )
-
-// demoUsers maps bearer tokens to user IDs.
-var demoUsers = map[string]string{"ann-token": "ann", "bo-token": "bo"}
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
@@ -46,107 +40,32 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *addr, *token); err != nil {
+	if err := demo.Serve(ctx, log, *addr, *token, newRouter); err != nil {
 		log.Error("chi example", "err", err)
 		os.Exit(1)
 	}
 }
 
-// run serves on addr until ctx is done, then shuts the server down (letting
-// requests in progress finish) and stops the node.
-func run(ctx context.Context, log *slog.Logger, addr, adminToken string) error {
-	if len(adminToken) < 16 {
-		return errors.New("an admin token of at least 16 characters is required (-admin-token or COUPONQ_ADMIN_TOKEN)")
-	}
-	n, campaigns, err := newNode(log)
-	if err != nil {
-		return err
-	}
-	if err := n.Start(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Stop(stopCtx); err != nil {
-			log.Error("node stop", "err", err)
-		}
-	}()
-	router, err := newRouter(n, campaigns, demoUsers, adminToken)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: router, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// newNode returns a node on the in-memory backends with one campaign.
-func newNode(log *slog.Logger) (*node.Node, *couponq.Campaigns, error) {
-	campaigns, err := couponq.NewCampaigns(couponq.Campaign{ID: "spring-sale", Stock: 100, Interval: 100 * time.Millisecond})
-	if err != nil {
-		return nil, nil, err
-	}
-	// CatalogTTL < 0: read the in-memory registry on every use, so a change
-	// made through /admin/ applies at once.
-	n, err := node.New(node.Config{Catalog: campaigns, CatalogTTL: -1, Logger: log})
-	if err != nil {
-		return nil, nil, err
-	}
-	return n, campaigns, nil
-}
-
-// newRouter mounts the public handler under /api/ and the admin handler
-// under /admin/.
-func newRouter(n *node.Node, registry couponq.Registry, users map[string]string, adminToken string) (http.Handler, error) {
-	public, err := httpapi.New(httpapi.Config{Service: n.Service(), User: userFromContext, BasePath: "/api"})
-	if err != nil {
-		return nil, err
-	}
-	stats, ok := n.Queue().(couponq.LineStatser)
-	if !ok {
-		return nil, errors.New("the node's queue cannot count its lines")
-	}
-	admin, err := httpapi.NewAdmin(httpapi.AdminConfig{
-		Registry: registry, Stats: stats, Authorize: bearer(adminToken), BasePath: "/admin",
-	})
+// newRouter mounts the public handler under /api/, behind userAuth, and the
+// admin handler under /admin/.
+func newRouter(n *node.Node, registry couponq.Registry, adminToken string) (http.Handler, error) {
+	public, admin, err := demo.Handlers(n, registry, adminToken)
 	if err != nil {
 		return nil, err
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Route("/api", func(r chi.Router) {
-		r.Use(userAuth(users))
+		r.Use(userAuth(demo.Users))
 		r.Handle("/*", public)
 	})
 	r.Handle("/admin/*", admin)
 	return r, nil
 }
 
-type userKey struct{}
-
-// userAuth is the authentication middleware: it maps the request's bearer
-// token to a user ID and puts it in the request context, or answers 401.
+// userAuth is the authentication middleware, in chi's idiom: it maps the
+// request's bearer token to a user ID and puts it in the request context,
+// or answers 401.
 func userAuth(users map[string]string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -156,35 +75,10 @@ func userAuth(users map[string]string) func(http.Handler) http.Handler {
 				w.Header().Set("WWW-Authenticate", "Bearer")
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusUnauthorized)
-				_, _ = io.WriteString(w, `{"error":{"code":"unauthenticated","message":"send Authorization: Bearer <user token>"}}`+"\n")
+				_, _ = io.WriteString(w, demo.Unauthenticated+"\n")
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+			next.ServeHTTP(w, r.WithContext(demo.WithUser(r.Context(), user)))
 		})
-	}
-}
-
-// userFromContext is the public handler's User function.
-func userFromContext(r *http.Request) (string, error) {
-	if u, ok := r.Context().Value(userKey{}).(string); ok && u != "" {
-		return u, nil
-	}
-	return "", httpapi.ErrUnauthenticated
-}
-
-// bearer is the admin handler's Authorize: "Authorization: Bearer TOKEN",
-// compared in constant time.
-func bearer(token string) func(*http.Request) error {
-	want := sha256.Sum256([]byte(token))
-	return func(r *http.Request) error {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			return fmt.Errorf("%w: send Authorization: Bearer <admin token>", httpapi.ErrUnauthorized)
-		}
-		sum := sha256.Sum256([]byte(got))
-		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			return fmt.Errorf("%w: wrong admin token", httpapi.ErrUnauthorized)
-		}
-		return nil
 	}
 }
