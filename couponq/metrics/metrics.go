@@ -46,28 +46,35 @@ func (e *Expvar) OnAdmit(ev couponq.AdmitEvent) {
 	if ev.LockWait > 0 {
 		e.m.Add("admit.lock_wait_us", ev.LockWait.Microseconds())
 	}
+	e.m.Add("admit."+AdmitOutcome(ev), 1)
+}
+
+// AdmitOutcome names an admission's outcome for metrics: accepted, repeat,
+// sold_out, duplicate, closed, not_open, busy, unavailable, invalid (an
+// invalid ID or unknown campaign) or other. Every metrics adapter uses it,
+// so their labels agree.
+func AdmitOutcome(ev couponq.AdmitEvent) string {
 	switch err := ev.Err; {
 	case err == nil && ev.Repeat:
-		e.m.Add("admit.repeat", 1)
+		return "repeat"
 	case err == nil:
-		e.m.Add("admit.accepted", 1)
+		return "accepted"
 	case errors.Is(err, couponq.ErrSoldOut):
-		e.m.Add("admit.sold_out", 1)
+		return "sold_out"
 	case errors.Is(err, couponq.ErrDuplicate):
-		e.m.Add("admit.duplicate", 1)
+		return "duplicate"
 	case errors.Is(err, couponq.ErrClosed):
-		e.m.Add("admit.closed", 1)
+		return "closed"
 	case errors.Is(err, couponq.ErrNotOpen):
-		e.m.Add("admit.not_open", 1)
+		return "not_open"
 	case errors.Is(err, couponq.ErrBusy):
-		e.m.Add("admit.busy", 1)
+		return "busy"
 	case errors.Is(err, couponq.ErrUnavailable):
-		e.m.Add("admit.unavailable", 1)
+		return "unavailable"
 	case errors.Is(err, couponq.ErrInvalidID), errors.Is(err, couponq.ErrUnknownCampaign):
-		e.m.Add("admit.invalid", 1)
-	default:
-		e.m.Add("admit.other", 1)
+		return "invalid"
 	}
+	return "other"
 }
 
 // OnTick is a dispatch.Config.OnTick hook.

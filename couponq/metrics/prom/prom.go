@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/issuer"
 )
@@ -227,35 +228,11 @@ func (m *Metrics) OnAdmit(ev couponq.AdmitEvent) {
 	} else {
 		label = m.labels.label(ev.Campaign)
 	}
-	m.admissions.WithLabelValues(label, admitOutcome(ev)).Inc()
+	m.admissions.WithLabelValues(label, metrics.AdmitOutcome(ev)).Inc()
 	m.admitDuration.WithLabelValues(ev.Mode.String()).Observe(ev.Duration.Seconds())
 	if ev.LockWait > 0 {
 		m.lockWait.Observe(ev.LockWait.Seconds())
 	}
-}
-
-func admitOutcome(ev couponq.AdmitEvent) string {
-	switch err := ev.Err; {
-	case err == nil && ev.Repeat:
-		return "repeat"
-	case err == nil:
-		return "accepted"
-	case errors.Is(err, couponq.ErrSoldOut):
-		return "sold_out"
-	case errors.Is(err, couponq.ErrDuplicate):
-		return "duplicate"
-	case errors.Is(err, couponq.ErrClosed):
-		return "closed"
-	case errors.Is(err, couponq.ErrNotOpen):
-		return "not_open"
-	case errors.Is(err, couponq.ErrBusy):
-		return "busy"
-	case errors.Is(err, couponq.ErrUnavailable):
-		return "unavailable"
-	case errors.Is(err, couponq.ErrInvalidID), errors.Is(err, couponq.ErrUnknownCampaign):
-		return "invalid"
-	}
-	return "other"
 }
 
 // OnTick is a dispatch.Config.OnTick (or SchedulerConfig.OnTick) hook.
