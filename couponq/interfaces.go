@@ -64,6 +64,14 @@ type LineStats struct {
 	Admitted int64
 	// Waiting and InFlight count entries in line and handed downstream.
 	Waiting, InFlight int64
+	// Head is the entry number at the head of the line (the lowest waiting
+	// number), 0 when nobody waits. Entries leave the line from the head and
+	// return to it, never from the middle, so a waiting entry n stands at
+	// position n - Head + 1 at most, and exactly that unless entries ahead
+	// of it were handed downstream out of turn (a lease that ran out, then
+	// went back) — status pushers use it to derive every waiting user's
+	// position from one read per campaign.
+	Head int64
 	// Issued counts distinct entries recorded as issued.
 	Issued int64
 	// SoldOut tells whether the campaign is marked sold out.

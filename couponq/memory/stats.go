@@ -25,7 +25,12 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 	if l == nil {
 		return couponq.LineStats{}, nil
 	}
+	var head int64
+	if len(l.waiting) > 0 {
+		head = l.waiting[0]
+	}
 	return couponq.LineStats{
+		Head:     head,
 		Admitted: l.seq,
 		Waiting:  int64(len(l.waiting)),
 		InFlight: int64(len(l.flight)),

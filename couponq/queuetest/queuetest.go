@@ -568,24 +568,24 @@ func testLineStats(t *testing.T, q couponq.Queue, c string) {
 		admit(t, q, c, u)
 	}
 	admit(t, q, c, "a") // a repeat adds nothing
-	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 4}, stats(c))
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 4, Head: 1}, stats(c))
 
 	got, err := q.Lease(ctx, c, 3, time.Minute)
 	require.NoError(t, err)
 	require.Len(t, got, 3)
-	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 1, InFlight: 3}, stats(c), "leased")
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 1, InFlight: 3, Head: 4}, stats(c), "leased")
 	require.NoError(t, q.Ack(ctx, c, got[:2], time.Minute))
 	require.NoError(t, q.Release(ctx, c, got[2:]))
-	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, InFlight: 2}, stats(c), "acked stays in flight, released waits")
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, InFlight: 2, Head: 3}, stats(c), "acked stays in flight, released waits: the head goes back")
 
 	issued := couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"}
 	require.NoError(t, q.Record(ctx, c, issued,
 		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
 	require.NoError(t, q.Record(ctx, c, issued))
-	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, Issued: 1}, stats(c), "recorded")
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, Issued: 1, Head: 3}, stats(c), "recorded")
 
 	require.NoError(t, q.MarkSoldOut(ctx, c))
-	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, Issued: 1, SoldOut: true}, stats(c), "marked sold out")
+	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, Issued: 1, SoldOut: true, Head: 3}, stats(c), "marked sold out")
 	drained, err := q.Lease(ctx, c, 10, time.Minute)
 	require.NoError(t, err)
 	assert.Empty(t, drained)

@@ -22,7 +22,7 @@ var (
 )
 
 // LineStats implements couponq.LineStatser with one script call (five O(1)
-// reads on the campaign's slot). A campaign with no keys counts zero
+// reads and the line's head, O(log n), on the campaign's slot). A campaign with no keys counts zero
 // everywhere. An entry whose lease ran out counts as in flight until the
 // next Lease returns it to the line.
 func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineStats, error) {
@@ -31,7 +31,7 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 	if err != nil {
 		return couponq.LineStats{}, fmt.Errorf("redisq: line stats: %w", err)
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return couponq.LineStats{}, fmt.Errorf("redisq: line stats: unexpected reply %v", res)
 	}
 	return couponq.LineStats{
@@ -40,6 +40,7 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 		InFlight: toInt(res[2]),
 		Issued:   toInt(res[3]),
 		SoldOut:  toInt(res[4]) == 1,
+		Head:     toInt(res[5]),
 	}, nil
 }
 
