@@ -57,6 +57,8 @@ type AdmitEvent struct {
 	Mode     Mode
 	// Err is the admission's error (nil when accepted).
 	Err error
+	// Code is Code(Err): why the admission was refused, "" when accepted.
+	Code string
 	// Repeat is true when the user already held the returned ticket.
 	Repeat bool
 	// Duration is the whole admission's time.
@@ -157,7 +159,7 @@ func (s *Service) Admit(ctx context.Context, r Request) (Ticket, error) {
 	ev := AdmitEvent{Campaign: r.Campaign}
 	t, err := s.admit(ctx, r, &ev)
 	if s.cfg.OnAdmit != nil {
-		ev.Err, ev.Repeat, ev.Duration = err, t.Repeat, time.Since(start)
+		ev.Err, ev.Code, ev.Repeat, ev.Duration = err, Code(err), t.Repeat, time.Since(start)
 		s.cfg.OnAdmit(ev)
 	}
 	return t, err

@@ -73,8 +73,10 @@ type handler struct {
 // The admission body is optional JSON, {"request_id": "..."}. Errors answer
 // JSON {"error": {"code": ..., "message": ...}} with 400 invalid_id /
 // bad_request, 401 unauthenticated, 403 not_open / closed, 404
-// unknown_campaign / not_found, 409 duplicate, 410 sold_out, 413
-// body_too_large, 503 busy / unavailable (with Retry-After), 500 internal.
+// unknown_campaign / not_found, 405 method_not_allowed (with Allow), 409
+// duplicate, 410 sold_out / line_full, 413 body_too_large, 501
+// mode_unsupported, 503 busy / unavailable (with Retry-After), 500
+// internal. The codes are couponq.Code's.
 func New(cfg Config) (http.Handler, error) {
 	if cfg.Service == nil || cfg.User == nil {
 		return nil, fmt.Errorf("%w: httpapi: Service and User are required", couponq.ErrInvalidConfig)
@@ -97,7 +99,18 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	h.mux.HandleFunc("POST "+cfg.BasePath+"/campaigns/{campaign}/entries", h.admit)
 	h.mux.HandleFunc("GET "+cfg.BasePath+"/campaigns/{campaign}/entries/me", h.status)
+	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries", "POST")
+	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries/me", "GET, HEAD")
 	return h, nil
+}
+
+// notAllowed answers other methods on path with 405 and the allowed ones,
+// as JSON like every other error (the mux's own 405 is plain text).
+func (h *handler) notAllowed(path, allowed string) {
+	h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allowed)
+		h.fail(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed here; allowed: "+allowed, nil)
+	})
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -211,37 +224,48 @@ func (h *handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
 	}
 }
 
-// error maps couponq's sentinel errors to HTTP answers.
+// statusOf is the HTTP status of each couponq.Code the handler answers.
+var statusOf = map[string]int{
+	couponq.CodeInvalidID:       http.StatusBadRequest,
+	couponq.CodeUnknownCampaign: http.StatusNotFound,
+	couponq.CodeNotFound:        http.StatusNotFound,
+	couponq.CodeNotOpen:         http.StatusForbidden,
+	couponq.CodeClosed:          http.StatusForbidden,
+	couponq.CodeDuplicate:       http.StatusConflict,
+	couponq.CodeSoldOut:         http.StatusGone,
+	couponq.CodeLineFull:        http.StatusGone,
+	couponq.CodeModeUnsupported: http.StatusNotImplemented,
+}
+
+// error answers err with its couponq.Code.
 func (h *handler) error(w http.ResponseWriter, r *http.Request, err error, prior *TicketResponse) {
-	switch {
-	case errors.Is(err, couponq.ErrInvalidID):
-		h.fail(w, http.StatusBadRequest, "invalid_id", err.Error(), nil)
-	case errors.Is(err, couponq.ErrUnknownCampaign):
-		h.fail(w, http.StatusNotFound, "unknown_campaign", err.Error(), nil)
-	case errors.Is(err, couponq.ErrNotFound):
-		h.fail(w, http.StatusNotFound, "not_found", "no entry for this user", nil)
-	case errors.Is(err, couponq.ErrNotOpen):
-		h.fail(w, http.StatusForbidden, "not_open", err.Error(), nil)
-	case errors.Is(err, couponq.ErrClosed):
-		h.fail(w, http.StatusForbidden, "closed", err.Error(), nil)
-	case errors.Is(err, couponq.ErrDuplicate):
-		h.fail(w, http.StatusConflict, "duplicate", err.Error(), prior)
-	case errors.Is(err, couponq.ErrSoldOut):
-		h.fail(w, http.StatusGone, "sold_out", err.Error(), prior)
-	case errors.Is(err, couponq.ErrModeUnsupported):
-		h.log.Error("couponq/httpapi: campaign mode not served here", "path", r.URL.Path, "err", err)
-		h.fail(w, http.StatusNotImplemented, "mode_unsupported", err.Error(), nil)
-	case errors.Is(err, couponq.ErrBusy):
-		h.retryLater(w, "busy", "too many requests at once, retry shortly")
-	case errors.Is(err, couponq.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	code := couponq.Code(err)
+	switch code {
+	case couponq.CodeBusy:
+		h.retryLater(w, code, "too many requests at once, retry shortly")
+		return
+	case couponq.CodeUnavailable:
 		if r.Context().Err() == nil {
 			h.log.Warn("couponq/httpapi: backend unavailable", "path", r.URL.Path, "err", err)
 		}
-		h.retryLater(w, "unavailable", "a backend is unavailable, retry shortly")
-	default:
-		h.log.Error("couponq/httpapi: unexpected error", "path", r.URL.Path, "err", err)
-		h.fail(w, http.StatusInternalServerError, "internal", "internal error", nil)
+		h.retryLater(w, code, "a backend is unavailable, retry shortly")
+		return
+	case couponq.CodeNotFound:
+		h.fail(w, http.StatusNotFound, code, "no entry for this user", nil)
+		return
+	case couponq.CodeModeUnsupported:
+		h.log.Error("couponq/httpapi: campaign mode not served here", "path", r.URL.Path, "err", err)
 	}
+	status, ok := statusOf[code]
+	if !ok {
+		h.log.Error("couponq/httpapi: unexpected error", "path", r.URL.Path, "err", err)
+		h.fail(w, http.StatusInternalServerError, couponq.CodeInternal, "internal error", nil)
+		return
+	}
+	if code != couponq.CodeDuplicate && code != couponq.CodeSoldOut && code != couponq.CodeLineFull {
+		prior = nil
+	}
+	h.fail(w, status, code, err.Error(), prior)
 }
 
 func (h *handler) retryLater(w http.ResponseWriter, code, msg string) {

@@ -10,7 +10,6 @@
 package metrics
 
 import (
-	"errors"
 	"expvar"
 	"sync"
 
@@ -20,8 +19,8 @@ import (
 )
 
 // Expvar counts admissions, throttle ticks and decisions in an expvar.Map.
-// Keys: admit.accepted, admit.repeat, admit.<reason> (sold_out, duplicate,
-// closed, not_open, busy, unavailable, invalid, other), admit.lock_wait_us
+// Keys: admit.accepted, admit.repeat, admit.<code> (AdmitOutcome: sold_out,
+// duplicate, closed, not_open, busy, unavailable, ...), admit.lock_wait_us
 // (V1, summed), throttle.ticks, throttle.moved, throttle.failed,
 // throttle.errors, issue.issued, issue.<reason> (sold_out, duplicate,
 // failed), issue.over_issued (the highest count past the stock seen by
@@ -50,31 +49,20 @@ func (e *Expvar) OnAdmit(ev couponq.AdmitEvent) {
 }
 
 // AdmitOutcome names an admission's outcome for metrics: accepted, repeat,
-// sold_out, duplicate, closed, not_open, busy, unavailable, invalid (an
-// invalid ID or unknown campaign) or other. Every metrics adapter uses it,
-// so their labels agree.
+// or the refusal's couponq.Code (sold_out, line_full, duplicate, closed,
+// not_open, busy, unavailable, invalid_id, unknown_campaign,
+// mode_unsupported, internal...). Every metrics adapter uses it, so their
+// labels agree with each other and with the HTTP handler's error codes.
 func AdmitOutcome(ev couponq.AdmitEvent) string {
-	switch err := ev.Err; {
-	case err == nil && ev.Repeat:
+	switch {
+	case ev.Err == nil && ev.Repeat:
 		return "repeat"
-	case err == nil:
+	case ev.Err == nil:
 		return "accepted"
-	case errors.Is(err, couponq.ErrSoldOut):
-		return "sold_out"
-	case errors.Is(err, couponq.ErrDuplicate):
-		return "duplicate"
-	case errors.Is(err, couponq.ErrClosed):
-		return "closed"
-	case errors.Is(err, couponq.ErrNotOpen):
-		return "not_open"
-	case errors.Is(err, couponq.ErrBusy):
-		return "busy"
-	case errors.Is(err, couponq.ErrUnavailable):
-		return "unavailable"
-	case errors.Is(err, couponq.ErrInvalidID), errors.Is(err, couponq.ErrUnknownCampaign):
-		return "invalid"
+	case ev.Code != "":
+		return ev.Code
 	}
-	return "other"
+	return couponq.Code(ev.Err)
 }
 
 // OnTick is a dispatch.Config.OnTick hook.

@@ -47,7 +47,7 @@ func TestExpvarCounts(t *testing.T) {
 	}
 	assert.Equal(t, "2", get("admit.accepted"))
 	assert.Equal(t, "1", get("admit.repeat"))
-	assert.Equal(t, "1", get("admit.invalid"))
+	assert.Equal(t, "1", get("admit.invalid_id"))
 	assert.Equal(t, "1", get("admit.unavailable"))
 	assert.Equal(t, "3000", get("admit.lock_wait_us"))
 	assert.Equal(t, "8", get("throttle.moved"))

@@ -18,8 +18,8 @@
 //
 // With the default namespace "couponq":
 //
-//	couponq_admissions_total{campaign,outcome}      counter: accepted, repeat, sold_out, duplicate,
-//	                                                closed, not_open, busy, unavailable, invalid, other
+//	couponq_admissions_total{campaign,outcome}      counter: accepted, repeat, or couponq.Code of the
+//	                                                refusal (sold_out, line_full, duplicate, closed, ...)
 //	couponq_admission_duration_seconds{mode}        histogram: v2-queue-first, v1-validate-first
 //	couponq_admission_lock_wait_seconds             histogram: V1's lock wait
 //	couponq_scheduler_ticks_total{campaign}         counter

@@ -137,7 +137,7 @@ func New(cfg Config) (*Metrics, error) {
 
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "admissions_total",
-			Help: "Admission attempts by campaign and outcome (accepted, repeat, sold_out, duplicate, closed, not_open, busy, unavailable, invalid, other).",
+			Help: "Admission attempts by campaign and outcome (accepted, repeat, or the refusal's code: sold_out, line_full, duplicate, closed, not_open, busy, unavailable, invalid_id, unknown_campaign, internal...).",
 		}, []string{"campaign", "outcome"}),
 		admitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "admission_duration_seconds",

@@ -83,15 +83,16 @@ func TestAdmissions(t *testing.T) {
 	m.OnAdmit(couponq.AdmitEvent{Campaign: "d", Mode: couponq.ValidateFirst, Duration: time.Millisecond, LockWait: 3 * time.Millisecond})
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP couponq_admissions_total Admission attempts by campaign and outcome (accepted, repeat, sold_out, duplicate, closed, not_open, busy, unavailable, invalid, other).
+# HELP couponq_admissions_total Admission attempts by campaign and outcome (accepted, repeat, or the refusal's code: sold_out, line_full, duplicate, closed, not_open, busy, unavailable, invalid_id, unknown_campaign, internal...).
 # TYPE couponq_admissions_total counter
 couponq_admissions_total{campaign="c",outcome="accepted"} 2
-couponq_admissions_total{campaign="c",outcome="invalid"} 1
+couponq_admissions_total{campaign="c",outcome="invalid_id"} 1
 couponq_admissions_total{campaign="c",outcome="repeat"} 1
 couponq_admissions_total{campaign="d",outcome="accepted"} 2
-couponq_admissions_total{campaign="d",outcome="other"} 1
+couponq_admissions_total{campaign="d",outcome="internal"} 1
 couponq_admissions_total{campaign="d",outcome="unavailable"} 1
-couponq_admissions_total{campaign="unknown",outcome="invalid"} 2
+couponq_admissions_total{campaign="unknown",outcome="invalid_id"} 1
+couponq_admissions_total{campaign="unknown",outcome="unknown_campaign"} 1
 `), "couponq_admissions_total"))
 
 	assert.Equal(t, 2, testutil.CollectAndCount(m.AdmissionDuration()), "one series per mode")
@@ -107,7 +108,7 @@ func TestCampaignLabelBounded(t *testing.T) {
 	}
 	m.OnAdmit(couponq.AdmitEvent{Campaign: "c1"}) // keeps its slot
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP couponq_admissions_total Admission attempts by campaign and outcome (accepted, repeat, sold_out, duplicate, closed, not_open, busy, unavailable, invalid, other).
+# HELP couponq_admissions_total Admission attempts by campaign and outcome (accepted, repeat, or the refusal's code: sold_out, line_full, duplicate, closed, not_open, busy, unavailable, invalid_id, unknown_campaign, internal...).
 # TYPE couponq_admissions_total counter
 couponq_admissions_total{campaign="c0",outcome="accepted"} 1
 couponq_admissions_total{campaign="c1",outcome="accepted"} 2
@@ -371,7 +372,7 @@ func TestScrape(t *testing.T) {
 	defer srv.Close()
 
 	require.NoError(t, testutil.ScrapeAndCompare(srv.URL, strings.NewReader(`
-# HELP couponq_admissions_total Admission attempts by campaign and outcome (accepted, repeat, sold_out, duplicate, closed, not_open, busy, unavailable, invalid, other).
+# HELP couponq_admissions_total Admission attempts by campaign and outcome (accepted, repeat, or the refusal's code: sold_out, line_full, duplicate, closed, not_open, busy, unavailable, invalid_id, unknown_campaign, internal...).
 # TYPE couponq_admissions_total counter
 couponq_admissions_total{campaign="c",outcome="accepted"} 2
 couponq_admissions_total{campaign="c",outcome="repeat"} 1
