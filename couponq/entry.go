@@ -45,6 +45,10 @@ type Entry struct {
 	AdmittedAt time.Time
 	// RequestID is the admitting request's optional ID.
 	RequestID string
+	// Trace is the entry's trace context as a Tracer serialized it (see
+	// Tracer), carried from admission to the issuer; "" when not traced.
+	// It is at most MaxTraceLen bytes.
+	Trace string
 }
 
 // Key is the entry's idempotency key, "campaign/number/user". The Store
@@ -96,6 +100,9 @@ type Admission struct {
 	MaxWaiting int64
 	// At is the admission time.
 	At time.Time
+	// Trace is the admission's trace context (Entry.Trace), kept with the
+	// entry while it waits and returned by Lease; "" when not traced.
+	Trace string
 }
 
 // Ticket is what admission answers.

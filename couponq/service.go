@@ -49,6 +49,12 @@ type Config struct {
 	// OnAdmit, if set, is called after every admission attempt (a metrics
 	// hook). It must be fast and safe for concurrent use.
 	OnAdmit func(AdmitEvent)
+	// Tracer, if set, starts a StageAdmit span for every admission (a child
+	// of the span in the request's context) and, for a fresh entry, stores
+	// its trace with the entry (Admission.Trace; V1's entry carries it to
+	// the Dispatcher), so the entry's later stages join the same trace.
+	// Nil means no tracing.
+	Tracer Tracer
 }
 
 // AdmitEvent describes one admission attempt, for metrics.
@@ -65,6 +71,8 @@ type AdmitEvent struct {
 	Duration time.Duration
 	// LockWait is the time V1 spent obtaining its lock.
 	LockWait time.Duration
+
+	trace string // the admission span's carrier, for the entry
 }
 
 // Service admits requests and answers status, in the mode each campaign
@@ -157,7 +165,15 @@ func (s *Service) checkModes() error {
 func (s *Service) Admit(ctx context.Context, r Request) (Ticket, error) {
 	start := time.Now()
 	ev := AdmitEvent{Campaign: r.Campaign}
+	var span Span
+	if s.cfg.Tracer != nil {
+		ctx, span = s.cfg.Tracer.Start(ctx, StageAdmit, Entry{Campaign: r.Campaign, User: r.User, RequestID: r.RequestID})
+		ev.trace = TraceFor(span)
+	}
 	t, err := s.admit(ctx, r, &ev)
+	if span != nil {
+		span.End(err)
+	}
 	if s.cfg.OnAdmit != nil {
 		ev.Err, ev.Code, ev.Repeat, ev.Duration = err, Code(err), t.Repeat, time.Since(start)
 		s.cfg.OnAdmit(ev)
@@ -186,7 +202,7 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 	}
 	t, err := s.cfg.Queue.Admit(ctx, Admission{
 		Campaign: c.ID, User: r.User, RequestID: r.RequestID,
-		PerUserLimit: c.PerUserLimit, MaxWaiting: c.MaxWaiting, At: now,
+		PerUserLimit: c.PerUserLimit, MaxWaiting: c.MaxWaiting, At: now, Trace: ev.trace,
 	})
 	if err != nil {
 		return Ticket{}, backendErr("admit", err)
@@ -329,7 +345,7 @@ func (s *Service) admitV1(ctx context.Context, c Campaign, r Request, now time.T
 		rollback(true)
 		return Ticket{}, fmt.Errorf("%w: %s", ErrSoldOut, c.ID)
 	}
-	e := Entry{Campaign: c.ID, User: r.User, Number: n, AdmittedAt: now, RequestID: r.RequestID}
+	e := Entry{Campaign: c.ID, User: r.User, Number: n, AdmittedAt: now, RequestID: r.RequestID, Trace: ev.trace}
 	if err := s.cfg.Dispatcher.Dispatch(ctx, []Entry{e}); err != nil {
 		// The entry may still have reached the transport; if it did, the
 		// Store's idempotency key (which includes the user) absorbs it.

@@ -18,12 +18,14 @@ type mover struct {
 	// handoff how long a dispatched entry may take to be decided;
 	// dispatchTimeout one Dispatch call (and the ack or release after it).
 	leaseTTL, handoff, dispatchTimeout time.Duration
+	// tracer, if set, starts a StageDispatch span per leased entry.
+	tracer couponq.Tracer
 }
 
 // newMover applies the hand-off timings' documented defaults (LeaseTTL 30s,
 // HandoffTimeout 5m, DispatchTimeout LeaseTTL/2), writing them back so the
 // caller's config shows them, and returns the mover.
-func newMover(q couponq.Leaser, d couponq.Dispatcher, leaseTTL, handoff, dispatchTimeout *time.Duration) mover {
+func newMover(q couponq.Leaser, d couponq.Dispatcher, tracer couponq.Tracer, leaseTTL, handoff, dispatchTimeout *time.Duration) mover {
 	if *leaseTTL == 0 {
 		*leaseTTL = 30 * time.Second
 	}
@@ -33,7 +35,7 @@ func newMover(q couponq.Leaser, d couponq.Dispatcher, leaseTTL, handoff, dispatc
 	if *dispatchTimeout == 0 {
 		*dispatchTimeout = *leaseTTL / 2
 	}
-	return mover{queue: q, dispatcher: d, leaseTTL: *leaseTTL, handoff: *handoff, dispatchTimeout: *dispatchTimeout}
+	return mover{queue: q, dispatcher: d, tracer: tracer, leaseTTL: *leaseTTL, handoff: *handoff, dispatchTimeout: *dispatchTimeout}
 }
 
 // move leases up to max of the campaign's oldest entries, dispatches them,
@@ -44,11 +46,15 @@ func (m mover) move(ctx context.Context, campaign string, max int) (leased, fail
 	if err != nil || len(batch) == 0 {
 		return 0, 0, err
 	}
+	spans := m.startSpans(ctx, batch)
 	dctx, cancel := context.WithTimeout(ctx, m.dispatchTimeout)
 	derr := m.dispatcher.Dispatch(dctx, batch)
 	cancel()
 	var acked, released []couponq.Entry
 	for i, bad := range couponq.FailedEntries(derr, len(batch)) {
+		if spans != nil {
+			spans[i].End(entryErr(derr, i, bad))
+		}
 		if bad {
 			released = append(released, batch[i])
 		} else {
@@ -74,4 +80,35 @@ func (m mover) move(ctx context.Context, campaign string, max int) (leased, fail
 		}
 	}
 	return len(batch), len(released), errors.Join(errs...)
+}
+
+// startSpans starts a StageDispatch span per entry, each a child of the
+// entry's admission trace, and makes the span the trace the entry carries
+// downstream. Nil without a Tracer.
+func (m mover) startSpans(ctx context.Context, batch []couponq.Entry) []couponq.Span {
+	if m.tracer == nil {
+		return nil
+	}
+	spans := make([]couponq.Span, len(batch))
+	for i, e := range batch {
+		_, spans[i] = m.tracer.Start(ctx, couponq.StageDispatch, e)
+		if c := couponq.TraceFor(spans[i]); c != "" {
+			batch[i].Trace = c
+		}
+	}
+	return spans
+}
+
+// entryErr is the error of entry i of a Dispatch that answered err: its own
+// cause in a PartialError, err for a failed entry otherwise, nil for an
+// accepted one.
+func entryErr(err error, i int, failed bool) error {
+	if !failed {
+		return nil
+	}
+	var pe *couponq.PartialError
+	if errors.As(err, &pe) && pe.Failed[i] != nil {
+		return pe.Failed[i]
+	}
+	return err
 }

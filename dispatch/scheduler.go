@@ -87,6 +87,10 @@ type SchedulerConfig struct {
 	// move) a campaign, from the worker that ran it: it must be safe for
 	// concurrent use.
 	OnTick func(TickEvent)
+	// Tracer, if set, starts a couponq.StageDispatch span per moved entry,
+	// a child of the trace the entry was admitted with (Entry.Trace), and
+	// sends the entry on carrying the span's trace. Nil means no tracing.
+	Tracer couponq.Tracer
 }
 
 // Scheduler drives every campaign that has entries to move, for a whole
@@ -129,7 +133,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = 16
 	}
-	mv := newMover(cfg.Queue, cfg.Dispatcher, &cfg.LeaseTTL, &cfg.HandoffTimeout, &cfg.DispatchTimeout)
+	mv := newMover(cfg.Queue, cfg.Dispatcher, cfg.Tracer, &cfg.LeaseTTL, &cfg.HandoffTimeout, &cfg.DispatchTimeout)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

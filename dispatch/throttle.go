@@ -42,6 +42,10 @@ type Config struct {
 	// OnTick, if set, is called after every tick in which this throttle led
 	// (a metrics hook).
 	OnTick func(TickEvent)
+	// Tracer, if set, starts a couponq.StageDispatch span per moved entry,
+	// a child of the trace the entry was admitted with (Entry.Trace), and
+	// sends the entry on carrying the span's trace. Nil means no tracing.
+	Tracer couponq.Tracer
 }
 
 // TickEvent describes one leading tick.
@@ -87,7 +91,7 @@ func New(cfg Config) (*Throttle, error) {
 	if cfg.LeaderTTL == 0 {
 		cfg.LeaderTTL = max(3*cfg.Campaign.Interval, 2*time.Second)
 	}
-	mv := newMover(cfg.Queue, cfg.Dispatcher, &cfg.LeaseTTL, &cfg.HandoffTimeout, &cfg.DispatchTimeout)
+	mv := newMover(cfg.Queue, cfg.Dispatcher, cfg.Tracer, &cfg.LeaseTTL, &cfg.HandoffTimeout, &cfg.DispatchTimeout)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/couponq/couponq/couponq"
@@ -19,9 +20,21 @@ import (
 // Store refuses cannot hold its neighbours back. It is the
 // couponq.BatchHandler Run gives a couponq.BatchConsumer; the Store must be
 // a couponq.BatchStore, otherwise each entry goes through Handle.
-func (i *Issuer) HandleBatch(ctx context.Context, batch []couponq.Entry) error {
+func (i *Issuer) HandleBatch(ctx context.Context, batch []couponq.Entry) (err error) {
 	start := time.Now()
 	bs, ok := i.cfg.Store.(couponq.BatchStore)
+	if i.cfg.Tracer != nil && ok && i.cfg.Locker == nil {
+		batch = slices.Clone(batch) // the spans' traces go into our copy, not the consumer's slice
+		spans := make([]couponq.Span, len(batch))
+		for k := range batch {
+			spans[k] = i.startSpan(ctx, couponq.StageConsume, &batch[k])
+		}
+		defer func() {
+			for _, span := range spans {
+				span.End(err)
+			}
+		}()
+	}
 	if !ok || i.cfg.Locker != nil {
 		for _, e := range batch {
 			if err := i.Handle(ctx, e); err != nil {
@@ -64,6 +77,13 @@ func (i *Issuer) HandleBatch(ctx context.Context, batch []couponq.Entry) error {
 		return nil
 	}
 
+	var spans []couponq.Span
+	if i.cfg.Tracer != nil {
+		spans = make([]couponq.Span, len(entries))
+		for k, e := range entries {
+			spans[k] = i.startSpan(ctx, couponq.StageIssue, &e)
+		}
+	}
 	var out []couponq.Issuance
 	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
 		var err error
@@ -73,6 +93,13 @@ func (i *Issuer) HandleBatch(ctx context.Context, batch []couponq.Entry) error {
 		}
 		return err
 	})
+	for k, span := range spans {
+		if err != nil {
+			span.End(err)
+		} else {
+			span.End(issueErr(out[k], nil))
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return err // stopping: leave the batch for redelivery

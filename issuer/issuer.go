@@ -76,6 +76,11 @@ type Config struct {
 	// each worker ran its own in-memory Store. It is called again only when
 	// the count grows further. The issuer logs the same at error level.
 	OnOverIssue func(OverIssue)
+	// Tracer, if set, starts a couponq.StageConsume span per delivered
+	// entry, a child of the trace the entry arrived with (Entry.Trace), and
+	// a couponq.StageIssue span, its child, around the Store's decision.
+	// Nil means no tracing.
+	Tracer couponq.Tracer
 }
 
 // OverIssue reports that a campaign's recorded issuances exceed its stock.
@@ -171,8 +176,11 @@ var errPermanent = errors.New("issuer: permanent failure")
 // failed), and an error when the delivery should be retried later. It is the
 // couponq.Handler the Issuer gives its Consumer, exported for hosts that
 // drive their own consumer loop.
-func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) error {
+func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) (err error) {
 	start := time.Now()
+	if span := i.startSpan(ctx, couponq.StageConsume, &e); span != nil {
+		defer func() { span.End(err) }()
+	}
 	if err := (couponq.Request{Campaign: e.Campaign, User: e.User, RequestID: e.RequestID}).Validate(); err != nil {
 		return i.deadLetter(ctx, e, fmt.Errorf("%w: %w", errPermanent, err))
 	}
@@ -214,11 +222,15 @@ func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) error {
 func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry, start time.Time) error {
 	req := couponq.IssueRequest{Campaign: e.Campaign, User: e.User, Key: e.Key(), Stock: c.Stock, PerUserLimit: c.PerUserLimit}
 	var iss couponq.Issuance
+	span := i.startSpan(ctx, couponq.StageIssue, &couponq.Entry{Campaign: e.Campaign, User: e.User, Number: e.Number, RequestID: e.RequestID, Trace: e.Trace})
 	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
 		var err error
 		iss, err = i.cfg.Store.Issue(ctx, req)
 		return err
 	})
+	if span != nil {
+		span.End(issueErr(iss, err))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return err // stopping, or the lock was lost: leave it for redelivery
@@ -237,6 +249,35 @@ func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry
 	}
 	if i.cfg.OnIssue != nil {
 		i.cfg.OnIssue(Event{Entry: e, Result: res, Attempts: attempts, Duration: time.Since(start)})
+	}
+	return nil
+}
+
+// startSpan starts the span of stage for *e, a child of the trace e carries,
+// and makes e carry the new span's trace (so the next stage is its child).
+// Nil without a Tracer.
+func (i *Issuer) startSpan(ctx context.Context, stage string, e *couponq.Entry) couponq.Span {
+	if i.cfg.Tracer == nil {
+		return nil
+	}
+	_, span := i.cfg.Tracer.Start(ctx, stage, *e)
+	if c := couponq.TraceFor(span); c != "" {
+		e.Trace = c
+	}
+	return span
+}
+
+// issueErr is what an issue span ends with: the Store's error, or the
+// business outcome as couponq's sentinel (a Tracer can tell those apart
+// from failures with couponq.Code).
+func issueErr(iss couponq.Issuance, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case iss.Outcome == couponq.SoldOut:
+		return couponq.ErrSoldOut
+	case iss.Outcome == couponq.AlreadyIssued:
+		return couponq.ErrDuplicate
 	}
 	return nil
 }

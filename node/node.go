@@ -102,6 +102,11 @@ type Config struct {
 
 	// Logger receives logs; nil means none.
 	Logger *slog.Logger
+	// Tracer, if set, traces every stage of an entry's journey (see
+	// couponq.Tracer; package couponq/tracing adapts OpenTelemetry): it is
+	// given to the Service, Scheduler and Issuer whose own Tracer is nil.
+	// Nil means no tracing.
+	Tracer couponq.Tracer
 }
 
 // Node runs couponq's roles in one process. Its methods are safe for
@@ -179,6 +184,9 @@ func New(cfg Config) (*Node, error) {
 		sc := cfg.Service
 		sc.Catalog, sc.Queue, sc.Agenda, sc.Tally = n.catalog, cfg.Queue, cfg.Agenda, cfg.Tally
 		sc.Locker, sc.Dispatcher, sc.Logger = cfg.Locker, cfg.Dispatcher, cfg.Logger
+		if sc.Tracer == nil {
+			sc.Tracer = cfg.Tracer
+		}
 		svc, err := couponq.New(sc)
 		if err != nil {
 			return nil, err
@@ -189,6 +197,9 @@ func New(cfg Config) (*Node, error) {
 		dc := cfg.Scheduler
 		dc.Catalog, dc.Agenda, dc.Queue = n.catalog, cfg.Agenda, cfg.Queue
 		dc.Dispatcher, dc.Locker, dc.Logger = cfg.Dispatcher, cfg.Locker, cfg.Logger
+		if dc.Tracer == nil {
+			dc.Tracer = cfg.Tracer
+		}
 		sch, err := dispatch.NewScheduler(dc)
 		if err != nil {
 			return nil, err
@@ -196,6 +207,9 @@ func New(cfg Config) (*Node, error) {
 		n.scheduler = sch
 		ic := cfg.Issuer
 		ic.Consumer, ic.Store, ic.Catalog, ic.Recorder, ic.Logger = cfg.Consumer, cfg.Store, n.catalog, cfg.Queue, cfg.Logger
+		if ic.Tracer == nil {
+			ic.Tracer = cfg.Tracer
+		}
 		iss, err := issuer.New(ic)
 		if err != nil {
 			return nil, err

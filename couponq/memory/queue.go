@@ -127,7 +127,7 @@ func (q *Queue) Admit(ctx context.Context, a couponq.Admission) (couponq.Ticket,
 	}
 	l.seq++
 	n := l.seq
-	l.entries[n] = couponq.Entry{Campaign: a.Campaign, User: a.User, Number: n, AdmittedAt: a.At, RequestID: a.RequestID}
+	l.entries[n] = couponq.Entry{Campaign: a.Campaign, User: a.User, Number: n, AdmittedAt: a.At, RequestID: a.RequestID, Trace: a.Trace}
 	l.waiting = append(l.waiting, n) // n is the largest number yet
 	if u == nil {
 		u = &userRec{}

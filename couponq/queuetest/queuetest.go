@@ -56,6 +56,7 @@ func Run(t *testing.T, newQueue func(t *testing.T) couponq.Queue) {
 		{"ArchiveKeepsOutcomesForRetention", testArchive},
 		{"LineCapRefusesWithoutWriting", testLineCap},
 		{"ClaimedCountsIssuedAndInFlight", testClaimed},
+		{"TraceTravelsWithTheEntry", testTrace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -836,4 +837,30 @@ func testArchive(t *testing.T, q couponq.Queue, c string) {
 	assert.Equal(t, couponq.LineStats{}, stats(now))
 	assert.Zero(t, issuedCount(now))
 	require.NoError(t, archiver.Archive(ctx, now, 0), "archiving twice is fine")
+}
+
+// testTrace checks that an admission's trace carrier comes back on its
+// leased entry, again after a release, and that untraced entries carry none.
+func testTrace(t *testing.T, q couponq.Queue, c string) {
+	ctx := context.Background()
+	const carrier = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	_, err := q.Admit(ctx, couponq.Admission{Campaign: c, User: "traced", At: time.Now(), Trace: carrier})
+	require.NoError(t, err)
+	admit(t, q, c, "plain")
+	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "traced", At: time.Now(), Trace: "another"})
+	require.NoError(t, err, "a repeat")
+
+	got, err := q.Lease(ctx, c, 2, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, carrier, got[0].Trace, "the first admission's carrier; a repeat writes nothing")
+	assert.Empty(t, got[1].Trace)
+	require.NoError(t, q.Release(ctx, c, got))
+	again, err := q.Lease(ctx, c, 2, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, again, 2)
+	assert.Equal(t, carrier, again[0].Trace, "kept until the entry is decided")
+	require.NoError(t, q.Record(ctx, c,
+		couponq.Result{Entry: again[0], State: couponq.StateIssued, IssuanceID: "i"},
+		couponq.Result{Entry: again[1], State: couponq.StateIssued, IssuanceID: "j"}))
 }

@@ -105,7 +105,7 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 			rest = append(rest, call)
 			continue
 		}
-		args = append(args, call.a.User)
+		args = append(args, call.a.User, call.a.Trace)
 		sent = append(sent, call)
 	}
 	for _, call := range rest { // rare: different limits for one campaign at once (a campaign just changed)

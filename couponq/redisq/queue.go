@@ -117,7 +117,10 @@ func New(cfg Config) (*Queue, error) {
 type Keys struct {
 	Seq, Line, Flight, Held, Done, SoldOut, Clock string
 	// Issued counts the distinct entries recorded as issued.
-	Issued           string
+	Issued string
+	// Trace holds the trace carriers of traced entries (Admission.Trace)
+	// until they are decided; it exists only while some are.
+	Trace            string
 	V1Users, V1Count string
 }
 
@@ -126,7 +129,7 @@ func KeysFor(prefix, campaign string) Keys {
 	base := prefix + ":{" + campaign + "}:"
 	return Keys{
 		Seq: base + "seq", Line: base + "line", Flight: base + "flight", Held: base + "held",
-		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock", Issued: base + "issued",
+		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock", Issued: base + "issued", Trace: base + "trace",
 		V1Users: base + "v1:users", V1Count: base + "v1:count",
 	}
 }
@@ -142,7 +145,7 @@ func (q *Queue) keys(campaign string) Keys {
 
 // AdmitKeys returns, in order, the KEYS the admission script takes.
 func (k Keys) AdmitKeys() []string {
-	return []string{k.Seq, k.Line, k.Held, k.Done, k.SoldOut, k.Clock, k.Flight, k.Issued}
+	return []string{k.Seq, k.Line, k.Held, k.Done, k.SoldOut, k.Clock, k.Flight, k.Issued, k.Trace}
 }
 
 // Admit implements couponq.Admitter.
@@ -162,7 +165,7 @@ func (q *Queue) admitOne(ctx context.Context, a couponq.Admission) (couponq.Tick
 		at = time.Now()
 	}
 	k := q.keys(a.Campaign)
-	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli(), max(a.MaxWaiting, 0)).Slice()
+	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli(), max(a.MaxWaiting, 0), a.Trace).Slice()
 	if err != nil {
 		return couponq.Ticket{}, fmt.Errorf("redisq: admit: %w", err)
 	}
@@ -213,14 +216,14 @@ func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Dura
 		return nil, fmt.Errorf("%w: lease of %d entries for %s", couponq.ErrInvalidConfig, n, ttl)
 	}
 	k := q.keys(campaign)
-	res, err := leaseScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock},
+	res, err := leaseScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock, k.Trace},
 		n, ttl.Milliseconds(), q.maxRecover).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisq: lease: %w", err)
 	}
-	out := make([]couponq.Entry, 0, len(res)/3)
-	for i := 0; i+2 < len(res); i += 3 {
-		e := couponq.Entry{Campaign: campaign, User: toStr(res[i]), Number: toInt(res[i+1])}
+	out := make([]couponq.Entry, 0, len(res)/4)
+	for i := 0; i+3 < len(res); i += 4 {
+		e := couponq.Entry{Campaign: campaign, User: toStr(res[i]), Number: toInt(res[i+1]), Trace: toStr(res[i+3])}
 		if ms := toInt(res[i+2]); ms > 0 {
 			e.AdmittedAt = time.UnixMilli(ms)
 		}
@@ -270,7 +273,7 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		args = append(args, r.Entry.User, r.Entry.Number, string(r.State), string(r.Reason), r.IssuanceID)
 	}
 	k := q.keys(campaign)
-	if err := recordScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.Issued}, args...).Err(); err != nil {
+	if err := recordScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.Issued, k.Trace}, args...).Err(); err != nil {
 		return fmt.Errorf("redisq: record: %w", err)
 	}
 	return nil

@@ -8,7 +8,10 @@
 //	{"v":1,"campaign":"spring-sale","user":"u-42","entry":17,"admitted_at_us":1700000000000000,"request_id":"r-9"}
 //
 // v is the format version; admitted_at_us is Unix microseconds; request_id
-// may be absent. A reader refuses versions it does not know (ErrVersion) and
+// may be absent; so may trace, the entry's trace context as its Tracer
+// serialized it (couponq.Entry.Trace, at most couponq.MaxTraceLen bytes),
+// which carries one user's trace across the broker. Readers of version 1
+// ignore fields they do not know, so adding an optional field keeps v at 1. A reader refuses versions it does not know (ErrVersion) and
 // anything that is not a valid entry (ErrMalformed); those messages belong
 // in a dead-letter topic, never silently dropped. A message also carries the
 // header "couponq-format: 1".
@@ -43,6 +46,7 @@ type message struct {
 	Entry      int64  `json:"entry"`
 	AdmittedAt int64  `json:"admitted_at_us"`
 	RequestID  string `json:"request_id,omitempty"`
+	Trace      string `json:"trace,omitempty"`
 }
 
 // Key returns the message key of e.
@@ -54,7 +58,7 @@ func Encode(e couponq.Entry) []byte {
 	if !e.AdmittedAt.IsZero() {
 		at = e.AdmittedAt.UnixMicro()
 	}
-	b, _ := json.Marshal(message{V: Version, Campaign: e.Campaign, User: e.User, Entry: e.Number, AdmittedAt: at, RequestID: e.RequestID})
+	b, _ := json.Marshal(message{V: Version, Campaign: e.Campaign, User: e.User, Entry: e.Number, AdmittedAt: at, RequestID: e.RequestID, Trace: e.Trace})
 	return b // marshalling this struct cannot fail
 }
 
@@ -68,6 +72,9 @@ func Decode(b []byte) (couponq.Entry, error) {
 		return couponq.Entry{}, fmt.Errorf("%w: %d", ErrVersion, m.V)
 	}
 	e := couponq.Entry{Campaign: m.Campaign, User: m.User, Number: m.Entry, RequestID: m.RequestID}
+	if len(m.Trace) <= couponq.MaxTraceLen {
+		e.Trace = m.Trace // a longer one is dropped: the entry goes on untraced
+	}
 	if m.AdmittedAt != 0 {
 		e.AdmittedAt = time.UnixMicro(m.AdmittedAt).UTC()
 	}

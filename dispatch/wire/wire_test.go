@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,25 @@ func TestRoundTrip(t *testing.T) {
 	got, err = wire.Decode(wire.Encode(noTime))
 	require.NoError(t, err)
 	assert.Equal(t, noTime, got)
+}
+
+// The trace carrier travels in the message; a reader of the format without
+// it (an older issuer) still reads the entry, and a carrier past
+// couponq.MaxTraceLen is dropped rather than refused.
+func TestTrace(t *testing.T) {
+	e := couponq.Entry{Campaign: "c", User: "u", Number: 7, Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	b := wire.Encode(e)
+	assert.Contains(t, string(b), `"trace":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"`)
+	got, err := wire.Decode(b)
+	require.NoError(t, err)
+	assert.Equal(t, e, got)
+	assert.NotContains(t, string(wire.Encode(couponq.Entry{Campaign: "c", User: "u", Number: 7})), "trace", "absent when untraced")
+
+	long := e
+	long.Trace = strings.Repeat("x", couponq.MaxTraceLen+1)
+	got, err = wire.Decode(wire.Encode(long))
+	require.NoError(t, err)
+	assert.Empty(t, got.Trace)
 }
 
 func TestRefusesBadMessages(t *testing.T) {

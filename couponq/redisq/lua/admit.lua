@@ -1,7 +1,8 @@
 -- Admit a user to a campaign's line in one round trip.
--- KEYS: 1 seq, 2 line, 3 held, 4 done, 5 soldout, 6 clock, 7 flight, 8 issued
+-- KEYS: 1 seq, 2 line, 3 held, 4 done, 5 soldout, 6 clock, 7 flight, 8 issued,
+--       9 trace
 -- ARGV: 1 user, 2 per-user limit, 3 now (unix ms, the admission time),
---       4 max waiting (0: no cap)
+--       4 max waiting (0: no cap), 5 trace carrier ('' or absent: untraced)
 -- Returns {code, entry, position, state, reason, issuance id, claimed}:
 --   code 0 = newly admitted, 1 = repeat (nothing written), 2 = sold out,
 --   3 = line full (nothing written for either); claimed = units issued or in
@@ -11,6 +12,7 @@ local user = ARGV[1]
 local limit = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4] or '0')
+local trace = ARGV[5] or ''
 
 local function claimed()
   return tonumber(redis.call('GET', KEYS[8]) or '0') + redis.call('ZCARD', KEYS[7])
@@ -46,6 +48,9 @@ local c = claimed()
 
 local n = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], n, user)
+if trace ~= '' then
+  redis.call('HSET', KEYS[9], user, trace)
+end
 -- A clock checkpoint at most every 10 ms maps entry numbers to admission
 -- times, so no timestamp is stored per waiting entry.
 if #last == 0 or now >= tonumber(last[1]) + 10 then

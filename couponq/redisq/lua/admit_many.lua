@@ -1,7 +1,9 @@
 -- Admit many users of one campaign in one round trip, in the order given
 -- (entry numbers follow that order, so FIFO stays exact).
--- KEYS: 1 seq, 2 line, 3 held, 4 done, 5 soldout, 6 clock, 7 flight, 8 issued
--- ARGV: 1 per-user limit, 2 now (unix ms), 3 max waiting (0: no cap), 4.. users
+-- KEYS: 1 seq, 2 line, 3 held, 4 done, 5 soldout, 6 clock, 7 flight, 8 issued,
+--       9 trace
+-- ARGV: 1 per-user limit, 2 now (unix ms), 3 max waiting (0: no cap), then
+--       per user: user, trace carrier ('' when untraced)
 -- Returns seven values per user, as admit.lua returns for one.
 local limit = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
@@ -16,8 +18,8 @@ local function put(code, entry, position, state, reason, id, c)
   out[#out + 1] = code; out[#out + 1] = entry; out[#out + 1] = position
   out[#out + 1] = state; out[#out + 1] = reason; out[#out + 1] = id; out[#out + 1] = c
 end
-for i = 4, #ARGV do
-  local user = ARGV[i]
+for i = 4, #ARGV, 2 do
+  local user, trace = ARGV[i], ARGV[i + 1]
   local waiting = redis.call('ZSCORE', KEYS[2], user)
   local held = (not waiting) and redis.call('HGET', KEYS[3], user)
   local rec = (not waiting and not held) and redis.call('HGET', KEYS[4], user)
@@ -37,6 +39,9 @@ for i = 4, #ARGV do
   else
     local n = redis.call('INCR', KEYS[1])
     redis.call('ZADD', KEYS[2], n, user)
+    if trace ~= '' then
+      redis.call('HSET', KEYS[9], user, trace)
+    end
     size = size + 1
     if not first then first = n end
     put(0, n, size, 'waiting', '', '', claimed)

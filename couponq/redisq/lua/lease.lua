@@ -1,7 +1,8 @@
 -- Return expired leases to the line, then lease up to max of the oldest entries.
--- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 soldout, 6 clock
+-- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 soldout, 6 clock, 7 trace
 -- ARGV: 1 max, 2 lease ttl (ms), 3 most expired leases to recover in this call
--- Returns a flat list {user, entry, admitted-at ms, ...} in entry order; on a
+-- Returns a flat list {user, entry, admitted-at ms, trace ('' if none), ...}
+-- in entry order; on a
 -- sold-out campaign it resolves up to max(max, ARGV[3]) waiting entries as
 -- rejected/sold_out (a bulk drain: the Store is not involved) and returns
 -- nothing. Deadlines use the server's clock.
@@ -10,6 +11,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local recover = tonumber(ARGV[3])
+local traced = redis.call('EXISTS', KEYS[7]) == 1
 
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, recover)
 for _, user in ipairs(expired) do
@@ -36,6 +38,9 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
       for j = 5, #old do r[#r + 1] = old[j] end
     end
     redis.call('HSET', KEYS[4], user, cmsgpack.pack(r))
+    if traced then
+      redis.call('HDEL', KEYS[7], user)
+    end
   end
   return out
 end
@@ -48,5 +53,6 @@ for i = 1, #popped, 2 do
   out[#out + 1] = user
   out[#out + 1] = n
   out[#out + 1] = cp[1] or '0'
+  out[#out + 1] = traced and redis.call('HGET', KEYS[7], user) or ''
 end
 return out

@@ -2,7 +2,8 @@
 -- decided entry keeps its first outcome except that an issuance replaces a
 -- rejection; a duplicate rejection never replaces an issued status; a result
 -- for an older entry only counts toward the user's issuances.
--- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 issued (count of distinct entries recorded as issued)
+-- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 issued (count of distinct entries recorded as issued),
+--       6 trace (the carriers of traced entries, dropped once decided)
 -- ARGV: user, entry, state, reason, issuance id (five per result)
 -- done records are msgpack arrays {state, entry, reason, id, issued entry...}.
 for i = 1, #ARGV, 5 do
@@ -11,6 +12,7 @@ for i = 1, #ARGV, 5 do
     return redis.error_reply('couponq: record of non-terminal state ' .. state)
   end
 end
+local traced = redis.call('EXISTS', KEYS[6]) == 1
 for i = 1, #ARGV, 5 do
   local user, n, state, reason, id = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local issued = state == 'issued'
@@ -57,5 +59,8 @@ for i = 1, #ARGV, 5 do
   end
   for _, v in ipairs(nums) do nr[#nr + 1] = v end
   redis.call('HSET', KEYS[4], user, cmsgpack.pack(nr))
+  if traced and n >= latest then
+    redis.call('HDEL', KEYS[6], user)
+  end
 end
 return 0
