@@ -65,6 +65,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "if set, write CPU profiles of the V2 scenarios to this directory")
 	from := flag.String("from", "", "re-render the report and plots from this results.json instead of measuring")
 	e2eOnly := flag.Bool("e2e-only", false, "measure only the end-to-end variants and print them; writes no report")
+	httpOnly := flag.String("http-only", "", "measure only these HTTP scenarios (comma-separated, e.g. v2,noop) at -conc and print them with the Prometheus check; writes no report")
 	schedOnly := flag.Bool("scheduler-only", false, "measure only the scheduler sections (idle cost, busy campaigns) and print them as markdown; writes no report")
 	idleSched := flag.String("idle-campaigns", ints(idleSchedulerCounts), "scheduler section: idle campaign counts under one Scheduler per process")
 	idleThrottle := flag.String("idle-throttles", ints(idleThrottleCounts), "scheduler section: idle campaign counts under one Throttle per campaign (the baseline)")
@@ -125,6 +126,20 @@ func main() {
 		}
 		rep.Finished = time.Now().UTC()
 		fmt.Print(schedulerMarkdown(rep))
+		return
+	}
+	if *httpOnly != "" {
+		for _, sc := range strings.Split(*httpOnly, ",") {
+			for _, c := range o.concs {
+				r, err := b.runHTTP(ctx, sc, c)
+				if err != nil {
+					log.Fatal(err)
+				}
+				rep.HTTP = append(rep.HTTP, r)
+				progress("%s %d: %.0f req/s, scraped %.0f admissions/s", sc, c, r.RPS, r.ScrapedRPS())
+			}
+		}
+		fmt.Print(promCheckMarkdown(rep))
 		return
 	}
 	if *e2eOnly {

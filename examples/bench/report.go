@@ -48,6 +48,18 @@ type HTTPResult struct {
 	Timeouts, ConnErrors                         int64
 	LoadCPUShare                                 float64 // wrk's CPU time / wall time / cores
 	LockWaitP50ms, LockWaitP99ms, LockWaitMeanMs float64
+	// ScrapedAdmissions is, for V2 scenarios, the growth of
+	// couponq_admissions_total between a scrape of the Prometheus adapter's
+	// handler just before wrk started and one just after it ended.
+	ScrapedAdmissions int64
+}
+
+// ScrapedRPS is ScrapedAdmissions over wrk's measured duration.
+func (r HTTPResult) ScrapedRPS() float64 {
+	if r.Seconds == 0 {
+		return 0
+	}
+	return float64(r.ScrapedAdmissions) / r.Seconds
 }
 
 // GoodRPS is answers per second that are an acceptance (2xx) or a correct
@@ -156,6 +168,7 @@ func markdown(rep Report, o options) string {
 			r.Scenario, r.Conns, r.RPS, r.GoodRPS(), r.P50ms, r.P95ms, r.P99ms, r.Failed(), lw, 100*r.LoadCPUShare)
 	}
 	w("\n![throughput](%s) ![latency](%s)\n\n", filepath.Join(o.out, "throughput.png"), filepath.Join(o.out, "latency.png"))
+	b.WriteString(promCheckMarkdown(rep))
 
 	w("### Ratios and targets (at 1,000 connections)\n\n")
 	w("| ratio | V2 | V2 coalesced | target |\n|---|---:|---:|---|\n")
@@ -284,4 +297,24 @@ func plots(rep Report, dir string) error {
 	}
 	lp.Legend.Top = true
 	return lp.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, "latency.png"))
+}
+
+// promCheckMarkdown compares, for each V2 run, the admission rate wrk
+// measured with the one a Prometheus scrape of couponq/metrics/prom shows.
+func promCheckMarkdown(rep Report) string {
+	var b strings.Builder
+	b.WriteString("### Prometheus adapter against wrk\n\n")
+	b.WriteString("Each V2 run feeds `couponq/metrics/prom` through `OnAdmit` and serves it with promhttp on a listener of its\n")
+	b.WriteString("own; the bench scrapes it over HTTP just before wrk starts and just after it ends. *scraped/s* is the growth\n")
+	b.WriteString("of `couponq_admissions_total` (all campaigns and outcomes) over wrk's duration; requests still in flight when\n")
+	b.WriteString("wrk stops counting are in the scrape but not in wrk's count. Target: within 5%.\n\n")
+	b.WriteString("| scenario | conns | wrk req/s | scraped/s | scraped / wrk |\n|---|---:|---:|---:|---:|\n")
+	for _, r := range rep.HTTP {
+		if !strings.HasPrefix(r.Scenario, "v2") {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %s |\n", r.Scenario, r.Conns, r.RPS, r.ScrapedRPS(), ratio(r.ScrapedRPS(), r.RPS))
+	}
+	b.WriteString("\n")
+	return b.String()
 }

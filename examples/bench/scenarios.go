@@ -90,7 +90,8 @@ func (b *backends) campaign(mode couponq.Mode) couponq.Campaign {
 }
 
 // handler builds the scenario's server side; lockWaits collects V1's lock waits.
-func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations) (http.Handler, error) {
+// onAdmit, if set, is the Service's OnAdmit hook (the Prometheus probe).
+func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations, onAdmit func(couponq.AdmitEvent)) (http.Handler, error) {
 	if sc == "noop" {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -107,7 +108,7 @@ func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations) 
 	if err != nil {
 		return nil, err
 	}
-	cfg := couponq.Config{Catalog: catalog, Queue: q}
+	cfg := couponq.Config{Catalog: catalog, Queue: q, OnAdmit: onAdmit}
 	if strings.HasPrefix(sc, "v1") {
 		tally, err := redisq.NewTally(b.rdb, b.prefix)
 		if err != nil {
@@ -138,7 +139,17 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 	}
 	c := b.campaign(mode)
 	var waits durations
-	h, err := b.handler(sc, c, &waits)
+	var probe *promProbe
+	var onAdmit func(couponq.AdmitEvent)
+	if strings.HasPrefix(sc, "v2") {
+		var err error
+		if probe, err = newPromProbe(); err != nil {
+			return HTTPResult{}, err
+		}
+		defer probe.close()
+		onAdmit = probe.metrics.OnAdmit
+	}
+	h, err := b.handler(sc, c, &waits, onAdmit)
 	if err != nil {
 		return HTTPResult{}, err
 	}
@@ -170,11 +181,25 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 		"--timeout", "5s", "-s", b.o.script, url, "--", c.ID)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	var scraped0 int64
+	if probe != nil {
+		if scraped0, err = probe.admissions(ctx); err != nil {
+			return HTTPResult{}, err
+		}
+	}
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		return HTTPResult{}, fmt.Errorf("wrk: %w: %s", err, errb.String())
 	}
 	wall := time.Since(start)
+	var scraped int64
+	if probe != nil {
+		n, err := probe.admissions(ctx)
+		if err != nil {
+			return HTTPResult{}, err
+		}
+		scraped = n - scraped0
+	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var w wrkJSON
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &w); err != nil {
@@ -183,7 +208,7 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 	r := HTTPResult{Scenario: sc, Conns: conns, Requests: w.Requests, Seconds: float64(w.DurationUS) / 1e6,
 		P50ms: w.P50 / 1e3, P95ms: w.P95 / 1e3, P99ms: w.P99 / 1e3, MaxMs: w.Max / 1e3, MeanMs: w.Mean / 1e3,
 		S2xx: w.S2xx, S409: w.S409, S410: w.S410, S503: w.S503, SOther: w.SOther,
-		Timeouts: w.ErrTimeout, ConnErrors: w.ErrConnect + w.ErrRead + w.ErrWrite}
+		Timeouts: w.ErrTimeout, ConnErrors: w.ErrConnect + w.ErrRead + w.ErrWrite, ScrapedAdmissions: scraped}
 	r.RPS = float64(r.Requests) / r.Seconds
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
