@@ -28,7 +28,7 @@ if go list -deps $core | grep -q confluent-kafka-go; then
   echo "a core package imports confluent-kafka-go"; exit 1
 fi
 # Optional dependencies live in nested modules: the core module requires none of them.
-if grep -qE 'jackc/pgx|prometheus|opentelemetry' go.mod; then
+if grep -qE 'jackc/pgx|prometheus|opentelemetry|chromedp|redis_rate|golang.org/x/time' go.mod; then
   echo "the core go.mod requires an optional dependency (it belongs in a nested module)"; exit 1
 fi
 
@@ -45,6 +45,7 @@ scripts/kafka.sh start 3 >/dev/null
 scripts/postgres.sh start >/dev/null
 # shellcheck disable=SC1091
 . .cache/servers/postgres/env
+scripts/chromium.sh >/dev/null # Debian's chromium, for the live page's browser test
 echo "redis standalone $COUPONQ_REDIS_ADDR, cluster $COUPONQ_REDIS_CLUSTER"
 echo "kafka $COUPONQ_KAFKA_BROKERS, 3-broker cluster $COUPONQ_KAFKA_CLUSTER"
 echo "postgres $COUPONQ_POSTGRES_DSN"
@@ -57,6 +58,12 @@ step "couponq/pgstore (its own module: go vet ./... in the root does not descend
 
 step "couponq/metrics/prom (its own module, so client_golang stays out of the core's requirements)"
 (cd couponq/metrics/prom && go vet ./... && go test -race -count=1 ./...)
+
+step "couponq/httpapi/ratelimit (its own module, so x/time/rate and redis_rate stay out of the core's requirements)"
+(cd couponq/httpapi/ratelimit && go vet ./... && go test -race -count=1 ./...)
+
+step "couponq/httpapi/browsertest: the live page in headless chromium (its own module, for chromedp)"
+(cd couponq/httpapi/browsertest && go vet ./... && go test -race -count=1 ./...)
 
 step "quickstart"
 go run ./examples/quickstart

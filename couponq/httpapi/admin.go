@@ -61,6 +61,17 @@ type AdminConfig struct {
 	// StatsConcurrency is how many LineStats calls a campaign list makes at
 	// once. Zero means 16.
 	StatsConcurrency int
+	// StreamInterval is how often the live stream ({BasePath}/live/stream)
+	// sends the campaign list, and how often, at most, the list is gathered
+	// for all the streams open at once. Zero means 1s.
+	StreamInterval time.Duration
+	// StreamHeartbeat is how long a live stream may go without writing
+	// before it writes an SSE comment, so proxies do not close it as idle.
+	// Zero means 15s.
+	StreamHeartbeat time.Duration
+	// MaxStreams bounds the live streams open at once; one more is answered
+	// 503 busy with Retry-After. Zero means 64.
+	MaxStreams int
 	// Now returns the current time, for campaign states, measured drain
 	// rates and closing. Nil means time.Now.
 	Now func() time.Time
@@ -131,6 +142,9 @@ type admin struct {
 
 	mu   sync.Mutex
 	seen map[string]observation // campaign ID -> last look, for DrainedPerSec
+
+	feed    *feed         // the campaign list the live streams share
+	streams chan struct{} // one token per open live stream
 }
 
 // observation is the handler's last look at a campaign's line.
@@ -152,6 +166,8 @@ type observation struct {
 //	POST   {BasePath}/campaigns/{id}/pause   stop the throttle; 200
 //	POST   {BasePath}/campaigns/{id}/resume  restart the throttle; 200
 //	POST   {BasePath}/campaigns/{id}/close   end admission now; 200
+//	GET    {BasePath}/live/stream            the campaign list, live, as Server-Sent Events
+//	GET    {BasePath}/live                   the operators' live page (HTML, embedded; uses the stream)
 //
 // Campaigns are JSON objects shaped as AdminCampaign. A create body has id
 // and stock (required), and any of per_user_limit, batch_size, interval_ms,
@@ -180,6 +196,25 @@ type observation struct {
 // between) leaves the campaign listed with its records archived; repeating
 // the DELETE (at the version read anew) archives them again and deletes it.
 //
+// The stream answers text/event-stream: a "campaigns" event whose data is
+// the list's JSON (AdminCampaignList) at once, with the client's reconnect
+// delay (retry) set to RetryAfter, then one every StreamInterval, and an
+// SSE comment after StreamHeartbeat without a write;
+// while the list cannot be read it sends an "unavailable" event (an error
+// body) instead. It ends when the client goes away or the request's context
+// ends, so a host's http.Server.Shutdown waits for open streams unless the
+// host cancels their contexts (http.Server.BaseContext) or calls Close.
+// However many streams are open (at most MaxStreams; past that 503 busy),
+// they share one gather of the list per StreamInterval: 64 open pages read
+// the Registry and the Queue as often as one does.
+//
+// The live page shows each campaign's state, waiting, in flight, issued of
+// the stock, drain rate and the time the last in line waits, updated from
+// the stream. The page, its script and its stylesheet go through Authorize
+// like every route; a browser's EventSource cannot send an Authorization
+// header, so hosts authorize operators' browsers with a cookie (Authorize
+// reads it) or a gateway in front.
+//
 // Errors answer JSON {"error": {"code": ..., "message": ...}}, as the public
 // handler's do: 400 bad_request (malformed or unknown JSON, or a bad DELETE
 // query) / invalid_id / invalid_campaign (the campaign does not validate;
@@ -189,13 +224,16 @@ type observation struct {
 // (closing a campaign before it opens) / campaign_busy (deleting a campaign
 // that is not finished), 413 body_too_large, 501 not_implemented (DELETE
 // without an Archiver or a RegistryDeleter), 503 unavailable (with
-// Retry-After) when the Registry or the Queue fails.
+// Retry-After) when the Registry or the Queue fails, 503 busy (with
+// Retry-After) past MaxStreams.
 func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 	if cfg.Registry == nil || cfg.Stats == nil || cfg.Authorize == nil {
 		return nil, fmt.Errorf("%w: httpapi: admin: Registry, Stats and Authorize are required", couponq.ErrInvalidConfig)
 	}
-	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 || cfg.StatsConcurrency < 0 {
-		return nil, fmt.Errorf("%w: httpapi: admin: MaxBodyBytes, RetryAfter and StatsConcurrency must be >= 0", couponq.ErrInvalidConfig)
+	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 || cfg.StatsConcurrency < 0 ||
+		cfg.StreamInterval < 0 || cfg.StreamHeartbeat < 0 || cfg.MaxStreams < 0 {
+		return nil, fmt.Errorf("%w: httpapi: admin: MaxBodyBytes, RetryAfter, StatsConcurrency, StreamInterval, "+
+			"StreamHeartbeat and MaxStreams must be >= 0", couponq.ErrInvalidConfig)
 	}
 	if cfg.BasePath != "" && (!strings.HasPrefix(cfg.BasePath, "/") || strings.HasSuffix(cfg.BasePath, "/")) {
 		return nil, fmt.Errorf("%w: httpapi: admin: BasePath %q must start and not end with /", couponq.ErrInvalidConfig, cfg.BasePath)
@@ -208,6 +246,15 @@ func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 	}
 	if cfg.StatsConcurrency == 0 {
 		cfg.StatsConcurrency = 16
+	}
+	if cfg.StreamInterval == 0 {
+		cfg.StreamInterval = time.Second
+	}
+	if cfg.StreamHeartbeat == 0 {
+		cfg.StreamHeartbeat = 15 * time.Second
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = 64
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -229,6 +276,7 @@ func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 	a.route(base+"/{id}/pause", map[string]http.HandlerFunc{"POST": a.pause})
 	a.route(base+"/{id}/resume", map[string]http.HandlerFunc{"POST": a.resume})
 	a.route(base+"/{id}/close", map[string]http.HandlerFunc{"POST": a.close})
+	a.routeLive(cfg.BasePath)
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path)
 	})
@@ -268,23 +316,32 @@ func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) list(w http.ResponseWriter, r *http.Request) {
-	cs, err := a.cfg.Registry.List(r.Context())
+	out, op, err := a.campaigns(r.Context())
 	if err != nil {
-		a.error(w, r, "list campaigns", err)
+		a.error(w, r, op, err)
 		return
 	}
-	stats, err := a.lineStats(r.Context(), cs)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// campaigns gathers every campaign with its live numbers: the list's answer
+// and the live stream's events. On failure op names the step that failed.
+func (a *admin) campaigns(ctx context.Context) (out AdminCampaignList, op string, err error) {
+	cs, err := a.cfg.Registry.List(ctx)
 	if err != nil {
-		a.error(w, r, "read line stats", err)
-		return
+		return out, "list campaigns", err
+	}
+	stats, err := a.lineStats(ctx, cs)
+	if err != nil {
+		return out, "read line stats", err
 	}
 	now := a.cfg.Now()
-	out := AdminCampaignList{Campaigns: make([]AdminCampaign, len(cs))}
+	out.Campaigns = make([]AdminCampaign, len(cs))
 	for i, c := range cs {
 		out.Campaigns[i] = a.view(c, &stats[i], now)
 	}
 	a.forgetAllBut(cs)
-	writeJSON(w, http.StatusOK, out)
+	return out, "", nil
 }
 
 // lineStats reads the stats of every campaign, StatsConcurrency at a time,
@@ -704,8 +761,13 @@ func (a *admin) error(w http.ResponseWriter, r *http.Request, op string, err err
 }
 
 func (a *admin) retryLater(w http.ResponseWriter, msg string) {
+	a.retryLaterAs(w, "unavailable", msg)
+}
+
+// retryLaterAs answers 503 with code and Retry-After.
+func (a *admin) retryLaterAs(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Retry-After", fmt.Sprint(int64((a.cfg.RetryAfter+time.Second-1)/time.Second)))
-	a.fail(w, http.StatusServiceUnavailable, "unavailable", msg)
+	a.fail(w, http.StatusServiceUnavailable, code, msg)
 }
 
 func (a *admin) fail(w http.ResponseWriter, status int, code, msg string) {
