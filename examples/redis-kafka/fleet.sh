@@ -77,11 +77,9 @@ start api-2 api "${infra[@]}" -addr "127.0.0.1:$port2"
 wflags=("${infra[@]}" -kafka "$COUPONQ_KAFKA_BROKERS" -topic "$run" -store "$store" -leader-ttl "$LEADER_TTL")
 start worker-1 worker "${wflags[@]}"
 start worker-2 worker "${wflags[@]}"
-for p in "$port1" "$port2"; do
-  until curl -sf "http://127.0.0.1:$p/debug/vars" >/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "api on $p did not start"; tail "$dir"/api-*.log; exit 1; }
-    sleep 0.1
-  done
+until grep -q "api serving" "$dir/api-1.log" && grep -q "api serving" "$dir/api-2.log"; do
+  [ $SECONDS -lt $deadline ] || { echo "the apis did not start"; tail "$dir"/api-*.log; exit 1; }
+  sleep 0.1
 done
 until grep -q "worker running" "$dir/worker-1.log" && grep -q "worker running" "$dir/worker-2.log"; do
   [ $SECONDS -lt $deadline ] || { echo "workers did not start"; tail "$dir"/worker-*.log; exit 1; }

@@ -75,7 +75,7 @@ api=$!
 pids+=("$api")
 worker worker-1; w1=$wpid
 worker worker-2; w2=$wpid
-until curl -sf "http://127.0.0.1:$port/debug/vars" >/dev/null; do
+until grep -q "api serving" "$dir/api.log"; do
   [ $SECONDS -lt $deadline ] || { echo "api did not start"; cat "$dir/api.log"; exit 1; }
   sleep 0.1
 done

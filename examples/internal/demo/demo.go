@@ -90,12 +90,24 @@ func UserFromContext(r *http.Request) (string, error) {
 // public handler's error format.
 const Unauthenticated = `{"error":{"code":"unauthenticated","message":"send Authorization: Bearer <user token>"}}`
 
+// AdminCookie is the cookie Login sets: a browser's EventSource (the live
+// page's stream) cannot send an Authorization header.
+const AdminCookie = "couponq_admin"
+
 // AdminAuthorize is the admin handler's Authorize: "Authorization: Bearer
-// TOKEN", compared in constant time.
+// TOKEN", compared in constant time. Reads (GET and HEAD: the list, the
+// live page and its stream) also accept the token in the AdminCookie
+// cookie; changes never do, so a page on another site cannot make a
+// logged-in operator's browser change a campaign.
 func AdminAuthorize(token string) func(*http.Request) error {
 	want := sha256.Sum256([]byte(token))
 	return func(r *http.Request) error {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if c, err := r.Cookie(AdminCookie); err == nil {
+				got, ok = c.Value, true
+			}
+		}
 		if !ok {
 			return fmt.Errorf("%w: send Authorization: Bearer <admin token>", httpapi.ErrUnauthorized)
 		}
@@ -105,6 +117,32 @@ func AdminAuthorize(token string) func(*http.Request) error {
 		}
 		return nil
 	}
+}
+
+// Login serves a form that takes the admin token and, if it is right, sets
+// it as the AdminCookie (HttpOnly, SameSite=Strict, for path /admin) and
+// sends the browser to the live page at next.
+func Login(token, next string) http.Handler {
+	check := AdminAuthorize(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method != http.MethodPost {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = fmt.Fprint(w, `<!doctype html><title>couponq admin</title><form method="post">`+
+				`<label>Admin token <input type="password" name="token" autofocus></label> <button>Open the live page</button></form>`)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 4096)
+		given := r.PostFormValue("token")
+		probe := &http.Request{Method: http.MethodPost, Header: http.Header{"Authorization": {"Bearer " + given}}}
+		if check(probe) != nil {
+			http.Error(w, "wrong admin token", http.StatusUnauthorized)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: AdminCookie, Value: given, Path: "/admin", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	})
 }
 
 // Router builds a framework's router from the node, its registry and the

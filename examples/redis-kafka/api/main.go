@@ -16,7 +16,14 @@
 // The user is read from the X-User header: a stand-in for real
 // authentication. The admin handler wants "Authorization: Bearer TOKEN",
 // TOKEN being -admin-token or $COUPONQ_ADMIN_TOKEN; the api refuses to start
-// without one. Admission counters are at /debug/vars (expvar).
+// without one. Operators' browsers log in at /login (the token becomes a
+// cookie good for reads only) and land on the live page, /admin/live.
+//
+// Probes and metrics are on a second listener, -ops-addr, for the load
+// balancer and Prometheus, not the public: /healthz (liveness), /readyz
+// (Redis answers a PING), /metrics (Prometheus, couponq/metrics/prom) and
+// /debug/vars (expvar, which shows the command line, backend addresses
+// included).
 package main
 
 import (
@@ -26,29 +33,35 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/health"
 	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/metrics"
+	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/examples/internal/demo"
 	"github.com/couponq/couponq/node"
 )
 
 type options struct {
-	addr, redis, prefix, token string
+	addr, opsAddr, redis, prefix, token string
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address")
+	flag.StringVar(&o.opsAddr, "ops-addr", "127.0.0.1:0", "listen address for /healthz, /readyz, /metrics and /debug/vars (port 0: a free one, logged)")
 	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (the line and the campaign registry)")
 	flag.StringVar(&o.prefix, "prefix", "example", "Redis key prefix; every api and worker of one fleet uses the same")
 	flag.StringVar(&o.token, "admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN); required")
@@ -77,13 +90,18 @@ func run(log *slog.Logger, o options) error {
 		return err
 	}
 	m := metrics.NewExpvar("couponq")
+	reg := prometheus.NewRegistry()
+	pm, err := prom.New(prom.Config{Registerer: reg, Lines: queue, Registry: registry, Logger: log})
+	if err != nil {
+		return err
+	}
 	// The API role needs only the Queue (which is also the Agenda that
 	// admission wakes); the node puts a 1s catalog cache in front of the
 	// registry, so admission does not read Redis for the campaign on every
 	// request.
 	n, err := node.New(node.Config{
 		Roles: node.RoleAPI, Catalog: registry, Queue: queue, Logger: log,
-		Service: couponq.Config{OnAdmit: m.OnAdmit},
+		Service: couponq.Config{OnAdmit: func(ev couponq.AdmitEvent) { m.OnAdmit(ev); pm.OnAdmit(ev) }},
 	})
 	if err != nil {
 		return err
@@ -111,11 +129,38 @@ func run(log *slog.Logger, o options) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", public)
 	mux.Handle("/admin/", admin)
-	mux.Handle("GET /debug/vars", expvar.Handler())
-	srv := &http.Server{Addr: o.addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("api listening", "addr", o.addr, "prefix", o.prefix, "roles", n.Roles().String())
+	mux.Handle("/login", demo.Login(o.token, "/admin/live"))
+
+	checks := n.HealthChecks()
+	checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	probes, err := health.New(health.Config{Checks: checks, Logger: log})
+	if err != nil {
+		return err
+	}
+	ops := http.NewServeMux()
+	ops.Handle("/healthz", probes.Liveness())
+	ops.Handle("/readyz", probes.Readiness())
+	ops.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ops.Handle("GET /debug/vars", expvar.Handler())
+
+	// BaseContext: the admin live stream ends when ctx does, so Shutdown
+	// does not wait for open pages.
+	base := func(net.Listener) context.Context { return ctx }
+	servers := []*http.Server{
+		{Addr: o.addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: base},
+		{Addr: o.opsAddr, Handler: ops, ReadHeaderTimeout: 5 * time.Second},
+	}
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		log.Info([]string{"api listening", "ops listening"}[i], "addr", ln.Addr().String())
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	log.Info("api serving", "prefix", o.prefix, "roles", n.Roles().String())
 	select {
 	case err := <-errc:
 		return err
@@ -123,14 +168,19 @@ func run(log *slog.Logger, o options) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return err
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdown); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
 	}
 	log.Info("api stopped")
-	return nil
+	return errors.Join(errs...)
 }
 
 // queueFirstOnly is the registry as the admin handler sees it: it refuses
