@@ -61,9 +61,31 @@ func (c *coalescer) admit(ctx context.Context, a couponq.Admission) (couponq.Tic
 	case <-call.done:
 		return call.t, call.err
 	case <-ctx.Done():
-		// The admission may still go through; asking again answers the same ticket.
+	}
+	// The caller is gone. If its admission has not been sent, take it back:
+	// nothing is written and the caller hears its context's error. If it
+	// has, Redis may already have admitted it, so wait for the batch (its
+	// own timeout bounds the wait) and report what happened.
+	if c.withdraw(call) {
 		return couponq.Ticket{}, ctx.Err()
 	}
+	<-call.done
+	return call.t, call.err
+}
+
+// withdraw takes a call that is still queued out of the queue and reports
+// whether it did; false means a flusher has taken it into a batch.
+func (c *coalescer) withdraw(call *admitCall) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.pending[call.a.Campaign]
+	for i, p := range q {
+		if p == call {
+			c.pending[call.a.Campaign] = append(q[:i:i], q[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // flush admits the campaign's queued calls, batch after batch, until none is left.

@@ -60,7 +60,12 @@ type Config struct {
 	// same campaign is on its way to Redis into one script call of up to
 	// CoalesceMax users (default 256), admitted in arrival order. Each caller
 	// still gets its own ticket. It trades a little latency at low load for
-	// far fewer round trips under a burst. Off by default.
+	// far fewer round trips under a burst. Off by default. A caller whose
+	// context ends while its admission waits to be sent is taken out of the
+	// queue (nothing is written; it hears its context's error); one whose
+	// admission was already sent waits for that call (bounded by the
+	// batch's own 5 s timeout) and hears what Redis answered, so an error
+	// never hides an admission that went through.
 	Coalesce    bool
 	CoalesceMax int
 }

@@ -1,0 +1,106 @@
+package redisq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/couponq/couponq/couponq"
+)
+
+// stallingServer accepts connections, records what they send and closes
+// each after hold: a Redis that takes that long to fail every call. It
+// refuses HELLO at once, as a Redis before 6 does, so the client goes on to
+// send its command.
+type stallingServer struct {
+	ln   net.Listener
+	hold time.Duration
+	mu   sync.Mutex
+	got  bytes.Buffer
+	wg   sync.WaitGroup
+}
+
+func newStallingServer(t *testing.T, hold time.Duration) *stallingServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &stallingServer{ln: ln, hold: hold}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(hold))
+				buf := make([]byte, 4096)
+				for {
+					n, err := conn.Read(buf)
+					s.mu.Lock()
+					s.got.Write(buf[:n])
+					s.mu.Unlock()
+					if bytes.Contains(bytes.ToLower(buf[:n]), []byte("hello")) {
+						_, _ = conn.Write([]byte("-ERR unknown command 'hello'\r\n"))
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+func (s *stallingServer) received() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got.String()
+}
+
+// A coalesced admission whose caller leaves before its batch is sent is
+// taken back: the caller hears its context's error and nothing of it
+// reaches Redis. (One that leaves after its batch was sent waits for the
+// batch and gets the real outcome; the leader's own call is that case.)
+func TestCoalescedCallerLeavingBeforeSendWritesNothing(t *testing.T) {
+	srv := newStallingServer(t, 300*time.Millisecond)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.ln.Addr().String(), MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	q, err := New(Config{Client: rdb, Coalesce: true})
+	require.NoError(t, err)
+
+	leaderDone := make(chan error, 1)
+	go func() {
+		_, err := q.Admit(context.Background(), couponq.Admission{Campaign: "c", User: "leader", At: time.Now()})
+		leaderDone <- err
+	}()
+	require.Eventually(t, func() bool { return bytes.Contains([]byte(srv.received()), []byte("leader")) }, 2*time.Second, time.Millisecond,
+		"the leader's batch is on its way: got %q", srv.received())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = q.Admit(ctx, couponq.Admission{Campaign: "c", User: "leaver", At: time.Now()})
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	lerr := <-leaderDone
+	require.Error(t, lerr, "the stalling server fails the leader's batch")
+	assert.False(t, errors.Is(lerr, context.DeadlineExceeded))
+	time.Sleep(50 * time.Millisecond) // a flusher that had kept the leaver would send it now
+	assert.NotContains(t, srv.received(), "leaver", "the withdrawn admission never reached Redis")
+	q.coalesce.mu.Lock()
+	defer q.coalesce.mu.Unlock()
+	assert.Empty(t, q.coalesce.pending, "nothing left queued")
+}
