@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,7 +180,11 @@ var errPermanent = errors.New("issuer: permanent failure")
 func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) (err error) {
 	start := time.Now()
 	if span := i.startSpan(ctx, couponq.StageConsume, &e); span != nil {
-		defer func() { span.End(err) }()
+		// A dead-lettered entry returns nil (its failure is recorded), but
+		// its span ends with the reason.
+		var dead error
+		ctx = context.WithValue(ctx, deadReasonKey{}, &dead)
+		defer func() { span.End(cmp.Or(err, dead)) }()
 	}
 	if err := (couponq.Request{Campaign: e.Campaign, User: e.User, RequestID: e.RequestID}).Validate(); err != nil {
 		return i.deadLetter(ctx, e, fmt.Errorf("%w: %w", errPermanent, err))
@@ -202,7 +207,7 @@ func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) (err error) {
 	case errors.Is(err, lock.ErrNotObtained):
 		// Someone is deciding this user right now; by redelivery the Store
 		// will have their answer.
-		return fmt.Errorf("issuer: %w", err)
+		return fmt.Errorf("issuer: %w: %w", couponq.ErrBusy, err)
 	case err != nil:
 		// A lock backend failure is no reason to stop: the Store decides.
 		i.log.Warn("couponq: issuer proceeds without lock", "key", key, "err", err)
@@ -222,10 +227,10 @@ func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) (err error) {
 func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry, start time.Time) error {
 	req := couponq.IssueRequest{Campaign: e.Campaign, User: e.User, Key: e.Key(), Stock: c.Stock, PerUserLimit: c.PerUserLimit}
 	var iss couponq.Issuance
-	span := i.startSpan(ctx, couponq.StageIssue, &couponq.Entry{Campaign: e.Campaign, User: e.User, Number: e.Number, RequestID: e.RequestID, Trace: e.Trace})
+	sctx, span := i.startSpanCtx(ctx, couponq.StageIssue, &couponq.Entry{Campaign: e.Campaign, User: e.User, Number: e.Number, RequestID: e.RequestID, Trace: e.Trace})
 	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
 		var err error
-		iss, err = i.cfg.Store.Issue(ctx, req)
+		iss, err = i.cfg.Store.Issue(sctx, req) // the Store's own spans, if any, are the issue span's children
 		return err
 	})
 	if span != nil {
@@ -257,15 +262,26 @@ func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry
 // and makes e carry the new span's trace (so the next stage is its child).
 // Nil without a Tracer.
 func (i *Issuer) startSpan(ctx context.Context, stage string, e *couponq.Entry) couponq.Span {
+	_, span := i.startSpanCtx(ctx, stage, e)
+	return span
+}
+
+// startSpanCtx is startSpan that also returns the span's context (ctx
+// without a Tracer).
+func (i *Issuer) startSpanCtx(ctx context.Context, stage string, e *couponq.Entry) (context.Context, couponq.Span) {
 	if i.cfg.Tracer == nil {
-		return nil
+		return ctx, nil
 	}
-	_, span := i.cfg.Tracer.Start(ctx, stage, *e)
+	ctx, span := i.cfg.Tracer.Start(ctx, stage, *e)
 	if c := couponq.TraceFor(span); c != "" {
 		e.Trace = c
 	}
-	return span
+	return ctx, span
 }
+
+// deadReasonKey carries, in a traced Handle's context, where deadLetter
+// leaves its reason for the consume span.
+type deadReasonKey struct{}
 
 // issueErr is what an issue span ends with: the Store's error, or the
 // business outcome as couponq's sentinel (a Tracer can tell those apart
@@ -356,6 +372,9 @@ func (i *Issuer) recordAll(ctx context.Context, campaign string, results []coupo
 }
 
 func (i *Issuer) deadLetter(ctx context.Context, e couponq.Entry, reason error) error {
+	if dead, ok := ctx.Value(deadReasonKey{}).(*error); ok {
+		*dead = reason
+	}
 	if i.cfg.DeadLetter != nil {
 		if err := i.cfg.DeadLetter.DeadLetter(ctx, e, reason); err != nil {
 			return fmt.Errorf("issuer: dead-letter %s: %w", e.Key(), err)

@@ -62,6 +62,9 @@ step "couponq/metrics/prom (its own module, so client_golang stays out of the co
 step "couponq/httpapi/ratelimit (its own module, so x/time/rate and redis_rate stay out of the core's requirements)"
 (cd couponq/httpapi/ratelimit && go vet ./... && go test -race -count=1 ./...)
 
+step "couponq/tracing (its own module, so OpenTelemetry stays out of the core's requirements; its Redis journey uses the servers above)"
+(cd couponq/tracing && go vet ./... && go test -race -count=1 ./...)
+
 step "couponq/httpapi/browsertest: the live page in headless chromium (its own module, for chromedp)"
 (cd couponq/httpapi/browsertest && go vet ./... && go test -race -count=1 ./...)
 

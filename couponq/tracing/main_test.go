@@ -1,0 +1,13 @@
+package tracing_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// go-redis keeps a pool reaper briefly alive after Close (the Redis
+	// journey); the SDK's span processors in these tests are synchronous.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"))
+}
