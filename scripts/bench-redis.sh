@@ -17,11 +17,11 @@ script=$(mktemp); trap 'rm -f "$script"' EXIT
 go run ./internal/cmd/printscript > "$script"
 sha=$(redis-cli -h "$host" -p "$port" -x script load < "$script")
 p="cqbench:$$"
-keys="$p:{rb}:seq $p:{rb}:line $p:{rb}:held $p:{rb}:done $p:{rb}:soldout $p:{rb}:clock $p:{rb}:flight $p:{rb}:issued"
+keys="$p:{rb}:seq $p:{rb}:line $p:{rb}:held $p:{rb}:done $p:{rb}:soldout $p:{rb}:clock $p:{rb}:flight $p:{rb}:issued $p:{rb}:trace"
 
 echo "== redis-benchmark: EVALSHA admit, -c $conc -n $n"
 rb=$(redis-benchmark -h "$host" -p "$port" -c "$conc" -n "$n" -r 100000000 -q \
-  EVALSHA "$sha" 8 $keys "user:__rand_int__" 1 1700000000000 0 | tr '\r' '\n' | grep -Eo '[0-9.]+ requests per second' | tail -1)
+  EVALSHA "$sha" 9 $keys "user:__rand_int__" 1 1700000000000 0 | tr '\r' '\n' | grep -Eo '[0-9.]+ requests per second' | tail -1)
 rb_rps=${rb%% *}
 echo "redis-benchmark: $rb_rps admissions/s"
 redis-cli -h "$host" -p "$port" --scan --pattern "$p:*" | xargs -r redis-cli -h "$host" -p "$port" unlink >/dev/null
