@@ -181,3 +181,12 @@ const (
 	// campaign contends for it, the contention the seed's text describes.
 	LockPerCampaign
 )
+
+// BeyondStock reports whether a waiting position is past the stock that
+// remains, given how many units were claimed (issued or in flight;
+// negative if unknown): unless entries ahead fail, that user will hear sold
+// out. Service sets Ticket.BeyondStock and Status.BeyondStock with it, and
+// status pushers deriving positions themselves use it too.
+func (c Campaign) BeyondStock(position, claimed int64) bool {
+	return position > 0 && claimed >= 0 && position > c.Stock-claimed
+}

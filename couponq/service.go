@@ -210,18 +210,11 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 	if !t.Repeat && t.Position == 1 {
 		s.wakeAfter(ctx, c.ID, now)
 	}
-	t.BeyondStock = beyondStock(c, t.Position, t.Claimed)
+	t.BeyondStock = c.BeyondStock(t.Position, t.Claimed)
 	if !t.BeyondStock {
 		t.EstimatedWait = c.EstimatedWait(t.Position)
 	}
 	return t, repeatErr(t)
-}
-
-// beyondStock reports whether a waiting position is past the campaign's
-// remaining stock, given how many units were claimed (issued or in flight;
-// negative if unknown).
-func beyondStock(c Campaign, position, claimed int64) bool {
-	return position > 0 && claimed >= 0 && position > c.Stock-claimed
 }
 
 // premark wakes the campaign before an admission, unless this process woke
@@ -375,7 +368,7 @@ func (s *Service) Status(ctx context.Context, campaign, user string) (Status, er
 	st, err := s.cfg.Queue.Status(ctx, campaign, user)
 	switch {
 	case err == nil:
-		st.BeyondStock = beyondStock(c, st.Position, st.Claimed)
+		st.BeyondStock = c.BeyondStock(st.Position, st.Claimed)
 		if !st.BeyondStock {
 			st.EstimatedWait = c.EstimatedWait(st.Position)
 		}

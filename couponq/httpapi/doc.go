@@ -5,6 +5,45 @@
 // identity comes from Config.User, the host's own authentication; it is
 // never read from the request body.
 //
+// Instead of polling GET {BasePath}/campaigns/{campaign}/entries/me, a
+// waiting user can follow GET {BasePath}/campaigns/{campaign}/entries/me/events
+// (Server-Sent Events, for a browser's EventSource). It answers the same
+// errors as the status route at connect (404 not_found without an entry),
+// then streams:
+//
+//	retry: <ms>                 once: RetryAfter plus up to as much again, at random
+//	event: status               at connect and at every change: a StatusResponse
+//	data: {"state":"waiting","position":41,"estimated_wait_ms":1000,...}
+//	: hb                        after HeartbeatInterval (15 s) without a write
+//
+// and closes after the final status (issued or rejected), which carries
+// "id: final-<entry>": an EventSource that reconnects sends it back as
+// Last-Event-ID and hears 204, which stops it; a page should still close
+// its EventSource on a final status. A stream ends with the comment
+// ": closing" when the handler's Close is called or the http.Server serving
+// it shuts down (the handler registers itself with RegisterOnShutdown), and
+// with an "ended" event (data: the error JSON, unknown_campaign or
+// not_found) if the campaign or entry disappears. Config.StreamMax bounds
+// the streams one handler holds (20,000; then 503 busy); each write has
+// StreamWriteTimeout (10 s) to complete.
+//
+// The cost does not grow with the crowd. The streams of a campaign in one
+// process share one poller, which every StreamPoll (1 s) reads the line's
+// counts once (Config.Stats, couponq.LineStatser: head, waiting, in flight,
+// issued, sold out) and the campaign once (Config.Catalog, a cached
+// catalog), and derives every waiting user's position (entry - head + 1:
+// exact while entries leave the line in turn, an upper bound while some
+// were handed out of turn and went back), wait estimate and beyond_stock
+// from them; a sold-out mark decides every waiting user without reading
+// any. Only users whose entry left the line since the last poll or is still
+// in flight get a Status read of their own, at most one per poll, 16 at a
+// time. So per campaign and process, each poll costs 1 LineStats + 1
+// catalog lookup + one Status per user who left the line (the throttle's
+// BatchSize per Interval, plus the in-flight ones) — not one per connected
+// user. One exception: when a sold-out campaign's line is resolved in bulk
+// before a poll saw the sold-out mark, each stream of it is read once, like
+// one round of polling. A campaign with no open stream is not read.
+//
 // NewAdmin is the operators' handler: list campaigns with their live numbers
 // (waiting, in flight, issued, remaining, nominal and measured drain rate,
 // state), create them, change them at a version (stock, batch size,

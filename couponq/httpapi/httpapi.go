@@ -44,6 +44,33 @@ type Config struct {
 	RetryAfter time.Duration
 	// Logger receives unexpected errors; nil means none.
 	Logger *slog.Logger
+
+	// The status events route (GET .../entries/me/events, see New) needs
+	// Stats and Catalog; while either is nil it answers 501 not_implemented.
+
+	// Stats counts each campaign's line, once per StreamPoll for all the
+	// streams of a campaign open in this process: the Queue
+	// (memory.Queue and redisq.Queue are couponq.LineStatsers).
+	Stats couponq.LineStatser
+	// Catalog supplies each streamed campaign's rate and stock, read once
+	// per StreamPoll per campaign: give it the cached catalog the Service
+	// reads (node.Node.Catalog, a couponq.CatalogCache), not a remote
+	// Registry read on every call.
+	Catalog couponq.Catalog
+	// StreamPoll is how often the line of a campaign with open status
+	// streams is read and the streams told of changes. Zero means 1s.
+	StreamPoll time.Duration
+	// HeartbeatInterval is how long a status stream may go without a write
+	// before a comment line (": hb") is sent, so proxies keep it open.
+	// Zero means 15s.
+	HeartbeatInterval time.Duration
+	// StreamMax bounds the status streams this handler holds open at once
+	// (a user's second tab counts too); beyond it a new stream answers 503
+	// busy with Retry-After. Zero means 20,000.
+	StreamMax int
+	// StreamWriteTimeout bounds each write to a status stream, so a client
+	// that stops reading frees its slot. Zero means 10s.
+	StreamWriteTimeout time.Duration
 }
 
 // HeaderUser returns a Config.User that reads the user ID from a request
@@ -59,16 +86,28 @@ func HeaderUser(name string) func(*http.Request) (string, error) {
 	}
 }
 
-type handler struct {
+// Handler is the public handler New returns: an http.Handler, and Close
+// to end its status streams.
+type Handler struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
+	hub *statusHub // nil when Stats or Catalog is missing
 }
 
 // New returns the admission and status handler:
 //
-//	POST {BasePath}/campaigns/{campaign}/entries     admit the user; 202 with the ticket
-//	GET  {BasePath}/campaigns/{campaign}/entries/me  the user's status; 200
+//	POST {BasePath}/campaigns/{campaign}/entries            admit the user; 202 with the ticket
+//	GET  {BasePath}/campaigns/{campaign}/entries/me         the user's status; 200
+//	GET  {BasePath}/campaigns/{campaign}/entries/me/events  the user's status as Server-Sent Events
+//
+// The events route streams "status" events, each a StatusResponse, at
+// connect and whenever the status changes, and closes after the final one
+// (issued or rejected); see the package doc for the events and their cost.
+// It needs Config.Stats and Config.Catalog (501 not_implemented without).
+// Streams end when the http.Server serving them shuts down (the handler
+// registers with Server.RegisterOnShutdown itself) and on Close; hosts that
+// serve it otherwise call Close on shutdown.
 //
 // The admission body is optional JSON, {"request_id": "..."}. Errors answer
 // JSON {"error": {"code": ..., "message": ...}} with 400 invalid_id /
@@ -77,12 +116,15 @@ type handler struct {
 // duplicate, 410 sold_out / line_full, 413 body_too_large, 501
 // mode_unsupported, 503 busy / unavailable (with Retry-After), 500
 // internal. The codes are couponq.Code's.
-func New(cfg Config) (http.Handler, error) {
+func New(cfg Config) (*Handler, error) {
 	if cfg.Service == nil || cfg.User == nil {
 		return nil, fmt.Errorf("%w: httpapi: Service and User are required", couponq.ErrInvalidConfig)
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 {
 		return nil, fmt.Errorf("%w: httpapi: MaxBodyBytes and RetryAfter must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if cfg.StreamPoll < 0 || cfg.HeartbeatInterval < 0 || cfg.StreamMax < 0 || cfg.StreamWriteTimeout < 0 {
+		return nil, fmt.Errorf("%w: httpapi: StreamPoll, HeartbeatInterval, StreamMax and StreamWriteTimeout must be >= 0", couponq.ErrInvalidConfig)
 	}
 	if cfg.BasePath != "" && (!strings.HasPrefix(cfg.BasePath, "/") || strings.HasSuffix(cfg.BasePath, "/")) {
 		return nil, fmt.Errorf("%w: httpapi: BasePath %q must start and not end with /", couponq.ErrInvalidConfig, cfg.BasePath)
@@ -93,27 +135,33 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = time.Second
 	}
-	h := &handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Stats != nil && cfg.Catalog != nil {
+		h.hub = newStatusHub(h)
+	}
 	h.mux.HandleFunc("POST "+cfg.BasePath+"/campaigns/{campaign}/entries", h.admit)
 	h.mux.HandleFunc("GET "+cfg.BasePath+"/campaigns/{campaign}/entries/me", h.status)
+	h.mux.HandleFunc("GET "+cfg.BasePath+"/campaigns/{campaign}/entries/me/events", h.events)
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries", "POST")
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries/me", "GET, HEAD")
+	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries/me/events", "GET, HEAD")
 	return h, nil
 }
 
 // notAllowed answers other methods on path with 405 and the allowed ones,
 // as JSON like every other error (the mux's own 405 is plain text).
-func (h *handler) notAllowed(path, allowed string) {
+func (h *Handler) notAllowed(path, allowed string) {
 	h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allowed)
 		h.fail(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" not allowed here; allowed: "+allowed, nil)
 	})
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the routes New lists.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // TicketResponse is the 202 body of an admission (and the body of a 409/410
 // for a user already served).
@@ -157,7 +205,7 @@ type admitBody struct {
 	RequestID string `json:"request_id"`
 }
 
-func (h *handler) admit(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) {
 	user, ok := h.user(w, r)
 	if !ok {
 		return
@@ -190,7 +238,7 @@ func (h *handler) admit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, resp)
 }
 
-func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	user, ok := h.user(w, r)
 	if !ok {
 		return
@@ -200,14 +248,20 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		h.error(w, r, err, nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, StatusResponse{
+	writeJSON(w, http.StatusOK, statusBody(st))
+}
+
+// statusBody is the StatusResponse of st, for the status route and the
+// status events alike.
+func statusBody(st couponq.Status) StatusResponse {
+	return StatusResponse{
 		Campaign: st.Campaign, Entry: st.Entry, State: string(st.State), Position: st.Position,
 		EstimatedWaitMS: st.EstimatedWait.Milliseconds(), IssuanceID: st.IssuanceID, Reason: string(st.Reason),
 		BeyondStock: st.BeyondStock,
-	})
+	}
 }
 
-func (h *handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (h *Handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
 	u, err := h.cfg.User(r)
 	if err != nil {
 		h.fail(w, http.StatusUnauthorized, "unauthenticated", err.Error(), nil)
@@ -216,7 +270,7 @@ func (h *handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return u, true
 }
 
-func (h *handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
+func (h *Handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
 	return &TicketResponse{
 		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
 		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock,
@@ -238,7 +292,7 @@ var statusOf = map[string]int{
 }
 
 // error answers err with its couponq.Code.
-func (h *handler) error(w http.ResponseWriter, r *http.Request, err error, prior *TicketResponse) {
+func (h *Handler) error(w http.ResponseWriter, r *http.Request, err error, prior *TicketResponse) {
 	code := couponq.Code(err)
 	switch code {
 	case couponq.CodeBusy:
@@ -268,13 +322,13 @@ func (h *handler) error(w http.ResponseWriter, r *http.Request, err error, prior
 	h.fail(w, status, code, err.Error(), prior)
 }
 
-func (h *handler) retryLater(w http.ResponseWriter, code, msg string) {
+func (h *Handler) retryLater(w http.ResponseWriter, code, msg string) {
 	secs := int64((h.cfg.RetryAfter + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	h.fail(w, http.StatusServiceUnavailable, code, msg, nil)
 }
 
-func (h *handler) fail(w http.ResponseWriter, status int, code, msg string, prior *TicketResponse) {
+func (h *Handler) fail(w http.ResponseWriter, status int, code, msg string, prior *TicketResponse) {
 	var e ErrorResponse
 	e.Error.Code, e.Error.Message, e.Ticket = code, msg, prior
 	writeJSON(w, status, e)

@@ -14,7 +14,11 @@
 //     achieved vs configured rate;
 //   - end-to-end issuance per second, Redis → throttle → Kafka → issuer →
 //     Store, for the in-memory, Redis and Postgres Stores, one entry per
-//     Store call and batched, with where the consumer's time goes.
+//     Store call and batched, with where the consumer's time goes;
+//   - status streams (sse.go): 10,000 users holding Server-Sent Events status
+//     streams open on one draining campaign, clients in a child process:
+//     Redis commands and Status calls against the pipeline alone, events,
+//     latency, and the server's memory.
 //
 // It needs the servers scripts/bench.sh starts (Redis, Kafka, Postgres) and wrk and
 // redis-benchmark on PATH. Run it with scripts/bench.sh from the repository root.
@@ -76,6 +80,12 @@ func main() {
 	flag.IntVar(&o.busyWorkers, "busy-workers", 0, "scheduler section, diagnosis: the busy Scheduler's Workers (0: its default, 16)")
 	flag.DurationVar(&o.busyCatalogTTL, "busy-catalog-ttl", 0, "scheduler section, diagnosis: the busy Scheduler's CatalogCache TTL (0: its default, 1s)")
 	flag.Parse()
+	if *sseOnly || *sseClient != "" { // sse.go: the status-stream section alone, or its client process
+		if err := sseMain(o); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *from != "" {
 		if err := render(*from, o); err != nil {
 			log.Fatal(err)
@@ -184,6 +194,12 @@ func main() {
 		progress("   %s", e2eLine(r))
 		rep.E2E = append(rep.E2E, r)
 	}
+	progress("status streams (SSE): %d streams held %s", *sseStreams, *sseHold)
+	sse, err := runSSE(ctx, o.redis, *sseStreams, *sseHold)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rep.SSE = &sse
 	progress("micro-benchmarks (go test -bench)")
 	rep.Micro = microBenchmarks(ctx)
 	rep.Finished = time.Now().UTC()

@@ -30,6 +30,8 @@ type Report struct {
 	// The scheduler sections (absent from results of runs before them).
 	Idle []IdleResult `json:",omitempty"`
 	Busy []BusyResult `json:",omitempty"`
+	// The status-stream section (sse.go; absent from runs before it).
+	SSE *SSEResult `json:",omitempty"`
 }
 
 type Machine struct {
@@ -51,7 +53,7 @@ type HTTPResult struct {
 	// ScrapedAdmissions is, for V2 scenarios, the growth of
 	// couponq_admissions_total between a scrape of the Prometheus adapter's
 	// handler just before wrk started and one just after it ended.
-	ScrapedAdmissions int64
+	ScrapedAdmissions int64 `json:",omitempty"`
 }
 
 // ScrapedRPS is ScrapedAdmissions over wrk's measured duration.
@@ -232,6 +234,7 @@ func markdown(rep Report, o options) string {
 		}
 	}
 
+	b.WriteString(sseMarkdown(rep))
 	w("## Micro-benchmarks\n\n")
 	w("Hot paths with allocations: message encode/decode (`dispatch/wire`), one issuer step on the in-memory\n")
 	w("backends (`issuer`), and one admission script call on the test Redis at 50 concurrent callers (`redisq`):\n\n```\n")
@@ -301,7 +304,16 @@ func plots(rep Report, dir string) error {
 
 // promCheckMarkdown compares, for each V2 run, the admission rate wrk
 // measured with the one a Prometheus scrape of couponq/metrics/prom shows.
+// A run from before the check (a results.json without scrapes) renders
+// nothing.
 func promCheckMarkdown(rep Report) string {
+	scraped := false
+	for _, r := range rep.HTTP {
+		scraped = scraped || r.ScrapedAdmissions > 0
+	}
+	if !scraped {
+		return ""
+	}
 	var b strings.Builder
 	b.WriteString("### Prometheus adapter against wrk\n\n")
 	b.WriteString("Each V2 run feeds `couponq/metrics/prom` through `OnAdmit` and serves it with promhttp on a listener of its\n")

@@ -53,13 +53,14 @@ func NewNode(log *slog.Logger) (*node.Node, *couponq.Campaigns, error) {
 // request context: see WithUser) and the admin handler (for /admin, behind
 // AdminAuthorize(adminToken)).
 func Handlers(n *node.Node, registry couponq.Registry, adminToken string) (public, admin http.Handler, err error) {
-	public, err = httpapi.New(httpapi.Config{Service: n.Service(), User: UserFromContext, BasePath: "/api"})
-	if err != nil {
-		return nil, nil, err
-	}
 	stats, ok := n.Queue().(couponq.LineStatser)
 	if !ok {
 		return nil, nil, errors.New("the node's queue cannot count its lines")
+	}
+	public, err = httpapi.New(httpapi.Config{Service: n.Service(), User: UserFromContext, BasePath: "/api",
+		Stats: stats, Catalog: n.Catalog()}) // Stats and Catalog serve .../entries/me/events
+	if err != nil {
+		return nil, nil, err
 	}
 	admin, err = httpapi.NewAdmin(httpapi.AdminConfig{
 		Registry: registry, Stats: stats, Authorize: AdminAuthorize(adminToken), BasePath: "/admin",

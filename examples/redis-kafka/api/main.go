@@ -111,7 +111,10 @@ func run(log *slog.Logger, o options) error {
 	}
 	defer func() { _ = n.Stop(context.Background()) }()
 
-	public, err := httpapi.New(httpapi.Config{Service: n.Service(), User: httpapi.HeaderUser("X-User"), Logger: log})
+	// Stats and Catalog serve the status stream (…/entries/me/events): one
+	// line read per campaign per second, whatever the crowd.
+	public, err := httpapi.New(httpapi.Config{Service: n.Service(), User: httpapi.HeaderUser("X-User"), Logger: log,
+		Stats: queue, Catalog: n.Catalog()})
 	if err != nil {
 		return err
 	}
