@@ -75,6 +75,36 @@ func (p *promProbe) admissions(ctx context.Context) (int64, error) {
 	return int64(total), sc.Err()
 }
 
+// scrapeWindow is what two scrapes saw: the admissions counted between
+// them and the seconds between them.
+type scrapeWindow struct {
+	admissions int64
+	seconds    float64
+}
+
+// window scrapes at start+d/5 and at start+4d/5.
+func (p *promProbe) window(ctx context.Context, start time.Time, d time.Duration) (scrapeWindow, error) {
+	var w scrapeWindow
+	at := func(t time.Time) (int64, time.Time, error) {
+		select {
+		case <-time.After(time.Until(t)):
+		case <-ctx.Done():
+			return 0, time.Time{}, ctx.Err()
+		}
+		n, err := p.admissions(ctx)
+		return n, time.Now(), err
+	}
+	n0, t0, err := at(start.Add(d / 5))
+	if err != nil {
+		return w, err
+	}
+	n1, t1, err := at(start.Add(4 * d / 5))
+	if err != nil {
+		return w, err
+	}
+	return scrapeWindow{admissions: n1 - n0, seconds: t1.Sub(t0).Seconds()}, nil
+}
+
 func (p *promProbe) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -181,24 +181,40 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 		"--timeout", "5s", "-s", b.o.script, url, "--", c.ID)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	var scraped0 int64
+	var before int64
 	if probe != nil {
-		if scraped0, err = probe.admissions(ctx); err != nil {
+		if before, err = probe.admissions(ctx); err != nil {
 			return HTTPResult{}, err
 		}
 	}
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return HTTPResult{}, fmt.Errorf("wrk: %w", err)
+	}
+	// Two scrapes while wrk runs, a fifth of the duration after its start
+	// and before its end, so neither the ramp-up nor the requests still in
+	// flight when wrk stops counting are in the window.
+	var scraped scrapeWindow
+	if probe != nil {
+		scraped, err = probe.window(ctx, start, b.o.duration)
+		if err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return HTTPResult{}, err
+		}
+	}
+	if err := cmd.Wait(); err != nil {
 		return HTTPResult{}, fmt.Errorf("wrk: %w: %s", err, errb.String())
 	}
 	wall := time.Since(start)
-	var scraped int64
+	var whole int64
 	if probe != nil {
+		time.Sleep(time.Second) // let the requests wrk left in flight finish
 		n, err := probe.admissions(ctx)
 		if err != nil {
 			return HTTPResult{}, err
 		}
-		scraped = n - scraped0
+		whole = n - before
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	var w wrkJSON
@@ -208,7 +224,7 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 	r := HTTPResult{Scenario: sc, Conns: conns, Requests: w.Requests, Seconds: float64(w.DurationUS) / 1e6,
 		P50ms: w.P50 / 1e3, P95ms: w.P95 / 1e3, P99ms: w.P99 / 1e3, MaxMs: w.Max / 1e3, MeanMs: w.Mean / 1e3,
 		S2xx: w.S2xx, S409: w.S409, S410: w.S410, S503: w.S503, SOther: w.SOther,
-		Timeouts: w.ErrTimeout, ConnErrors: w.ErrConnect + w.ErrRead + w.ErrWrite, ScrapedAdmissions: scraped}
+		Timeouts: w.ErrTimeout, ConnErrors: w.ErrConnect + w.ErrRead + w.ErrWrite, ScrapedAdmissions: scraped.admissions, ScrapedSeconds: scraped.seconds, ScrapedWhole: whole}
 	r.RPS = float64(r.Requests) / r.Seconds
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
