@@ -86,8 +86,11 @@ func (i *Issuer) HandleBatch(ctx context.Context, batch []couponq.Entry) (err er
 	}
 	var out []couponq.Issuance
 	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
-		var err error
-		out, err = bs.IssueBatch(ctx, reqs)
+		err := i.timeStore(len(reqs), func() error {
+			var err error
+			out, err = bs.IssueBatch(ctx, reqs)
+			return err
+		})
 		if err == nil && len(out) != len(reqs) {
 			err = fmt.Errorf("%w: store answered %d outcomes for %d requests", errPermanent, len(out), len(reqs))
 		}

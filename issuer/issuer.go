@@ -77,6 +77,10 @@ type Config struct {
 	// each worker ran its own in-memory Store. It is called again only when
 	// the count grows further. The issuer logs the same at error level.
 	OnOverIssue func(OverIssue)
+	// OnStoreCall, if set, is called after every Store call (Issue, or
+	// IssueBatch for a batch), failed ones included: the Store's latency,
+	// as a metrics hook. It must be fast and safe for concurrent use.
+	OnStoreCall func(StoreCall)
 	// Tracer, if set, starts a couponq.StageConsume span per delivered
 	// entry, a child of the trace the entry arrived with (Entry.Trace), and
 	// a couponq.StageIssue span, its child, around the Store's decision.
@@ -91,6 +95,27 @@ type OverIssue struct {
 	Issued int64
 	// Stock is the campaign's stock when the count was read.
 	Stock int64
+}
+
+// StoreCall describes one call to the Store.
+type StoreCall struct {
+	// Entries is how many requests the call decided: 1 for Issue, the
+	// batch's size for IssueBatch.
+	Entries  int
+	Duration time.Duration
+	// Err is the call's error (nil when it answered).
+	Err error
+}
+
+// timeStore runs one Store call and reports it to OnStoreCall.
+func (i *Issuer) timeStore(entries int, call func() error) error {
+	if i.cfg.OnStoreCall == nil {
+		return call()
+	}
+	start := time.Now()
+	err := call()
+	i.cfg.OnStoreCall(StoreCall{Entries: entries, Duration: time.Since(start), Err: err})
+	return err
 }
 
 // Event describes one decided entry.
@@ -229,9 +254,11 @@ func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry
 	var iss couponq.Issuance
 	sctx, span := i.startSpanCtx(ctx, couponq.StageIssue, &couponq.Entry{Campaign: e.Campaign, User: e.User, Number: e.Number, RequestID: e.RequestID, Trace: e.Trace})
 	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
-		var err error
-		iss, err = i.cfg.Store.Issue(sctx, req) // the Store's own spans, if any, are the issue span's children
-		return err
+		return i.timeStore(1, func() error {
+			var err error
+			iss, err = i.cfg.Store.Issue(sctx, req) // the Store's own spans, if any, are the issue span's children
+			return err
+		})
 	})
 	if span != nil {
 		span.End(issueErr(iss, err))

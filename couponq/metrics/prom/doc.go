@@ -11,7 +11,7 @@
 //	})
 //	couponq.New(couponq.Config{..., OnAdmit: m.OnAdmit})
 //	dispatch.NewScheduler(dispatch.SchedulerConfig{..., OnTick: m.OnTick})
-//	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnOverIssue: m.OnOverIssue})
+//	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue})
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
 // # Metrics
@@ -31,7 +31,9 @@
 //	couponq_issue_outcomes_total{campaign,outcome}  counter: issued, sold_out, duplicate, failed
 //	couponq_issue_attempts                          histogram: Store calls per decided entry (retries)
 //	couponq_dead_letters_total{campaign}            counter
-//	couponq_issue_duration_seconds                  histogram: Store latency (issuer.Event.Duration: lock, Store calls and retries, recording)
+//	couponq_issue_duration_seconds                  histogram: time to decide an entry (issuer.Event.Duration: lock, Store calls and retries, recording)
+//	couponq_store_call_duration_seconds{result}     histogram: each Store call's latency (OnStoreCall), ok or error
+//	couponq_store_call_entries                      histogram: requests decided per Store call
 //	couponq_over_issued_units{campaign}             gauge: units past the stock; alert on > 0
 //
 // and, with Config.Lines:

@@ -95,6 +95,8 @@ type Metrics struct {
 	attempts      prometheus.Histogram
 	deadLetters   *prometheus.CounterVec
 	issueDuration prometheus.Histogram
+	storeCalls    *prometheus.HistogramVec
+	storeEntries  prometheus.Histogram
 
 	overMu     sync.Mutex
 	over       map[string]int64
@@ -195,6 +197,16 @@ func New(cfg Config) (*Metrics, error) {
 			Help:    "Time to decide an entry, as issuer.Event.Duration reports it: the per-campaign lock, the Store calls with their retries, and recording the outcome (a whole batch's time on the batch path).",
 			Buckets: prometheus.DefBuckets,
 		}),
+		storeCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "store_call_duration_seconds",
+			Help:    "Latency of each Store call (Issue, or IssueBatch for a batch), by result (ok or error).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"result"}),
+		storeEntries: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "store_call_entries",
+			Help:    "Requests decided per Store call (1 for Issue, the batch's size for IssueBatch).",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+		}),
 		overIssued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Name: "over_issued_units",
 			Help: "Units issued past the campaign's stock (the highest count reported by the issuer); anything above 0 is a bug to page on.",
@@ -203,7 +215,7 @@ func New(cfg Config) (*Metrics, error) {
 	cs := []prometheus.Collector{
 		m.admissions, m.admitDuration, m.lockWait,
 		m.ticks, m.tickErrors, m.moved, m.failed, m.batchSize, m.tickDur,
-		m.issueOutcomes, m.attempts, m.deadLetters, m.issueDuration, m.overIssued,
+		m.issueOutcomes, m.attempts, m.deadLetters, m.issueDuration, m.storeCalls, m.storeEntries, m.overIssued,
 	}
 	if cfg.Lines != nil {
 		m.lines = newLineCollector(cfg, m.labels)
@@ -275,6 +287,16 @@ func (m *Metrics) OnIssue(ev issuer.Event) {
 		m.attempts.Observe(float64(ev.Attempts))
 		m.issueDuration.Observe(ev.Duration.Seconds())
 	}
+}
+
+// OnStoreCall is an issuer.Config.OnStoreCall hook: the Store's latency.
+func (m *Metrics) OnStoreCall(ev issuer.StoreCall) {
+	result := "ok"
+	if ev.Err != nil {
+		result = "error"
+	}
+	m.storeCalls.WithLabelValues(result).Observe(ev.Duration.Seconds())
+	m.storeEntries.Observe(float64(ev.Entries))
 }
 
 // OnOverIssue is an issuer.Config.OnOverIssue hook: <ns>_over_issued_units

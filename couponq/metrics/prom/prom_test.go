@@ -442,3 +442,24 @@ func frozen(t *testing.T, g prometheus.Gatherer) prometheus.Gatherer {
 	require.NoError(t, err)
 	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return mfs, nil })
 }
+
+func TestStoreCalls(t *testing.T) {
+	m, reg := newMetrics(t, prom.Config{})
+	m.OnStoreCall(issuer.StoreCall{Entries: 1, Duration: 2 * time.Millisecond})
+	m.OnStoreCall(issuer.StoreCall{Entries: 100, Duration: 16 * time.Millisecond})
+	m.OnStoreCall(issuer.StoreCall{Entries: 100, Duration: time.Second, Err: errors.New("timeout")})
+	for _, f := range findFamily(t, reg, "couponq_store_call_duration_seconds") {
+		for _, s := range f.GetMetric() {
+			switch labelValue(s, "result") {
+			case "ok":
+				assert.EqualValues(t, 2, s.GetHistogram().GetSampleCount())
+				assert.InDelta(t, 0.018, s.GetHistogram().GetSampleSum(), 1e-9)
+			case "error":
+				assert.EqualValues(t, 1, s.GetHistogram().GetSampleCount())
+			default:
+				t.Errorf("unexpected result label %q", labelValue(s, "result"))
+			}
+		}
+	}
+	assert.InDelta(t, 201, sampleSum(t, reg, "couponq_store_call_entries"), 1e-9)
+}
