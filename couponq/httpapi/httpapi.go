@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/couponq/couponq/couponq"
@@ -211,17 +212,19 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body admitBody
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), nil)
+	if r.ContentLength != 0 { // an empty body (the usual case) needs no decoder
+		r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				h.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), nil)
+				return
+			}
+			h.fail(w, http.StatusBadRequest, "bad_request", "body must be empty or JSON {\"request_id\": \"...\"}: "+err.Error(), nil)
 			return
 		}
-		h.fail(w, http.StatusBadRequest, "bad_request", "body must be empty or JSON {\"request_id\": \"...\"}: "+err.Error(), nil)
-		return
 	}
 	campaign := r.PathValue("campaign")
 	t, err := h.cfg.Service.Admit(r.Context(), couponq.Request{Campaign: campaign, User: user, RequestID: body.RequestID})
@@ -233,9 +236,12 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) {
 		h.error(w, r, err, prior)
 		return
 	}
-	resp := h.ticket(campaign, t)
-	w.Header().Set("Location", resp.StatusURL)
-	writeJSON(w, http.StatusAccepted, resp)
+	resp := TicketResponse{
+		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
+		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock, StatusURL: h.statusURL(campaign),
+	}
+	w.Header()["Location"] = []string{resp.StatusURL}
+	writeTicket(w, http.StatusAccepted, &resp)
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
@@ -273,9 +279,12 @@ func (h *Handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (h *Handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
 	return &TicketResponse{
 		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
-		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock,
-		StatusURL: h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me",
+		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock, StatusURL: h.statusURL(campaign),
 	}
+}
+
+func (h *Handler) statusURL(campaign string) string {
+	return h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me"
 }
 
 // statusOf is the HTTP status of each couponq.Code the handler answers.
@@ -335,8 +344,71 @@ func (h *Handler) fail(w http.ResponseWriter, status int, code, msg string, prio
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do about it
+}
+
+// The answers' fixed header values, shared: a handler that appends to one
+// gets a copy (their capacity is their length), so sharing them is safe.
+var (
+	contentTypeJSON = []string{"application/json"}
+	cacheNoStore    = []string{"no-store"}
+)
+
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = cacheNoStore
+}
+
+// writeTicket writes t as writeJSON would, without reflection: admission is
+// the hot path (see BenchmarkAdmitHandler).
+func writeTicket(w http.ResponseWriter, status int, t *TicketResponse) {
+	setJSONHeaders(w.Header())
+	w.WriteHeader(status)
+	bp := bufPool.Get().(*[]byte)
+	b := t.appendJSON((*bp)[:0])
+	_, _ = w.Write(b) // the client may be gone; nothing to do about it
+	*bp = b
+	bufPool.Put(bp)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendJSON appends t's JSON, byte for byte what encoding/json's Encoder
+// writes (the newline included).
+func (t *TicketResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"campaign":`...)
+	b = appendJSONString(b, t.Campaign)
+	b = append(b, `,"entry":`...)
+	b = strconv.AppendInt(b, t.Entry, 10)
+	b = append(b, `,"position":`...)
+	b = strconv.AppendInt(b, t.Position, 10)
+	b = append(b, `,"estimated_wait_ms":`...)
+	b = strconv.AppendInt(b, t.EstimatedWaitMS, 10)
+	b = append(b, `,"state":`...)
+	b = appendJSONString(b, t.State)
+	b = append(b, `,"repeat":`...)
+	b = strconv.AppendBool(b, t.Repeat)
+	if t.BeyondStock {
+		b = append(b, `,"beyond_stock":true`...)
+	}
+	b = append(b, `,"status_url":`...)
+	b = appendJSONString(b, t.StatusURL)
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it: as is when
+// every byte is printable ASCII that needs no escape (IDs always are),
+// through encoding/json otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
