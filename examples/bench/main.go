@@ -239,6 +239,7 @@ func microBenchmarks(ctx context.Context) []string {
 	for _, args := range [][]string{
 		{"test", "-run", "^$", "-bench", ".", "-benchmem", "./dispatch/wire/", "./issuer/"},
 		{"test", "-run", "^$", "-bench", "^BenchmarkAdmit$", "-benchmem", "-benchtime", "100000x", "./couponq/redisq/"},
+		{"test", "-run", "^$", "-bench", "^BenchmarkAdmitHandler$", "-benchmem", "-benchtime", "200000x", "./couponq/httpapi/"},
 	} {
 		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
 		if err != nil {

@@ -242,7 +242,10 @@ func markdown(rep Report, o options) string {
 	b.WriteString(sseMarkdown(rep))
 	w("## Micro-benchmarks\n\n")
 	w("Hot paths with allocations: message encode/decode (`dispatch/wire`), one issuer step on the in-memory\n")
-	w("backends (`issuer`), and one admission script call on the test Redis at 50 concurrent callers (`redisq`):\n\n```\n")
+	w("backends (`issuer`), one admission script call on the test Redis at 50 concurrent callers (`redisq`), and the\n")
+	w("admission handler's own cost per request with a Service that answers at once, beside the no-op handler the HTTP\n")
+	w("table compares with (`httpapi`, BenchmarkAdmitHandler: allocations per request are the handler's plus the\n")
+	w("request's own, the same for both):\n\n```\n")
 	for _, l := range rep.Micro {
 		w("%s\n", l)
 	}
