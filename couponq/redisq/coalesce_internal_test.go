@@ -79,7 +79,7 @@ func TestCoalescedCallerLeavingBeforeSendWritesNothing(t *testing.T) {
 	srv := newStallingServer(t, 300*time.Millisecond)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.ln.Addr().String(), MaxRetries: -1, Protocol: 2, DisableIdentity: true})
 	defer rdb.Close()
-	q, err := New(Config{Client: rdb, Coalesce: true})
+	q, err := New(Config{Client: rdb})
 	require.NoError(t, err)
 
 	leaderDone := make(chan error, 1)

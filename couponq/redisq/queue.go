@@ -56,18 +56,25 @@ type Config struct {
 	// line, and the most waiting entries of a sold-out campaign it resolves
 	// as sold out, bounding how long one script call runs. Zero means 10,000.
 	MaxRecover int
-	// Coalesce groups admissions that arrive while another admission of the
-	// same campaign is on its way to Redis into one script call of up to
-	// CoalesceMax users (default 256), admitted in arrival order. Each caller
-	// still gets its own ticket. It trades a little latency at low load for
-	// far fewer round trips under a burst. Off by default. A caller whose
-	// context ends while its admission waits to be sent is taken out of the
-	// queue (nothing is written; it hears its context's error); one whose
-	// admission was already sent waits for that call (bounded by the
+	// Admissions of one campaign that arrive while another of its
+	// admissions is on its way to Redis are coalesced into one script call
+	// of up to CoalesceMax users (default 256), admitted in arrival order;
+	// each caller still gets its own ticket. It is adaptive: a lone
+	// admission goes out at once, alone (no timer, no added wait), and
+	// batching happens only while a call is already in flight, so it costs
+	// nothing at low load and saves round trips under a burst. A caller
+	// whose context ends while its admission waits to be sent is taken out
+	// of the queue (nothing is written; it hears its context's error); one
+	// whose admission was already sent waits for that call (bounded by the
 	// batch's own 5 s timeout) and hears what Redis answered, so an error
-	// never hides an admission that went through.
-	Coalesce    bool
-	CoalesceMax int
+	// never hides an admission that went through. Campaigns coalesce
+	// apart: their keys live in different hash slots (different masters on
+	// a Cluster), and on one Redis their calls already share the client's
+	// connection pool.
+	//
+	// DisableCoalescing sends every admission as its own call.
+	DisableCoalescing bool
+	CoalesceMax       int
 }
 
 // Queue is a couponq.Queue on Redis. Each operation is one atomic Lua
@@ -109,7 +116,7 @@ func New(cfg Config) (*Queue, error) {
 		cfg.MaxRecover = 10_000
 	}
 	q := &Queue{rdb: cfg.Client, prefix: cfg.Prefix, maxRecover: cfg.MaxRecover}
-	if cfg.Coalesce {
+	if !cfg.DisableCoalescing {
 		if cfg.CoalesceMax == 0 {
 			cfg.CoalesceMax = 256
 		}

@@ -38,17 +38,23 @@ func newQueue(t *testing.T, c redis.UniversalClient) *redisq.Queue {
 	return q
 }
 
+// The suite with every admission its own script call (DisableCoalescing).
 func TestQueueConformance(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
-		queuetest.Run(t, func(t *testing.T) couponq.Queue { return newQueue(t, c) })
+		queuetest.Run(t, func(t *testing.T) couponq.Queue {
+			q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), DisableCoalescing: true})
+			require.NoError(t, err)
+			return q
+		})
 	})
 }
 
-// The same suite with admissions coalesced into multi-user script calls.
+// The same suite with admissions coalesced into multi-user script calls
+// (the default), with small batches.
 func TestQueueConformanceCoalesced(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		queuetest.Run(t, func(t *testing.T) couponq.Queue {
-			q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), Coalesce: true, CoalesceMax: 16})
+			q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), CoalesceMax: 16})
 			require.NoError(t, err)
 			return q
 		})
@@ -80,7 +86,7 @@ func TestConcurrentAdmissions(t *testing.T) {
 
 func testConcurrentAdmissions(t *testing.T, coalesce bool) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), Coalesce: coalesce})
+		q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), DisableCoalescing: !coalesce})
 		require.NoError(t, err)
 		const users, requests = 5000, 10000
 		campaign := "burst"

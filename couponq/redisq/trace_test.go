@@ -22,7 +22,7 @@ func TestTraceKeyLivesWhileUndecided(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		for _, coalesce := range []bool{false, true} {
 			prefix := redistest.Prefix(t, c)
-			q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix, Coalesce: coalesce})
+			q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix, DisableCoalescing: !coalesce})
 			require.NoError(t, err)
 			ctx := context.Background()
 			k := redisq.KeysFor(prefix, "tr")

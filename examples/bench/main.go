@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +164,11 @@ func main() {
 		return
 	}
 	for _, sc := range httpScenarios {
-		for _, c := range o.concs {
+		concs := o.concs
+		if slices.Contains(oneConnScenarios, sc) {
+			concs = append([]int{1}, concs...)
+		}
+		for _, c := range concs {
 			progress("http %-12s %5d connections, %s", sc, c, o.duration)
 			r, err := b.runHTTP(ctx, sc, c)
 			if err != nil {
@@ -200,6 +205,8 @@ func main() {
 		log.Fatal(err)
 	}
 	rep.SSE = &sse
+	progress("memory per waiting entry (1,000,000 waiting) and Status latency")
+	rep.Memory = memoryLines(ctx, o)
 	progress("micro-benchmarks (go test -bench)")
 	rep.Micro = microBenchmarks(ctx)
 	rep.Finished = time.Now().UTC()
@@ -234,6 +241,25 @@ func render(path string, o options) error {
 }
 
 // microBenchmarks runs the hot-path testing.B benchmarks and keeps their result lines.
+// memoryLines runs the redisq memory test at 1,000,000 waiting users on the
+// bench's Redis and keeps the lines it prints (bytes per waiting entry,
+// Status latency).
+func memoryLines(ctx context.Context, o options) []string {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^TestMemoryPerWaitingEntry$", "-count=1", "-timeout", "10m", "./couponq/redisq/")
+	cmd.Env = append(os.Environ(), "COUPONQ_REDIS_ADDR="+o.redis, "COUPONQ_REDIS_MEMORY_ENTRIES=1000000")
+	out, err := cmd.CombinedOutput()
+	var lines []string
+	if err != nil {
+		lines = append(lines, fmt.Sprintf("go test TestMemoryPerWaitingEntry: %v", err))
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "redis memory per waiting entry") || strings.HasPrefix(l, "Queue.Status at") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
 func microBenchmarks(ctx context.Context) []string {
 	var lines []string
 	for _, args := range [][]string{

@@ -30,8 +30,14 @@ import (
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
-// The HTTP scenarios, in report order.
-var httpScenarios = []string{"noop", "v2", "v2-coalesced", "v1-user-lock", "v1-campaign-lock"}
+// The HTTP scenarios, in report order. v2 is the default configuration
+// (redisq coalesces concurrent admissions); v2-uncoalesced sets
+// DisableCoalescing, one script call per admission.
+var httpScenarios = []string{"noop", "v2", "v2-uncoalesced", "v1-user-lock", "v1-campaign-lock"}
+
+// oneConnScenarios are also measured at one connection: coalescing must
+// not add latency when nothing runs concurrently.
+var oneConnScenarios = []string{"v2", "v2-uncoalesced"}
 
 type backends struct {
 	o      options
@@ -104,7 +110,7 @@ func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations, 
 	if err != nil {
 		return nil, err
 	}
-	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, Coalesce: sc == "v2-coalesced"})
+	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: sc == "v2-uncoalesced"})
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +183,7 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 		defer pprof.StopCPUProfile()
 	}
 	url := "http://" + ln.Addr().String() + "/campaigns/" + c.ID + "/entries"
-	cmd := exec.CommandContext(ctx, "wrk", "-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(b.o.duration.Seconds())),
+	cmd := exec.CommandContext(ctx, "wrk", fmt.Sprintf("-t%d", min(2, conns)), fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(b.o.duration.Seconds())),
 		"--timeout", "5s", "-s", b.o.script, url, "--", c.ID)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -283,7 +289,7 @@ func (b *backends) runRedisCeiling(ctx context.Context, conns, n int) (RedisResu
 		return res, fmt.Errorf("redis-benchmark output not understood: %s", out)
 	}
 	for _, coalesce := range []bool{false, true} {
-		q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, Coalesce: coalesce})
+		q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: !coalesce})
 		if err != nil {
 			return res, err
 		}
@@ -321,7 +327,7 @@ func (b *backends) runRedisCeiling(ctx context.Context, conns, n int) (RedisResu
 
 // fill admits n users into a fresh campaign's line.
 func (b *backends) fill(ctx context.Context, c couponq.Campaign, n int) (*redisq.Queue, error) {
-	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, Coalesce: true})
+	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix})
 	if err != nil {
 		return nil, err
 	}

@@ -536,7 +536,7 @@ func configuredRate(c couponq.Campaign) float64 { return float64(c.BatchSize) / 
 
 // fillLines admits perCampaign(c) users into each campaign's line.
 func (b *backends) fillLines(ctx context.Context, prefix string, cs []couponq.Campaign, perCampaign func(couponq.Campaign) int) error {
-	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: prefix, Coalesce: true})
+	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}

@@ -307,7 +307,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	if err != nil {
 		return res, err
 	}
-	pipeQ, err := redisq.New(redisq.Config{Client: pipeRDB, Prefix: prefix, Coalesce: true})
+	pipeQ, err := redisq.New(redisq.Config{Client: pipeRDB, Prefix: prefix})
 	if err != nil {
 		return res, err
 	}
