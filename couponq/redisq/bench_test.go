@@ -3,7 +3,9 @@ package redisq_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
@@ -32,7 +35,7 @@ func envInt(name string, def int) int {
 // single-user script at the same concurrency.
 func BenchmarkAdmit(b *testing.B) {
 	c := redistest.Client(b)
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(b, c), Coalesce: os.Getenv("COUPONQ_BENCH_COALESCE") != ""})
+	q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(b, c), DisableCoalescing: os.Getenv("COUPONQ_BENCH_COALESCE") == ""})
 	require.NoError(b, err)
 	conc := envInt("COUPONQ_BENCH_CONC", 50)
 	var next atomic.Int64
@@ -63,7 +66,11 @@ func BenchmarkAdmit(b *testing.B) {
 // TestMemoryPerWaitingEntry fills one campaign's line with
 // COUPONQ_REDIS_MEMORY_ENTRIES waiting users (set it, e.g. to 1000000; the
 // test skips without it) and reports Redis's used_memory per entry. It fails
-// only past 200 bytes per entry; the aim is 100.
+// only past 200 bytes per entry (a sanity bound; the aim is 100). Then it
+// times Queue.Status of COUPONQ_REDIS_STATUS_SAMPLES (default 10,000)
+// random waiting users, one at a time, checks each answer (nobody was
+// leased, so a user's position is their entry number) and reports p50, p99
+// and the largest.
 func TestMemoryPerWaitingEntry(t *testing.T) {
 	n := envInt("COUPONQ_REDIS_MEMORY_ENTRIES", 0)
 	if n == 0 {
@@ -74,6 +81,19 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
 	require.NoError(t, err)
 	ctx := context.Background()
+	user := func(i int64) string { return fmt.Sprintf("user-%07d", i) } // as a host would have them: 12 bytes
+	// Open the pool's connections and load the scripts first, so the delta
+	// counts the line, not client buffers and the script cache.
+	var warm sync.WaitGroup
+	for i := range 64 {
+		warm.Go(func() {
+			_, err := q.Admit(ctx, couponq.Admission{Campaign: "warm", User: user(int64(i)), At: time.Now()})
+			assert.NoError(t, err)
+			_, err = q.Status(ctx, "mem", "nobody")
+			assert.ErrorIs(t, err, couponq.ErrNotFound)
+		})
+	}
+	warm.Wait()
 	before := usedMemory(t, c)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -84,8 +104,7 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 				if i > int64(n) {
 					return
 				}
-				// User IDs as a host would have them: "user-" and 7 digits.
-				_, err := q.Admit(ctx, couponq.Admission{Campaign: "mem", User: fmt.Sprintf("user-%07d", i), At: time.Now()})
+				_, err := q.Admit(ctx, couponq.Admission{Campaign: "mem", User: user(i), At: time.Now()})
 				if err != nil {
 					t.Error(err)
 					return
@@ -95,12 +114,29 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 	}
 	wg.Wait()
 	after := usedMemory(t, c)
-	card, err := c.ZCard(ctx, redisq.KeysFor(prefix, "mem").Line).Result()
+	stats, err := q.LineStats(ctx, "mem")
 	require.NoError(t, err)
-	require.Equal(t, int64(n), card)
+	require.Equal(t, int64(n), stats.Waiting)
 	per := float64(after-before) / float64(n)
 	t.Logf("waiting entries=%d used_memory before=%d after=%d bytes/entry=%.1f", n, before, after, per)
 	fmt.Printf("redis memory per waiting entry: %.1f bytes (%d entries, user IDs of 12 bytes)\n", per, n)
+
+	samples := envInt("COUPONQ_REDIS_STATUS_SAMPLES", 10_000)
+	rng := rand.New(rand.NewPCG(uint64(n), 1))
+	took := make([]time.Duration, 0, samples)
+	for range samples {
+		u := user(rng.Int64N(int64(n)) + 1)
+		start := time.Now()
+		st, err := q.Status(ctx, "mem", u)
+		took = append(took, time.Since(start))
+		require.NoError(t, err)
+		require.Equal(t, couponq.StateWaiting, st.State, u)
+		require.Equal(t, st.Entry, st.Position, "%s: nobody left the line, so the position is the entry number", u)
+	}
+	slices.Sort(took)
+	pct := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
+	fmt.Printf("Queue.Status at %d waiting, %d random users one at a time: p50 %v p99 %v max %v\n",
+		n, samples, pct(0.50), pct(0.99), took[len(took)-1])
 	require.Less(t, per, 200.0)
 }
 
