@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -149,6 +154,12 @@ func (b *backends) store(ctx context.Context, kind string) (couponq.BatchStore, 
 // Kafka (8 partitions) → one issuer → the variant's Store, outcomes
 // recorded in Redis.
 func (b *backends) runE2E(ctx context.Context, n int, v e2eVariant) (E2EResult, error) {
+	return b.runE2EProfiled(ctx, n, v, nil)
+}
+
+// runE2EProfiled is runE2E that, with a non-nil profile, writes a CPU
+// profile of the run (from the throttle's start to the last issuance) to it.
+func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, profile io.Writer) (E2EResult, error) {
 	c := b.campaign(couponq.QueueFirst)
 	c.Stock, c.BatchSize, c.Interval = int64(n), 2000, 10*time.Millisecond
 	q, err := b.fill(ctx, c, n)
@@ -206,6 +217,11 @@ func (b *backends) runE2E(ctx context.Context, n int, v e2eVariant) (E2EResult, 
 	_ = iss.Start(ctx)
 	// Let the consumer join its group before the clock starts.
 	time.Sleep(3 * time.Second)
+	if profile != nil {
+		if err := pprof.StartCPUProfile(profile); err != nil {
+			return E2EResult{}, err
+		}
+	}
 	start := time.Now()
 	_ = th.Start(ctx)
 	count := func() int64 { k, _ := issued(ctx, c.ID); return k }
@@ -213,6 +229,9 @@ func (b *backends) runE2E(ctx context.Context, n int, v e2eVariant) (E2EResult, 
 		time.Sleep(5 * time.Millisecond)
 	}
 	total := time.Since(start)
+	if profile != nil {
+		pprof.StopCPUProfile()
+	}
 	_ = th.Stop(ctx)
 	_ = iss.Stop(ctx)
 	if got := count(); got != int64(n) {
@@ -225,4 +244,40 @@ func (b *backends) runE2E(ctx context.Context, n int, v e2eVariant) (E2EResult, 
 		HandlerCalls:       handlerT.calls.Load(), StoreCalls: storeT.calls.Load(), RecordCalls: recordT.calls.Load(),
 		HandlerSec: handlerT.sec(), StoreSec: storeT.sec(), RecordSec: recordT.sec(),
 	}, nil
+}
+
+// e2eProfileEntries is how many users the profiled end-to-end run issues
+// to: more than the measured runs, for enough samples.
+const e2eProfileEntries = 100_000
+
+// profileE2E profiles the in-memory batch variant (one worker process, the
+// issuer's batch path) and returns its result and the top of
+// `go tool pprof -top` for this binary.
+func (b *backends) profileE2E(ctx context.Context) (E2EResult, []string, error) {
+	f, err := os.CreateTemp("", "couponq-e2e-*.pprof")
+	if err != nil {
+		return E2EResult{}, nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	r, err := b.runE2EProfiled(ctx, e2eProfileEntries, e2eVariant{Name: "memory, batch (profiled)", Store: "memory", Batch: true}, f)
+	if err != nil {
+		return r, nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return r, nil, err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", exe, f.Name()).CombinedOutput()
+	if err != nil {
+		return r, nil, fmt.Errorf("go tool pprof: %w: %s", err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return r, lines, nil
 }

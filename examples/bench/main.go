@@ -161,6 +161,12 @@ func main() {
 			}
 			progress("%s", e2eLine(r))
 		}
+		r, top, err := b.profileE2E(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		progress("%s", e2eLine(r))
+		fmt.Println(strings.Join(top, "\n"))
 		return
 	}
 	for _, sc := range httpScenarios {
@@ -205,6 +211,13 @@ func main() {
 		log.Fatal(err)
 	}
 	rep.SSE = &sse
+	progress("end to end, profiled: memory batch, %d users", e2eProfileEntries)
+	if r, top, err := b.profileE2E(ctx); err != nil {
+		log.Fatal(err)
+	} else {
+		progress("   %s", e2eLine(r))
+		rep.E2EProfile, rep.E2EProfileTop = &r, top
+	}
 	progress("memory per waiting entry (1,000,000 waiting) and Status latency")
 	rep.Memory = memoryLines(ctx, o)
 	progress("micro-benchmarks (go test -bench)")
