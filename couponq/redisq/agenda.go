@@ -99,9 +99,11 @@ const sweepPage = 1000
 
 // Sweep wakes every campaign under the Queue's prefix that has entries in
 // line or in flight, and reports how many there are (awake already or
-// woken now). It needs no list of campaigns: Redis deletes empty sorted
-// sets, so a campaign has a line or flight key exactly when it has entries
-// there, and SCAN (on every master of a Cluster) finds those keys. It costs
+// woken now). It needs no list of campaigns: the line's count is deleted
+// when nobody waits and Redis deletes the empty flight set, so a campaign
+// has a line or flight key exactly when it has entries there, and SCAN (on
+// every master of a Cluster) finds those keys (the line's buckets, q: and
+// u:, do not match). It costs
 // one SCAN per 1,000 keys in the database (all of them, not only
 // couponq's) and one ZADD per 1,000 campaigns found; campaigns that never
 // had anyone in line have no keys at all. The Scheduler calls it when it

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,7 +71,9 @@ func BenchmarkAdmit(b *testing.B) {
 // times Queue.Status of COUPONQ_REDIS_STATUS_SAMPLES (default 10,000)
 // random waiting users, one at a time, checks each answer (nobody was
 // leased, so a user's position is their entry number) and reports p50, p99
-// and the largest.
+// and the largest, and the time Redis spent per call; then it leases a
+// quarter of the line, hands 1,000 of those back, and checks and times
+// Status again.
 func TestMemoryPerWaitingEntry(t *testing.T) {
 	n := envInt("COUPONQ_REDIS_MEMORY_ENTRIES", 0)
 	if n == 0 {
@@ -116,7 +119,7 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 	after := usedMemory(t, c)
 	stats, err := q.LineStats(ctx, "mem")
 	require.NoError(t, err)
-	require.Equal(t, int64(n), stats.Waiting)
+	require.Equal(t, couponq.LineStats{Admitted: int64(n), Waiting: int64(n), Head: 1}, stats)
 	per := float64(after-before) / float64(n)
 	t.Logf("waiting entries=%d used_memory before=%d after=%d bytes/entry=%.1f", n, before, after, per)
 	fmt.Printf("redis memory per waiting entry: %.1f bytes (%d entries, user IDs of 12 bytes)\n", per, n)
@@ -124,6 +127,7 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 	samples := envInt("COUPONQ_REDIS_STATUS_SAMPLES", 10_000)
 	rng := rand.New(rand.NewPCG(uint64(n), 1))
 	took := make([]time.Duration, 0, samples)
+	calls0, usec0 := evalStats(t, c)
 	for range samples {
 		u := user(rng.Int64N(int64(n)) + 1)
 		start := time.Now()
@@ -133,11 +137,103 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 		require.Equal(t, couponq.StateWaiting, st.State, u)
 		require.Equal(t, st.Entry, st.Position, "%s: nobody left the line, so the position is the entry number", u)
 	}
+	calls1, usec1 := evalStats(t, c)
 	slices.Sort(took)
 	pct := func(p float64) time.Duration { return took[min(len(took)-1, int(p*float64(len(took))))] }
-	fmt.Printf("Queue.Status at %d waiting, %d random users one at a time: p50 %v p99 %v max %v\n",
-		n, samples, pct(0.50), pct(0.99), took[len(took)-1])
+	fmt.Printf("Queue.Status at %d waiting, %d random users one at a time: p50 %v p99 %v max %v; in Redis %.1f µs a call\n",
+		n, samples, pct(0.50), pct(0.99), took[len(took)-1], float64(usec1-usec0)/float64(max(calls1-calls0, 1)))
+	printEncodings(t, c, prefix+":{mem}:")
 	require.Less(t, per, 200.0)
+
+	// Then at scale: lease the first quarter of the line, in calls of up
+	// to 10,000, hand 1,000 of those back, and check the counts and the
+	// positions of random users.
+	leased := int64(n / 4)
+	var out []couponq.Entry
+	for int64(len(out)) < leased {
+		es, err := q.Lease(ctx, "mem", int(min(10_000, leased-int64(len(out)))), time.Hour)
+		require.NoError(t, err)
+		require.NotEmpty(t, es)
+		for i, e := range es {
+			require.Equal(t, int64(len(out)+i+1), e.Number, "Lease hands out the line in order")
+		}
+		out = append(out, es...)
+	}
+	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	back := out[:min(1000, len(out))]
+	require.NoError(t, q.Release(ctx, "mem", back))
+	var backNums []int64
+	for _, e := range back {
+		backNums = append(backNums, e.Number)
+	}
+	slices.Sort(backNums)
+	stats, err = q.LineStats(ctx, "mem")
+	require.NoError(t, err)
+	require.Equal(t, couponq.LineStats{Admitted: int64(n), Waiting: int64(n) - leased + int64(len(back)),
+		InFlight: leased - int64(len(back)), Head: backNums[0]}, stats)
+	took = took[:0]
+	calls0, usec0 = evalStats(t, c)
+	for range samples {
+		u := user(rng.Int64N(int64(n)) + 1)
+		start := time.Now()
+		st, err := q.Status(ctx, "mem", u)
+		took = append(took, time.Since(start))
+		require.NoError(t, err)
+		if i, ok := slices.BinarySearch(backNums, st.Entry); ok {
+			require.Equal(t, couponq.StateWaiting, st.State, u)
+			require.EqualValues(t, i+1, st.Position, "%s was handed back: it waits at the head", u)
+		} else if st.Entry <= leased {
+			require.Equal(t, couponq.StateInFlight, st.State, u)
+		} else {
+			require.Equal(t, couponq.StateWaiting, st.State, u)
+			require.Equal(t, int64(len(back))+st.Entry-leased, st.Position, u)
+		}
+	}
+	calls1, usec1 = evalStats(t, c)
+	slices.Sort(took)
+	fmt.Printf("Queue.Status after leasing %d and handing %d back, %d random users: p50 %v p99 %v max %v; in Redis %.1f µs a call\n",
+		leased, len(back), samples, pct(0.50), pct(0.99), took[len(took)-1], float64(usec1-usec0)/float64(max(calls1-calls0, 1)))
+}
+
+// printEncodings prints how many keys of each kind the line has under base
+// ("prefix:{campaign}:") and the encoding of one of each, from one node.
+func printEncodings(t *testing.T, c redis.UniversalClient, base string) {
+	ctx := context.Background()
+	for _, kind := range []string{"line", "q:*", "u:*"} {
+		var keys []string
+		iter := c.Scan(ctx, 0, base+kind, 10_000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		require.NoError(t, iter.Err())
+		if len(keys) == 0 {
+			continue
+		}
+		enc, err := c.ObjectEncoding(ctx, keys[0]).Result()
+		require.NoError(t, err)
+		fmt.Printf("  %s: %d keys, %s\n", kind, len(keys), enc)
+	}
+}
+
+// evalStats returns the script calls (EVALSHA) Redis has run and the
+// microseconds they took, from INFO commandstats.
+func evalStats(t *testing.T, c redis.UniversalClient) (calls, usec int64) {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_evalsha:"); ok {
+			for field := range strings.SplitSeq(rest, ",") {
+				k, v, _ := strings.Cut(field, "=")
+				switch k {
+				case "calls":
+					calls, _ = strconv.ParseInt(v, 10, 64)
+				case "usec":
+					usec, _ = strconv.ParseInt(v, 10, 64)
+				}
+			}
+		}
+	}
+	return calls, usec
 }
 
 func usedMemory(t *testing.T, c redis.UniversalClient) int64 {

@@ -15,7 +15,7 @@ import (
 //go:embed lua/admit_many.lua
 var admitManyLua string
 
-var admitManyScript = redis.NewScript(admitManyLua)
+var admitManyScript = redis.NewScript(lineLua + lineWriteLua + admitManyLua)
 
 // coalescer groups concurrent admissions of one campaign into one script
 // call ("group commit"): the first caller to find no flush running becomes

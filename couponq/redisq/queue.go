@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,17 @@ import (
 )
 
 var (
+	// lineLua is the line's layout (its keys, counts and buckets) and how
+	// to read it, put in front of every script that reads or writes the
+	// line; lineWriteLua adds writing it, lineMoreLua what only the
+	// scripts that take entries out of line or put them back use. A script
+	// defines its functions on every call, so each takes only what it uses.
+	//go:embed lua/line.lua
+	lineLua string
+	//go:embed lua/line_write.lua
+	lineWriteLua string
+	//go:embed lua/line_more.lua
+	lineMoreLua string
 	//go:embed lua/admit.lua
 	admitLua string
 	//go:embed lua/lease.lua
@@ -28,17 +40,18 @@ var (
 	//go:embed lua/status.lua
 	statusLua string
 
-	admitScript   = redis.NewScript(admitLua)
-	leaseScript   = redis.NewScript(leaseLua)
-	ackScript     = redis.NewScript(ackLua)
-	releaseScript = redis.NewScript(releaseLua)
-	recordScript  = redis.NewScript(recordLua)
-	statusScript  = redis.NewScript(statusLua)
+	admitScript   = redis.NewScript(lineLua + lineWriteLua + admitLua)
+	leaseScript   = redis.NewScript(lineLua + lineWriteLua + lineMoreLua + leaseLua)
+	ackScript     = redis.NewScript(lineLua + lineWriteLua + lineMoreLua + ackLua)
+	releaseScript = redis.NewScript(lineLua + lineWriteLua + lineMoreLua + releaseLua)
+	recordScript  = redis.NewScript(lineLua + lineWriteLua + lineMoreLua + recordLua)
+	statusScript  = redis.NewScript(lineLua + statusLua)
 )
 
-// AdmitScript is the admission Lua script, exported so benchmarks can run
-// the very same script with redis-benchmark.
-func AdmitScript() string { return admitLua }
+// AdmitScript is the admission Lua script (the line's layout, then the
+// admission), exported so benchmarks can run the very same script with
+// redis-benchmark. It takes AdmitKeys as KEYS.
+func AdmitScript() string { return lineLua + lineWriteLua + admitLua }
 
 // DefaultPrefix is the key prefix used when Config.Prefix is empty.
 const DefaultPrefix = "couponq"
@@ -81,8 +94,11 @@ type Config struct {
 // script (one round trip); all keys of a campaign share the hash tag
 // {campaign}, so it works on Redis Cluster.
 //
-// Layout per campaign: a counter for entry numbers; the line, a sorted set
-// of users scored by entry number (nothing else is stored per waiting
+// Layout per campaign: a counter for entry numbers; the line, in buckets
+// (the waiting users in order buckets of 128 entry numbers, an index of
+// user to entry number in 8,192 hash buckets, the count waiting, and a
+// tree of the entries out of line per order bucket, from which positions
+// are computed: see the package doc; nothing else is stored per waiting
 // entry); the entries in flight, a sorted set of users scored by deadline
 // and a hash of their entry numbers; a hash of decided outcomes; a sold-out
 // flag; and a small sorted set of clock checkpoints (one per 10 ms of
@@ -125,9 +141,14 @@ func New(cfg Config) (*Queue, error) {
 	return q, nil
 }
 
-// Keys names the Redis keys of one campaign.
+// Keys names the Redis keys of one campaign. The line's buckets, named
+// from Line (Keys.OrderBucket, Keys.UserBucket), are not listed: they exist
+// only while someone waits.
 type Keys struct {
 	Seq, Line, Flight, Held, Done, SoldOut, Clock string
+	// Out counts, per order bucket, the entries out of the line, from which
+	// positions are computed (a Fenwick tree, see doc.go).
+	Out string
 	// Issued counts the distinct entries recorded as issued.
 	Issued string
 	// Trace holds the trace carriers of traced entries (Admission.Trace)
@@ -140,10 +161,21 @@ type Keys struct {
 func KeysFor(prefix, campaign string) Keys {
 	base := prefix + ":{" + campaign + "}:"
 	return Keys{
-		Seq: base + "seq", Line: base + "line", Flight: base + "flight", Held: base + "held",
+		Seq: base + "seq", Line: base + "line", Out: base + "out", Flight: base + "flight", Held: base + "held",
 		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock", Issued: base + "issued", Trace: base + "trace",
 		V1Users: base + "v1:users", V1Count: base + "v1:count",
 	}
+}
+
+// OrderBucket returns the key of order bucket b: the users waiting with an
+// entry number n of n / 128 = b.
+func (k Keys) OrderBucket(b int64) string {
+	return strings.TrimSuffix(k.Line, "line") + "q:" + strconv.FormatInt(b, 10)
+}
+
+// UserBucket returns the key of user-index bucket i (0 <= i < 8192).
+func (k Keys) UserBucket(i int64) string {
+	return strings.TrimSuffix(k.Line, "line") + "u:" + strconv.FormatInt(i, 10)
 }
 
 func (q *Queue) keys(campaign string) Keys {

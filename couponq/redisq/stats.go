@@ -13,7 +13,7 @@ import (
 var (
 	//go:embed lua/stats.lua
 	statsLua    string
-	statsScript = redis.NewScript(statsLua)
+	statsScript = redis.NewScript(lineLua + lineWriteLua + lineMoreLua + statsLua)
 )
 
 var (
@@ -22,7 +22,8 @@ var (
 )
 
 // LineStats implements couponq.LineStatser with one script call (five O(1)
-// reads and the line's head, O(log n), on the campaign's slot). A campaign with no keys counts zero
+// reads and the line's head: log2 of the order buckets reads, on the
+// campaign's slot). A campaign with no keys counts zero
 // everywhere. An entry whose lease ran out counts as in flight until the
 // next Lease returns it to the line.
 func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineStats, error) {

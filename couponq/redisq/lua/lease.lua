@@ -1,5 +1,6 @@
 -- Return expired leases to the line, then lease up to max of the oldest entries.
 -- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 soldout, 6 clock, 7 trace
+--       (the line's buckets are named from KEYS[1]: line.lua)
 -- ARGV: 1 max, 2 lease ttl (ms), 3 most expired leases to recover in this call
 -- Returns a flat list {user, entry, admitted-at ms, trace ('' if none), ...}
 -- in entry order; on a
@@ -11,7 +12,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local recover = tonumber(ARGV[3])
+local line = line_open(KEYS[1])
 local traced = redis.call('EXISTS', KEYS[7]) == 1
+local soldout = redis.call('EXISTS', KEYS[5]) == 1
 
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, recover)
 for _, user in ipairs(expired) do
@@ -19,18 +22,20 @@ for _, user in ipairs(expired) do
   redis.call('ZREM', KEYS[2], user)
   redis.call('HDEL', KEYS[3], user)
   if n then
-    redis.call('ZADD', KEYS[1], n, user)
+    line_put(line, user, tonumber(n))
   end
 end
 if max <= 0 then
+  line_close(line)
   return {}
 end
 
 local out = {}
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  local popped = redis.call('ZPOPMIN', KEYS[1], math.max(max, recover))
+if soldout then
+  local popped = line_pop(line, math.max(max, recover))
+  line_close(line)
   for i = 1, #popped, 2 do
-    local user, n = popped[i], tonumber(popped[i + 1])
+    local user, n = popped[i], popped[i + 1]
     local rec = redis.call('HGET', KEYS[4], user)
     local r = {'rejected', n, 'sold_out', ''}
     if rec then
@@ -44,7 +49,8 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
   end
   return out
 end
-local popped = redis.call('ZPOPMIN', KEYS[1], max)
+local popped = line_pop(line, max)
+line_close(line)
 for i = 1, #popped, 2 do
   local user, n = popped[i], popped[i + 1]
   redis.call('ZADD', KEYS[2], now + ttl, user)

@@ -3,7 +3,8 @@
 -- rejection; a duplicate rejection never replaces an issued status; a result
 -- for an older entry only counts toward the user's issuances.
 -- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 issued (count of distinct entries recorded as issued),
---       6 trace (the carriers of traced entries, dropped once decided)
+--       6 trace (the carriers of traced entries, dropped once decided); the
+--       line's buckets are named from KEYS[1] (line.lua)
 -- ARGV: user, entry, state, reason, issuance id (five per result)
 -- done records are msgpack arrays {state, entry, reason, id, issued entry...}.
 for i = 1, #ARGV, 5 do
@@ -12,16 +13,17 @@ for i = 1, #ARGV, 5 do
     return redis.error_reply('couponq: record of non-terminal state ' .. state)
   end
 end
+local line = line_open(KEYS[1])
 local traced = redis.call('EXISTS', KEYS[6]) == 1
 for i = 1, #ARGV, 5 do
   local user, n, state, reason, id = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local issued = state == 'issued'
-  local waiting = redis.call('ZSCORE', KEYS[1], user)
+  local waiting, uk = line_lookup(line, user)
   local held = redis.call('HGET', KEYS[3], user)
   local rec = redis.call('HGET', KEYS[4], user)
   local r = rec and cmsgpack.unpack(rec) or nil
 
-  local latest = (waiting and tonumber(waiting)) or (held and tonumber(held)) or (r and r[2]) or n
+  local latest = waiting or (held and tonumber(held)) or (r and r[2]) or n
   local nums = {}
   local counted = false
   if r then
@@ -35,8 +37,8 @@ for i = 1, #ARGV, 5 do
     redis.call('INCR', KEYS[5])
   end
 
-  if waiting and tonumber(waiting) == n then
-    redis.call('ZREM', KEYS[1], user)
+  if waiting and waiting == n then
+    line_remove(line, user, n, uk)
   end
   if held and tonumber(held) == n then
     redis.call('HDEL', KEYS[3], user)
@@ -63,4 +65,5 @@ for i = 1, #ARGV, 5 do
     redis.call('HDEL', KEYS[6], user)
   end
 end
+line_close(line)
 return 0

@@ -1,16 +1,18 @@
 -- Where a user's latest entry stands.
--- KEYS: 1 line, 2 held, 3 done, 4 soldout, 5 flight, 6 issued
+-- KEYS: 1 line, 2 held, 3 done, 4 soldout, 5 flight, 6 issued (the line's
+--       buckets are named from KEYS[1]: line.lua)
 -- ARGV: 1 user
 -- Returns {state, entry, position, reason, issuance id, claimed}, or nil if
 -- none; claimed = units issued or in flight, for a waiting entry (else -1).
 local user = ARGV[1]
-local waiting = redis.call('ZSCORE', KEYS[1], user)
+local line = line_open(KEYS[1])
+local waiting = line_lookup(line, user)
 if waiting then
   if redis.call('EXISTS', KEYS[4]) == 1 then
-    return {'rejected', tonumber(waiting), 0, 'sold_out', '', -1}
+    return {'rejected', waiting, 0, 'sold_out', '', -1}
   end
   local claimed = tonumber(redis.call('GET', KEYS[6]) or '0') + redis.call('ZCARD', KEYS[5])
-  return {'waiting', tonumber(waiting), redis.call('ZRANK', KEYS[1], user) + 1, '', '', claimed}
+  return {'waiting', waiting, line_position(line, user, waiting), '', '', claimed}
 end
 local held = redis.call('HGET', KEYS[2], user)
 if held then
