@@ -38,6 +38,10 @@ type admitCall struct {
 	done chan struct{}
 }
 
+// batchTimeout bounds one script call made for coalesced callers, whose
+// own contexts do not: once sent, an admission's outcome is awaited.
+const batchTimeout = 5 * time.Second
+
 func newCoalescer(q *Queue, max int) *coalescer {
 	return &coalescer{q: q, max: max, pending: map[string][]*admitCall{}, flushing: map[string]bool{}}
 }
@@ -46,17 +50,23 @@ func (c *coalescer) admit(ctx context.Context, a couponq.Admission) (couponq.Tic
 	if err := ctx.Err(); err != nil {
 		return couponq.Ticket{}, err // a caller already gone writes nothing
 	}
-	call := &admitCall{a: a, done: make(chan struct{})}
 	c.mu.Lock()
-	c.pending[a.Campaign] = append(c.pending[a.Campaign], call)
-	lead := !c.flushing[a.Campaign]
-	if lead {
+	if !c.flushing[a.Campaign] {
+		// Nothing of this campaign is on its way: this admission goes out
+		// at once, alone, with the single-user script (no batch to build,
+		// no wait); admissions arriving meanwhile queue up behind it and
+		// go together when it is back.
 		c.flushing[a.Campaign] = true
-	}
-	c.mu.Unlock()
-	if lead {
+		c.mu.Unlock()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+		t, err := c.q.admitOne(sctx, a)
+		cancel()
 		c.flush(a.Campaign)
+		return t, err
 	}
+	call := &admitCall{a: a, done: make(chan struct{})}
+	c.pending[a.Campaign] = append(c.pending[a.Campaign], call)
+	c.mu.Unlock()
 	select {
 	case <-call.done:
 		return call.t, call.err
@@ -133,7 +143,7 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 	for _, call := range rest { // rare: different limits for one campaign at once (a campaign just changed)
 		call.t, call.err = c.q.admitOne(context.Background(), call.a)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	k := c.q.keys(campaign)
 	res, err := admitManyScript.Run(ctx, c.q.rdb, k.AdmitKeys(), args...).Slice()

@@ -258,7 +258,7 @@ func render(path string, o options) error {
 // bench's Redis and keeps the lines it prints (bytes per waiting entry,
 // Status latency).
 func memoryLines(ctx context.Context, o options) []string {
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^TestMemoryPerWaitingEntry$", "-count=1", "-timeout", "10m", "./couponq/redisq/")
+	cmd := exec.CommandContext(ctx, "go", "test", "-v", "-run", "^TestMemoryPerWaitingEntry$", "-count=1", "-timeout", "10m", "./couponq/redisq/")
 	cmd.Env = append(os.Environ(), "COUPONQ_REDIS_ADDR="+o.redis, "COUPONQ_REDIS_MEMORY_ENTRIES=1000000")
 	out, err := cmd.CombinedOutput()
 	var lines []string
