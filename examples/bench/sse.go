@@ -185,8 +185,10 @@ func spliceSSE(md, section string) string {
 		}
 		return md[:i] + section + md[end:]
 	}
-	if i := strings.Index(md, "## Micro-benchmarks\n"); i >= 0 {
-		return md[:i] + section + md[i:]
+	for _, next := range []string{"## Memory per waiting entry\n", "## Micro-benchmarks\n"} { // what follows it in a full render
+		if i := strings.Index(md, next); i >= 0 {
+			return md[:i] + section + md[i:]
+		}
 	}
 	return md + "\n" + section
 }
