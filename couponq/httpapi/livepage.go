@@ -7,9 +7,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -97,18 +95,13 @@ func (a *admin) stream(w http.ResponseWriter, r *http.Request) {
 		a.error(w, r, snap.op, snap.err) // nothing sent yet: answer as the list does
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: pass events on as they come
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
+	if !openEventStream(w, r) {
 		return
 	}
-	out := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	out := &sseWriter{eventWriter: newEventWriter(w, streamWriteTimeout)}
 	defer func() { _ = out.rc.SetWriteDeadline(time.Time{}) }() // the connection may serve other requests
 	// retry: how long EventSource waits before reconnecting after a drop.
-	if err := out.write(fmt.Sprintf("retry: %d\n", a.cfg.RetryAfter.Milliseconds())); err != nil {
+	if err := out.write(fmt.Appendf(nil, "retry: %d\n", a.cfg.RetryAfter.Milliseconds())); err != nil {
 		return
 	}
 	if err := out.send(snap); err != nil {
@@ -151,30 +144,16 @@ func (a *admin) follow(ctx context.Context, out *sseWriter, sent *snapshot) {
 
 // sseWriter writes Server-Sent Events, flushing each one.
 type sseWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
+	eventWriter
 }
 
 // send writes a snapshot: a "campaigns" event, or an "unavailable" event
 // when its gather failed.
 func (s *sseWriter) send(snap *snapshot) error {
 	if snap.err != nil {
-		return s.write("event: unavailable\ndata: " + string(snap.failure()) + "\n\n")
+		return s.write([]byte("event: unavailable\ndata: " + string(snap.failure()) + "\n\n"))
 	}
-	return s.write("event: campaigns\ndata: " + string(snap.data) + "\n\n")
-}
-
-// comment writes an SSE comment, which EventSource ignores.
-func (s *sseWriter) comment(text string) error { return s.write(": " + text + "\n\n") }
-
-func (s *sseWriter) write(chunk string) error {
-	if err := s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	if _, err := io.WriteString(s.w, chunk); err != nil {
-		return err
-	}
-	return s.rc.Flush()
+	return s.write([]byte("event: campaigns\ndata: " + string(snap.data) + "\n\n"))
 }
 
 // snapshot is one gather of the campaign list, shared by every stream.

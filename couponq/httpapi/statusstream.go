@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -459,15 +458,10 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Accel-Buffering", "no") // nginx: pass events on as they come
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
+	if !openEventStream(w, r) {
 		return
 	}
-	out := &statusEventWriter{w: w, rc: http.NewResponseController(w), timeout: hub.writeTimeout}
+	out := &statusEventWriter{eventWriter: newEventWriter(w, hub.writeTimeout)}
 	defer out.done()
 	if err := out.status(first, hub.retryField()); err != nil || final {
 		return
@@ -524,10 +518,8 @@ func finalEventID(entry int64) string { return "final-" + strconv.FormatInt(entr
 // statusEventWriter writes a status stream's events, each flushed under a
 // write deadline.
 type statusEventWriter struct {
-	w       io.Writer
-	rc      *http.ResponseController
-	timeout time.Duration
-	buf     []byte
+	eventWriter
+	buf []byte
 }
 
 // status writes a "status" event (after a "retry:" field if retry > 0); the
@@ -565,21 +557,3 @@ func (o *statusEventWriter) gone(e *ErrorResponse) error {
 	}
 	return o.write(append(append([]byte("event: ended\ndata: "), data...), "\n\n"...))
 }
-
-// comment writes an SSE comment line, which EventSource ignores.
-func (o *statusEventWriter) comment(text string) error {
-	return o.write([]byte(": " + text + "\n\n"))
-}
-
-func (o *statusEventWriter) write(b []byte) error {
-	if err := o.rc.SetWriteDeadline(time.Now().Add(o.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return err
-	}
-	if _, err := o.w.Write(b); err != nil {
-		return err
-	}
-	return o.rc.Flush()
-}
-
-// done clears the write deadline: the connection may serve other requests.
-func (o *statusEventWriter) done() { _ = o.rc.SetWriteDeadline(time.Time{}) }
