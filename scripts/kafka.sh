@@ -6,6 +6,8 @@
 #   scripts/kafka.sh start [1|3]   # one combined broker+controller (default), or three
 #                                  # (replication factor 3, min.insync.replicas=2)
 #   scripts/kafka.sh stop [1|3]
+#   scripts/kafka.sh kill N I      # kill -9 broker I of the N-broker setup, keeping its port and data
+#   scripts/kafka.sh restart N I   # start broker I again in place (same port, same data), as after a crash
 # start writes .cache/servers/kafka-N/env with COUPONQ_KAFKA_BROKERS (N=1) or
 # COUPONQ_KAFKA_CLUSTER (N=3): comma-separated bootstrap addresses.
 set -euo pipefail
@@ -52,6 +54,50 @@ alive() {
   [ -f "$dir/pid" ] && [ -f "$dir/port" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null && port_open "$(cat "$dir/port")"
 }
 
+# launch DIR: runs the broker configured in DIR, logging to DIR/broker.log.
+launch() {
+  local dir=$1
+  # setsid: the broker outlives this script and the shell that ran it.
+  setsid nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true -cp "$libs/*" \
+    kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 < /dev/null &
+  echo $! > "$dir/pid"
+}
+
+# await DIR: waits (up to 60 s) until the broker in DIR has started and
+# answers on its port.
+await() {
+  local dir=$1 t
+  for t in $(seq 240); do
+    grep -q 'Transition from STARTING to STARTED' "$dir/broker.log" 2>/dev/null && port_open "$(cat "$dir/port")" && return
+    kill -0 "$(cat "$dir/pid")" 2>/dev/null || { log "broker in $dir exited"; tail -30 "$dir/broker.log" >&2; exit 1; }
+    sleep 0.25
+  done
+  log "broker in $dir did not start"; tail -30 "$dir/broker.log" >&2; exit 1
+}
+
+# kill9 N I: kill -9 broker I of the N-broker setup; its port and data stay
+# for restart.
+kill9() {
+  local dir="$cache/kafka-$1/node$2" pid
+  [ -f "$dir/pid" ] || { log "no broker $2 in the $1-broker setup"; exit 1; }
+  pid=$(cat "$dir/pid")
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  log "killed broker $2 (pid $pid) of the $1-broker setup"
+}
+
+# restart N I: starts broker I of the N-broker setup again in place, with its
+# port, configuration and data, as an operator restarts a crashed broker.
+restart() {
+  local dir="$cache/kafka-$1/node$2"
+  [ -f "$dir/server.properties" ] || { log "no broker $2 in the $1-broker setup"; exit 1; }
+  if alive "$dir"; then log "broker $2 of the $1-broker setup is running"; return; fi
+  [ -f "$dir/broker.log" ] && mv "$dir/broker.log" "$dir/broker.log.$(date +%s)"
+  launch "$dir"
+  await "$dir"
+  log "broker $2 of the $1-broker setup restarted on 127.0.0.1:$(cat "$dir/port")"
+}
+
 start() {
   local n=${1:-1} state="$cache/kafka-${1:-1}" i ok=1
   fetch
@@ -94,20 +140,9 @@ PROPS
     java_cp kafka.tools.StorageTool format -t "$uuid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; exit 1; }
     echo "$p" > "$dir/port"
-    # setsid: the broker outlives this script and the shell that ran it.
-    setsid nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true -cp "$libs/*" \
-      kafka.Kafka "$dir/server.properties" >"$dir/broker.log" 2>&1 < /dev/null &
-    echo $! > "$dir/pid"
+    launch "$dir"
   done
-  for i in $(seq "$n"); do
-    local dir="$state/node$i" t
-    for t in $(seq 240); do
-      grep -q 'Transition from STARTING to STARTED' "$dir/broker.log" 2>/dev/null && port_open "$(cat "$dir/port")" && break
-      kill -0 "$(cat "$dir/pid")" 2>/dev/null || { log "broker $i exited"; tail -30 "$dir/broker.log" >&2; exit 1; }
-      sleep 0.25
-    done
-    grep -q 'Transition from STARTING to STARTED' "$dir/broker.log" || { log "broker $i did not start"; tail -30 "$dir/broker.log" >&2; exit 1; }
-  done
+  for i in $(seq "$n"); do await "$state/node$i"; done
   local addrs="" p
   for p in "${ports[@]}"; do addrs+="${addrs:+,}127.0.0.1:$p"; done
   if [ "$n" = 1 ]; then echo "export COUPONQ_KAFKA_BROKERS=$addrs" > "$state/env"
@@ -131,5 +166,7 @@ stop() {
 case "${1:-start}" in
   start) start "${2:-1}" ;;
   stop) stop "${2:-1}" ;;
-  *) echo "usage: $0 start|stop [1|3]" >&2; exit 2 ;;
+  kill) kill9 "${2:?kill N I}" "${3:?kill N I}" ;;
+  restart) restart "${2:?restart N I}" "${3:?restart N I}" ;;
+  *) echo "usage: $0 start|stop [1|3] | kill|restart N I" >&2; exit 2 ;;
 esac
