@@ -236,12 +236,9 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) {
 		h.error(w, r, err, prior)
 		return
 	}
-	resp := TicketResponse{
-		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
-		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock, StatusURL: h.statusURL(campaign),
-	}
+	resp := h.ticket(campaign, t)
 	w.Header()["Location"] = []string{resp.StatusURL}
-	writeTicket(w, http.StatusAccepted, &resp)
+	writeTicket(w, http.StatusAccepted, resp)
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
@@ -279,12 +276,9 @@ func (h *Handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (h *Handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
 	return &TicketResponse{
 		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
-		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock, StatusURL: h.statusURL(campaign),
+		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock,
+		StatusURL: h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me",
 	}
-}
-
-func (h *Handler) statusURL(campaign string) string {
-	return h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me"
 }
 
 // statusOf is the HTTP status of each couponq.Code the handler answers.

@@ -15,15 +15,9 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -33,18 +27,7 @@ import (
 	"github.com/couponq/couponq/node"
 )
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN); at least 16 characters")
-	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := demo.Serve(ctx, log, *addr, *token, newRouter); err != nil {
-		log.Error("chi example", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { demo.Main("chi example", newRouter) }
 
 // newRouter mounts the public handler under /api/, behind userAuth, and the
 // admin handler under /admin/.

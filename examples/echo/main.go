@@ -16,13 +16,7 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -32,18 +26,7 @@ import (
 	"github.com/couponq/couponq/node"
 )
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN); at least 16 characters")
-	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := demo.Serve(ctx, log, *addr, *token, newRouter); err != nil {
-		log.Error("echo example", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { demo.Main("echo example", newRouter) }
 
 // newRouter mounts the public handler under /api/, behind userAuth, and the
 // admin handler under /admin/.

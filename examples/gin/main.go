@@ -16,14 +16,9 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,19 +28,10 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN); at least 16 characters")
-	flag.Parse()
 	if os.Getenv(gin.EnvGinMode) == "" {
 		gin.SetMode(gin.ReleaseMode) // no debug route listing; GIN_MODE=debug brings it back
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := demo.Serve(ctx, log, *addr, *token, newRouter); err != nil {
-		log.Error("gin example", "err", err)
-		os.Exit(1)
-	}
+	demo.Main("gin example", newRouter)
 }
 
 // newRouter mounts the public handler under /api/, behind userAuth, and the

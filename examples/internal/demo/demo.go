@@ -11,11 +11,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/couponq/couponq/couponq"
@@ -101,7 +105,7 @@ const AdminCookie = "couponq_admin"
 // cookie; changes never do, so a page on another site cannot make a
 // logged-in operator's browser change a campaign.
 func AdminAuthorize(token string) func(*http.Request) error {
-	want := sha256.Sum256([]byte(token))
+	matches := tokenMatcher(token)
 	return func(r *http.Request) error {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
@@ -112,11 +116,20 @@ func AdminAuthorize(token string) func(*http.Request) error {
 		if !ok {
 			return fmt.Errorf("%w: send Authorization: Bearer <admin token>", httpapi.ErrUnauthorized)
 		}
-		sum := sha256.Sum256([]byte(got))
-		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		if !matches(got) {
 			return fmt.Errorf("%w: wrong admin token", httpapi.ErrUnauthorized)
 		}
 		return nil
+	}
+}
+
+// tokenMatcher reports whether a given token is token, compared in
+// constant time.
+func tokenMatcher(token string) func(string) bool {
+	want := sha256.Sum256([]byte(token))
+	return func(got string) bool {
+		sum := sha256.Sum256([]byte(got))
+		return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 	}
 }
 
@@ -124,7 +137,7 @@ func AdminAuthorize(token string) func(*http.Request) error {
 // it as the AdminCookie (HttpOnly, SameSite=Strict, for path /admin) and
 // sends the browser to the live page at next.
 func Login(token, next string) http.Handler {
-	check := AdminAuthorize(token)
+	matches := tokenMatcher(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method != http.MethodPost {
@@ -135,8 +148,7 @@ func Login(token, next string) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4096)
 		given := r.PostFormValue("token")
-		probe := &http.Request{Method: http.MethodPost, Header: http.Header{"Authorization": {"Bearer " + given}}}
-		if check(probe) != nil {
+		if !matches(given) {
 			http.Error(w, "wrong admin token", http.StatusUnauthorized)
 			return
 		}
@@ -149,6 +161,23 @@ func Login(token, next string) http.Handler {
 // Router builds a framework's router from the node, its registry and the
 // admin token.
 type Router func(n *node.Node, registry couponq.Registry, adminToken string) (http.Handler, error)
+
+// Main is a framework example's main: it reads -addr and -admin-token
+// (default $COUPONQ_ADMIN_TOKEN), serves router until SIGINT or SIGTERM, and
+// exits 1 if serving fails. name labels its log lines.
+func Main(name string, router Router) {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN); at least 16 characters")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Serve(ctx, log, *addr, *token, router); err != nil {
+		log.Error(name, "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
 
 // Serve runs the demo node and serves router on addr until ctx is done,
 // then shuts the server down (letting requests in progress finish) and
