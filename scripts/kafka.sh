@@ -10,6 +10,15 @@
 #   scripts/kafka.sh restart N I   # start broker I again in place (same port, same data), as after a crash
 # start writes .cache/servers/kafka-N/env with COUPONQ_KAFKA_BROKERS (N=1) or
 # COUPONQ_KAFKA_CLUSTER (N=3): comma-separated bootstrap addresses.
+# The 3-broker setup has a second listener, EXTERNAL, for clients that go
+# through a network-fault proxy (the reliability runs put toxiproxy between
+# workers and Kafka): each broker listens on an EXTERNAL port and advertises
+# a proxy port in its place, so a client that bootstraps through the proxy
+# is told proxy addresses for every broker and never reaches one directly.
+# COUPONQ_KAFKA_PROXY_ROUTES lists them, PROXYPORT=EXTERNALPORT per broker,
+# comma-separated: a proxy listening on PROXYPORT forwards to EXTERNALPORT.
+# Nothing listens on the proxy ports until such a proxy runs; the tests and
+# the PLAINTEXT listener ignore them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=${COUPONQ_KAFKA_VERSION:-4.1.1}
@@ -103,28 +112,36 @@ start() {
   fetch
   mkdir -p "$state"
   for i in $(seq "$n"); do alive "$state/node$i" || ok=0; done
-  if [ "$ok" = 1 ] && [ -f "$state/env" ]; then cat "$state/env"; return; fi
+  # A setup from before the EXTERNAL listener existed is started afresh.
+  if [ "$ok" = 1 ] && [ -f "$state/env" ] && { [ "$n" -lt 3 ] || grep -q COUPONQ_KAFKA_PROXY_ROUTES "$state/env"; }; then
+    cat "$state/env"; return
+  fi
   stop "$n" 2>/dev/null || true
   mkdir -p "$state"
-  local ports=() cports=() voters=""
+  local ports=() cports=() eports=() xports=() voters="" routes=""
   for i in $(seq "$n"); do
-    ports+=("$(free_port)"); cports+=("$(free_port)")
+    ports+=("$(free_port)"); cports+=("$(free_port)"); eports+=("$(free_port)"); xports+=("$(free_port)")
     voters+="${voters:+,}$i@127.0.0.1:${cports[$((i-1))]}"
   done
   local rf=1 isr=1
   [ "$n" -ge 3 ] && { rf=3; isr=2; }
   local uuid; uuid=$(java_cp kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
   for i in $(seq "$n"); do
-    local dir="$state/node$i" p=${ports[$((i-1))]} cp=${cports[$((i-1))]}
+    local dir="$state/node$i" p=${ports[$((i-1))]} cp=${cports[$((i-1))]} ep=${eports[$((i-1))]} xp=${xports[$((i-1))]}
+    local listeners="PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$cp" advertised="PLAINTEXT://127.0.0.1:$p"
+    if [ "$n" -ge 3 ]; then
+      listeners+=",EXTERNAL://127.0.0.1:$ep"; advertised+=",EXTERNAL://127.0.0.1:$xp"
+      routes+="${routes:+,}$xp=$ep"
+    fi
     mkdir -p "$dir"
     cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=$i
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$cp
-advertised.listeners=PLAINTEXT://127.0.0.1:$p
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 num.partitions=4
@@ -146,7 +163,7 @@ PROPS
   local addrs="" p
   for p in "${ports[@]}"; do addrs+="${addrs:+,}127.0.0.1:$p"; done
   if [ "$n" = 1 ]; then echo "export COUPONQ_KAFKA_BROKERS=$addrs" > "$state/env"
-  else echo "export COUPONQ_KAFKA_CLUSTER=$addrs" > "$state/env"; fi
+  else printf 'export COUPONQ_KAFKA_CLUSTER=%s\nexport COUPONQ_KAFKA_PROXY_ROUTES=%s\n' "$addrs" "$routes" > "$state/env"; fi
   log "$n broker(s) on $addrs (kafka $version, KRaft)"
   cat "$state/env"
 }

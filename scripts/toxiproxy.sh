@@ -6,7 +6,8 @@
 # Usage:
 #   scripts/toxiproxy.sh start   # start (or reuse) it; writes .cache/servers/toxiproxy/env
 #   scripts/toxiproxy.sh stop
-# The env file sets COUPONQ_TOXIPROXY=127.0.0.1:PORT, its HTTP API.
+# The env file sets COUPONQ_TOXIPROXY=127.0.0.1:PORT, its HTTP API, and
+# COUPONQ_TOXIPROXY_VERSION.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=${COUPONQ_TOXIPROXY_VERSION:-v2.5.0}
@@ -36,7 +37,7 @@ alive() {
 start() {
   build
   mkdir -p "$state"
-  if alive && [ -f "$state/env" ]; then cat "$state/env"; return; fi
+  if alive && grep -q COUPONQ_TOXIPROXY_VERSION "$state/env" 2>/dev/null; then cat "$state/env"; return; fi
   stop 2>/dev/null || true
   mkdir -p "$state"
   local port; port=$(free_port)
@@ -45,7 +46,7 @@ start() {
   echo $! > "$state/pid"
   for _ in $(seq 100); do alive && break; sleep 0.1; done
   alive || { log "toxiproxy did not start"; tail -20 "$state/server.log" >&2; exit 1; }
-  echo "export COUPONQ_TOXIPROXY=127.0.0.1:$port" > "$state/env"
+  printf 'export COUPONQ_TOXIPROXY=127.0.0.1:%s\nexport COUPONQ_TOXIPROXY_VERSION=%s\n' "$port" "$version" > "$state/env"
   log "toxiproxy $version on 127.0.0.1:$port"
   cat "$state/env"
 }

@@ -1,0 +1,722 @@
+package check
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 1, 2, 12, 0, 0, 0, time.UTC)
+
+// at is t0 plus ms milliseconds.
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+// fixture is a small clean run of one campaign: stock 5, BatchSize 2 per
+// 100 ms; u1..u5 accepted and dispatched two per tick; u1..u3 issued,
+// u4 and u5 rejected sold_out.
+type fixture struct {
+	in    Inputs
+	store storeData
+	topic topicData
+}
+
+func cleanFixture() *fixture {
+	f := &fixture{
+		in: Inputs{Campaigns: []Campaign{{ID: "c1", Stock: 5, BatchSize: 2, Interval: 100 * time.Millisecond}}},
+	}
+	var rows []storeRow
+	for i := 1; i <= 5; i++ {
+		u := fmt.Sprintf("u%d", i)
+		dispatched := at(100 * ((i - 1) / 2)) // ticks at 0, 100, 200 ms
+		cl := Client{User: u, Campaign: "c1", Presses: 1, Accepted: true, AcceptedAt: at(-1000), Entry: int64(i), API: 1}
+		if i <= 3 {
+			cl.Final, cl.IssuanceID = "issued", "id"+u
+			rows = append(rows, storeRow{User: u, N: 1, ID: "id" + u, IssuedAt: dispatched.Add(20 * time.Millisecond)})
+		} else {
+			cl.Final = "rejected:sold_out"
+		}
+		f.in.Clients = append(f.in.Clients, cl)
+		f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: u, Entry: int64(i), At: dispatched, Offset: int64(i - 1)})
+	}
+	f.topic.Partitions = 1
+	f.store = storeData{Campaigns: map[string]storeCampaign{"c1": {Rows: rows, Counter: &counterRow{Issued: 3, Stock: 5}}}}
+	return f
+}
+
+func (f *fixture) client(user string) *Client {
+	for i := range f.in.Clients {
+		if f.in.Clients[i].User == user {
+			return &f.in.Clients[i]
+		}
+	}
+	panic("no client " + user)
+}
+
+func (f *fixture) c1() *storeCampaign {
+	sc := f.store.Campaigns["c1"]
+	return &sc
+}
+
+func (f *fixture) setC1(sc *storeCampaign) { f.store.Campaigns["c1"] = *sc }
+
+// burst adds n users with messages (and, when issue, Store rows and
+// accepted issued clients) starting at start, spaced by step.
+func (f *fixture) burst(prefix string, n int, start time.Time, step time.Duration, issue bool) {
+	sc := f.c1()
+	for i := range n {
+		u := fmt.Sprintf("%s%d", prefix, i)
+		t := start.Add(time.Duration(i) * step)
+		f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: u, Entry: int64(100 + i), At: t})
+		if issue {
+			sc.Rows = append(sc.Rows, storeRow{User: u, N: 1, ID: "id" + u, IssuedAt: t})
+			sc.Counter.Issued++
+			f.in.Clients = append(f.in.Clients, Client{User: u, Campaign: "c1", Accepted: true, Final: "issued", IssuanceID: "id" + u})
+		}
+	}
+	if issue {
+		f.in.Campaigns[0].Stock += int64(n)
+		sc.Counter.Stock += int64(n)
+	}
+	f.setC1(sc)
+}
+
+func TestEvaluate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(f *fixture)
+		// want: one substring per expected violation, in order; exactly
+		// these violations must be reported.
+		want []string
+		// row checks the campaign row's figures.
+		row func(t *testing.T, c CampaignRow)
+		// notes: substrings that must appear among the notes.
+		notes []string
+	}{
+		{
+			name: "clean",
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Rows", c.Rows, 3)
+				eq(t, "ToldIssued", c.ToldIssued, 3)
+				eq(t, "Rejected[sold_out]", c.Rejected["sold_out"], 2)
+				eq(t, "Accepted", c.Accepted, 5)
+				eq(t, "Messages", c.Messages, 5)
+				eq(t, "DispatchedUsers", c.DispatchedUsers, 5)
+				eq(t, "Lost", c.Lost, 0)
+				eq(t, "Bound", c.Bound, 22)
+				eq(t, "TopicMax1", c.TopicMax1, 2)
+				eq(t, "TopicMax10", c.TopicMax10, 5)
+			},
+		},
+		{
+			name: "over-issue",
+			mutate: func(f *fixture) {
+				f.in.Campaigns[0].Stock = 2
+				sc := f.c1()
+				sc.Counter.Stock = 2
+				f.setC1(sc)
+			},
+			want: []string{"campaign c1: over-issue: 3 Store rows for a stock of 2"},
+		},
+		{
+			name: "counter disagrees with rows",
+			mutate: func(f *fixture) {
+				sc := f.c1()
+				sc.Counter = &counterRow{Issued: 2, Stock: 5}
+				f.setC1(sc)
+			},
+			want: []string{"campaign c1: counter row says issued 2 but the Store holds 3 rows"},
+		},
+		{
+			name: "no counter row",
+			mutate: func(f *fixture) {
+				sc := f.c1()
+				sc.Counter = nil
+				f.setC1(sc)
+			},
+			want: []string{"campaign c1: no counter row, but the Store holds 3 rows"},
+			row:  func(t *testing.T, c CampaignRow) { eq(t, "CounterFound", c.CounterFound, false) },
+		},
+		{
+			name: "user over the per-user limit",
+			mutate: func(f *fixture) {
+				sc := f.c1()
+				sc.Rows = append(sc.Rows, storeRow{User: "u1", N: 2, ID: "idu1b", IssuedAt: at(250)})
+				sc.Counter.Issued = 4
+				f.setC1(sc)
+			},
+			want: []string{"campaign c1: 1 users hold more than the per-user limit of 1 (e.g. u1 holds 2)"},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "OverLimitUsers", c.OverLimitUsers, 1)
+				eq(t, "OverLimitExamples", strings.Join(c.OverLimitExamples, ","), "u1 holds 2")
+			},
+		},
+		{
+			name: "two units within a per-user limit of 2",
+			mutate: func(f *fixture) {
+				f.in.Campaigns[0].PerUserLimit = 2
+				sc := f.c1()
+				sc.Rows = append(sc.Rows, storeRow{User: "u1", N: 2, ID: "idu1b", IssuedAt: at(250)})
+				sc.Counter.Issued = 4
+				f.setC1(sc)
+			},
+			row: func(t *testing.T, c CampaignRow) { eq(t, "PerUserLimit", c.PerUserLimit, 2) },
+		},
+		{
+			name: "repeated issuance ID",
+			mutate: func(f *fixture) {
+				sc := f.c1()
+				sc.Rows[1].ID = "idu1"
+				f.setC1(sc)
+				f.client("u2").IssuanceID = "idu1"
+			},
+			want: []string{`campaign c1: 1 Store rows repeat an issuance ID another row already has (e.g. "idu1" (c1/u1 and c1/u2))`},
+			row:  func(t *testing.T, c CampaignRow) { eq(t, "DuplicateIDs", c.DuplicateIDs, 1) },
+		},
+		{
+			name: "lost on not_found",
+			mutate: func(f *fixture) {
+				c := f.client("u4")
+				c.Final, c.NotFoundSeen = "not_found", true
+			},
+			want: []string{"campaign c1: lost: 1 accepted users ended on not_found (the line no longer knew the entry their 202 promised) (e.g. u4)"},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Lost", c.Lost, 1)
+				eq(t, "LostByFinal[not_found]", c.LostByFinal["not_found"], 1)
+				eq(t, "NotFoundSeen", c.NotFoundSeen, 1)
+				eq(t, "Rejected[sold_out]", c.Rejected["sold_out"], 1)
+			},
+		},
+		{
+			name: "lost waiting and unknown, one holding a unit",
+			mutate: func(f *fixture) {
+				f.client("u4").Final = "waiting"
+				f.client("u5").Final = "unknown"
+				c := f.client("u3")
+				c.Final, c.IssuanceID = "in_flight", ""
+			},
+			want: []string{"campaign c1: lost: 3 accepted users had no outcome when the run ended (in_flight 1, unknown 1, waiting 1; e.g. u3 (holds a unit) in_flight, u4 waiting, u5 unknown)"},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Lost", c.Lost, 3)
+				eq(t, "LostHolding", c.LostHolding, 1)
+				eq(t, "LostByFinal[waiting]", c.LostByFinal["waiting"], 1)
+			},
+		},
+		{
+			name: "not accepted and no outcome is not lost",
+			mutate: func(f *fixture) {
+				f.in.Clients = append(f.in.Clients, Client{User: "x", Campaign: "c1", Presses: 2, Door: "transport", Final: "unknown"})
+			},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Clients", c.Clients, 6)
+				eq(t, "Lost", c.Lost, 0)
+			},
+		},
+		{
+			name:   "told issued, holds nothing",
+			mutate: func(f *fixture) { c := f.client("u4"); c.Final, c.IssuanceID = "issued", "idu4" },
+			want:   []string{"campaign c1: told issued, holds nothing: 1 users were told issued and hold no Store row (e.g. u4)"},
+			row:    func(t *testing.T, c CampaignRow) { eq(t, "IssuedNoRow", c.IssuedNoRow, 1) },
+		},
+		{
+			name:   "told issued with another ID",
+			mutate: func(f *fixture) { f.client("u2").IssuanceID = "other" },
+			want:   []string{`campaign c1: told issued with an issuance ID none of the user's Store rows has: 1 users (e.g. u2 told "other", Store has idu2)`},
+		},
+		{
+			name:   "told rejected sold_out, holds a unit",
+			mutate: func(f *fixture) { c := f.client("u1"); c.Final, c.IssuanceID = "rejected:sold_out", "" },
+			want:   []string{"campaign c1: told rejected, holds a unit: 1 users (e.g. u1 (sold_out))"},
+			row:    func(t *testing.T, c CampaignRow) { eq(t, "RejectedHolding", c.RejectedHolding, 1) },
+		},
+		{
+			name:   "told rejected duplicate while holding is fine",
+			mutate: func(f *fixture) { c := f.client("u1"); c.Final, c.IssuanceID = "rejected:duplicate", "" },
+			row:    func(t *testing.T, c CampaignRow) { eq(t, "Rejected[duplicate]", c.Rejected["duplicate"], 1) },
+		},
+		{
+			name: "unit held by a user whose 202 never arrived is a note",
+			mutate: func(f *fixture) {
+				c := f.client("u3")
+				c.Accepted, c.Final, c.IssuanceID, c.Door = false, "", "", "transport"
+			},
+			row:   func(t *testing.T, c CampaignRow) { eq(t, "HeldUnannounced", c.HeldUnannounced, 1) },
+			notes: []string{"campaign c1: 1 users hold a unit though no 202 reached them"},
+		},
+		{
+			name: "issued without passing the topic",
+			mutate: func(f *fixture) {
+				f.topic.Messages = slices.DeleteFunc(f.topic.Messages, func(m topicMsg) bool { return m.User == "u3" })
+			},
+			want:  []string{"campaign c1: issued without passing the topic: 1 users hold a Store row but never appear on the topic (e.g. u3)"},
+			row:   func(t *testing.T, c CampaignRow) { eq(t, "NotDispatched", c.NotDispatched, 1) },
+			notes: []string{"campaign c1: 1 accepted users never appeared on the topic (e.g. u3)"},
+		},
+		{
+			name: "redelivery is informational",
+			mutate: func(f *fixture) {
+				f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: "u1", Entry: 1, At: at(5000)})
+			},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Redeliveries", c.Redeliveries, 1)
+				eq(t, "DispatchedUsers", c.DispatchedUsers, 5)
+			},
+			notes: []string{"campaign c1: 1 redeliveries", "u1#1 ×2"},
+		},
+		{
+			name: "topic at the throttle bound",
+			// 5 messages at 0..200 ms plus 17 more at 300..980 ms: 22 in
+			// [0, 1s) = 11×BatchSize, allowed.
+			mutate: func(f *fixture) { f.burst("b", 17, at(300), 40*time.Millisecond, false) },
+			row:    func(t *testing.T, c CampaignRow) { eq(t, "TopicMax10", c.TopicMax10, 22) },
+		},
+		{
+			name:   "topic over the throttle bound",
+			mutate: func(f *fixture) { f.burst("b", 18, at(300), 40*time.Millisecond, false) },
+			want:   []string{"campaign c1: dispatch throttle: 23 messages on the topic in the 10×Interval window starting 12:00:00.000 (bound 11×BatchSize = 22)"},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "TopicMax10", c.TopicMax10, 23)
+				eq(t, "TopicMax10At", c.TopicMax10At, t0)
+			},
+		},
+		{
+			name: "store over the bound with no fault",
+			// Messages spread (one per 100 ms from 10 s on), rows issued in
+			// a burst of 25 in 250 ms at 20 s.
+			mutate: func(f *fixture) {
+				f.burst("s", 25, at(20000), 10*time.Millisecond, true)
+				for i := range f.topic.Messages[5:] {
+					f.topic.Messages[5+i].At = at(10000 + 500*i)
+				}
+			},
+			want: []string{"campaign c1: issue throttle: 25 Store rows issued in the 10×Interval window starting 12:00:20.000 (bound 11×BatchSize = 22), not within 15s after any fault's end"},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "StoreMax10", c.StoreMax10, 25)
+				eq(t, "StoreMax1", c.StoreMax1, 10)
+				eq(t, "StoreUnexcused", c.StoreUnexcused, 3)
+			},
+		},
+		{
+			name: "store over the bound right after a fault is a note",
+			mutate: func(f *fixture) {
+				f.burst("s", 25, at(20000), 10*time.Millisecond, true)
+				for i := range f.topic.Messages[5:] {
+					f.topic.Messages[5+i].At = at(10000 + 500*i)
+				}
+				f.in.Faults = []Fault{{Kind: "kill-issuer", Target: "worker-1", Start: at(8000), End: at(12000)}}
+			},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "StoreExcused", c.StoreExcused, 3)
+				eq(t, "StoreUnexcused", c.StoreUnexcused, 0)
+			},
+			notes: []string{"campaign c1: Store issued up to 25 rows in the 10×Interval window starting 12:00:20.000 (bound 22), 8s after the end of fault #1 (kill-issuer worker-1)"},
+		},
+		{
+			name: "store over the bound long after every fault",
+			mutate: func(f *fixture) {
+				f.burst("s", 25, at(20000), 10*time.Millisecond, true)
+				for i := range f.topic.Messages[5:] {
+					f.topic.Messages[5+i].At = at(10000 + 500*i)
+				}
+				f.in.Faults = []Fault{{Kind: "kill-issuer", Target: "worker-1", Start: at(1000), End: at(4000)}}
+			},
+			want: []string{"campaign c1: issue throttle: 25 Store rows issued"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := cleanFixture()
+			if tt.mutate != nil {
+				tt.mutate(f)
+			}
+			r := evaluate(f.in, f.store, f.topic)
+			if len(r.Violations) != len(tt.want) {
+				t.Fatalf("got %d violations, want %d:\n%s", len(r.Violations), len(tt.want), strings.Join(r.Violations, "\n"))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(r.Violations[i], w) {
+					t.Errorf("violation %d = %q, want it to contain %q", i, r.Violations[i], w)
+				}
+			}
+			if r.OK() != (len(tt.want) == 0) {
+				t.Errorf("OK() = %v with %d violations", r.OK(), len(r.Violations))
+			}
+			for _, n := range tt.notes {
+				if !slices.ContainsFunc(r.Notes, func(s string) bool { return strings.Contains(s, n) }) {
+					t.Errorf("no note contains %q; notes:\n%s", n, strings.Join(r.Notes, "\n"))
+				}
+			}
+			if tt.row != nil {
+				if len(r.Campaigns) != 1 {
+					t.Fatalf("%d campaign rows", len(r.Campaigns))
+				}
+				tt.row(t, r.Campaigns[0])
+			}
+			var b bytes.Buffer
+			if err := r.WriteMarkdown(&b); err != nil {
+				t.Fatal(err)
+			}
+			md := b.String()
+			if got, want := strings.Count(md, "- ❌ "), len(tt.want); got != want {
+				t.Errorf("markdown lists %d violations, want %d:\n%s", got, want, md)
+			}
+			if got, want := strings.Count(md, bad+" |"), len(tt.want); (got > 0) != (want > 0) {
+				t.Errorf("markdown table has %d ❌ cells with %d violations:\n%s", got, want, md)
+			}
+		})
+	}
+}
+
+func TestEvaluateClientsOfOtherCampaignsAndCrossCampaignIDs(t *testing.T) {
+	f := cleanFixture()
+	f.in.Campaigns = append(f.in.Campaigns, Campaign{ID: "c2", Stock: 1, BatchSize: 1, Interval: time.Second})
+	f.store.Campaigns["c2"] = storeCampaign{
+		Rows:    []storeRow{{User: "v1", N: 1, ID: "idu2", IssuedAt: at(0)}}, // u2's ID in c1
+		Counter: &counterRow{Issued: 1, Stock: 1},
+	}
+	f.in.Clients = append(f.in.Clients,
+		Client{User: "v1", Campaign: "c2", Accepted: true, Final: "issued", IssuanceID: "idu2"},
+		Client{User: "w", Campaign: "zz", Accepted: true, Final: "waiting"})
+	f.topic.Messages = append(f.topic.Messages,
+		topicMsg{Campaign: "c2", User: "v1", Entry: 1, At: at(0)},
+		topicMsg{Campaign: "zz", User: "w", Entry: 1, At: at(0)})
+	r := evaluate(f.in, f.store, f.topic)
+	want := []string{`campaign c2: 1 Store rows repeat an issuance ID another row already has (e.g. "idu2" (c1/u2 and c2/v1))`}
+	if !slices.Equal(r.Violations, want) {
+		t.Errorf("violations = %q, want %q", r.Violations, want)
+	}
+	eq(t, "Topic.OtherCampaigns", r.Topic.OtherCampaigns, 1)
+	for _, n := range []string{"topic: 1 messages belong to campaigns the run did not configure", "clients: 1 client records name campaigns the run did not configure"} {
+		if !slices.Contains(r.Notes, n+"; they are not checked") && !slices.Contains(r.Notes, n) {
+			t.Errorf("missing note %q in %q", n, r.Notes)
+		}
+	}
+}
+
+func TestWindowMax(t *testing.T) {
+	ms := func(v ...int) []time.Time {
+		out := make([]time.Time, len(v))
+		for i, x := range v {
+			out[i] = at(x)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		ts     []time.Time
+		w      time.Duration
+		want   int
+		wantAt time.Time
+	}{
+		{"empty", nil, time.Second, 0, time.Time{}},
+		{"one", ms(5), time.Millisecond, 1, at(5)},
+		// [100, 200) holds 100, 150, 199 (not 200: half-open); [150, 250)
+		// also holds three; the earliest start wins.
+		{"half-open", ms(0, 50, 100, 150, 199, 200, 400), 100 * time.Millisecond, 3, at(100)},
+		{"unsorted input", ms(400, 199, 0, 150, 100, 50, 200), 100 * time.Millisecond, 3, at(100)},
+		{"equal times", ms(10, 10, 10, 11), time.Millisecond, 3, at(10)},
+		{"everything in one window", ms(0, 1, 2, 3), time.Second, 4, at(0)},
+		// Ticks of 2 every 100 ms: each window holds one tick.
+		{"on-time ticks", ms(0, 0, 100, 100, 200, 200), 100 * time.Millisecond, 2, at(0)},
+		// The 100 ms tick runs 1 ms late: [101, 201) holds it and the next.
+		{"delayed tick", ms(0, 0, 101, 101, 200, 200), 100 * time.Millisecond, 4, at(101)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, a := windowMax(sortTimes(tt.ts), tt.w)
+			if n != tt.want || !a.Equal(tt.wantAt) {
+				t.Errorf("windowMax = %d at %v, want %d at %v", n, a, tt.want, tt.wantAt)
+			}
+		})
+	}
+}
+
+// sample is a sample dispatched at ms, decided lag ms later (lag < 0:
+// never decided).
+func sample(ms, lag int) Sample {
+	s := Sample{User: fmt.Sprint("u", ms), Campaign: "c1", DispatchedAt: at(ms)}
+	if lag >= 0 {
+		s.DecidedAt = at(ms + lag)
+	}
+	return s
+}
+
+func TestRecovery(t *testing.T) {
+	base := []Sample{
+		sample(9000, 1000),   // before the fault: ignored
+		sample(10500, -1),    // undecided
+		sample(11000, 3000),  // too slow
+		sample(12000, 1000),  // good, but 15 s in [12, 22] is slow
+		sample(15000, 5000),  // too slow
+		sample(16000, 500),   // good: [16, 26] holds 16, 20, 26, all good
+		sample(20000, 1000),  // good
+		sample(26000, 2000),  // exactly the bound: good
+		sample(27000, -1),    // undecided, outside [16, 26]
+		sample(90000, 40000), // far later
+	}
+	tests := []struct {
+		name      string
+		samples   []Sample
+		start     int
+		wantAfter int
+		wantOK    bool
+		wantAt    int
+	}{
+		{"recovers at 16s", base, 10000, 9, true, 16000},
+		{"fault before everything", base, 0, 10, true, 16000},
+		{"one slow sample at the hold's edge", func() []Sample {
+			s := slices.Clone(base)
+			s[7] = sample(26000, 2001)
+			return s
+		}(), 10000, 9, false, 0},
+		{"only a late good sample", []Sample{sample(10000, 5000), sample(30000, 100)}, 10000, 2, true, 30000},
+		{"no samples after", base, 100000, 0, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRecoverer(sortSamples(tt.samples), 2*time.Second)
+			n, a, ok := r.after(at(tt.start))
+			if n != tt.wantAfter || ok != tt.wantOK || (ok && !a.Equal(at(tt.wantAt))) {
+				t.Errorf("after = %d, %v, %v; want %d, %v, %v", n, a, ok, tt.wantAfter, at(tt.wantAt), tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestMaxLag(t *testing.T) {
+	s := sortSamples([]Sample{sample(0, 100), sample(1000, 700), sample(2000, -1), sample(3000, 300), sample(9000, 5000)})
+	n, m, u := maxLag(s, at(500), at(3000))
+	if n != 3 || m != 700*time.Millisecond || u != 1 {
+		t.Errorf("maxLag = %d, %v, %d; want 3, 700ms, 1", n, m, u)
+	}
+	n, m, u = maxLag(s, at(0), at(1000))
+	if n != 2 || m != 700*time.Millisecond || u != 0 {
+		t.Errorf("maxLag = %d, %v, %d; want 2, 700ms, 0", n, m, u)
+	}
+}
+
+func TestDispatchGap(t *testing.T) {
+	sec := func(v ...int) []time.Time {
+		out := make([]time.Time, len(v))
+		for i, x := range v {
+			out[i] = at(1000 * x)
+		}
+		return out
+	}
+	tests := []struct {
+		name      string
+		ts        []time.Time
+		from, to  int // seconds
+		wantGap   time.Duration
+		wantAt    int // seconds
+		wantN     int
+		wantEnded bool
+	}{
+		// Pairs meeting [3, 34]: (2,7) clipped to [3,7] = 4s, (7,8) 1s,
+		// (8,30) 22s. The silence after 30 is not a gap.
+		{"clipped and ended", sec(0, 1, 2, 7, 8, 30), 3, 34, 22 * time.Second, 8, 3, true},
+		// (2, 50) clipped to [3, 34] = 31s; nothing inside.
+		{"one gap over the window", sec(0, 1, 2, 50), 3, 34, 31 * time.Second, 3, 0, false},
+		{"steady", sec(0, 1, 2, 3, 4, 5, 6), 1, 4, time.Second, 1, 4, false},
+		{"empty topic", nil, 1, 4, 0, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, a, n, ended := dispatchGap(tt.ts, at(1000*tt.from), at(1000*tt.to))
+			wantAt := at(1000 * tt.wantAt)
+			if tt.wantGap == 0 {
+				wantAt = time.Time{}
+			}
+			if g != tt.wantGap || !a.Equal(wantAt) || n != tt.wantN || ended != tt.wantEnded {
+				t.Errorf("dispatchGap = %v at %v, %d, %v; want %v at %v, %d, %v", g, a, n, ended, tt.wantGap, wantAt, tt.wantN, tt.wantEnded)
+			}
+		})
+	}
+}
+
+func press(ms, api int, outcome string) Press { return Press{At: at(ms), API: api, Outcome: outcome} }
+
+func TestAdmissionGap(t *testing.T) {
+	ps := []Press{
+		press(0, 1, "accepted"),
+		press(1000, 1, "accepted"),
+		press(2000, 1, "transport"),
+		press(3000, 2, "http_503"),
+		press(4000, 2, "repeat"),
+		press(5000, 1, "transport"),
+		press(9000, 2, "sold_out"),
+		press(20000, 1, "transport"),
+		press(21000, 2, "accepted"),
+	}
+	// Window [2, 13]: runs {2,3} from 1 to 4 = 3s and {5} from 4 to 9 = 5s;
+	// {20} lies outside.
+	n, failed, gap, a, open := admissionGap(ps, at(2000), at(13000))
+	if n != 5 || failed != 3 || gap != 5*time.Second || !a.Equal(at(4000)) || open {
+		t.Errorf("admissionGap = %d, %d, %v at %v, %v; want 5, 3, 5s at %v, false", n, failed, gap, a, open, at(4000))
+	}
+	// No failure in [9, 10].
+	n, failed, gap, _, _ = admissionGap(ps, at(9000), at(10000))
+	if n != 1 || failed != 0 || gap != 0 {
+		t.Errorf("admissionGap = %d, %d, %v; want 1, 0, 0", n, failed, gap)
+	}
+	// Failures with no answer after them: measured to the last failure.
+	tail := []Press{press(0, 1, "accepted"), press(1000, 1, "transport"), press(3500, 2, "http_500")}
+	_, failed, gap, a, open = admissionGap(tail, at(500), at(5000))
+	if failed != 2 || gap != 3500*time.Millisecond || !a.Equal(at(0)) || !open {
+		t.Errorf("admissionGap = %d failed, %v at %v, open %v; want 2, 3.5s at %v, open", failed, gap, a, open, at(0))
+	}
+}
+
+func TestFaultRows(t *testing.T) {
+	in := Inputs{
+		Samples: []Sample{sample(0, 100), sample(1000, -1), sample(4000, 3000), sample(6000, 200), sample(8000, 300)},
+		Presses: []Press{
+			press(500, 1, "accepted"), press(1200, 2, "transport"), press(1500, 2, "transport"),
+			press(2500, 1, "accepted"), press(3500, 2, "transport"), press(5200, 2, "sold_out"),
+		},
+		Faults: []Fault{
+			{Kind: "kill-api", Target: "api-2", Start: at(1000), End: at(3000)},
+			{Kind: "kill-broker", Target: "broker-1", Start: at(50000), End: at(52000)},
+			{Kind: "kill-api", Target: "api-3", Start: at(1000), End: at(3000)},
+		},
+	}
+	topic := []time.Time{at(0), at(500), at(1000), at(3000), at(3500), at(8000)}
+	rows := faultRows(in, topic, 2*time.Second)
+	f := rows[0]
+	eq(t, "SamplesAfter", f.SamplesAfter, 4)
+	eq(t, "Recovered", f.Recovered, true)
+	eq(t, "RecoveredAt", f.RecoveredAt, at(6000)) // 1 s undecided, 4 s too slow
+	eq(t, "Recovery", f.Recovery, 5*time.Second)
+	// Lag window [-4 s, 33 s]: all five, one undecided, max decided 3 s.
+	eq(t, "LagSamples", f.LagSamples, 5)
+	eq(t, "Undecided", f.Undecided, 1)
+	eq(t, "MaxLag", f.MaxLag, 3*time.Second)
+	// Gap window [1 s, 33 s]: 1→3 = 2 s, 3→3.5, 3.5→8 = 4.5 s.
+	eq(t, "DispatchGap", f.DispatchGap, 4500*time.Millisecond)
+	eq(t, "DispatchGapAt", f.DispatchGapAt, at(3500))
+	eq(t, "TopicEnded", f.TopicEnded, true)
+	// Admission window [1 s, 13 s]: {1.2, 1.5} from 0.5 to 2.5 = 2 s;
+	// {3.5} from 2.5 to 5.2 = 2.7 s.
+	eq(t, "Presses", f.Presses, 5)
+	eq(t, "FailedPresses", f.FailedPresses, 3)
+	eq(t, "AdmissionGap", f.AdmissionGap, 2700*time.Millisecond)
+	eq(t, "API", f.API, 2)
+	eq(t, "APIBack", f.APIBack, true)
+	eq(t, "APIBackAfter", f.APIBackAfter, 2200*time.Millisecond) // sold_out at 5.2 s is an answer
+
+	g := rows[1]
+	eq(t, "NoTraffic", g.NoTraffic, true)
+	eq(t, "Recovered", g.Recovered, false)
+	eq(t, "LagSamples", g.LagSamples, 0)
+	eq(t, "Presses", g.Presses, 0)
+	eq(t, "API", g.API, 0)
+
+	h := rows[2]
+	eq(t, "API", h.API, 3)
+	eq(t, "APIBack", h.APIBack, false)
+
+	r := &Report{Faults: rows, RecoveredLag: 2 * time.Second}
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| 1 | kill-api api-2 | 12:00:01.000 | 2s | 5s (at 12:00:06.000) | ∞: 1 of 5 samples undecided; decided ones ≤ 3s | 4.5s from 12:00:03.500 (4 messages); the topic's last message was at 12:00:08.000 | 2.7s from 12:00:02.500 (3 of 5 presses failed) | api-2: 2.2s after the end |",
+		"no traffic after the fault (last sample dispatched 12:00:08.000)",
+		"api-3 answered no press after the end",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestEvaluateNotRecoveredNote(t *testing.T) {
+	f := cleanFixture()
+	f.in.Samples = []Sample{sample(1000, -1), sample(2000, 100)}
+	f.in.Faults = []Fault{{Kind: "cut-kafka", Target: "workers->kafka", Start: at(500), End: at(900)}}
+	r := evaluate(f.in, f.store, f.topic)
+	// The 1 s sample is undecided; the 2 s one is good with nothing after
+	// it: recovered at 2 s.
+	eq(t, "Recovered", r.Faults[0].Recovered, true)
+	eq(t, "Recovery", r.Faults[0].Recovery, 1500*time.Millisecond)
+	f.in.Samples = []Sample{sample(1000, -1), sample(2000, 2500)}
+	r = evaluate(f.in, f.store, f.topic)
+	eq(t, "Recovered", r.Faults[0].Recovered, false)
+	if !slices.ContainsFunc(r.Notes, func(s string) bool { return strings.HasPrefix(s, "fault #1 (cut-kafka workers->kafka): not recovered") }) {
+		t.Errorf("no not-recovered note in %q", r.Notes)
+	}
+	if !r.OK() {
+		t.Errorf("slow recovery is not a violation: %q", r.Violations)
+	}
+}
+
+func TestWriteMarkdownSections(t *testing.T) {
+	f := cleanFixture()
+	f.client("u4").Final = "not_found"
+	r := evaluate(f.in, f.store, f.topic)
+	var b bytes.Buffer
+	if err := r.WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	var heads []string
+	for l := range strings.Lines(md) {
+		if strings.HasPrefix(l, "#") {
+			if !strings.HasPrefix(l, "### ") {
+				t.Errorf("heading not at level 3: %q", l)
+			}
+			heads = append(heads, strings.TrimSpace(l))
+		}
+	}
+	want := []string{"### Invariants per campaign", "### Violations", "### Notes", "### Recovery per fault", "### How each figure is computed"}
+	if !slices.Equal(heads, want) {
+		t.Errorf("headings = %q, want %q", heads, want)
+	}
+	for _, s := range []string{
+		"| Figure | Must be | c1 |",
+		"| Lost: ended on not_found | 0 | 1 ❌ |",
+		"| Topic: most messages in 10 Intervals | ≤ 11×BatchSize | 5 (≤ 22) at 12:00:00.000 |",
+		"- ❌ campaign c1: lost: 1 accepted users ended on not_found",
+		"No faults were injected.",
+		"**Recovery**: the earliest dispatch time D",
+	} {
+		if !strings.Contains(md, s) {
+			t.Errorf("markdown lacks %q:\n%s", s, md)
+		}
+	}
+}
+
+func TestDecodeEntry(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantErr string
+	}{
+		{`{"v":1,"campaign":"c","user":"u","entry":3,"admitted_at_us":1,"request_id":"r","trace":"t"}`, ""},
+		{`{"v":2,"campaign":"c","user":"u","entry":3}`, "not version 1"},
+		{`{"campaign":"c","user":"u","entry":3}`, "not version 1"},
+		{`{"v":1,"user":"u","entry":3}`, "no campaign or user"},
+		{`{"v":1,"campaign":"c","user":"u","entry":0}`, "entry not positive"},
+		{`nope`, "not JSON"},
+	}
+	for _, tt := range tests {
+		e, err := decodeEntry([]byte(tt.in))
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("decodeEntry(%s) = %v", tt.in, err)
+		case tt.wantErr == "" && (e.Campaign != "c" || e.User != "u" || e.Entry != 3):
+			t.Errorf("decodeEntry(%s) = %+v", tt.in, e)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("decodeEntry(%s) = %v, want %q", tt.in, err, tt.wantErr)
+		}
+	}
+}
+
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}

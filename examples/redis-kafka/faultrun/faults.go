@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
+)
+
+// fleet is the production shape the run drives: its own Redis (with AOF),
+// api and worker processes, the workers reaching Redis and Kafka through
+// toxiproxy, the 3-broker Kafka and PostgreSQL of scripts/.
+type fleet struct {
+	root    string // the repository, for scripts/
+	dir     string // logs and data
+	log     *slog.Logger
+	redis   *proc
+	rdbAddr string // Redis, directly (the apis, the run itself)
+	apis    []*proc
+	workers []*proc
+	toxi       *toxi
+	redisProxy string   // the proxy to Redis, by toxiproxy name
+	kafka      []string // the proxies to the brokers, by toxiproxy name
+}
+
+// fault is one entry of the schedule: at At after the load starts (or when
+// the one before it is over, if later), do it.
+type fault struct {
+	At     time.Duration
+	Kind   string
+	Target string // "api-1", "broker-2"; empty for roles found at the time (leader, issuer)
+	For    time.Duration
+}
+
+// schedule is the run's faults: each role killed three times, two brokers
+// killed and restarted in place, Redis killed and restarted from its AOF
+// and paused, and the workers' links to Redis and Kafka cut and slowed.
+func schedule() []fault {
+	return []fault{
+		{At: 8 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+		{At: 18 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 28 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
+		{At: 38 * time.Second, Kind: "kill-broker", Target: "broker-1", For: 10 * time.Second},
+		{At: 58 * time.Second, Kind: "stop-redis", Target: "redis", For: 5 * time.Second},
+		{At: 70 * time.Second, Kind: "kill-redis", Target: "redis", For: 2 * time.Second},
+		{At: 82 * time.Second, Kind: "cut-redis", Target: "workers->redis", For: 5 * time.Second},
+		{At: 94 * time.Second, Kind: "kill-api", Target: "api-2", For: 2 * time.Second},
+		{At: 104 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 114 * time.Second, Kind: "cut-kafka", Target: "workers->kafka", For: 5 * time.Second},
+		{At: 126 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+		{At: 136 * time.Second, Kind: "latency-redis", Target: "workers->redis", For: 10 * time.Second},
+		{At: 152 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
+		{At: 162 * time.Second, Kind: "kill-broker", Target: "broker-2", For: 10 * time.Second},
+		{At: 182 * time.Second, Kind: "latency-kafka", Target: "workers->kafka", For: 10 * time.Second},
+		{At: 198 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 208 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+	}
+}
+
+// inject runs the schedule from start, one fault at a time, and returns
+// what hit when.
+func (f *fleet) inject(ctx context.Context, start time.Time, plan []fault) ([]check.Fault, error) {
+	var out []check.Fault
+	for _, p := range plan {
+		sleep(ctx, time.Until(start.Add(p.At)))
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		got, err := f.one(ctx, p)
+		if err != nil {
+			return out, fmt.Errorf("%s %s: %w", p.Kind, p.Target, err)
+		}
+		f.log.Info("fault", "kind", got.Kind, "target", got.Target, "at", got.Start.Sub(start).Round(10*time.Millisecond),
+			"lasted", got.End.Sub(got.Start).Round(10*time.Millisecond), "note", got.Note)
+		out = append(out, got)
+	}
+	return out, nil
+}
+
+func (f *fleet) one(ctx context.Context, p fault) (check.Fault, error) {
+	ev := check.Fault{Kind: p.Kind, Target: p.Target}
+	restart := func(pr *proc, ready string) error {
+		ev.Start = time.Now()
+		if err := pr.kill9(); err != nil {
+			return err
+		}
+		sleep(ctx, p.For)
+		if err := pr.start(); err != nil {
+			return err
+		}
+		wait, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		_, err := pr.awaitLog(wait, ready)
+		ev.End = time.Now()
+		return err
+	}
+	switch p.Kind {
+	case "kill-api":
+		pr := f.byName(f.apis, p.Target)
+		if pr == nil {
+			return ev, fmt.Errorf("no %s", p.Target)
+		}
+		return ev, restart(pr, "api serving")
+	case "kill-leader", "kill-issuer":
+		leader, err := f.leader(ctx)
+		if err != nil {
+			return ev, err
+		}
+		pr := leader
+		if p.Kind == "kill-issuer" {
+			for _, w := range f.workers {
+				if w != leader {
+					pr = w
+				}
+			}
+			ev.Note = "the worker that did not lead (" + leader.name + " led)"
+		} else {
+			ev.Note = "the worker that led the scheduler"
+		}
+		ev.Target = pr.name
+		return ev, restart(pr, "worker running")
+	case "kill-broker":
+		i := strings.TrimPrefix(p.Target, "broker-")
+		ev.Start = time.Now()
+		if err := f.script(ctx, "kafka.sh", "kill", "3", i); err != nil {
+			return ev, err
+		}
+		sleep(ctx, p.For)
+		err := f.script(ctx, "kafka.sh", "restart", "3", i)
+		ev.End = time.Now()
+		ev.Note = "kill -9, restarted in place (same port, same data)"
+		return ev, err
+	case "kill-redis":
+		ev.Start = time.Now()
+		if err := f.redis.kill9(); err != nil {
+			return ev, err
+		}
+		sleep(ctx, p.For)
+		if err := f.redis.start(); err != nil {
+			return ev, err
+		}
+		err := f.redisReady(ctx)
+		ev.End = time.Now()
+		ev.Note = "kill -9, restarted from its append-only file"
+		return ev, err
+	case "stop-redis":
+		ev.Start = time.Now()
+		if err := f.redis.signal(syscall.SIGSTOP); err != nil {
+			return ev, err
+		}
+		sleep(ctx, p.For)
+		err := f.redis.signal(syscall.SIGCONT)
+		ev.End = time.Now()
+		ev.Note = "SIGSTOP, then SIGCONT"
+		return ev, err
+	case "cut-redis", "cut-kafka":
+		names := []string{f.redisProxy}
+		if p.Kind == "cut-kafka" {
+			names = f.kafka
+		}
+		ev.Start = time.Now()
+		for _, n := range names {
+			if err := f.toxi.enable(ctx, n, false); err != nil {
+				return ev, err
+			}
+		}
+		sleep(ctx, p.For)
+		for _, n := range names {
+			if err := f.toxi.enable(ctx, n, true); err != nil {
+				return ev, err
+			}
+		}
+		ev.End = time.Now()
+		ev.Note = "toxiproxy: proxies disabled (every connection closed, new ones refused)"
+		return ev, nil
+	case "latency-redis", "latency-kafka":
+		names, d := []string{f.redisProxy}, 100*time.Millisecond
+		if p.Kind == "latency-kafka" {
+			names, d = f.kafka, 200*time.Millisecond
+		}
+		ev.Start = time.Now()
+		for _, n := range names {
+			if err := f.toxi.latency(ctx, n, d, d/5); err != nil {
+				return ev, err
+			}
+		}
+		sleep(ctx, p.For)
+		for _, n := range names {
+			if err := f.toxi.heal(ctx, n); err != nil {
+				return ev, err
+			}
+		}
+		ev.End = time.Now()
+		ev.Note = fmt.Sprintf("toxiproxy: +%s ±%s each way", d, d/5)
+		return ev, nil
+	}
+	return ev, fmt.Errorf("unknown fault kind %q", p.Kind)
+}
+
+func (f *fleet) byName(ps []*proc, name string) *proc {
+	for _, p := range ps {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// leader is the running worker whose scheduler leads, as its log says: its
+// last "scheduler leads" comes after its last step-down. Waits up to 15 s
+// for one (a leader was just killed, say).
+func (f *fleet) leader(ctx context.Context) (*proc, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for _, w := range f.workers {
+			if !w.running() {
+				continue
+			}
+			file, _ := w.logFile()
+			if leads(file) {
+				return w, nil
+			}
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	return nil, fmt.Errorf("no worker leads the scheduler")
+}
+
+func leads(file string) bool {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	lead := strings.LastIndex(s, "couponq: scheduler leads")
+	lost := max(strings.LastIndex(s, "couponq: scheduler steps down"), strings.LastIndex(s, "couponq: scheduler lost leadership"))
+	return lead >= 0 && lead > lost
+}
+
+// redisReady waits until the run's Redis answers PING (after loading its
+// files).
+func (f *fleet) redisReady(ctx context.Context) error {
+	rdb := redis.NewClient(&redis.Options{Addr: f.rdbAddr, MaxRetries: -1})
+	defer rdb.Close()
+	wait, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		if err := rdb.Ping(wait).Err(); err == nil {
+			return nil
+		} else if wait.Err() != nil {
+			return fmt.Errorf("redis did not come back: %w", err)
+		}
+		sleep(wait, 50*time.Millisecond)
+	}
+}
+
+// script runs one of the repository's scripts.
+func (f *fleet) script(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(f.root, "scripts", name), args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("scripts/%s %s: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}

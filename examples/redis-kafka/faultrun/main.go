@@ -1,0 +1,484 @@
+// Command faultrun is couponq's reliability suite: it runs the production
+// shape as separate processes — two api processes, two worker processes, a
+// Redis of its own with an append-only file, the 3-broker Kafka of
+// scripts/kafka.sh (replication factor 3, min.insync.replicas 2) and the
+// PostgreSQL Store of scripts/postgres.sh, the workers reaching Redis and
+// Kafka through toxiproxy — drives a crowd of users through it, injects
+// faults on a schedule (kill -9 of every role three times, broker kill -9
+// and restart in place, Redis kill -9 and restart from its AOF, Redis
+// paused, the workers' network cut and slowed), lets every line drain, and
+// holds the result to the invariants with a checker (package check) that
+// reads the Store, the topic and the crowd's records on its own. Before
+// that it measures what a Redis kill -9 loses under each durability mode.
+// It writes RELIABILITY.md.
+//
+// Run it through scripts/reliability.sh, which starts the servers, builds
+// the programs, fuzzes, and passes them in:
+//
+//	scripts/reliability.sh                 # everything, ~15 minutes, writes RELIABILITY.md
+//
+// Every server it starts or reaches listens on 127.0.0.1 only.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
+)
+
+type options struct {
+	root, bin, dir, out, fuzzLog string
+	users, conc                  int
+	campaigns                    []check.Campaign
+	batch                        int
+	interval, arrival, drain     time.Duration
+	repeat                       float64
+	fsync                        string
+	durability                   []string
+	durabilityUsers              int
+	sampleEvery                  int
+	noFaults, skipMain           bool
+	scale                        float64
+	seed                         uint64
+	command                      string
+}
+
+func main() {
+	var o options
+	var campaigns, durability string
+	flag.StringVar(&o.root, "root", "../..", "the repository root (for scripts/)")
+	flag.StringVar(&o.bin, "bin", "", "directory holding the built api and worker programs (required)")
+	flag.StringVar(&o.dir, "dir", "", "directory for logs, data and records (default: a new one under $TMPDIR)")
+	flag.StringVar(&o.out, "out", "", "write the report here (RELIABILITY.md); empty: do not write one")
+	flag.StringVar(&o.fuzzLog, "fuzz-log", "", "the output of scripts/fuzz.sh for this run, summarized in the report")
+	flag.IntVar(&o.users, "users", 100000, "distinct users in the crowd")
+	flag.IntVar(&o.conc, "conc", 256, "presses in flight at once, at most")
+	flag.StringVar(&campaigns, "campaigns", "gold:8000,silver:7000,bronze:5000", "the campaigns, ID:STOCK comma-separated; users are spread over them round-robin")
+	flag.IntVar(&o.batch, "batch", 25, "every campaign's BatchSize")
+	flag.DurationVar(&o.interval, "interval", 250*time.Millisecond, "every campaign's Interval")
+	flag.DurationVar(&o.arrival, "arrival", 120*time.Second, "the users' first presses are spread evenly over this long")
+	flag.DurationVar(&o.drain, "drain", 15*time.Minute, "how long, after the last press, every accepted user may wait for an outcome")
+	flag.Float64Var(&o.repeat, "repeat", 0.1, "fraction of users who press twice")
+	flag.StringVar(&o.fsync, "fsync", fsyncAlways, "the fleet's Redis durability: always, everysec (AOF) or off (RDB snapshots only)")
+	flag.StringVar(&durability, "durability", "always,everysec,off", "Redis durability modes to measure a kill -9 under, before the fleet run (empty: none)")
+	flag.IntVar(&o.durabilityUsers, "durability-users", 40000, "users admitted in each durability measurement")
+	flag.IntVar(&o.sampleEvery, "sample", 10, "the watcher follows one user in this many")
+	flag.Float64Var(&o.scale, "schedule-scale", 1, "multiply every fault's time in the schedule by this (0.3: the same faults, closer together, for a shorter run)")
+	flag.BoolVar(&o.noFaults, "no-faults", false, "run the fleet without injecting faults (a baseline)")
+	flag.BoolVar(&o.skipMain, "skip-fleet", false, "only measure durability")
+	flag.Uint64Var(&o.seed, "seed", 1, "seed for who presses twice")
+	flag.StringVar(&o.command, "command", "scripts/reliability.sh", "the command that reproduces this run, for the report")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var err error
+	if o.campaigns, err = parseCampaigns(campaigns, o.batch, o.interval); err != nil {
+		fail(log, err)
+	}
+	for _, m := range strings.Split(durability, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			o.durability = append(o.durability, m)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, o); err != nil {
+		fail(log, err)
+	}
+}
+
+func fail(log *slog.Logger, err error) {
+	log.Error("faultrun", "err", err)
+	os.Exit(1)
+}
+
+func parseCampaigns(s string, batch int, interval time.Duration) ([]check.Campaign, error) {
+	var out []check.Campaign
+	for _, part := range strings.Split(s, ",") {
+		id, stock, ok := strings.Cut(strings.TrimSpace(part), ":")
+		n, err := strconv.ParseInt(stock, 10, 64)
+		if !ok || err != nil || n <= 0 || id == "" {
+			return nil, fmt.Errorf("-campaigns: %q is not ID:STOCK", part)
+		}
+		out = append(out, check.Campaign{ID: id, Stock: n, BatchSize: batch, Interval: interval, PerUserLimit: 1})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-campaigns: none")
+	}
+	return out, nil
+}
+
+// env reads a server address the scripts wrote.
+func env(name string) (string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("$%s is not set: run through scripts/reliability.sh, which starts the servers", name)
+	}
+	return v, nil
+}
+
+func run(ctx context.Context, log *slog.Logger, o options) error {
+	if o.bin == "" {
+		return errors.New("-bin is required")
+	}
+	if o.dir == "" {
+		d, err := os.MkdirTemp("", "couponq-faultrun-")
+		if err != nil {
+			return err
+		}
+		o.dir = d
+	}
+	log.Info("faultrun", "dir", o.dir)
+	token := fmt.Sprintf("faultrun-%x", time.Now().UnixNano())
+	rep := &report{opts: o, started: time.Now()}
+
+	for _, mode := range o.durability {
+		r, err := measureDurability(ctx, log, o, mode, token)
+		if err != nil {
+			return fmt.Errorf("durability %s: %w", mode, err)
+		}
+		log.Info("durability", "mode", mode, "accepted", r.Accepted, "lost", r.Lost, "admit_per_sec", int(r.AdmitRate))
+		rep.durability = append(rep.durability, r)
+	}
+	if !o.skipMain {
+		if err := runFleet(ctx, log, o, token, rep); err != nil {
+			return err
+		}
+	}
+	rep.finished = time.Now()
+	if o.out == "" {
+		return nil
+	}
+	if err := rep.write(o.out); err != nil {
+		return err
+	}
+	log.Info("report written", "file", o.out)
+	if rep.check != nil && !rep.check.OK() {
+		return errors.New("the checker found violations; see the report")
+	}
+	return nil
+}
+
+// runFleet is the fault run proper.
+func runFleet(ctx context.Context, log *slog.Logger, o options, token string, rep *report) error {
+	brokers, err := env("COUPONQ_KAFKA_CLUSTER")
+	if err != nil {
+		return err
+	}
+	routes, err := env("COUPONQ_KAFKA_PROXY_ROUTES")
+	if err != nil {
+		return err
+	}
+	pgDSN, err := env("COUPONQ_POSTGRES_DSN")
+	if err != nil {
+		return err
+	}
+	toxiAddr, err := env("COUPONQ_TOXIPROXY")
+	if err != nil {
+		return err
+	}
+	tag := time.Now().Format("150405")
+	run := "fr-" + tag
+	dir := filepath.Join(o.dir, "fleet")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f := &fleet{root: o.root, dir: dir, log: log, toxi: newToxi(toxiAddr)}
+
+	// Redis, with the durability the run is asked for.
+	var rdbAddr string
+	if f.redis, rdbAddr, err = redisServer(dir, o.fsync); err != nil {
+		return err
+	}
+	f.rdbAddr = rdbAddr
+	if err := f.redis.start(); err != nil {
+		return err
+	}
+	defer f.redis.stop(10 * time.Second)
+	if err := f.redisReady(ctx); err != nil {
+		return err
+	}
+
+	// The workers' links go through toxiproxy.
+	redisProxy := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
+	f.redisProxy = "faultrun-redis"
+	if err := f.toxi.proxy(ctx, f.redisProxy, redisProxy, rdbAddr); err != nil {
+		return err
+	}
+	defer f.toxi.remove(context.Background(), f.redisProxy)
+	var kafkaProxied []string
+	for i, r := range strings.Split(routes, ",") {
+		listen, upstream, ok := strings.Cut(r, "=")
+		if !ok {
+			return fmt.Errorf("COUPONQ_KAFKA_PROXY_ROUTES: %q is not PROXYPORT=EXTERNALPORT", r)
+		}
+		name := fmt.Sprintf("faultrun-kafka-%d", i+1)
+		if err := f.toxi.proxy(ctx, name, "127.0.0.1:"+listen, "127.0.0.1:"+upstream); err != nil {
+			return err
+		}
+		defer f.toxi.remove(context.Background(), name)
+		f.kafka = append(f.kafka, name)
+		kafkaProxied = append(kafkaProxied, "127.0.0.1:"+listen)
+	}
+
+	// A schema of the run's own in the Store's database.
+	schema := "faultrun_" + tag
+	storeDSN, err := freshSchema(ctx, pgDSN, schema)
+	if err != nil {
+		return err
+	}
+
+	// The fleet.
+	var apiURLs []string
+	for i := 1; i <= 2; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
+		p := &proc{name: fmt.Sprintf("api-%d", i), bin: filepath.Join(o.bin, "api"), dir: dir,
+			args: []string{"-addr", addr, "-redis", rdbAddr, "-prefix", run},
+			env:  []string{"COUPONQ_ADMIN_TOKEN=" + token}}
+		f.apis = append(f.apis, p)
+		apiURLs = append(apiURLs, "http://"+addr)
+	}
+	for i := 1; i <= 2; i++ {
+		f.workers = append(f.workers, &proc{name: fmt.Sprintf("worker-%d", i), bin: filepath.Join(o.bin, "worker"), dir: dir,
+			args: []string{"-redis", redisProxy, "-prefix", run, "-kafka", strings.Join(kafkaProxied, ","),
+				"-topic", run, "-group", run, "-store", "postgres", "-postgres", storeDSN, "-leader-ttl", "3s", "-progress", "5s"}})
+	}
+	all := append(append([]*proc{}, f.apis...), f.workers...)
+	defer func() {
+		for _, p := range all {
+			p.stop(30 * time.Second)
+		}
+	}()
+	wait, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, p := range all {
+		if err := p.start(); err != nil {
+			return err
+		}
+	}
+	for _, p := range f.apis {
+		if _, err := p.awaitLog(wait, "api serving"); err != nil {
+			return err
+		}
+	}
+	for _, p := range f.workers {
+		if _, err := p.awaitLog(wait, "worker running"); err != nil {
+			return err
+		}
+	}
+	cs := make([]check.Campaign, len(o.campaigns))
+	for i, c := range o.campaigns {
+		c.ID = c.ID + "-" + tag
+		cs[i] = c
+		if err := createCampaign(ctx, apiURLs[0], token, c); err != nil {
+			return err
+		}
+	}
+	sleep(ctx, 1100*time.Millisecond) // every api's catalog cache has forgotten that these were unknown
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ID
+	}
+	log.Info("fleet running", "run", run, "apis", apiURLs, "campaigns", ids, "users", o.users)
+
+	// The crowd, the watcher, the faults.
+	crowd := newCrowd(apiURLs, ids, o.users, "u", o.repeat, o.seed)
+	w := &watcher{crowd: crowd, brokers: brokers, topic: run, sampleEvery: uint32(max(o.sampleEvery, 1))}
+	wctx, stopWatcher := context.WithCancel(ctx)
+	defer stopWatcher()
+	watched := make(chan error, 1)
+	go func() { watched <- w.run(wctx) }()
+
+	start := time.Now().Add(time.Second)
+	allPressed := make(chan struct{})
+	go func() {
+		crowd.admit(ctx, start, o.arrival, o.conc)
+		close(allPressed)
+	}()
+	admitted := allPressed
+	pollCtx, stopPolls := context.WithCancel(ctx)
+	defer stopPolls()
+	polled := make(chan int, 1)
+	go func() {
+		// While users arrive, polls are light (the watcher's samples give the
+		// timing); once everyone has pressed, every accepted user is asked
+		// until decided.
+		done := func() bool {
+			select {
+			case <-allPressed:
+				return true
+			default:
+				return false
+			}
+		}
+		polled <- crowd.poll(pollCtx, 32, 1500, time.Second, done)
+	}()
+	var faults []check.Fault
+	injected := make(chan error, 1)
+	go func() {
+		var err error
+		if !o.noFaults {
+			plan := schedule()
+			for i := range plan {
+				plan[i].At = time.Duration(float64(plan[i].At) * o.scale)
+			}
+			faults, err = f.inject(ctx, start, plan)
+		}
+		injected <- err
+	}()
+	progress := time.NewTicker(10 * time.Second)
+	defer progress.Stop()
+	var injectErr error
+	injectDone, admitDone := false, false
+	for !injectDone || !admitDone {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case injectErr = <-injected:
+			injectDone = true
+			if injectErr != nil {
+				log.Error("fault injection stopped", "err", injectErr)
+			}
+		case <-admitted:
+			admitDone = true
+			admitted = nil
+		case <-progress.C:
+			log.Info("progress", "t", time.Since(start).Round(time.Second), "presses", len(crowd.pressLog()),
+				"undecided", crowd.undecided(), "polls", crowd.polls.Load(), "faults", len(faults))
+		}
+	}
+	admitEnd := time.Now()
+	log.Info("every user has pressed; draining", "undecided", crowd.undecided())
+	drainCtx, cancelDrain := context.WithTimeout(ctx, o.drain)
+	defer cancelDrain()
+	var left int
+	for {
+		select {
+		case left = <-polled:
+		case <-drainCtx.Done():
+			stopPolls()
+			left = <-polled
+		case <-progress.C:
+			log.Info("draining", "t", time.Since(start).Round(time.Second), "undecided", crowd.undecided(), "polls", crowd.polls.Load())
+			continue
+		}
+		break
+	}
+	drained := time.Now()
+	log.Info("drained", "undecided", left, "took", drained.Sub(admitEnd).Round(time.Second))
+	// Give the watcher's last samples a moment, then stop it.
+	sleep(ctx, 3*time.Second)
+	stopWatcher()
+	if err := <-watched; err != nil {
+		log.Error("watcher", "err", err)
+	}
+	// A last look for users the drain timed out on, with the fleet still up.
+	crowd.poll(ctx, 64, 5000, 0, func() bool { return true })
+
+	for _, p := range all {
+		p.stop(30 * time.Second)
+	}
+	overIssue := 0
+	for _, p := range f.workers {
+		for i := 1; i <= p.n; i++ {
+			overIssue += count(filepath.Join(dir, fmt.Sprintf("%s.%d.log", p.name, i)), "msg=OVER-ISSUE")
+		}
+	}
+	clients, presses, samples := crowd.clients(), crowd.pressLog(), w.result()
+	for name, rows := range map[string]any{"clients.jsonl": clients, "presses.jsonl": presses, "samples.jsonl": samples, "faults.jsonl": faults} {
+		var err error
+		switch r := rows.(type) {
+		case []check.Client:
+			err = writeJSONL(filepath.Join(o.dir, name), r)
+		case []check.Press:
+			err = writeJSONL(filepath.Join(o.dir, name), r)
+		case []check.Sample:
+			err = writeJSONL(filepath.Join(o.dir, name), r)
+		case []check.Fault:
+			err = writeJSONL(filepath.Join(o.dir, name), r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	checkCtx, cancelCheck := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancelCheck()
+	res, err := check.Check(checkCtx, check.Inputs{
+		Campaigns: cs, Clients: clients, Presses: presses, Samples: samples, Faults: faults,
+		PostgresDSN: storeDSN, KafkaBrokers: brokers, Topic: run,
+	})
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	rep.fleet = &fleetResult{run: run, start: start, admitEnd: admitEnd, drained: drained, undecided: left,
+		campaigns: cs, faults: faults, clients: clients, presses: presses, samples: samples, overIssueLogs: overIssue,
+		polls: crowd.polls.Load(), injectErr: injectErr, leaders: leaderChanges(dir, f.workers)}
+	rep.check = res
+	if injectErr != nil {
+		return fmt.Errorf("fault injection: %w", injectErr)
+	}
+	return nil
+}
+
+// leaderChanges counts "scheduler leads" lines over every worker log.
+func leaderChanges(dir string, workers []*proc) int {
+	n := 0
+	for _, p := range workers {
+		for i := 1; i <= p.n; i++ {
+			n += count(filepath.Join(dir, fmt.Sprintf("%s.%d.log", p.name, i)), "couponq: scheduler leads")
+		}
+	}
+	return n
+}
+
+// freshSchema creates schema in the database of dsn and returns a DSN whose
+// search_path selects it.
+func freshSchema(ctx context.Context, dsn, schema string) (string, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return "", err
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema, nil
+}
+
+// createCampaign creates a campaign through an api's admin handler.
+func createCampaign(ctx context.Context, api, token string, c check.Campaign) error {
+	body := fmt.Sprintf(`{"id":%q,"stock":%d,"batch_size":%d,"interval_ms":%d,"per_user_limit":%d}`,
+		c.ID, c.Stock, c.BatchSize, c.Interval.Milliseconds(), max(c.PerUserLimit, 1))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/admin/campaigns", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("create campaign %s: %s", c.ID, resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
+)
+
+// report is RELIABILITY.md: written here, from what this run measured, and
+// never by hand.
+type report struct {
+	opts              options
+	started, finished time.Time
+	durability        []durResult
+	fleet             *fleetResult
+	check             *check.Report
+}
+
+type fleetResult struct {
+	run                      string
+	start, admitEnd, drained time.Time
+	undecided                int
+	campaigns                []check.Campaign
+	faults                   []check.Fault
+	clients                  []check.Client
+	presses                  []check.Press
+	samples                  []check.Sample
+	overIssueLogs, leaders   int
+	polls                    int64
+	injectErr                error
+}
+
+func (r *report) write(file string) error {
+	var b bytes.Buffer
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	o := r.opts
+	p("# Reliability")
+	p("")
+	p("Written by `examples/redis-kafka/faultrun` (run by `%s`) on %s; do not edit by hand, run it again.",
+		o.command, r.started.UTC().Format("2006-01-02 15:04 MST"))
+	p("The run took %s.", r.finished.Sub(r.started).Round(time.Second))
+	p("")
+	if f := r.fleet; f != nil {
+		r.verdict(p)
+		p("")
+		p("## Setup")
+		p("")
+		p("- Machine: %s", machine())
+		p("- Processes: 2 `api` (the public and admin HTTP handlers, Redis directly), 2 `worker` (scheduler, one leader by lease, TTL 3s; issuer, Kafka consumer group; both reach Redis and Kafka **through toxiproxy**), all separate OS processes started from `examples/redis-kafka`.")
+		p("- Redis: %s, its own server for this run, `appendonly %s`%s.", version("redis-server", "--version"), yesNo(o.fsync != fsyncOff), fsyncNote(o.fsync))
+		p("- Kafka: 3 brokers (KRaft, `scripts/kafka.sh start 3`), topic `%s` auto-created with 4 partitions, replication factor 3, `min.insync.replicas=2`; the producer is idempotent with `acks=all`.", f.run)
+		p("- Store of record: PostgreSQL (%s, `scripts/postgres.sh`), `pgstore`, a schema of this run's own.", version("psql", "--version"))
+		p("- Network faults: toxiproxy %s between the workers and Redis, and between the workers and each broker (each broker advertises its proxy's port on an EXTERNAL listener, so every Kafka connection of a worker goes through it).", strings.TrimPrefix(os.Getenv("COUPONQ_TOXIPROXY_VERSION"), ""))
+		p("- Crowd: %d distinct users (%.0f%% press twice, the second time at the other api), first presses spread evenly over %s, at most %d in flight; a press that gets no answer or a 5xx is tried again at the other api (up to 9 tries, backoff to 2 s). Every accepted user polls their status until it is an outcome.", o.users, o.repeat*100, o.arrival, o.conc)
+		p("- Campaigns (created at runtime through api-1's admin API):")
+		p("")
+		p("| campaign | stock | batch size | interval | per-user limit |")
+		p("|---|--:|--:|--:|--:|")
+		var stock int64
+		for _, c := range f.campaigns {
+			stock += c.Stock
+			p("| `%s` | %d | %d | %s | %d |", c.ID, c.Stock, c.BatchSize, c.Interval, c.PerUserLimit)
+		}
+		p("| all | %d | | | |", stock)
+		p("")
+		p("## Faults")
+		p("")
+		p("Times are from the first press. Each fault was undone (the process restarted, resumed, the proxy healed) after the time in *lasted*; recovery times are in the checker's table below.")
+		p("")
+		p("| # | at | fault | target | lasted | how |")
+		p("|--:|--:|---|---|--:|---|")
+		for i, ft := range f.faults {
+			p("| %d | %.1f s | %s | %s | %.1f s | %s |", i+1, ft.Start.Sub(f.start).Seconds(), ft.Kind, ft.Target, ft.End.Sub(ft.Start).Seconds(), ft.Note)
+		}
+		if f.injectErr != nil {
+			p("")
+			p("**Fault injection stopped early:** %v", f.injectErr)
+		}
+		p("")
+		p("Scheduler leadership changed hands %d times over the run (\"scheduler leads\" lines in the worker logs).", f.leaders)
+		p("")
+		p("## Crowd")
+		p("")
+		r.crowd(p)
+		p("")
+		p("## Invariants (the checker)")
+		p("")
+		p("`faultrun/check` reads the Store with SQL, the topic with a plain Kafka consumer, and the crowd's records; it does not use couponq's code.")
+		p("")
+		if err := r.check.WriteMarkdown(&b); err != nil {
+			return err
+		}
+		p("")
+		p("Over-issue reports in the worker logs (the issuer's `OnOverIssue` hook): %d.", f.overIssueLogs)
+		p("")
+	}
+	if len(r.durability) > 0 {
+		r.durabilitySection(p)
+	}
+	if o.fuzzLog != "" {
+		r.fuzzSection(p)
+	}
+	p("## Reproduce")
+	p("")
+	p("```")
+	p("%s", o.command)
+	p("```")
+	p("")
+	p("It starts (or reuses) Redis, the 3-broker Kafka, PostgreSQL and toxiproxy with the scripts in `scripts/`, builds the programs, fuzzes every target, runs this tool, and rewrites this file. Logs, the Redis data and the records (`clients.jsonl`, `presses.jsonl`, `samples.jsonl`, `faults.jsonl`) stay in the run's directory (`%s`).", o.dir)
+	return os.WriteFile(file, b.Bytes(), 0o644)
+}
+
+func (r *report) verdict(p func(string, ...any)) {
+	f := r.fleet
+	accepted := 0
+	for _, c := range f.clients {
+		if c.Accepted {
+			accepted++
+		}
+	}
+	state := "**all invariants held**"
+	if !r.check.OK() {
+		state = "**invariants violated** (see below)"
+	}
+	p("**Result:** %d users, %d accepted, %d faults injected: %s.", len(f.clients), accepted, len(f.faults), state)
+	var over, dup, lost, issued int64
+	var stock int64
+	for _, c := range r.check.Campaigns {
+		over += max(c.Rows-c.Stock, 0)
+		dup += int64(c.OverLimitUsers)
+		lost += int64(c.Lost)
+		issued += c.Rows
+		stock += c.Stock
+	}
+	p("")
+	p("| over-issue | users over their limit | lost (accepted, no outcome) | issued / stock | violations |")
+	p("|--:|--:|--:|--:|--:|")
+	p("| %d | %d | %d | %d / %d | %d |", over, dup, lost, issued, stock, len(r.check.Violations))
+}
+
+func (r *report) crowd(p func(string, ...any)) {
+	f := r.fleet
+	outcomes := map[string]int{}
+	door := map[string]int{}
+	accepted, twice := 0, 0
+	for _, c := range f.clients {
+		if c.Presses > 1 {
+			twice++
+		}
+		if c.Accepted {
+			accepted++
+			outcomes[c.Final]++
+		} else {
+			door[c.Door]++
+		}
+	}
+	presses := map[string]int{}
+	for _, pr := range f.presses {
+		presses[pr.Outcome]++
+	}
+	p("- %d users, %d of them pressed twice; %d presses in all (%s).", len(f.clients), twice, len(f.presses), kv(presses))
+	p("- %d users were accepted (a 202, or their ticket on a later press); %d were not (%s).", accepted, len(f.clients)-accepted, kv(door))
+	p("- Outcomes the accepted users read from their status: %s.", kv(outcomes))
+	p("- Last press answered %.1f s after the first; every accepted user had an outcome %.1f s after that (%d still without one when the drain ended); %d status polls.",
+		f.admitEnd.Sub(f.start).Seconds(), f.drained.Sub(f.admitEnd).Seconds(), f.undecided, f.polls)
+	decided := 0
+	for _, s := range f.samples {
+		if !s.DecidedAt.IsZero() {
+			decided++
+		}
+	}
+	p("- The watcher followed %d dispatched entries (one user in %d), %d of them to an outcome.", len(f.samples), r.opts.sampleEvery, decided)
+}
+
+func (r *report) durabilitySection(p func(string, ...any)) {
+	p("## Redis durability: what a kill -9 loses")
+	p("")
+	p("The line lives in Redis, and the api answers 202 after one script call. For each mode below: a Redis of its own, one `api` process, no workers (every accepted entry should still be waiting afterwards). First 10,000 users as fast as 64 in flight allow (admission's pace under the mode); then users pressing at %d a second, Redis `kill -9` after %s and started again from its files %s later (presses that get no answer are tried again, as above); then every accepted user asks for their status once.", r.durability[0].Paced, r.durability[0].KillAfter, r.durability[0].Down)
+	p("")
+	p("| mode | admissions/s (64 in flight) | accepted (paced) | lost after restart | of them in the last second | oldest lost, before the kill | entry numbers given twice | statuses after restart |")
+	p("|---|--:|--:|--:|--:|--:|--:|---|")
+	for _, d := range r.durability {
+		p("| %s | %.0f | %d | %d | %d | %s | %d | %s |", modeName(d.Mode), d.AdmitRate, d.Accepted, d.Lost, d.LostLastSecond,
+			d.OldestLost.Round(time.Millisecond), d.Reused, kv(d.States))
+	}
+	p("")
+	p("A lost entry is detectable, never silent: its user's status answers 404 `not_found` (or `unknown_campaign`, when the campaign itself was lost) instead of their place in line, and the entry numbers the line hands out after the restart repeat ones already promised. See the README's \"Durability\" section for the trade-off.")
+	p("")
+}
+
+func modeName(m string) string {
+	switch m {
+	case fsyncAlways:
+		return "AOF, `appendfsync always`"
+	case fsyncEverysec:
+		return "AOF, `appendfsync everysec`"
+	case fsyncOff:
+		return "no AOF (RDB at the default save points)"
+	}
+	return m
+}
+
+func fsyncNote(mode string) string {
+	if mode == fsyncOff {
+		return " (RDB snapshots at the default save points only)"
+	}
+	return ", `appendfsync " + mode + "`"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func (r *report) fuzzSection(p func(string, ...any)) {
+	p("## Fuzzing")
+	p("")
+	b, err := os.ReadFile(r.opts.fuzzLog)
+	if err != nil {
+		p("The fuzz log %s could not be read: %v", r.opts.fuzzLog, err)
+		p("")
+		return
+	}
+	p("`scripts/fuzz.sh` ran each target (results as it printed them):")
+	p("")
+	p("```")
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			p("%s", line)
+		}
+	}
+	p("```")
+	p("")
+}
+
+func kv(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		name := k
+		if name == "" {
+			name = "(none)"
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", name, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func version(cmd string, args ...string) string {
+	out, err := exec.Command(cmd, args...).Output()
+	if err != nil {
+		return cmd + " (version unknown)"
+	}
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+}
+
+func machine() string {
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
+		}
+	}
+	return fmt.Sprintf("%d cores%s, %s/%s, %s", runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
