@@ -20,13 +20,13 @@ import (
 // api and worker processes, the workers reaching Redis and Kafka through
 // toxiproxy, the 3-broker Kafka and PostgreSQL of scripts/.
 type fleet struct {
-	root    string // the repository, for scripts/
-	dir     string // logs and data
-	log     *slog.Logger
-	redis   *proc
-	rdbAddr string // Redis, directly (the apis, the run itself)
-	apis    []*proc
-	workers []*proc
+	root       string // the repository, for scripts/
+	dir        string // logs and data
+	log        *slog.Logger
+	redis      *proc
+	rdbAddr    string // Redis, directly (the apis, the run itself)
+	apis       []*proc
+	workers    []*proc
 	toxi       *toxi
 	redisProxy string   // the proxy to Redis, by toxiproxy name
 	kafka      []string // the proxies to the brokers, by toxiproxy name
