@@ -715,7 +715,9 @@ func (a *admin) body(w http.ResponseWriter, r *http.Request) (map[string]json.Ra
 	var fields map[string]json.RawMessage
 	err := dec.Decode(&fields)
 	if err == nil {
-		if _, extra := dec.Token(); !errors.Is(extra, io.EOF) {
+		if _, extra := dec.Token(); errors.As(extra, new(*http.MaxBytesError)) {
+			err = extra // what follows the object runs past MaxBodyBytes: 413, not 400
+		} else if !errors.Is(extra, io.EOF) {
 			err = errors.New("more than one JSON value")
 		}
 	}

@@ -149,6 +149,9 @@ func New(cfg Config) (*Handler, error) {
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries", "POST")
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries/me", "GET, HEAD")
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries/me/events", "GET, HEAD")
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { // the mux's own 404 is plain text
+		h.fail(w, http.StatusNotFound, couponq.CodeNotFound, "no such route: "+r.URL.Path, nil)
+	})
 	return h, nil
 }
 
@@ -216,7 +219,17 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		err := dec.Decode(&body)
+		if err == nil {
+			// Nothing may follow the object; reading on to the end also
+			// holds the whole body, not just its first value, to MaxBodyBytes.
+			if _, extra := dec.Token(); errors.As(extra, new(*http.MaxBytesError)) {
+				err = extra
+			} else if !errors.Is(extra, io.EOF) {
+				err = errors.New("more than one JSON value")
+			}
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				h.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), nil)

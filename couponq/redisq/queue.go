@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,6 +260,10 @@ func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Dura
 	if n < 0 || ttl <= 0 {
 		return nil, fmt.Errorf("%w: lease of %d entries for %s", couponq.ErrInvalidConfig, n, ttl)
 	}
+	// Lua numbers are doubles, and Redis passes one to a command with 17
+	// significant digits: a count of 10^17 or more would reach ZPOPMIN in
+	// exponent form, and be refused. No line holds 2^31 entries.
+	n = min(n, math.MaxInt32)
 	k := q.keys(campaign)
 	res, err := leaseScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock, k.Trace},
 		n, ttl.Milliseconds(), q.maxRecover).Slice()

@@ -97,8 +97,10 @@ if trace ~= '' then
   redis.call('HSET', KEYS[9], user, trace)
 end
 -- A clock checkpoint at most every 10 ms maps entry numbers to admission
--- times, so no timestamp is stored per waiting entry.
+-- times, so no timestamp is stored per waiting entry. NX: a time already
+-- there (one too large for a double to tell from the last) keeps its first
+-- entry number, so the entries before this one keep their time.
 if #last == 0 or now >= tonumber(last[1]) + 10 then
-  redis.call('ZADD', KEYS[6], n, ARGV[3])
+  redis.call('ZADD', KEYS[6], 'NX', n, ARGV[3])
 end
 return {0, n, size + 1, 'waiting', '', '', c}

@@ -100,7 +100,7 @@ if first then
   line_close(line)
   local last = redis.call('ZREVRANGE', KEYS[6], 0, 0)
   if #last == 0 or now >= tonumber(last[1]) + 10 then
-    redis.call('ZADD', KEYS[6], first, ARGV[2])
+    redis.call('ZADD', KEYS[6], 'NX', first, ARGV[2])
   end
 end
 return out
