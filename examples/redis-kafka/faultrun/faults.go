@@ -44,25 +44,27 @@ type fault struct {
 // schedule is the run's faults: each role killed three times, two brokers
 // killed and restarted in place, Redis killed and restarted from its AOF
 // and paused, and the workers' links to Redis and Kafka cut and slowed.
+// Faults are 12–25 s apart, so each one's effect (a consumer group
+// rebalancing, a partition leader moving) mostly settles before the next.
 func schedule() []fault {
 	return []fault{
-		{At: 8 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
-		{At: 18 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
-		{At: 28 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
-		{At: 38 * time.Second, Kind: "kill-broker", Target: "broker-1", For: 10 * time.Second},
-		{At: 58 * time.Second, Kind: "stop-redis", Target: "redis", For: 5 * time.Second},
-		{At: 70 * time.Second, Kind: "kill-redis", Target: "redis", For: 2 * time.Second},
-		{At: 82 * time.Second, Kind: "cut-redis", Target: "workers->redis", For: 5 * time.Second},
-		{At: 94 * time.Second, Kind: "kill-api", Target: "api-2", For: 2 * time.Second},
-		{At: 104 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
-		{At: 114 * time.Second, Kind: "cut-kafka", Target: "workers->kafka", For: 5 * time.Second},
-		{At: 126 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
-		{At: 136 * time.Second, Kind: "latency-redis", Target: "workers->redis", For: 10 * time.Second},
-		{At: 152 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
-		{At: 162 * time.Second, Kind: "kill-broker", Target: "broker-2", For: 10 * time.Second},
-		{At: 182 * time.Second, Kind: "latency-kafka", Target: "workers->kafka", For: 10 * time.Second},
-		{At: 198 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
-		{At: 208 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+		{At: 10 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+		{At: 22 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 35 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
+		{At: 48 * time.Second, Kind: "kill-broker", Target: "broker-1", For: 10 * time.Second},
+		{At: 72 * time.Second, Kind: "stop-redis", Target: "redis", For: 5 * time.Second},
+		{At: 88 * time.Second, Kind: "kill-redis", Target: "redis", For: 2 * time.Second},
+		{At: 102 * time.Second, Kind: "cut-redis", Target: "workers->redis", For: 5 * time.Second},
+		{At: 118 * time.Second, Kind: "kill-api", Target: "api-2", For: 2 * time.Second},
+		{At: 130 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 142 * time.Second, Kind: "cut-kafka", Target: "workers->kafka", For: 5 * time.Second},
+		{At: 158 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+		{At: 170 * time.Second, Kind: "latency-redis", Target: "workers->redis", For: 10 * time.Second},
+		{At: 190 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
+		{At: 202 * time.Second, Kind: "kill-broker", Target: "broker-2", For: 10 * time.Second},
+		{At: 228 * time.Second, Kind: "latency-kafka", Target: "workers->kafka", For: 10 * time.Second},
+		{At: 248 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 260 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
 	}
 }
 

@@ -192,6 +192,8 @@ func (r *report) durabilitySection(p func(string, ...any)) {
 			d.OldestLost.Round(time.Millisecond), d.Reused, kv(d.States))
 	}
 	p("")
+	p("`kill -9` ends the Redis process, not the machine: what Redis had written to its append-only file is in the operating system's page cache and survives, so with AOF on a process crash loses nothing whether Redis fsyncs every write (`always`) or once a second (`everysec`). What the two differ in is a crash of the machine (power, kernel): then `everysec` can lose the last second or so of writes and `always` nothing, at the admission cost in the first column. This run cannot crash the machine, so that second figure is not measured here. Without AOF, Redis restarts from its last RDB snapshot: everything since is gone — in this run the campaign itself, created seconds before.")
+	p("")
 	p("A lost entry is detectable, never silent: its user's status answers 404 `not_found` (or `unknown_campaign`, when the campaign itself was lost) instead of their place in line, and the entry numbers the line hands out after the restart repeat ones already promised. See the README's \"Durability\" section for the trade-off.")
 	p("")
 }
