@@ -91,6 +91,20 @@ type SchedulerConfig struct {
 	// a child of the trace the entry was admitted with (Entry.Trace), and
 	// sends the entry on carrying the span's trace. Nil means no tracing.
 	Tracer couponq.Tracer
+	// MaxInFlightBatches, if positive, bounds what a campaign may have in
+	// flight (handed downstream, not yet decided) to MaxInFlightBatches ×
+	// BatchSize entries: a tick moves at most that bound minus what is in
+	// flight, read from the Queue's LineStats. When consumers stall (a
+	// worker killed, a partition without a leader), the backlog then waits
+	// in the line instead of piling up in the transport, and when they come
+	// back the Store sees at most this many entries at once on top of the
+	// regular pace: in any k Intervals, at most (k+1) × BatchSize plus this
+	// bound. The price is one LineStats read per tick, and a campaign whose
+	// results are lost (never recorded) waits for HandoffTimeout to put
+	// them back in line before it moves again. The Queue must implement
+	// couponq.LineStatser (redisq and memory do). Zero means no bound: every
+	// tick moves up to BatchSize whatever is in flight.
+	MaxInFlightBatches int
 }
 
 // Scheduler drives every campaign that has entries to move, for a whole
@@ -117,6 +131,12 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	}
 	if cfg.LeaderTTL > 0 && cfg.LeaderTTL < 10*time.Millisecond {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: LeaderTTL must be at least 10ms, got %s", couponq.ErrInvalidConfig, cfg.LeaderTTL)
+	}
+	if cfg.MaxInFlightBatches < 0 {
+		return nil, fmt.Errorf("%w: dispatch: scheduler: MaxInFlightBatches must be >= 0, got %d", couponq.ErrInvalidConfig, cfg.MaxInFlightBatches)
+	}
+	if _, ok := cfg.Queue.(couponq.LineStatser); cfg.MaxInFlightBatches > 0 && !ok {
+		return nil, fmt.Errorf("%w: dispatch: scheduler: MaxInFlightBatches needs a Queue that implements couponq.LineStatser", couponq.ErrInvalidConfig)
 	}
 	if cfg.Workers < 0 {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: Workers must be >= 0, got %d", couponq.ErrInvalidConfig, cfg.Workers)
@@ -461,12 +481,19 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 		return r
 	}
 	ev := TickEvent{Campaign: id}
-	ev.Leased, ev.Failed, ev.Err = s.mv.move(ctx, id, c.BatchSize)
+	n := c.BatchSize
+	if s.cfg.MaxInFlightBatches > 0 {
+		n, ev.Err = s.room(ctx, id, c.BatchSize)
+		ev.Held = ev.Err == nil && n < c.BatchSize
+	}
+	if n > 0 && ev.Err == nil {
+		ev.Leased, ev.Failed, ev.Err = s.mv.move(ctx, id, n)
+	}
 	r.next, r.leased = dueAt.Add(c.Interval), ev.Leased
 	if floor := start.Add(c.Interval - c.Interval/catchUpShare); r.next.Before(floor) {
 		r.next = floor
 	}
-	if ev.Err == nil && ev.Leased == 0 && mayRest {
+	if ev.Err == nil && ev.Leased == 0 && !ev.Held && mayRest {
 		r.tried = true
 		r.rested, ev.Err = s.cfg.Agenda.Rest(ctx, id)
 		ev.Rested = r.rested
@@ -479,4 +506,16 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 		s.cfg.OnTick(ev)
 	}
 	return r
+}
+
+// room is how many of the campaign's entries a tick may move under
+// MaxInFlightBatches: BatchSize, less whatever would pass the in-flight
+// bound.
+func (s *Scheduler) room(ctx context.Context, campaign string, batch int) (int, error) {
+	st, err := s.cfg.Queue.(couponq.LineStatser).LineStats(ctx, campaign)
+	if err != nil {
+		return 0, fmt.Errorf("in flight: %w", err)
+	}
+	room := int64(s.cfg.MaxInFlightBatches)*int64(batch) - st.InFlight
+	return int(max(0, min(room, int64(batch)))), nil
 }

@@ -351,6 +351,39 @@ func TestSchedulerEntriesInFlightKeepCampaignAwake(t *testing.T) {
 	require.Eventually(t, func() bool { return len(w.awake(t)) == 0 }, 5*time.Second, time.Millisecond)
 }
 
+func TestSchedulerBoundsWhatIsInFlight(t *testing.T) {
+	c := couponq.Campaign{ID: "stalled", Stock: 100, BatchSize: 5, Interval: 5 * time.Millisecond}
+	w := newWorld(t, c)
+	w.sink.decide = nil // consumers stalled: nothing is decided, entries stay in flight
+	var held atomic.Int64
+	start(t, w.scheduler(t, "s", func(cfg *dispatch.SchedulerConfig) {
+		cfg.MaxInFlightBatches = 2
+		cfg.OnTick = func(ev dispatch.TickEvent) {
+			if ev.Held {
+				held.Add(1)
+			}
+		}
+	}))
+	w.admit(t, c.ID, 0, 30)
+	require.Eventually(t, func() bool { return w.sink.count(c.ID) == 10 }, 5*time.Second, time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // 20 Intervals: without the bound, all 30 would be out
+	assert.Equal(t, 10, w.sink.count(c.ID), "2 batches in flight, no more")
+	assert.Positive(t, held.Load(), "ticks report that they held back")
+	assert.Equal(t, []string{c.ID}, w.awake(t), "a held-back campaign stays awake")
+
+	// Consumers come back and decide three: three more may go.
+	rs := make([]couponq.Result, 3)
+	for i := range rs {
+		rs[i] = couponq.Result{Entry: couponq.Entry{Campaign: c.ID, User: fmt.Sprintf("u%d", i), Number: int64(i + 1)},
+			State: couponq.StateIssued, IssuanceID: "x"}
+	}
+	require.NoError(t, w.queue.Record(context.Background(), c.ID, rs...))
+	require.Eventually(t, func() bool { return w.sink.count(c.ID) == 13 }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	assert.Equal(t, 13, w.sink.count(c.ID))
+	w.sink.checkPace(t, c)
+}
+
 func TestSchedulerOneLeaderAndFailover(t *testing.T) {
 	cs := []couponq.Campaign{
 		{ID: "x", Stock: 10000, BatchSize: 5, Interval: 20 * time.Millisecond},
@@ -439,6 +472,10 @@ func TestSchedulerValidates(t *testing.T) {
 		"negative poll":    func(c *dispatch.SchedulerConfig) { c.PollInterval = -1 },
 		"negative workers": func(c *dispatch.SchedulerConfig) { c.Workers = -1 },
 		"negative lease":   func(c *dispatch.SchedulerConfig) { c.LeaseTTL = -1 },
+		"negative bound":   func(c *dispatch.SchedulerConfig) { c.MaxInFlightBatches = -1 },
+		"bound, no stats": func(c *dispatch.SchedulerConfig) {
+			c.MaxInFlightBatches, c.Queue = 1, struct{ couponq.Leaser }{w.queue}
+		},
 	} {
 		cfg := good
 		mut(&cfg)

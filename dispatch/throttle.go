@@ -61,6 +61,10 @@ type TickEvent struct {
 	// Rested is set by the Scheduler when the tick leased nothing and the
 	// campaign came off the Agenda (its line and flight were empty).
 	Rested bool
+	// Held is set by the Scheduler when the tick moved less than BatchSize
+	// (or nothing) because of SchedulerConfig.MaxInFlightBatches: the
+	// campaign had that many batches' worth in flight.
+	Held bool
 }
 
 // Throttle is the "dam": every Interval it moves at most BatchSize of the

@@ -53,6 +53,7 @@ type options struct {
 	sampleEvery                  int
 	noFaults, skipMain           bool
 	scale                        float64
+	maxInFlight                  int
 	seed                         uint64
 	command                      string
 }
@@ -78,6 +79,7 @@ func main() {
 	flag.IntVar(&o.durabilityUsers, "durability-users", 40000, "users admitted in each durability measurement")
 	flag.IntVar(&o.sampleEvery, "sample", 10, "the watcher follows one user in this many")
 	flag.Float64Var(&o.scale, "schedule-scale", 1, "multiply every fault's time in the schedule by this (0.3: the same faults, closer together, for a shorter run)")
+	flag.IntVar(&o.maxInFlight, "max-in-flight-batches", 4, "the workers' -max-in-flight-batches (0: no bound; the checker then allows a Store catch-up burst right after a fault)")
 	flag.BoolVar(&o.noFaults, "no-faults", false, "run the fleet without injecting faults (a baseline)")
 	flag.BoolVar(&o.skipMain, "skip-fleet", false, "only measure durability")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for who presses twice")
@@ -254,7 +256,8 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	for i := 1; i <= 2; i++ {
 		f.workers = append(f.workers, &proc{name: fmt.Sprintf("worker-%d", i), bin: filepath.Join(o.bin, "worker"), dir: dir,
 			args: []string{"-redis", redisProxy, "-prefix", run, "-kafka", strings.Join(kafkaProxied, ","),
-				"-topic", run, "-group", run, "-store", "postgres", "-postgres", storeDSN, "-leader-ttl", "3s", "-progress", "5s"}})
+				"-topic", run, "-group", run, "-store", "postgres", "-postgres", storeDSN, "-leader-ttl", "3s", "-progress", "5s",
+				"-max-in-flight-batches", strconv.Itoa(o.maxInFlight)}})
 	}
 	all := append(append([]*proc{}, f.apis...), f.workers...)
 	defer func() {
@@ -282,6 +285,7 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	cs := make([]check.Campaign, len(o.campaigns))
 	for i, c := range o.campaigns {
 		c.ID = c.ID + "-" + tag
+		c.MaxInFlight = o.maxInFlight * c.BatchSize
 		cs[i] = c
 		if err := createCampaign(ctx, apiURLs[0], token, c); err != nil {
 			return err

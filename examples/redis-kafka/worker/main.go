@@ -45,6 +45,7 @@ type options struct {
 	redis, prefix, brokers, topic, group string
 	store, postgres                      string
 	progress, leaderTTL                  time.Duration
+	maxInFlight                          int
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&o.postgres, "postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN for -store postgres (default $COUPONQ_POSTGRES_DSN)")
 	flag.DurationVar(&o.progress, "progress", 2*time.Second, "how often to log each busy campaign's issued count (0: never)")
 	flag.DurationVar(&o.leaderTTL, "leader-ttl", 0, "the scheduler's leader lease TTL: a standby takes over within 4/3 of it after the leader dies (0: the library's 6s)")
+	flag.IntVar(&o.maxInFlight, "max-in-flight-batches", 4, "a campaign may have at most this many batches (× its BatchSize) handed downstream and not yet decided; when consumers stall, the rest waits in the line, so the Store never sees more than that at once when they return (0: no bound)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
 	if err := run(log, o); err != nil {
@@ -125,7 +127,7 @@ func run(log *slog.Logger, o options) error {
 	n, err := node.New(node.Config{
 		Roles: node.RoleWorker, Catalog: registry, Queue: queue, Locker: locker,
 		Dispatcher: producer, Consumer: consumer, Store: store, Logger: log,
-		Scheduler: dispatch.SchedulerConfig{LeaderTTL: o.leaderTTL, OnTick: tally.tick},
+		Scheduler: dispatch.SchedulerConfig{LeaderTTL: o.leaderTTL, OnTick: tally.tick, MaxInFlightBatches: o.maxInFlight},
 		Issuer: issuer.Config{
 			OnIssue: tally.issue,
 			// The issuer logs an over-issue at error level already; the hook

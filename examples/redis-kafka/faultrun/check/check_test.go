@@ -314,6 +314,33 @@ func TestEvaluate(t *testing.T) {
 			notes: []string{"campaign c1: Store issued up to 25 rows in the 10×Interval window starting 12:00:20.000 (bound 22), 8s after the end of fault #1 (kill-issuer worker-1)"},
 		},
 		{
+			name: "store within pace plus a bounded flight",
+			mutate: func(f *fixture) {
+				f.in.Campaigns[0].MaxInFlight = 4 // 22 + 4 = 26 >= 25
+				f.burst("s", 25, at(20000), 10*time.Millisecond, true)
+				for i := range f.topic.Messages[5:] {
+					f.topic.Messages[5+i].At = at(10000 + 500*i)
+				}
+			},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "StoreBound", c.StoreBound, 26)
+				eq(t, "StoreUnexcused", c.StoreUnexcused, 0)
+				eq(t, "StoreExcused", c.StoreExcused, 0)
+			},
+		},
+		{
+			name: "with a bounded flight, excess right after a fault is a violation",
+			mutate: func(f *fixture) {
+				f.in.Campaigns[0].MaxInFlight = 2 // 22 + 2 = 24 < 25
+				f.burst("s", 25, at(20000), 10*time.Millisecond, true)
+				for i := range f.topic.Messages[5:] {
+					f.topic.Messages[5+i].At = at(10000 + 500*i)
+				}
+				f.in.Faults = []Fault{{Kind: "kill-issuer", Target: "worker-1", Start: at(8000), End: at(12000)}}
+			},
+			want: []string{"campaign c1: issue throttle: 25 Store rows issued in the 10×Interval window starting 12:00:20.000 (bound 11×BatchSize + MaxInFlight = 24)"},
+		},
+		{
 			name: "store over the bound long after every fault",
 			mutate: func(f *fixture) {
 				f.burst("s", 25, at(20000), 10*time.Millisecond, true)

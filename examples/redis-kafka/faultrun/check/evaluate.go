@@ -142,7 +142,7 @@ func evaluate(in Inputs, store storeData, topic topicData) *Report {
 	seenID := map[string]userKey{}
 	for _, c := range in.Campaigns {
 		row := CampaignRow{
-			ID: c.ID, Stock: c.Stock, BatchSize: c.BatchSize, Interval: c.Interval, PerUserLimit: max(c.PerUserLimit, 1),
+			ID: c.ID, Stock: c.Stock, BatchSize: c.BatchSize, Interval: c.Interval, PerUserLimit: max(c.PerUserLimit, 1), MaxInFlight: c.MaxInFlight,
 			Rejected: map[string]int{}, LostByFinal: map[string]int{},
 		}
 		sc := store.Campaigns[c.ID]
@@ -356,6 +356,7 @@ func throttle(row *CampaignRow, msgs []topicMsg, rows []storeRow, faults []Fault
 		return
 	}
 	row.Bound = 11 * row.BatchSize
+	row.StoreBound = row.Bound + row.MaxInFlight
 	w1, w10 := row.Interval, 10*row.Interval
 
 	var tt []time.Time
@@ -387,12 +388,15 @@ func throttle(row *CampaignRow, msgs []topicMsg, rows []storeRow, faults []Fault
 		fault int
 	}
 	sweep(st, w10, func(i, n int) {
-		if n <= row.Bound {
+		if n <= row.StoreBound {
 			return
 		}
 		s := st[i]
 		fi := -1
 		for k, f := range faults {
+			if row.MaxInFlight > 0 {
+				break // a bounded flight excuses nothing
+			}
 			if !s.After(faultEnd(f).Add(catchUpGrace)) && s.Add(w10).After(f.Start) {
 				fi = k
 				break
@@ -411,7 +415,11 @@ func throttle(row *CampaignRow, msgs []topicMsg, rows []storeRow, faults []Fault
 		}
 	})
 	if row.StoreUnexcused > 0 {
-		violate("campaign %s: issue throttle: %d Store rows issued in the 10×Interval window starting %s (bound 11×BatchSize = %d), not within %v after any fault's end", row.ID, unexcused.n, clock(unexcused.at), row.Bound, catchUpGrace)
+		if row.MaxInFlight > 0 {
+			violate("campaign %s: issue throttle: %d Store rows issued in the 10×Interval window starting %s (bound 11×BatchSize + MaxInFlight = %d)", row.ID, unexcused.n, clock(unexcused.at), row.StoreBound)
+		} else {
+			violate("campaign %s: issue throttle: %d Store rows issued in the 10×Interval window starting %s (bound 11×BatchSize = %d), not within %v after any fault's end", row.ID, unexcused.n, clock(unexcused.at), row.Bound, catchUpGrace)
+		}
 	}
 	if row.StoreExcused > 0 {
 		f := faults[excused.fault]

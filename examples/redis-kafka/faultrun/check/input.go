@@ -9,6 +9,12 @@ type Campaign struct {
 	BatchSize    int           // entries the scheduler may move per Interval
 	Interval     time.Duration // the scheduler's tick for this campaign
 	PerUserLimit int           // units one user may hold (1 unless set)
+	// MaxInFlight is the scheduler's bound on the campaign's entries in
+	// flight (MaxInFlightBatches × BatchSize); 0 means none. With a bound,
+	// the Store may see at most MaxInFlight entries on top of the pace in
+	// any window, faults or not; without one, a backlog that queued in the
+	// transport while consumers were away arrives at consumer speed.
+	MaxInFlight int
 }
 
 // Client is one user of the crowd, as the crowd saw it: what the api

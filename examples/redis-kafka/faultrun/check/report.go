@@ -103,6 +103,11 @@ type CampaignRow struct {
 	// (a violation). Counted by window start (one per row that starts one).
 	StoreExcused   int
 	StoreUnexcused int
+	// StoreBound is what a Store 10-Interval window may hold: Bound plus the
+	// campaign's MaxInFlight. With MaxInFlight set every excess is a
+	// violation (none is excused as catch-up).
+	StoreBound  int
+	MaxInFlight int
 }
 
 // FaultRow is one fault's recovery figures.
