@@ -68,6 +68,9 @@ step "couponq/tracing (its own module, so OpenTelemetry stays out of the core's 
 step "couponq/httpapi/browsertest: the live page in headless chromium (its own module, for chromedp)"
 (cd couponq/httpapi/browsertest && go vet ./... && go test -race -count=1 ./...)
 
+step "examples/redis-kafka (its own module): the fault run's invariant checker, against the Postgres and Kafka above"
+(cd examples/redis-kafka && go test -race -count=1 ./...)
+
 step "fuzz (each target briefly; scripts/fuzz.sh 60s for the reliability runs)"
 scripts/fuzz.sh 5s
 

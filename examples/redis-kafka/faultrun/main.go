@@ -68,8 +68,11 @@ func main() {
 	flag.StringVar(&o.fuzzLog, "fuzz-log", "", "the output of scripts/fuzz.sh for this run, summarized in the report")
 	flag.IntVar(&o.users, "users", 100000, "distinct users in the crowd")
 	flag.IntVar(&o.conc, "conc", 256, "presses in flight at once, at most")
-	flag.StringVar(&campaigns, "campaigns", "gold:8000,silver:7000,bronze:5000", "the campaigns, ID:STOCK comma-separated; users are spread over them round-robin")
-	flag.IntVar(&o.batch, "batch", 25, "every campaign's BatchSize")
+	// Batch sizes in proportion to stock, so the three sell out together,
+	// about five minutes in: every fault of the schedule hits a pipeline
+	// that is still issuing.
+	flag.StringVar(&campaigns, "campaigns", "gold:8000:7,silver:7000:6,bronze:5000:4", "the campaigns, ID:STOCK[:BATCHSIZE] comma-separated; users are spread over them round-robin")
+	flag.IntVar(&o.batch, "batch", 25, "the BatchSize of campaigns that do not name one")
 	flag.DurationVar(&o.interval, "interval", 250*time.Millisecond, "every campaign's Interval")
 	flag.DurationVar(&o.arrival, "arrival", 120*time.Second, "the users' first presses are spread evenly over this long")
 	flag.DurationVar(&o.drain, "drain", 15*time.Minute, "how long, after the last press, every accepted user may wait for an outcome")
@@ -110,12 +113,21 @@ func fail(log *slog.Logger, err error) {
 func parseCampaigns(s string, batch int, interval time.Duration) ([]check.Campaign, error) {
 	var out []check.Campaign
 	for _, part := range strings.Split(s, ",") {
-		id, stock, ok := strings.Cut(strings.TrimSpace(part), ":")
-		n, err := strconv.ParseInt(stock, 10, 64)
-		if !ok || err != nil || n <= 0 || id == "" {
-			return nil, fmt.Errorf("-campaigns: %q is not ID:STOCK", part)
+		f := strings.Split(strings.TrimSpace(part), ":")
+		if len(f) < 2 || len(f) > 3 || f[0] == "" {
+			return nil, fmt.Errorf("-campaigns: %q is not ID:STOCK[:BATCHSIZE]", part)
 		}
-		out = append(out, check.Campaign{ID: id, Stock: n, BatchSize: batch, Interval: interval, PerUserLimit: 1})
+		n, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-campaigns: %q: stock must be a positive number", part)
+		}
+		b := batch
+		if len(f) == 3 {
+			if b, err = strconv.Atoi(f[2]); err != nil || b <= 0 {
+				return nil, fmt.Errorf("-campaigns: %q: batch size must be a positive number", part)
+			}
+		}
+		out = append(out, check.Campaign{ID: f[0], Stock: n, BatchSize: b, Interval: interval, PerUserLimit: 1})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("-campaigns: none")

@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&o.store, "store", "redis", "Store: "+stores.Kinds+" (memory is only correct with a single worker)")
 	flag.StringVar(&o.postgres, "postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN for -store postgres (default $COUPONQ_POSTGRES_DSN)")
 	flag.DurationVar(&o.progress, "progress", 2*time.Second, "how often to log each busy campaign's issued count (0: never)")
-	flag.DurationVar(&o.leaderTTL, "leader-ttl", 0, "the scheduler's leader lease TTL: a standby takes over within 4/3 of it after the leader dies (0: the library's 6s)")
+	flag.DurationVar(&o.leaderTTL, "leader-ttl", 0, "the scheduler's leader lease TTL: a standby takes over within 4/3 of it after the leader dies (0: the library's 10s)")
 	flag.IntVar(&o.maxInFlight, "max-in-flight-batches", 4, "a campaign may have at most this many batches (× its BatchSize) handed downstream and not yet decided; when consumers stall, the rest waits in the line, so the Store never sees more than that at once when they return (0: no bound)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
