@@ -73,7 +73,7 @@ func (r *report) write(file string) error {
 		p("")
 		p("## Faults")
 		p("")
-		p("Times are from the first press. Each fault was undone (the process restarted, resumed, the proxy healed) after the time in *lasted*; recovery times are in the checker's table below.")
+		p("Times are from the first press. Each fault was undone (the process restarted, resumed, the proxy healed) after the time in *lasted*; recovery times are in the checker's table below. A killed process is started again %s after the kill, as a supervisor would; which worker leads is read from the workers' logs at the time. Faults follow each other 12–26 s apart, and a fault's recovery runs until the pipeline is back to normal, so it includes any later fault that hit before then.", "2 s")
 		p("")
 		p("| # | at | fault | target | lasted | how |")
 		p("|--:|--:|---|---|--:|---|")
@@ -141,7 +141,7 @@ func (r *report) verdict(p func(string, ...any)) {
 		stock += c.Stock
 	}
 	p("")
-	p("| over-issue | users over their limit | lost (accepted, no outcome) | issued / stock | violations |")
+	p("| over-issue | duplicates (users over their per-user limit) | lost (accepted, no outcome) | issued / stock | violations |")
 	p("|--:|--:|--:|--:|--:|")
 	p("| %d | %d | %d | %d / %d | %d |", over, dup, lost, issued, stock, len(r.check.Violations))
 }
@@ -194,7 +194,7 @@ func (r *report) durabilitySection(p func(string, ...any)) {
 	p("")
 	p("`kill -9` ends the Redis process, not the machine: what Redis had written to its append-only file is in the operating system's page cache and survives, so with AOF on a process crash loses nothing whether Redis fsyncs every write (`always`) or once a second (`everysec`). What the two differ in is a crash of the machine (power, kernel): then `everysec` can lose the last second or so of writes and `always` nothing, at the admission cost in the first column. This run cannot crash the machine, so that second figure is not measured here. Without AOF, Redis restarts from its last RDB snapshot: everything since is gone — in this run the campaign itself, created seconds before.")
 	p("")
-	p("A lost entry is detectable, never silent: its user's status answers 404 `not_found` (or `unknown_campaign`, when the campaign itself was lost) instead of their place in line, and the entry numbers the line hands out after the restart repeat ones already promised. See the README's \"Durability\" section for the trade-off.")
+	p("A lost entry is detectable, never silent: its user's status answers 404 `not_found` (or `unknown_campaign`, when the campaign was lost with it) instead of a place in line — the *statuses after restart* column counts exactly those answers. Had an older snapshot held the campaign, the entry numbers handed out after the restart would repeat ones already promised; the *given twice* column counts such numbers. What was already issued is not at stake: issuances live in the Store, not in Redis. See the README's \"Durability\" section for the trade-off.")
 	p("")
 }
 
