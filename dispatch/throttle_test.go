@@ -120,8 +120,18 @@ func TestThrottleFailedEntriesRetryWithinBudget(t *testing.T) {
 	}}
 	th := newThrottle(t, dispatch.Config{Campaign: c, Queue: q, Dispatcher: rec.as("a"), Locker: lock.NewMemory()})
 	require.NoError(t, th.Start(context.Background()))
-	require.Eventually(t, func() bool { return q.Stats(c.ID).Waiting == 0 && q.Stats(c.ID).InFlight == 50 },
-		5*time.Second, 5*time.Millisecond)
+	// Done when every entry is in flight and the last retry was sent: an
+	// entry is in flight from its lease on, before its dispatch, so the
+	// counts alone would stop the throttle between the two.
+	sends := func() (n int) {
+		for _, s := range rec.snapshot() {
+			n += len(s.numbers)
+		}
+		return n
+	}
+	require.Eventually(t, func() bool {
+		return q.Stats(c.ID).Waiting == 0 && q.Stats(c.ID).InFlight == 50 && sends() == 50+50/3
+	}, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, th.Stop(context.Background()))
 	counts := map[int64]int{}
 	for _, s := range rec.snapshot() {
