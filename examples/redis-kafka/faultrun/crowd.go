@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
+	"github.com/couponq/couponq/examples/redis-kafka/internal/loadgen"
 )
 
 // The crowd is the run's users, outside the code under test: they press
@@ -277,22 +277,7 @@ func (c *crowd) undecided() int {
 }
 
 func (c *crowd) do(ctx context.Context, method, url, user string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("X-User", user)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return 0, err
-	}
-	_ = json.Unmarshal(b, v)
-	return resp.StatusCode, nil
+	return loadgen.Call(ctx, c.http, method, url, user, v)
 }
 
 // clients returns what every user saw.

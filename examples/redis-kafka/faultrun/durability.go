@@ -6,12 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
+	"github.com/couponq/couponq/examples/redis-kafka/internal/loadgen"
 )
 
 // durResult is what one Redis kill -9 cost under one durability mode.
@@ -119,7 +118,7 @@ func measureDurability(ctx context.Context, log *slog.Logger, o options, mode, t
 	// Every accepted user asks once where they stand.
 	var mu sync.Mutex
 	clients := crowd.clients()
-	each(ctx, 64, len(clients), func(i int) {
+	loadgen.Each(ctx, 64, len(clients), func(i int) {
 		c := clients[i]
 		if !c.Accepted {
 			return
@@ -152,31 +151,4 @@ func measureDurability(ctx context.Context, log *slog.Logger, o options, mode, t
 		}
 	}
 	return res, nil
-}
-
-// each runs f(0..n-1), at most conc at once.
-func each(ctx context.Context, conc, n int, f func(i int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(conc, n) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				f(i)
-			}
-		})
-	}
-	wg.Wait()
-}
-
-func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -15,11 +15,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -28,8 +26,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/couponq/couponq/examples/redis-kafka/internal/loadgen"
 )
 
 type options struct {
@@ -126,7 +125,7 @@ func run(o options) error {
 	for _, c := range o.campaigns {
 		door[c] = counter{}
 	}
-	each(ctx, o.conc, len(users), func(i int) {
+	loadgen.Each(ctx, o.conc, len(users), func(i int) {
 		if o.arrival > 0 {
 			sleep(ctx, time.Until(start.Add(o.arrival*time.Duration(i)/time.Duration(len(users)))))
 		}
@@ -167,7 +166,7 @@ func run(o options) error {
 	last := time.Time{}
 	for round := 1; len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil; round++ {
 		var still []int
-		each(ctx, o.conc, len(pending), func(j int) {
+		loadgen.Each(ctx, o.conc, len(pending), func(j int) {
 			u := users[pending[j]]
 			st := u.ask.status(ctx, u.id)
 			mu.Lock()
@@ -251,24 +250,6 @@ func loopback(addr string) error {
 	return nil
 }
 
-// each runs f(0..n-1) with at most conc calls at once.
-func each(ctx context.Context, conc, n int, f func(i int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(conc, n) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				f(i)
-			}
-		})
-	}
-	wg.Wait()
-}
-
 type client struct {
 	base string
 	http *http.Client
@@ -324,22 +305,7 @@ func (c *client) status(ctx context.Context, user string) status {
 }
 
 func (c *client) do(ctx context.Context, method, url, user string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("X-User", user)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return 0, err
-	}
-	_ = json.Unmarshal(b, v) // a body that is not JSON leaves v empty
-	return resp.StatusCode, nil
+	return loadgen.Call(ctx, c.http, method, url, user, v)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
