@@ -316,14 +316,15 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "store within pace plus a bounded flight",
 			mutate: func(f *fixture) {
-				f.in.Campaigns[0].MaxInFlight = 4 // 22 + 4 = 26 >= 25
+				f.in.Campaigns[0].MaxInFlight = 6 // 10-Interval: 22 + 6 = 28 >= 25; 1-Interval: 4 + 6 = 10 >= 10
 				f.burst("s", 25, at(20000), 10*time.Millisecond, true)
 				for i := range f.topic.Messages[5:] {
 					f.topic.Messages[5+i].At = at(10000 + 500*i)
 				}
 			},
 			row: func(t *testing.T, c CampaignRow) {
-				eq(t, "StoreBound", c.StoreBound, 26)
+				eq(t, "StoreBound", c.StoreBound, 28)
+				eq(t, "StoreMax1", c.StoreMax1, 10)
 				eq(t, "StoreUnexcused", c.StoreUnexcused, 0)
 				eq(t, "StoreExcused", c.StoreExcused, 0)
 			},
@@ -338,7 +339,17 @@ func TestEvaluate(t *testing.T) {
 				}
 				f.in.Faults = []Fault{{Kind: "kill-issuer", Target: "worker-1", Start: at(8000), End: at(12000)}}
 			},
-			want: []string{"campaign c1: issue throttle: 25 Store rows issued in the 10×Interval window starting 12:00:20.000 (bound 11×BatchSize + MaxInFlight = 24)"},
+			want: []string{
+				"campaign c1: issue throttle: 10 Store rows issued in the Interval starting 12:00:20.000 (bound 2×BatchSize + MaxInFlight = 6)",
+				"campaign c1: issue throttle: 25 Store rows issued in the 10×Interval window starting 12:00:20.000 (bound 11×BatchSize + MaxInFlight = 24)",
+			},
+		},
+		{
+			name: "topic: more than two ticks' worth in one Interval",
+			mutate: func(f *fixture) {
+				f.burst("t", 5, at(30000), time.Millisecond, false) // BatchSize 2: at most 4 in an Interval
+			},
+			want: []string{"campaign c1: dispatch throttle: 5 messages on the topic in the Interval starting 12:00:30.000 (bound 2×BatchSize = 4)"},
 		},
 		{
 			name: "store over the bound long after every fault",

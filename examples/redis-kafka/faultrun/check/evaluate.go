@@ -371,6 +371,9 @@ func throttle(row *CampaignRow, msgs []topicMsg, rows []storeRow, faults []Fault
 	if row.TopicMax10 > row.Bound {
 		violate("campaign %s: dispatch throttle: %d messages on the topic in the 10×Interval window starting %s (bound 11×BatchSize = %d)", row.ID, row.TopicMax10, clock(row.TopicMax10At), row.Bound)
 	}
+	if row.TopicMax1 > 2*row.BatchSize {
+		violate("campaign %s: dispatch throttle: %d messages on the topic in the Interval starting %s (bound 2×BatchSize = %d)", row.ID, row.TopicMax1, clock(row.TopicMax1At), 2*row.BatchSize)
+	}
 
 	st := make([]time.Time, len(rows))
 	for i, s := range rows {
@@ -378,6 +381,12 @@ func throttle(row *CampaignRow, msgs []topicMsg, rows []storeRow, faults []Fault
 	}
 	st = sortTimes(st)
 	row.StoreMax1, row.StoreMax1At = windowMax(st, w1)
+	// With a bounded flight, one Interval may hold two ticks' worth plus
+	// what was in flight; without one there is no bound for so short a
+	// window (the 10-Interval rule below decides).
+	if row.MaxInFlight > 0 && row.StoreMax1 > 2*row.BatchSize+row.MaxInFlight {
+		violate("campaign %s: issue throttle: %d Store rows issued in the Interval starting %s (bound 2×BatchSize + MaxInFlight = %d)", row.ID, row.StoreMax1, clock(row.StoreMax1At), 2*row.BatchSize+row.MaxInFlight)
+	}
 	row.StoreMax10, row.StoreMax10At = windowMax(st, w10)
 
 	// Every Store window over the bound: excused when it overlaps a fault's

@@ -124,11 +124,11 @@ var campaignFigures = []campaignFigure{
 	{"Issued without passing the topic", "0", func(c CampaignRow) string {
 		return mark(fmt.Sprint(c.RowsNotOnTopic), c.RowsNotOnTopic > 0)
 	}},
-	{"Topic: most messages in 1 Interval", "info (BatchSize)", func(c CampaignRow) string {
+	{"Topic: most messages in 1 Interval", "≤ 2×BatchSize", func(c CampaignRow) string {
 		if c.Bound == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%d (BatchSize %d, Interval %v) at %s", c.TopicMax1, c.BatchSize, c.Interval, clock(c.TopicMax1At))
+		return mark(fmt.Sprintf("%d (≤ %d; BatchSize %d, Interval %v) at %s", c.TopicMax1, 2*c.BatchSize, c.BatchSize, c.Interval, clock(c.TopicMax1At)), c.TopicMax1 > 2*c.BatchSize)
 	}},
 	{"Topic: most messages in 10 Intervals", "≤ 11×BatchSize", func(c CampaignRow) string {
 		if c.Bound == 0 {
@@ -136,11 +136,15 @@ var campaignFigures = []campaignFigure{
 		}
 		return mark(fmt.Sprintf("%d (≤ %d) at %s", c.TopicMax10, c.Bound, clock(c.TopicMax10At)), c.TopicMax10 > c.Bound)
 	}},
-	{"Store: most rows issued in 1 Interval", "info", func(c CampaignRow) string {
+	{"Store: most rows issued in 1 Interval", "≤ 2×BatchSize + MaxInFlight (info when the flight is unbounded)", func(c CampaignRow) string {
 		if c.Bound == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%d at %s", c.StoreMax1, clock(c.StoreMax1At))
+		if c.MaxInFlight == 0 {
+			return fmt.Sprintf("%d at %s", c.StoreMax1, clock(c.StoreMax1At))
+		}
+		b := 2*c.BatchSize + c.MaxInFlight
+		return mark(fmt.Sprintf("%d (≤ %d) at %s", c.StoreMax1, b, clock(c.StoreMax1At)), c.StoreMax1 > b)
 	}},
 	{"Store: most rows issued in 10 Intervals", "≤ 11×BatchSize + MaxInFlight (unbounded flight: or a fault's catch-up)", func(c CampaignRow) string {
 		if c.Bound == 0 {
@@ -283,7 +287,7 @@ func (r *Report) writeDefinitions(m *mdWriter) {
 		"**Told issued, holds nothing**: final status `issued` and no Store row for (campaign, user). **Issuance ID differs**: final status `issued` with an issuance ID that none of the user's rows has. **Told rejected, holds a unit**: final `rejected:<reason>` other than `rejected:duplicate` while the user holds a row.",
 		"**Holds a unit, no 202 reached the user**: Store rows of users with no accepted client (the answer was lost, e.g. the api died mid-answer). Informational.",
 		"**Topic**: every message from the start of each partition to its high watermark at the time of the check, decoded as JSON `{\"v\":1,...}` by the checker itself. **Redeliveries**: messages beyond the first for the same (campaign, user, entry). **Issued without passing the topic**: a user holding a Store row who never appears on the topic.",
-		"**Most in 1 / 10 Intervals**: the largest number of timestamps in any half-open window [t, t+Interval) or [t, t+10×Interval), found with a two-pointer sweep over the sorted times (the topic's record timestamps, or the Store's `issued_at`). The 10-Interval figure must be at most 11×BatchSize (ten ticks plus one for the window's phase); the 1-Interval figure is informational (a tick delayed by a few ms puts two ticks in one window). The Store's 10-Interval figure may exceed that by the campaign's MaxInFlight (the scheduler's bound on entries handed downstream and not yet decided, which is what consumers can catch up at once after an outage), and any excess over it is a violation; a campaign run without that bound gets the old allowance instead: a Store window over 11×BatchSize that overlaps [Start, End+15s] of a fault is consumers catching up a backlog (a note), anywhere else a violation. Topic windows over the bound are always violations.",
+		"**Most in 1 / 10 Intervals**: the largest number of timestamps in any half-open window [t, t+Interval) or [t, t+10×Interval), found with a two-pointer sweep over the sorted times (the topic's record timestamps, or the Store's `issued_at`). On the topic the 10-Interval figure must be at most 11×BatchSize (ten ticks plus one for the window's phase) and the 1-Interval figure at most 2×BatchSize (a tick delayed by a few ms puts two ticks in one window). In the Store both may exceed those by the campaign's MaxInFlight, no more. The Store's 10-Interval figure may exceed that by the campaign's MaxInFlight (the scheduler's bound on entries handed downstream and not yet decided, which is what consumers can catch up at once after an outage), and any excess over it is a violation; a campaign run without that bound gets the old allowance instead: a Store window over 11×BatchSize that overlaps [Start, End+15s] of a fault is consumers catching up a backlog (a note), anywhere else a violation. Topic windows over the bound are always violations.",
 		"**Lag** of a sample: DecidedAt − DispatchedAt (the Kafka record timestamp to the first terminal status poll); an undecided sample has infinite lag.",
 		"**Recovery**: the earliest dispatch time D at or after the fault's Start such that every sample dispatched in [D, D+10s] was decided with lag ≤ the recovered lag; recovery = D − Start. \"No traffic after the fault\" when no sample was dispatched after Start (the campaigns were already empty or dispatch stopped: see Lost).",
 		"**Max lag**: over the samples dispatched in [Start−5s, End+30s]; ∞ when any of them was never decided.",
