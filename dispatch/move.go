@@ -112,3 +112,27 @@ func entryErr(err error, i int, failed bool) error {
 	}
 	return err
 }
+
+// checkInFlightBound validates a MaxInFlightBatches setting: not negative,
+// and, when set, a Queue that can count what is in flight.
+func checkInFlightBound(q couponq.Leaser, batches int) error {
+	if batches < 0 {
+		return fmt.Errorf("MaxInFlightBatches must be >= 0, got %d", batches)
+	}
+	if _, ok := q.(couponq.LineStatser); batches > 0 && !ok {
+		return errors.New("MaxInFlightBatches needs a Queue that implements couponq.LineStatser")
+	}
+	return nil
+}
+
+// inFlightRoom is how many of the campaign's entries a tick may move under
+// a MaxInFlightBatches bound: batch, less whatever would take the entries
+// in flight past batches × batch.
+func inFlightRoom(ctx context.Context, q couponq.Leaser, campaign string, batch, batches int) (int, error) {
+	st, err := q.(couponq.LineStatser).LineStats(ctx, campaign)
+	if err != nil {
+		return 0, fmt.Errorf("in flight: %w", err)
+	}
+	room := int64(batches)*int64(batch) - st.InFlight
+	return int(max(0, min(room, int64(batch)))), nil
+}

@@ -132,11 +132,8 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.LeaderTTL > 0 && cfg.LeaderTTL < 10*time.Millisecond {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: LeaderTTL must be at least 10ms, got %s", couponq.ErrInvalidConfig, cfg.LeaderTTL)
 	}
-	if cfg.MaxInFlightBatches < 0 {
-		return nil, fmt.Errorf("%w: dispatch: scheduler: MaxInFlightBatches must be >= 0, got %d", couponq.ErrInvalidConfig, cfg.MaxInFlightBatches)
-	}
-	if _, ok := cfg.Queue.(couponq.LineStatser); cfg.MaxInFlightBatches > 0 && !ok {
-		return nil, fmt.Errorf("%w: dispatch: scheduler: MaxInFlightBatches needs a Queue that implements couponq.LineStatser", couponq.ErrInvalidConfig)
+	if err := checkInFlightBound(cfg.Queue, cfg.MaxInFlightBatches); err != nil {
+		return nil, fmt.Errorf("%w: dispatch: scheduler: %w", couponq.ErrInvalidConfig, err)
 	}
 	if cfg.Workers < 0 {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: Workers must be >= 0, got %d", couponq.ErrInvalidConfig, cfg.Workers)
@@ -483,7 +480,7 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 	ev := TickEvent{Campaign: id}
 	n := c.BatchSize
 	if s.cfg.MaxInFlightBatches > 0 {
-		n, ev.Err = s.room(ctx, id, c.BatchSize)
+		n, ev.Err = inFlightRoom(ctx, s.cfg.Queue, id, c.BatchSize, s.cfg.MaxInFlightBatches)
 		ev.Held = ev.Err == nil && n < c.BatchSize
 	}
 	if n > 0 && ev.Err == nil {
@@ -506,16 +503,4 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 		s.cfg.OnTick(ev)
 	}
 	return r
-}
-
-// room is how many of the campaign's entries a tick may move under
-// MaxInFlightBatches: BatchSize, less whatever would pass the in-flight
-// bound.
-func (s *Scheduler) room(ctx context.Context, campaign string, batch int) (int, error) {
-	st, err := s.cfg.Queue.(couponq.LineStatser).LineStats(ctx, campaign)
-	if err != nil {
-		return 0, fmt.Errorf("in flight: %w", err)
-	}
-	room := int64(s.cfg.MaxInFlightBatches)*int64(batch) - st.InFlight
-	return int(max(0, min(room, int64(batch)))), nil
 }

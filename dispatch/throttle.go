@@ -46,6 +46,11 @@ type Config struct {
 	// a child of the trace the entry was admitted with (Entry.Trace), and
 	// sends the entry on carrying the span's trace. Nil means no tracing.
 	Tracer couponq.Tracer
+	// MaxInFlightBatches, if positive, bounds the campaign's entries in
+	// flight to MaxInFlightBatches × BatchSize, as
+	// SchedulerConfig.MaxInFlightBatches does (see there). The Queue must
+	// implement couponq.LineStatser. Zero means no bound.
+	MaxInFlightBatches int
 }
 
 // TickEvent describes one leading tick.
@@ -61,9 +66,9 @@ type TickEvent struct {
 	// Rested is set by the Scheduler when the tick leased nothing and the
 	// campaign came off the Agenda (its line and flight were empty).
 	Rested bool
-	// Held is set by the Scheduler when the tick moved less than BatchSize
-	// (or nothing) because of SchedulerConfig.MaxInFlightBatches: the
-	// campaign had that many batches' worth in flight.
+	// Held is set when the tick moved less than BatchSize (or nothing)
+	// because of MaxInFlightBatches: the campaign had that many batches'
+	// worth in flight.
 	Held bool
 }
 
@@ -90,6 +95,9 @@ func New(cfg Config) (*Throttle, error) {
 	}
 	if cfg.LeaderTTL < 0 || cfg.LeaseTTL < 0 || cfg.HandoffTimeout < 0 || cfg.DispatchTimeout < 0 {
 		return nil, fmt.Errorf("%w: dispatch: durations must be >= 0", couponq.ErrInvalidConfig)
+	}
+	if err := checkInFlightBound(cfg.Queue, cfg.MaxInFlightBatches); err != nil {
+		return nil, fmt.Errorf("%w: dispatch: %w", couponq.ErrInvalidConfig, err)
 	}
 	cfg.Campaign = cfg.Campaign.WithDefaults()
 	if cfg.LeaderTTL == 0 {
@@ -178,7 +186,14 @@ func (t *Throttle) tick(ctx context.Context) {
 	}
 	start := time.Now()
 	ev := TickEvent{Campaign: t.cfg.Campaign.ID}
-	ev.Leased, ev.Failed, ev.Err = t.mv.move(ctx, t.cfg.Campaign.ID, t.cfg.Campaign.BatchSize)
+	n := t.cfg.Campaign.BatchSize
+	if t.cfg.MaxInFlightBatches > 0 {
+		n, ev.Err = inFlightRoom(ctx, t.cfg.Queue, t.cfg.Campaign.ID, n, t.cfg.MaxInFlightBatches)
+		ev.Held = ev.Err == nil && n < t.cfg.Campaign.BatchSize
+	}
+	if n > 0 && ev.Err == nil {
+		ev.Leased, ev.Failed, ev.Err = t.mv.move(ctx, t.cfg.Campaign.ID, n)
+	}
 	if ev.Err != nil && ctx.Err() == nil {
 		t.log.Error("couponq: throttle tick", "err", ev.Err, "leased", ev.Leased, "failed", ev.Failed)
 	}

@@ -106,6 +106,20 @@ func TestThrottleBoundedFIFO(t *testing.T) {
 	assert.Equal(t, memory.Stats{Admitted: 200, Waiting: 0, InFlight: 200}, q.Stats(c.ID), "all handed off, waiting for results")
 }
 
+func TestThrottleBoundsWhatIsInFlight(t *testing.T) {
+	c := couponq.Campaign{ID: "stalled", Stock: 100, BatchSize: 5, Interval: 5 * time.Millisecond}
+	q := memory.NewQueue(nil)
+	fill(t, q, c.ID, 30)
+	rec := &recorder{} // records nothing: consumers stalled, entries stay in flight
+	th := newThrottle(t, dispatch.Config{Campaign: c, Queue: q, Dispatcher: rec.as("a"), Locker: lock.NewMemory(),
+		MaxInFlightBatches: 2})
+	require.NoError(t, th.Start(context.Background()))
+	require.Eventually(t, func() bool { return q.Stats(c.ID).InFlight == 10 }, 5*time.Second, time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // 20 Intervals: without the bound, all 30 would be out
+	require.NoError(t, th.Stop(context.Background()))
+	assert.Equal(t, memory.Stats{Admitted: 30, Waiting: 20, InFlight: 10}, q.Stats(c.ID), "2 batches in flight, no more")
+}
+
 func TestThrottleFailedEntriesRetryWithinBudget(t *testing.T) {
 	c := couponq.Campaign{ID: "retry", Stock: 1, BatchSize: 10, Interval: 10 * time.Millisecond}
 	q := memory.NewQueue(nil)
@@ -243,6 +257,10 @@ func TestThrottleValidates(t *testing.T) {
 		"no locker":      func(c *dispatch.Config) { c.Locker = nil },
 		"bad campaign":   func(c *dispatch.Config) { c.Campaign.Stock = 0 },
 		"negative lease": func(c *dispatch.Config) { c.LeaseTTL = -1 },
+		"negative bound": func(c *dispatch.Config) { c.MaxInFlightBatches = -1 },
+		"bound, no stats": func(c *dispatch.Config) {
+			c.MaxInFlightBatches, c.Queue = 1, struct{ couponq.Leaser }{q}
+		},
 	} {
 		cfg := good
 		mut(&cfg)
