@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A press that gets no answer, or a 5xx, is tried again at the other api;
+// the 202 that finally comes is what the user holds.
+func TestPressFailsOverToTheOtherAPI(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"code":"unavailable"}}`))
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"entry":7,"state":"waiting"}`))
+	}))
+	defer up.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close() // nothing listens: a transport error
+
+	c := newCrowd([]string{down.URL, up.URL}, []string{"c"}, 1, "u", 0, 1)
+	m := c.users[0]
+	c.press(context.Background(), m, 0)
+	if !m.Accepted || m.Entry != 7 || m.API != 2 {
+		t.Fatalf("user after the press: %+v", m.Client)
+	}
+	var outcomes []string
+	for _, p := range c.pressLog() {
+		outcomes = append(outcomes, p.Outcome)
+	}
+	// transport at api-1, 503 at api-2, transport at api-1 again, then 202 at api-2.
+	want := []string{"transport", "http_503", "transport", "accepted"}
+	if len(outcomes) != len(want) {
+		t.Fatalf("presses %v, want %v", outcomes, want)
+	}
+	for i := range want {
+		if outcomes[i] != want[i] {
+			t.Fatalf("presses %v, want %v", outcomes, want)
+		}
+	}
+}
+
+// A 4xx answer is final: no retry, and the user is not accepted.
+func TestPressSoldOutIsFinal(t *testing.T) {
+	var calls atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusGone)
+		_, _ = w.Write([]byte(`{"error":{"code":"sold_out"}}`))
+	}))
+	defer api.Close()
+	c := newCrowd([]string{api.URL}, []string{"c"}, 1, "u", 0, 1)
+	m := c.users[0]
+	c.press(context.Background(), m, 0)
+	if m.Accepted || m.Door != "sold_out" || calls.Load() != 1 {
+		t.Fatalf("user %+v after %d calls", m.Client, calls.Load())
+	}
+}
+
+// Status polls read outcomes, and not_found (an entry the line forgot) is
+// remembered even if a later poll finds it again.
+func TestPollReadsOutcomes(t *testing.T) {
+	var polls atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch polls.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error":{"code":"not_found"}}`))
+		case 2:
+			_, _ = w.Write([]byte(`{"state":"waiting"}`))
+		default:
+			_, _ = w.Write([]byte(`{"state":"issued","issuance_id":"abc"}`))
+		}
+	}))
+	defer api.Close()
+	c := newCrowd([]string{api.URL}, []string{"c"}, 1, "u", 0, 1)
+	m := c.users[0]
+	m.Accepted = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if left := c.poll(ctx, 1, 1000, time.Millisecond, func() bool { return true }); left != 0 {
+		t.Fatalf("%d left undecided", left)
+	}
+	got := c.clients()[0]
+	if got.Final != "issued" || got.IssuanceID != "abc" || !got.NotFoundSeen || !got.Terminal() {
+		t.Fatalf("client %+v", got)
+	}
+}
