@@ -713,14 +713,7 @@ func (a *admin) pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (a *admin) body(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, bool) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 	var fields map[string]json.RawMessage
-	err := dec.Decode(&fields)
-	if err == nil {
-		if _, extra := dec.Token(); errors.As(extra, new(*http.MaxBytesError)) {
-			err = extra // what follows the object runs past MaxBodyBytes: 413, not 400
-		} else if !errors.Is(extra, io.EOF) {
-			err = errors.New("more than one JSON value")
-		}
-	}
+	err := decodeOne(dec, &fields)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):

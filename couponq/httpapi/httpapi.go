@@ -219,17 +219,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
-		err := dec.Decode(&body)
-		if err == nil {
-			// Nothing may follow the object; reading on to the end also
-			// holds the whole body, not just its first value, to MaxBodyBytes.
-			if _, extra := dec.Token(); errors.As(extra, new(*http.MaxBytesError)) {
-				err = extra
-			} else if !errors.Is(extra, io.EOF) {
-				err = errors.New("more than one JSON value")
-			}
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
+		if err := decodeOne(dec, &body); err != nil && !errors.Is(err, io.EOF) {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				h.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), nil)
@@ -418,4 +408,22 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// decodeOne decodes the one JSON value a request body may hold into v.
+// Nothing may follow it, and reading on to the end also holds the whole
+// body, not just its first value, to the reader's limit: what runs past an
+// http.MaxBytesReader's limit after the value is that reader's
+// *http.MaxBytesError (413), anything else after it "more than one JSON
+// value" (400). An empty body is io.EOF.
+func decodeOne(dec *json.Decoder, v any) error {
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, extra := dec.Token(); errors.As(extra, new(*http.MaxBytesError)) {
+		return extra
+	} else if !errors.Is(extra, io.EOF) {
+		return errors.New("more than one JSON value")
+	}
+	return nil
 }

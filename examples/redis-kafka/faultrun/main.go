@@ -407,25 +407,14 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	for _, p := range all {
 		p.stop(30 * time.Second)
 	}
-	overIssue := 0
-	for _, p := range f.workers {
-		for i := 1; i <= p.n; i++ {
-			overIssue += count(filepath.Join(dir, fmt.Sprintf("%s.%d.log", p.name, i)), "msg=OVER-ISSUE")
-		}
-	}
+	overIssue := countLogs(f.workers, "msg=OVER-ISSUE")
 	clients, presses, samples := crowd.clients(), crowd.pressLog(), w.result()
-	for name, rows := range map[string]any{"clients.jsonl": clients, "presses.jsonl": presses, "samples.jsonl": samples, "faults.jsonl": faults} {
-		var err error
-		switch r := rows.(type) {
-		case []check.Client:
-			err = writeJSONL(filepath.Join(o.dir, name), r)
-		case []check.Press:
-			err = writeJSONL(filepath.Join(o.dir, name), r)
-		case []check.Sample:
-			err = writeJSONL(filepath.Join(o.dir, name), r)
-		case []check.Fault:
-			err = writeJSONL(filepath.Join(o.dir, name), r)
-		}
+	for _, err := range []error{
+		writeJSONL(filepath.Join(o.dir, "clients.jsonl"), clients),
+		writeJSONL(filepath.Join(o.dir, "presses.jsonl"), presses),
+		writeJSONL(filepath.Join(o.dir, "samples.jsonl"), samples),
+		writeJSONL(filepath.Join(o.dir, "faults.jsonl"), faults),
+	} {
 		if err != nil {
 			return err
 		}
@@ -441,7 +430,7 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	}
 	rep.fleet = &fleetResult{run: run, start: start, admitEnd: admitEnd, drained: drained, undecided: left,
 		campaigns: cs, faults: faults, clients: clients, presses: presses, samples: samples, overIssueLogs: overIssue,
-		polls: crowd.polls.Load(), injectErr: injectErr, leaders: leaderChanges(dir, f.workers)}
+		polls: crowd.polls.Load(), injectErr: injectErr, leaders: countLogs(f.workers, "couponq: scheduler leads")}
 	rep.check = res
 	if injectErr != nil {
 		return fmt.Errorf("fault injection: %w", injectErr)
@@ -449,12 +438,12 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	return nil
 }
 
-// leaderChanges counts "scheduler leads" lines over every worker log.
-func leaderChanges(dir string, workers []*proc) int {
-	n := 0
-	for _, p := range workers {
-		for i := 1; i <= p.n; i++ {
-			n += count(filepath.Join(dir, fmt.Sprintf("%s.%d.log", p.name, i)), "couponq: scheduler leads")
+// countLogs counts the lines containing s over every incarnation's log of
+// the processes.
+func countLogs(ps []*proc, s string) (n int) {
+	for _, p := range ps {
+		for _, file := range p.logs() {
+			n += count(file, s)
 		}
 	}
 	return n

@@ -46,7 +46,7 @@ func (p *proc) start() error {
 		}
 	}
 	p.n++
-	p.log = filepath.Join(p.dir, fmt.Sprintf("%s.%d.log", p.name, p.n))
+	p.log = p.logOf(p.n)
 	f, err := os.Create(p.log)
 	if err != nil {
 		return err
@@ -133,6 +133,22 @@ func (p *proc) running() bool {
 	}
 }
 
+// logOf is incarnation n's log file.
+func (p *proc) logOf(n int) string {
+	return filepath.Join(p.dir, fmt.Sprintf("%s.%d.log", p.name, n))
+}
+
+// logs lists every incarnation's log file so far.
+func (p *proc) logs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, p.n)
+	for i := range out {
+		out[i] = p.logOf(i + 1)
+	}
+	return out
+}
+
 // logFile is the current incarnation's log.
 func (p *proc) logFile() (string, time.Time) {
 	p.mu.Lock()
@@ -160,40 +176,32 @@ func (p *proc) awaitLog(ctx context.Context, s string) (string, error) {
 }
 
 // grep returns the last line of file containing s.
-func grep(file, s string) (string, bool) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", false
-	}
-	defer f.Close()
-	var last string
-	found := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), s) {
-			last, found = sc.Text(), true
-		}
-	}
+func grep(file, s string) (last string, found bool) {
+	scan(file, s, func(line string) { last, found = line, true })
 	return last, found
 }
 
 // count returns how many lines of file contain s.
-func count(file, s string) int {
-	f, err := os.Open(file)
+func count(file, s string) (n int) {
+	scan(file, s, func(string) { n++ })
+	return n
+}
+
+// scan calls f with every line of file that contains s; a file that cannot
+// be read has none.
+func scan(file, s string, f func(line string)) {
+	fh, err := os.Open(file)
 	if err != nil {
-		return 0
+		return
 	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), s) {
-			n++
+			f(sc.Text())
 		}
 	}
-	return n
 }
 
 func tail(file string, n int) string {

@@ -58,7 +58,7 @@ func (r *report) write(file string) error {
 		p("- Redis: %s, its own server for this run, `appendonly %s`%s.", version("redis-server", "--version"), yesNo(o.fsync != fsyncOff), fsyncNote(o.fsync))
 		p("- Kafka: 3 brokers (KRaft, `scripts/kafka.sh start 3`), topic `%s` auto-created with 4 partitions, replication factor 3, `min.insync.replicas=2`; the producer is idempotent with `acks=all`.", f.run)
 		p("- Store of record: PostgreSQL (%s, `scripts/postgres.sh`), `pgstore`, a schema of this run's own.", version("psql", "--version"))
-		p("- Network faults: toxiproxy %s between the workers and Redis, and between the workers and each broker (each broker advertises its proxy's port on an EXTERNAL listener, so every Kafka connection of a worker goes through it).", strings.TrimPrefix(os.Getenv("COUPONQ_TOXIPROXY_VERSION"), ""))
+		p("- Network faults: toxiproxy %s between the workers and Redis, and between the workers and each broker (each broker advertises its proxy's port on an EXTERNAL listener, so every Kafka connection of a worker goes through it).", os.Getenv("COUPONQ_TOXIPROXY_VERSION"))
 		p("- Crowd: %d distinct users (%.0f%% press twice, the second time at the other api), first presses spread evenly over %s, at most %d in flight; a press that gets no answer or a 5xx is tried again at the other api (up to 9 tries, backoff to 2 s). Every accepted user polls their status until it is an outcome.", o.users, o.repeat*100, o.arrival, o.conc)
 		p("- Campaigns (created at runtime through api-1's admin API):")
 		p("")
