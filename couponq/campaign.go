@@ -2,6 +2,7 @@ package couponq
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -66,6 +67,24 @@ type Campaign struct {
 	// Paused stops the throttle: nobody is moved downstream while it is
 	// true, though admission goes on (users keep their places).
 	Paused bool
+	// Shards spreads the campaign's line over this many sub-lines, each
+	// under its own hash tag, so a Redis Cluster spreads one hot
+	// campaign's admissions over its masters (package shard). Zero or 1
+	// means one line, exact first come, first served; N > 1 (at most
+	// MaxShards) orders by admission time across sub-lines, within a
+	// bounded, measured displacement. V2 only; fixed once created (a
+	// Registry refuses to change it), since a user's sub-line is derived
+	// from it. The ID of a sharded campaign is at most MaxIDLen - 4 bytes
+	// (room for the sub-line suffix).
+	Shards int
+	// PreQueue, if > 0, opens a pre-queue that long before OpensAt: users
+	// arriving in it are admitted (Ticket.PreQueue) instead of hearing
+	// ErrNotOpen, and at OpensAt the scheduler seats them in a uniformly
+	// random order drawn from a recorded seed (Seater), ahead of everyone
+	// who arrives after opening. Requires OpensAt; V2 only; not with
+	// Shards > 1. Zero means no pre-queue: strict arrival order from
+	// OpensAt, ErrNotOpen before it.
+	PreQueue time.Duration
 	// Version is set by a Registry: 1 when created, one more at each
 	// update. An update must name the version it read, so a stale writer
 	// cannot overwrite a newer change. Zero outside a Registry.
@@ -81,6 +100,8 @@ func (c Campaign) State(now time.Time, soldOut bool) CampaignState {
 		return CampaignClosed
 	case c.Paused:
 		return CampaignPaused
+	case c.InPreQueue(now):
+		return CampaignPreQueue
 	case !c.OpensAt.IsZero() && now.Before(c.OpensAt):
 		return CampaignScheduled
 	}
@@ -93,6 +114,8 @@ type CampaignState string
 const (
 	// CampaignScheduled: before OpensAt.
 	CampaignScheduled CampaignState = "scheduled"
+	// CampaignPreQueue: before OpensAt, admitting to the pre-queue.
+	CampaignPreQueue CampaignState = "pre_queue"
 	// CampaignOpen: admitting, and the throttle moves entries.
 	CampaignOpen CampaignState = "open"
 	// CampaignPaused: admitting, but the throttle moves nobody.
@@ -142,14 +165,53 @@ func (c Campaign) Validate() error {
 		return fmt.Errorf("%w: %s: max waiting must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.MaxWaiting)
 	case c.Version < 0:
 		return fmt.Errorf("%w: %s: version must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.Version)
+	case strings.Contains(c.ID, SubLineMark):
+		return fmt.Errorf("%w: %s: %q is reserved for sub-lines", ErrInvalidCampaign, c.ID, SubLineMark)
+	case c.Shards < 0 || c.Shards > MaxShards:
+		return fmt.Errorf("%w: %s: shards must be 0 to %d, got %d", ErrInvalidCampaign, c.ID, MaxShards, c.Shards)
+	case c.Shards > 1 && c.Mode != QueueFirst:
+		return fmt.Errorf("%w: %s: shards need V2 (queue-first)", ErrInvalidCampaign, c.ID)
+	case c.Shards > 1 && len(c.ID) > MaxIDLen-4:
+		return fmt.Errorf("%w: %s: a sharded campaign's ID is at most %d bytes", ErrInvalidCampaign, c.ID, MaxIDLen-4)
+	case c.PreQueue < 0:
+		return fmt.Errorf("%w: %s: pre-queue must be >= 0, got %s", ErrInvalidCampaign, c.ID, c.PreQueue)
+	case c.PreQueue > 0 && c.OpensAt.IsZero():
+		return fmt.Errorf("%w: %s: a pre-queue needs OpensAt", ErrInvalidCampaign, c.ID)
+	case c.PreQueue > 0 && c.Mode != QueueFirst:
+		return fmt.Errorf("%w: %s: a pre-queue needs V2 (queue-first)", ErrInvalidCampaign, c.ID)
+	case c.PreQueue > 0 && c.Shards > 1:
+		return fmt.Errorf("%w: %s: a pre-queue and shards together are not supported", ErrInvalidCampaign, c.ID)
 	}
 	return nil
 }
 
-// CheckWindow returns ErrNotOpen before OpensAt, ErrClosed from ClosesAt on,
-// and nil in between.
+// MaxShards is the most sub-lines a campaign's line may have.
+const MaxShards = 64
+
+// SubLineMark separates a sharded campaign's ID from its sub-line number in
+// the sub-lines' IDs (package shard); campaign IDs may not contain it.
+const SubLineMark = "@@"
+
+// CheckChange reports whether a Registry may replace old with c: the
+// sub-line count is fixed once created. Every Registry calls it before an
+// update writes (the error wraps ErrInvalidCampaign).
+func CheckChange(old, c Campaign) error {
+	if max(old.Shards, 1) != max(c.Shards, 1) {
+		return fmt.Errorf("%w: %s: shards are fixed once created (%d, not %d)", ErrInvalidCampaign, c.ID, max(old.Shards, 1), max(c.Shards, 1))
+	}
+	return nil
+}
+
+// InPreQueue reports whether now is in the campaign's pre-queue: at most
+// PreQueue before OpensAt, and before it.
+func (c Campaign) InPreQueue(now time.Time) bool {
+	return c.PreQueue > 0 && now.Before(c.OpensAt) && !now.Before(c.OpensAt.Add(-c.PreQueue))
+}
+
+// CheckWindow returns ErrNotOpen before OpensAt (before the pre-queue opens,
+// for a campaign with one), ErrClosed from ClosesAt on, and nil in between.
 func (c Campaign) CheckWindow(now time.Time) error {
-	if !c.OpensAt.IsZero() && now.Before(c.OpensAt) {
+	if !c.OpensAt.IsZero() && now.Before(c.OpensAt) && !c.InPreQueue(now) {
 		return ErrNotOpen
 	}
 	if !c.ClosesAt.IsZero() && !now.Before(c.ClosesAt) {

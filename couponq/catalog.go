@@ -128,6 +128,9 @@ func (k *Campaigns) Update(ctx context.Context, c Campaign) (Campaign, error) {
 		return Campaign{}, fmt.Errorf("%w: %s: stored version %d, update from version %d",
 			ErrVersionConflict, c.ID, old.Version, c.Version)
 	}
+	if err := CheckChange(old, c); err != nil {
+		return Campaign{}, err
+	}
 	c.Version++
 	k.m[c.ID] = c
 	return c, nil

@@ -111,7 +111,8 @@ type Ticket struct {
 	User     string
 	// Entry is the entry number.
 	Entry int64
-	// Position is the 1-based place in line while waiting, else 0.
+	// Position is the 1-based place in line while waiting, else 0 (an
+	// estimate for a sharded campaign: see package shard).
 	Position int64
 	// EstimatedWait is filled in by Service from the campaign's throttle
 	// rate; zero when BeyondStock.
@@ -130,6 +131,10 @@ type Ticket struct {
 	// Repeat is true when the user already had this entry: the same ticket
 	// is answered again and nothing was written.
 	Repeat bool
+	// PreQueue is set by Service for an entry waiting in the campaign's
+	// pre-queue (Campaign.PreQueue): its place is drawn at OpensAt, so
+	// Position and EstimatedWait are 0 until then.
+	PreQueue bool
 }
 
 // Status is what a user polls.
@@ -138,7 +143,8 @@ type Status struct {
 	User     string
 	State    State
 	Entry    int64
-	// Position is the 1-based place in line while waiting, else 0.
+	// Position is the 1-based place in line while waiting, else 0 (an
+	// estimate for a sharded campaign: see package shard).
 	Position int64
 	// EstimatedWait is filled in by Service while waiting; zero when
 	// BeyondStock.
@@ -150,6 +156,8 @@ type Status struct {
 	IssuanceID string
 	// Reason is set when State is StateRejected.
 	Reason Reason
+	// PreQueue is as in Ticket.
+	PreQueue bool
 }
 
 // Result is an entry's decided outcome, recorded so Status reports it.

@@ -91,6 +91,36 @@ type Reopener interface {
 	Reopen(ctx context.Context, campaign string) error
 }
 
+// Seater is implemented by Queues that can seat a campaign's pre-queue
+// (Campaign.PreQueue). The scheduler calls it at OpensAt, before it leases
+// any of the campaign's entries.
+type Seater interface {
+	// Seat puts the entries waiting when seating begins — entry numbers 1
+	// to n, n being the last entry number then — into the uniformly random
+	// order SeatSwaps draws from seed: the user waiting with entry i moves
+	// to the place SeatOrder gives, keeping entry numbers and their
+	// admission times with the places. Entries admitted later keep their
+	// numbers (> n), so they stay behind. The first call records seed and
+	// n; a later call (a resumed seating, another scheduler, a read by an
+	// auditor) goes on from where seating stands with the recorded seed and
+	// ignores its own. Seating is done in steps that each commit
+	// atomically, so it can stop at any point and resume; it returns once
+	// done. An entry not waiting when its swap comes (taken out of line)
+	// is skipped.
+	Seat(ctx context.Context, campaign string, seed uint64) (Seating, error)
+}
+
+// Seating is the record of a campaign's pre-queue seating, for an audit:
+// SeatOrder(Seed, Entries) replays it.
+type Seating struct {
+	// Seed is the seed the order was drawn from.
+	Seed uint64
+	// Entries is n: the last entry number when seating began.
+	Entries int64
+	// Done tells whether every swap was applied.
+	Done bool
+}
+
 // Admitter puts users in line.
 type Admitter interface {
 	// Admit atomically puts the user in the campaign's line with the next
