@@ -28,6 +28,9 @@ type Backends struct {
 	Queue  couponq.Queue
 	Tally  couponq.Tally
 	Locker lock.Locker
+	// Wrap, if set, returns the Queue every part uses, built on Queue and
+	// the run's catalog (shard.New).
+	Wrap func(t *testing.T, catalog couponq.Catalog, q couponq.Queue) couponq.Queue
 }
 
 var seq atomic.Int64
@@ -43,6 +46,13 @@ var seq atomic.Int64
 // V2 runs with a per-campaign Throttle, and (the "scheduler" cases) with a
 // dispatch.Scheduler woken by admission, if the Queue is a couponq.Agenda.
 func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
+	RunSharded(t, 0, newBackends)
+}
+
+// RunSharded is Run with a campaign of the given Shards (Campaign.Shards);
+// for shards > 1 only the V2 cases run, V1 having no sharded line, and
+// Backends.Wrap builds the sharded queue.
+func RunSharded(t *testing.T, shards int, newBackends func(t *testing.T) Backends) {
 	for _, tc := range []struct {
 		name         string
 		mode         couponq.Mode
@@ -61,12 +71,15 @@ func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
 		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300, false, false},
 		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000, false, false},
 	} {
+		if shards > 1 && tc.mode != couponq.QueueFirst {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBackends(t)
 			if _, ok := b.Queue.(couponq.Agenda); tc.scheduler && !ok {
 				t.Skip("the Queue is not an Agenda")
 			}
-			runPipeline(t, b, tc.mode, tc.scope, tc.users, int64(tc.stock), tc.batch, tc.scheduler)
+			runPipeline(t, b, tc.mode, tc.scope, tc.users, int64(tc.stock), tc.batch, tc.scheduler, shards)
 		})
 	}
 }
@@ -142,13 +155,16 @@ type runner interface {
 	Stop(ctx context.Context) error
 }
 
-func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64, batch, scheduler bool) {
+func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64, batch, scheduler bool, shards int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := couponq.Campaign{ID: fmt.Sprintf("flash-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
-		Stock: stock, BatchSize: 50, Interval: 2 * time.Millisecond, Mode: mode}
+		Stock: stock, BatchSize: 50, Interval: 2 * time.Millisecond, Mode: mode, Shards: shards}
 	catalog, err := couponq.NewCampaigns(c)
 	require.NoError(t, err)
+	if b.Wrap != nil {
+		b.Queue = b.Wrap(t, catalog, b.Queue)
+	}
 	store := memory.NewStore()
 	transport, err := dispatch.NewMemory(dispatch.MemoryConfig{Workers: 8, RedeliveryDelay: time.Millisecond})
 	require.NoError(t, err)

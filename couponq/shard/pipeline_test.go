@@ -1,0 +1,52 @@
+package shard_test
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/couponq/shard"
+	"github.com/couponq/couponq/internal/pipelinetest"
+	"github.com/couponq/couponq/internal/redistest"
+	"github.com/couponq/couponq/lock"
+	"github.com/couponq/couponq/lock/redislocker"
+)
+
+func wrap(t *testing.T, catalog couponq.Catalog, q couponq.Queue) couponq.Queue {
+	s, err := shard.New(shard.Config{Queue: q.(shard.Base), Catalog: catalog})
+	require.NoError(t, err)
+	return s
+}
+
+// The pipeline's invariants (issued == min(stock, users), one unit per
+// user, every admitted user decided, batches within BatchSize) hold with a
+// line of 4 sub-lines, under injected Store failures and lost commits.
+func TestPipelineInvariantsSharded(t *testing.T) {
+	pipelinetest.RunSharded(t, 4, func(t *testing.T) pipelinetest.Backends {
+		return pipelinetest.Backends{Queue: memory.NewQueue(nil), Tally: memory.NewTally(), Locker: lock.NewMemory(), Wrap: wrap}
+	})
+}
+
+// The same on the real Redis Cluster, 3 sub-lines (one per master as
+// their hash tags fall).
+func TestPipelineInvariantsShardedOnRedisCluster(t *testing.T) {
+	pipelinetest.RunSharded(t, 3, func(t *testing.T) pipelinetest.Backends {
+		c := redistest.Cluster(t)
+		return redisBackends(t, c)
+	})
+}
+
+func redisBackends(t *testing.T, c redis.UniversalClient) pipelinetest.Backends {
+	prefix := redistest.Prefix(t, c)
+	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+	require.NoError(t, err)
+	l, err := redislocker.New(c, prefix)
+	require.NoError(t, err)
+	tally, err := redisq.NewTally(c, prefix)
+	require.NoError(t, err)
+	return pipelinetest.Backends{Queue: q, Tally: tally, Locker: l, Wrap: wrap}
+}
