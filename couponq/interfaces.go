@@ -95,8 +95,10 @@ type Reopener interface {
 // (Campaign.PreQueue). The scheduler calls it at OpensAt, before it leases
 // any of the campaign's entries.
 type Seater interface {
-	// Seat puts the entries waiting when seating begins — entry numbers 1
-	// to n, n being the last entry number then — into the uniformly random
+	// Seat puts the pre-queue's entries — entry numbers 1 to n, n being the
+	// last entry number before the first admission with Admission.Seals,
+	// or, if none came yet, the last entry number when seating begins —
+	// into the uniformly random
 	// order SeatSwaps draws from seed: the user waiting with entry i moves
 	// to the place SeatOrder gives, keeping entry numbers and their
 	// admission times with the places. Entries admitted later keep their

@@ -147,6 +147,9 @@ func (s *Service) checkModes() error {
 }
 
 // Admit puts the request's user in line (V2) or through the gate (V1).
+// Before OpensAt, a campaign with a pre-queue admits to it: the ticket has
+// PreQueue set and no Position until the scheduler seats the pre-queue at
+// OpensAt (the Queue must be a Seater).
 //
 // On success the ticket is fresh, or a repeat of the user's waiting or in
 // flight entry (Ticket.Repeat). A user already served gets the earlier ticket
@@ -197,18 +200,28 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 	if c.Mode == ValidateFirst {
 		return s.admitV1(ctx, c, r, now, ev)
 	}
+	pre := c.InPreQueue(now)
+	if _, ok := s.cfg.Queue.(Seater); pre && !ok {
+		return Ticket{}, fmt.Errorf("%w: campaign %s has a pre-queue, but the Queue cannot seat it (Seater)", ErrModeUnsupported, c.ID)
+	}
 	if err := s.premark(ctx, c.ID, now); err != nil {
 		return Ticket{}, err
 	}
 	t, err := s.cfg.Queue.Admit(ctx, Admission{
 		Campaign: c.ID, User: r.User, RequestID: r.RequestID,
 		PerUserLimit: c.PerUserLimit, MaxWaiting: c.MaxWaiting, At: now, Trace: ev.trace,
+		Seals: c.PreQueue > 0 && !pre,
 	})
 	if err != nil {
 		return Ticket{}, backendErr("admit", err)
 	}
 	if !t.Repeat && t.Position == 1 {
 		s.wakeAfter(ctx, c.ID, now)
+	}
+	if pre && t.State == StateWaiting {
+		// The place is drawn at OpensAt: none to tell yet.
+		t.PreQueue, t.Position, t.Claimed = true, 0, -1
+		return t, repeatErr(t)
 	}
 	t.BeyondStock = c.BeyondStock(t.Position, t.Claimed)
 	if !t.BeyondStock {
@@ -367,6 +380,9 @@ func (s *Service) Status(ctx context.Context, campaign, user string) (Status, er
 	}
 	st, err := s.cfg.Queue.Status(ctx, campaign, user)
 	switch {
+	case err == nil && st.State == StateWaiting && c.PreQueue > 0 && s.cfg.Now().Before(c.OpensAt):
+		st.PreQueue, st.Position, st.Claimed = true, 0, -1
+		return st, nil
 	case err == nil:
 		st.BeyondStock = c.BeyondStock(st.Position, st.Claimed)
 		if !st.BeyondStock {

@@ -2,8 +2,12 @@ package dispatch
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/couponq/couponq/couponq"
@@ -135,4 +139,53 @@ func inFlightRoom(ctx context.Context, q couponq.Leaser, campaign string, batch,
 	}
 	room := int64(batches)*int64(batch) - st.InFlight
 	return int(max(0, min(room, int64(batch)))), nil
+}
+
+// seats keeps, per process, which campaigns' pre-queues are seated, so a
+// tick asks the Queue at most until seating is done.
+type seats struct {
+	mu   sync.Mutex
+	done map[string]time.Time // campaign -> the OpensAt it was seated for
+}
+
+// ready reports whether the campaign's entries may be leased: always for a
+// campaign without a pre-queue; for one with a pre-queue (Campaign.PreQueue)
+// not before OpensAt, and from then on only once the Queue (a
+// couponq.Seater) has seated it. Seating is begun (with a fresh random
+// seed, which the Queue records) or resumed here; the tick that sees it
+// done gets the record, which is logged for the audit.
+func (s *seats) ready(ctx context.Context, q couponq.Leaser, c couponq.Campaign, now time.Time, log *slog.Logger) (bool, *couponq.Seating, error) {
+	if c.PreQueue <= 0 {
+		return true, nil, nil
+	}
+	if now.Before(c.OpensAt) {
+		return false, nil, nil
+	}
+	s.mu.Lock()
+	at, ok := s.done[c.ID]
+	s.mu.Unlock()
+	if ok && at.Equal(c.OpensAt) {
+		return true, nil, nil
+	}
+	seater, ok := q.(couponq.Seater)
+	if !ok {
+		return false, nil, fmt.Errorf("campaign %s has a pre-queue, but the Queue cannot seat it (couponq.Seater)", c.ID)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	st, err := seater.Seat(ctx, c.ID, binary.LittleEndian.Uint64(b[:]))
+	if err != nil {
+		return false, nil, fmt.Errorf("seat pre-queue: %w", err)
+	}
+	if !st.Done {
+		return false, nil, fmt.Errorf("seat pre-queue: %s not done", c.ID)
+	}
+	s.mu.Lock()
+	if s.done == nil {
+		s.done = make(map[string]time.Time)
+	}
+	s.done[c.ID] = c.OpensAt
+	s.mu.Unlock()
+	log.Info("couponq: pre-queue seated", "campaign", c.ID, "seed", st.Seed, "entries", st.Entries)
+	return true, &st, nil
 }

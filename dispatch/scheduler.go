@@ -119,6 +119,7 @@ type Scheduler struct {
 	log     *slog.Logger
 	runner  lifecycle.Runner
 	leading atomic.Bool
+	seats   seats
 }
 
 // NewScheduler validates cfg and returns a Scheduler.
@@ -479,7 +480,12 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 	}
 	ev := TickEvent{Campaign: id}
 	n := c.BatchSize
-	if s.cfg.MaxInFlightBatches > 0 {
+	ready, seating, err := s.seats.ready(ctx, s.cfg.Queue, c, now, s.log)
+	ev.Seating, ev.Err, ev.PreQueue = seating, err, !ready
+	if !ready {
+		n = 0
+	}
+	if s.cfg.MaxInFlightBatches > 0 && n > 0 {
 		n, ev.Err = inFlightRoom(ctx, s.cfg.Queue, id, c.BatchSize, s.cfg.MaxInFlightBatches)
 		ev.Held = ev.Err == nil && n < c.BatchSize
 	}
@@ -490,7 +496,7 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 	if floor := start.Add(c.Interval - c.Interval/catchUpShare); r.next.Before(floor) {
 		r.next = floor
 	}
-	if ev.Err == nil && ev.Leased == 0 && !ev.Held && mayRest {
+	if ev.Err == nil && ev.Leased == 0 && !ev.Held && !ev.PreQueue && mayRest {
 		r.tried = true
 		r.rested, ev.Err = s.cfg.Agenda.Rest(ctx, id)
 		ev.Rested = r.rested

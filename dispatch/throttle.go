@@ -70,6 +70,13 @@ type TickEvent struct {
 	// because of MaxInFlightBatches: the campaign had that many batches'
 	// worth in flight.
 	Held bool
+	// PreQueue is set when the tick moved nothing because the campaign's
+	// pre-queue is not seated yet (before OpensAt, or seating failed).
+	PreQueue bool
+	// Seating is the record of the campaign's pre-queue seating, on the
+	// tick that found it done (once per process): an audit keeps it, and
+	// couponq.SeatOrder(Seating.Seed, Seating.Entries) replays the order.
+	Seating *couponq.Seating
 }
 
 // Throttle is the "dam": every Interval it moves at most BatchSize of the
@@ -83,6 +90,7 @@ type Throttle struct {
 	log    *slog.Logger
 	runner lifecycle.Runner
 	leader lock.Lock // touched only by the Run goroutine
+	seats  seats
 }
 
 // New validates cfg and returns a Throttle.
@@ -187,7 +195,12 @@ func (t *Throttle) tick(ctx context.Context) {
 	start := time.Now()
 	ev := TickEvent{Campaign: t.cfg.Campaign.ID}
 	n := t.cfg.Campaign.BatchSize
-	if t.cfg.MaxInFlightBatches > 0 {
+	ready, seating, err := t.seats.ready(ctx, t.cfg.Queue, t.cfg.Campaign, time.Now(), t.log)
+	ev.Seating, ev.Err, ev.PreQueue = seating, err, !ready
+	if !ready {
+		n = 0
+	}
+	if t.cfg.MaxInFlightBatches > 0 && n > 0 {
 		n, ev.Err = inFlightRoom(ctx, t.cfg.Queue, t.cfg.Campaign.ID, n, t.cfg.MaxInFlightBatches)
 		ev.Held = ev.Err == nil && n < t.cfg.Campaign.BatchSize
 	}

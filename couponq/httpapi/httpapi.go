@@ -178,8 +178,11 @@ type TicketResponse struct {
 	Repeat          bool   `json:"repeat"`
 	// BeyondStock: the position is past the stock that remains; unless
 	// entries ahead fail, the answer will be sold out.
-	BeyondStock bool   `json:"beyond_stock,omitempty"`
-	StatusURL   string `json:"status_url"`
+	BeyondStock bool `json:"beyond_stock,omitempty"`
+	// PreQueue: the user is in the campaign's pre-queue; the place is drawn
+	// at opening, so position is 0 until then.
+	PreQueue  bool   `json:"pre_queue,omitempty"`
+	StatusURL string `json:"status_url"`
 }
 
 // StatusResponse is the 200 body of a status lookup.
@@ -192,6 +195,7 @@ type StatusResponse struct {
 	IssuanceID      string `json:"issuance_id,omitempty"`
 	Reason          string `json:"reason,omitempty"`
 	BeyondStock     bool   `json:"beyond_stock,omitempty"`
+	PreQueue        bool   `json:"pre_queue,omitempty"`
 }
 
 // ErrorResponse is the body of every error answer.
@@ -263,7 +267,7 @@ func statusBody(st couponq.Status) StatusResponse {
 	return StatusResponse{
 		Campaign: st.Campaign, Entry: st.Entry, State: string(st.State), Position: st.Position,
 		EstimatedWaitMS: st.EstimatedWait.Milliseconds(), IssuanceID: st.IssuanceID, Reason: string(st.Reason),
-		BeyondStock: st.BeyondStock,
+		BeyondStock: st.BeyondStock, PreQueue: st.PreQueue,
 	}
 }
 
@@ -279,7 +283,7 @@ func (h *Handler) user(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (h *Handler) ticket(campaign string, t couponq.Ticket) *TicketResponse {
 	return &TicketResponse{
 		Campaign: campaign, Entry: t.Entry, Position: t.Position, EstimatedWaitMS: t.EstimatedWait.Milliseconds(),
-		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock,
+		State: string(t.State), Repeat: t.Repeat, BeyondStock: t.BeyondStock, PreQueue: t.PreQueue,
 		StatusURL: h.cfg.BasePath + "/campaigns/" + campaign + "/entries/me",
 	}
 }
@@ -389,6 +393,9 @@ func (t *TicketResponse) appendJSON(b []byte) []byte {
 	b = strconv.AppendBool(b, t.Repeat)
 	if t.BeyondStock {
 		b = append(b, `,"beyond_stock":true`...)
+	}
+	if t.PreQueue {
+		b = append(b, `,"pre_queue":true`...)
 	}
 	b = append(b, `,"status_url":`...)
 	b = appendJSONString(b, t.StatusURL)

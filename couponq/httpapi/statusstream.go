@@ -326,12 +326,16 @@ func (p *linePoller) tick() {
 		gap = stats.Admitted - stats.Head + 1 - stats.Waiting
 	}
 	claimed := stats.Issued + stats.InFlight
+	// A pre-queue's places are drawn at OpensAt (entry numbers change), so
+	// its streams read each user until a minute after opening, by when
+	// every stream has read its seated entry.
+	seating := c.PreQueue > 0 && time.Now().Before(c.OpensAt.Add(time.Minute))
 	var reads map[string][]*statusStream
 	for _, s := range p.batch {
 		switch {
 		case s.done:
 			continue
-		case deleted, !s.waiting, stats.Head == 0, s.entry < stats.Head, stats.SoldOut && gap != 0:
+		case deleted, seating, !s.waiting, stats.Head == 0, s.entry < stats.Head, stats.SoldOut && gap != 0:
 			// Left the line (or may have): only the Service knows where it is.
 			if reads == nil {
 				reads = map[string][]*statusStream{}

@@ -15,7 +15,7 @@ func TestTicketJSONMatchesEncodingJSON(t *testing.T) {
 	for _, s := range strs {
 		for _, i := range ints {
 			for _, flag := range []bool{false, true} {
-				tr := TicketResponse{Campaign: s, Entry: i, Position: -i, EstimatedWaitMS: i / 3, State: s, Repeat: flag, BeyondStock: !flag, StatusURL: s + "/x"}
+				tr := TicketResponse{Campaign: s, Entry: i, Position: -i, EstimatedWaitMS: i / 3, State: s, Repeat: flag, BeyondStock: !flag, PreQueue: flag, StatusURL: s + "/x"}
 				var want bytes.Buffer
 				if err := json.NewEncoder(&want).Encode(&tr); err != nil {
 					t.Fatal(err)
