@@ -26,11 +26,15 @@ import (
 func (n *Node) HealthChecks() map[string]health.Check {
 	checks := map[string]health.Check{}
 	var seen []any
+	var queue, agenda any = n.cfg.Queue, n.cfg.Agenda
+	if n.base != nil { // the shard wrapper the node added: ping what it wraps
+		queue, agenda = n.base, n.base
+	}
 	for _, b := range []struct {
 		name    string
 		backend any
 	}{
-		{"queue", n.cfg.Queue}, {"agenda", n.cfg.Agenda}, {"tally", n.cfg.Tally},
+		{"queue", queue}, {"agenda", agenda}, {"tally", n.cfg.Tally},
 		{"locker", n.cfg.Locker}, {"dispatcher", n.cfg.Dispatcher}, {"consumer", n.cfg.Consumer},
 		{"store", n.cfg.Store}, {"catalog", n.cfg.Catalog},
 	} {

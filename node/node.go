@@ -11,6 +11,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/couponq/shard"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
@@ -118,6 +119,9 @@ type Node struct {
 	scheduler *dispatch.Scheduler
 	issuer    *issuer.Issuer
 	memory    bool
+	// base is the Queue the node was given, when it put a shard.Queue in
+	// front of it (nil otherwise); health checks ping it.
+	base couponq.Queue
 
 	mu      sync.Mutex
 	started bool
@@ -179,6 +183,17 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.catalog = cache
 	}
+	// Sharded campaigns (Campaign.Shards) need the shard wrapper between
+	// every part and the Queue; the node puts it there when the Queue can
+	// carry it and is also the Agenda. Other campaigns pass through it.
+	if b, ok := cfg.Queue.(shard.Base); ok && cfg.Agenda == couponq.Agenda(b) {
+		sq, err := shard.New(shard.Config{Queue: b, Catalog: n.catalog, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		n.base = cfg.Queue
+		cfg.Queue, cfg.Agenda = sq, sq
+	}
 
 	if cfg.Roles&RoleAPI != 0 {
 		sc := cfg.Service
@@ -236,7 +251,8 @@ func (n *Node) Issuer() *issuer.Issuer { return n.issuer }
 // Catalog returns the (cached) catalog the node's parts read.
 func (n *Node) Catalog() couponq.Catalog { return n.catalog }
 
-// Queue returns the node's queue (the in-memory one if it made it).
+// Queue returns the node's queue (the in-memory one if it made it), behind
+// the shard.Queue the node puts in front of a Queue that can carry one.
 func (n *Node) Queue() couponq.Queue { return n.cfg.Queue }
 
 // Store returns the node's Store (the in-memory one if it made it).

@@ -140,3 +140,34 @@ func TestStartTwice(t *testing.T) {
 	assert.Error(t, n.Start(ctx))
 	require.NoError(t, n.Stop(ctx))
 }
+
+// A sharded campaign works through a node as it is: the node puts the
+// shard wrapper in front of its Queue.
+func TestShardedCampaign(t *testing.T) {
+	ctx := context.Background()
+	campaigns, err := couponq.NewCampaigns(couponq.Campaign{ID: "hot", Stock: 30, Shards: 4, BatchSize: 10, Interval: 5 * time.Millisecond})
+	require.NoError(t, err)
+	n, err := node.New(node.Config{Catalog: campaigns})
+	require.NoError(t, err)
+	require.NoError(t, n.Start(ctx))
+	defer func() { require.NoError(t, n.Stop(ctx)) }()
+	entries := map[int64]bool{}
+	for i := range 60 {
+		tk, err := n.Admit(ctx, couponq.Request{Campaign: "hot", User: fmt.Sprintf("u%d", i)})
+		require.NoError(t, err)
+		assert.False(t, entries[tk.Entry], "entry numbers are unique across sub-lines")
+		entries[tk.Entry] = true
+	}
+	issued := 0
+	for i := range 60 {
+		if waitTerminal(t, n, "hot", fmt.Sprintf("u%d", i)).State == couponq.StateIssued {
+			issued++
+		}
+	}
+	assert.Equal(t, 30, issued)
+	assert.EqualValues(t, 30, n.Store().(*memory.Store).Issued("hot"))
+	st, err := n.Queue().(couponq.LineStatser).LineStats(ctx, "hot")
+	require.NoError(t, err)
+	assert.Equal(t, int64(60), st.Admitted)
+	assert.Equal(t, int64(30), st.Issued)
+}
