@@ -185,8 +185,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	// Sharded campaigns (Campaign.Shards) need the shard wrapper between
 	// every part and the Queue; the node puts it there when the Queue can
-	// carry it and is also the Agenda. Other campaigns pass through it.
-	if b, ok := cfg.Queue.(shard.Base); ok && cfg.Agenda == couponq.Agenda(b) {
+	// carry it, is also the Agenda and is not a shard.Queue already (a host
+	// that reads line counts itself builds one and hands it in). Other
+	// campaigns pass through it.
+	_, wrapped := cfg.Queue.(*shard.Queue)
+	if b, ok := cfg.Queue.(shard.Base); ok && !wrapped && cfg.Agenda == couponq.Agenda(b) {
 		sq, err := shard.New(shard.Config{Queue: b, Catalog: n.catalog, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err

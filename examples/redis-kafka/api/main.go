@@ -50,6 +50,7 @@ import (
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/couponq/shard"
 	"github.com/couponq/couponq/examples/internal/demo"
 	"github.com/couponq/couponq/node"
 )
@@ -85,7 +86,17 @@ func run(log *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
-	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
+	rq, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
+	if err != nil {
+		return err
+	}
+	// Campaigns with Shards spread over sub-lines: every part, and every
+	// reader of line counts, goes through the shard wrapper.
+	shardCatalog, err := couponq.NewCatalogCache(registry, couponq.CatalogCacheConfig{Logger: log})
+	if err != nil {
+		return err
+	}
+	queue, err := shard.New(shard.Config{Queue: rq, Catalog: shardCatalog, Logger: log})
 	if err != nil {
 		return err
 	}
