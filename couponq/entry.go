@@ -103,12 +103,6 @@ type Admission struct {
 	// Trace is the admission's trace context (Entry.Trace), kept with the
 	// entry while it waits and returned by Lease; "" when not traced.
 	Trace string
-	// Seals, if true, marks an admission at or after OpensAt to a campaign
-	// with a pre-queue: the first such admission seals the pre-queue at the
-	// entries numbered before its own (a Seater seats exactly those), so
-	// nobody who arrives after opening is seated with the pre-queue,
-	// however late seating begins. Service sets it.
-	Seals bool
 }
 
 // Ticket is what admission answers.

@@ -95,14 +95,19 @@ type Reopener interface {
 // (Campaign.PreQueue). The scheduler calls it at OpensAt, before it leases
 // any of the campaign's entries.
 type Seater interface {
+	// Seal marks the end of the campaign's pre-queue at its last entry
+	// number now, unless it is marked already (the first mark stands).
+	// Service calls it once per process and campaign before its first
+	// admission at or after OpensAt, so nobody who arrives after opening is
+	// seated with the pre-queue, however late seating begins.
+	Seal(ctx context.Context, campaign string) error
 	// Seat puts the pre-queue's entries — entry numbers 1 to n, n being the
-	// last entry number before the first admission with Admission.Seals,
-	// or, if none came yet, the last entry number when seating begins —
-	// into the uniformly random
-	// order SeatSwaps draws from seed: the user waiting with entry i moves
-	// to the place SeatOrder gives, keeping entry numbers and their
-	// admission times with the places. Entries admitted later keep their
-	// numbers (> n), so they stay behind. The first call records seed and
+	// mark Seal left or, if there is none yet, the last entry number when
+	// seating begins — into the uniformly random order SeatSwaps draws
+	// from seed: the user waiting with entry i moves to the place
+	// SeatOrder gives, keeping entry numbers and their admission times
+	// with the places. Entries admitted later keep their numbers (> n), so
+	// they stay behind. The first call records seed and
 	// n; a later call (a resumed seating, another scheduler, a read by an
 	// auditor) goes on from where seating stands with the recorded seed and
 	// ignores its own. Seating is done in steps that each commit

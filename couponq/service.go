@@ -84,6 +84,9 @@ type Service struct {
 	// *atomic.Int64), so admission pre-marks a campaign at most once per
 	// premarkEvery.
 	woke sync.Map
+	// sealed holds the campaigns (ID and OpensAt) whose pre-queue this
+	// process has marked the end of (Seater.Seal).
+	sealed sync.Map
 }
 
 // premarkEvery is how often, at most, this process wakes a campaign before
@@ -201,8 +204,8 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 		return s.admitV1(ctx, c, r, now, ev)
 	}
 	pre := c.InPreQueue(now)
-	if _, ok := s.cfg.Queue.(Seater); pre && !ok {
-		return Ticket{}, fmt.Errorf("%w: campaign %s has a pre-queue, but the Queue cannot seat it (Seater)", ErrModeUnsupported, c.ID)
+	if err := s.seal(ctx, c, pre); err != nil {
+		return Ticket{}, err
 	}
 	if err := s.premark(ctx, c.ID, now); err != nil {
 		return Ticket{}, err
@@ -210,7 +213,6 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 	t, err := s.cfg.Queue.Admit(ctx, Admission{
 		Campaign: c.ID, User: r.User, RequestID: r.RequestID,
 		PerUserLimit: c.PerUserLimit, MaxWaiting: c.MaxWaiting, At: now, Trace: ev.trace,
-		Seals: c.PreQueue > 0 && !pre,
 	})
 	if err != nil {
 		return Ticket{}, backendErr("admit", err)
@@ -228,6 +230,32 @@ func (s *Service) admit(ctx context.Context, r Request, ev *AdmitEvent) (Ticket,
 		t.EstimatedWait = c.EstimatedWait(t.Position)
 	}
 	return t, repeatErr(t)
+}
+
+// seal makes sure, once per process and opening, that a campaign with a
+// pre-queue has its pre-queue's end marked (Seater.Seal) before this
+// process admits anyone at or after OpensAt: every process marks before
+// its first such admission, so the first mark comes before any of them.
+func (s *Service) seal(ctx context.Context, c Campaign, pre bool) error {
+	if c.PreQueue <= 0 {
+		return nil
+	}
+	seater, ok := s.cfg.Queue.(Seater)
+	if !ok {
+		return fmt.Errorf("%w: campaign %s has a pre-queue, but the Queue cannot seat it (Seater)", ErrModeUnsupported, c.ID)
+	}
+	if pre {
+		return nil
+	}
+	key := c.ID + "\x00" + c.OpensAt.String()
+	if _, done := s.sealed.Load(key); done {
+		return nil
+	}
+	if err := seater.Seal(ctx, c.ID); err != nil {
+		return backendErr("seal", err)
+	}
+	s.sealed.Store(key, true)
+	return nil
 }
 
 // premark wakes the campaign before an admission, unless this process woke

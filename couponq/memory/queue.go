@@ -42,7 +42,10 @@ type line struct {
 	entries map[int64]couponq.Entry
 	users   map[string]*userRec
 	soldOut bool
-	issued  int64 // distinct entries recorded as issued
+	issued  int64            // distinct entries recorded as issued
+	seat    *couponq.Seating // the pre-queue's seating, once Seat was called (seat.go)
+	seal    int64            // the pre-queue's last entry number, once sealed (Seal)
+	sealed  bool
 }
 
 type deadline struct {

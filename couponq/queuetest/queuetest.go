@@ -57,6 +57,11 @@ func Run(t *testing.T, newQueue func(t *testing.T) couponq.Queue) {
 		{"LineCapRefusesWithoutWriting", testLineCap},
 		{"ClaimedCountsIssuedAndInFlight", testClaimed},
 		{"TraceTravelsWithTheEntry", testTrace},
+		{"SeatOrdersThePreQueueAsSeatOrderSays", testSeat},
+		{"SeatSkipsEntriesOutOfLine", testSeatSkips},
+		{"SeatOfNoneOrOneEntry", testSeatSmall},
+		{"SeatWhileUsersArrive", testSeatConcurrent},
+		{"SealEndsThePreQueue", testSeal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -863,4 +868,333 @@ func testTrace(t *testing.T, q couponq.Queue, c string) {
 	require.NoError(t, q.Record(ctx, c,
 		couponq.Result{Entry: again[0], State: couponq.StateIssued, IssuanceID: "i"},
 		couponq.Result{Entry: again[1], State: couponq.StateIssued, IssuanceID: "j"}))
+}
+
+// seatSeed is the seed the Seat tests draw from: above 2^53, so a queue
+// that stores it as a floating-point number (a Lua number) loses it.
+const seatSeed = uint64(18446744073709551557) // the largest prime below 2^64
+
+// seater returns q as a couponq.Seater, or skips the test.
+func seater(t *testing.T, q couponq.Queue) couponq.Seater {
+	t.Helper()
+	s, ok := q.(couponq.Seater)
+	if !ok {
+		t.Skipf("%T is not a couponq.Seater", q)
+	}
+	return s
+}
+
+// leaseAll leases every waiting entry of the campaign and checks that it
+// is the line seated expects: the entry numbers of seated, ascending,
+// each entry's user the one seated gives for its number, every user once, and admission times that do not go
+// down with the numbers (they stay with the places).
+func leaseAll(t *testing.T, q couponq.Queue, c string, seated map[int64]string) []couponq.Entry {
+	t.Helper()
+	got, err := q.Lease(context.Background(), c, len(seated)+10, time.Minute)
+	require.NoError(t, err)
+	nums := make([]int64, 0, len(seated))
+	for n := range seated {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	require.Equal(t, nums, numbers(got), "the leased entry numbers")
+	seen := map[string]int{}
+	for k, e := range got {
+		assert.Equal(t, seated[e.Number], e.User, "the user leased with entry %d", e.Number)
+		seen[e.User]++
+		if k > 0 && !e.AdmittedAt.IsZero() && !got[k-1].AdmittedAt.IsZero() {
+			assert.False(t, e.AdmittedAt.Before(got[k-1].AdmittedAt),
+				"entry %d admitted at %s, before entry %d at %s: admission times stay with the numbers",
+				e.Number, e.AdmittedAt, got[k-1].Number, got[k-1].AdmittedAt)
+		}
+	}
+	assert.Len(t, seen, len(seated), "every user leased")
+	for u, k := range seen {
+		assert.Equal(t, 1, k, "user %s leased %d times", u, k)
+	}
+	return got
+}
+
+// testSeat checks couponq.Seater, for queues that have it: seating n
+// waiting users moves the user who arrived with entry SeatOrder(seed,
+// n)[k-1] to entry k, which Status, Admit's repeat answers and Lease all
+// see; the user's own data (its trace) goes along, the admission times
+// stay with the numbers; a user admitted after seating is behind everyone
+// seated; a second Seat answers the first record and changes nothing.
+func testSeat(t *testing.T, q couponq.Queue, c string) {
+	s := seater(t, q)
+	ctx := context.Background()
+	const n = 300 // three of the Redis line's order buckets of 128
+	const traced = 7
+	arrived := make([]string, n+1) // arrived[k]: the user admitted with entry k
+	for k := 1; k <= n; k++ {
+		arrived[k] = fmt.Sprintf("u%03d", k)
+		a := couponq.Admission{Campaign: c, User: arrived[k], At: time.Now()}
+		if k == traced {
+			a.Trace = "trace-of-" + arrived[k]
+		}
+		tk, err := q.Admit(ctx, a)
+		require.NoError(t, err)
+		require.EqualValues(t, k, tk.Entry)
+	}
+	rec, err := s.Seat(ctx, c, seatSeed)
+	require.NoError(t, err)
+	assert.Equal(t, couponq.Seating{Seed: seatSeed, Entries: n, Done: true}, rec)
+
+	order := couponq.SeatOrder(seatSeed, n)
+	seated := map[int64]string{}
+	moved := 0
+	for k := int64(1); k <= n; k++ {
+		u := arrived[order[k-1]]
+		seated[k] = u
+		if order[k-1] != k {
+			moved++
+		}
+		st := status(t, q, c, u)
+		assert.Equal(t, couponq.StateWaiting, st.State, u)
+		assert.Equal(t, k, st.Entry, "the entry of %s, who arrived %d'th", u, order[k-1])
+		assert.Equal(t, k, st.Position, "the position of %s", u)
+	}
+	require.Greater(t, moved, n/2, "the seed shuffles: most users moved")
+	for k := int64(1); k <= n; k += 7 {
+		tk := admit(t, q, c, seated[k])
+		assert.True(t, tk.Repeat, "%s asking again", seated[k])
+		assert.Equal(t, k, tk.Entry, "the repeat answer of %s: its new entry", seated[k])
+		assert.Equal(t, k, tk.Position)
+	}
+
+	late := admit(t, q, c, "late")
+	assert.False(t, late.Repeat)
+	assert.EqualValues(t, n+1, late.Entry, "admitted after seating: behind everyone seated")
+	assert.EqualValues(t, n+1, late.Position)
+	seated[n+1] = "late"
+
+	again, err := s.Seat(ctx, c, seatSeed+2)
+	require.NoError(t, err)
+	assert.Equal(t, rec, again, "a second Seat answers the first record, whatever its seed")
+	for _, k := range []int64{1, 2, n / 2, n} {
+		assert.Equal(t, k, status(t, q, c, seated[k]).Entry, "a second Seat changes nothing (%s)", seated[k])
+	}
+
+	got := leaseAll(t, q, c, seated)
+	for _, e := range got {
+		if e.User == arrived[traced] {
+			assert.Equal(t, "trace-of-"+e.User, e.Trace, "the trace goes with its user")
+		} else {
+			assert.Empty(t, e.Trace, "entry %d of %s", e.Number, e.User)
+		}
+	}
+}
+
+// testSeatSkips: entries taken out of line before seating (leased,
+// handed downstream, decided) keep their numbers and states, and the swaps
+// that name them are skipped while the others apply, in step order.
+func testSeatSkips(t *testing.T, q couponq.Queue, c string) {
+	s := seater(t, q)
+	ctx := context.Background()
+	const n = 12
+	out := map[int64]bool{1: true, 2: true, 3: true, 6: true} // taken out of line below
+	// A seed whose swaps both skip some pairs and apply others.
+	var seed uint64
+	for seed = 1; ; seed++ {
+		skipped, applied := 0, 0
+		couponq.SeatSwaps(seed, n, func(_, i, j int64) bool {
+			switch {
+			case i == j:
+			case out[i] || out[j]:
+				skipped++
+			default:
+				applied++
+			}
+			return true
+		})
+		if skipped >= 2 && applied >= 2 {
+			break
+		}
+	}
+	arrived := make([]string, n+1)
+	for k := 1; k <= n; k++ {
+		arrived[k] = fmt.Sprintf("u%02d", k)
+		admit(t, q, c, arrived[k])
+	}
+	got, err := q.Lease(ctx, c, 3, time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3}, numbers(got))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"}))
+	require.NoError(t, q.Ack(ctx, c, got[1:2], time.Minute))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{
+		Entry: couponq.Entry{Campaign: c, User: arrived[6], Number: 6}, State: couponq.StateRejected, Reason: couponq.ReasonFailed,
+	}))
+
+	rec, err := s.Seat(ctx, c, seed)
+	require.NoError(t, err)
+	assert.Equal(t, couponq.Seating{Seed: seed, Entries: n, Done: true}, rec)
+
+	// What seating must do: the swaps in step order, on waiting places only.
+	at := map[int64]string{}
+	for k := int64(1); k <= n; k++ {
+		if !out[k] {
+			at[k] = arrived[k]
+		}
+	}
+	couponq.SeatSwaps(seed, n, func(_, i, j int64) bool {
+		if _, ok := at[i]; ok {
+			if _, ok := at[j]; ok {
+				at[i], at[j] = at[j], at[i]
+			}
+		}
+		return true
+	})
+	position := int64(0)
+	for k := int64(1); k <= n; k++ {
+		if out[k] {
+			continue
+		}
+		position++
+		st := status(t, q, c, at[k])
+		assert.Equal(t, couponq.StateWaiting, st.State, at[k])
+		assert.Equal(t, k, st.Entry, "the entry of %s", at[k])
+		assert.Equal(t, position, st.Position, "the position of %s", at[k])
+	}
+	for _, want := range []couponq.Status{
+		{User: arrived[1], State: couponq.StateIssued, Entry: 1, IssuanceID: "i1"},
+		{User: arrived[2], State: couponq.StateInFlight, Entry: 2},
+		{User: arrived[3], State: couponq.StateInFlight, Entry: 3},
+		{User: arrived[6], State: couponq.StateRejected, Entry: 6, Reason: couponq.ReasonFailed},
+	} {
+		st := status(t, q, c, want.User)
+		assert.Equal(t, want.State, st.State, want.User)
+		assert.Equal(t, want.Entry, st.Entry, want.User)
+		assert.Equal(t, want.IssuanceID, st.IssuanceID, want.User)
+		assert.Equal(t, want.Reason, st.Reason, want.User)
+	}
+
+	// The leased entry 3 goes back to its own place, at the head.
+	require.NoError(t, q.Release(ctx, c, got[2:]))
+	assert.EqualValues(t, 1, status(t, q, c, arrived[3]).Position)
+	at[3] = arrived[3]
+	leaseAll(t, q, c, at)
+}
+
+// testSeatSmall: a line of no entry or one has nothing to swap: Seat
+// records n and is done at once, and a campaign seated empty stays as it
+// was seated (later users keep their arrival order). Archive forgets the
+// record with the campaign's other state.
+func testSeatSmall(t *testing.T, q couponq.Queue, c string) {
+	s := seater(t, q)
+	ctx := context.Background()
+	rec, err := s.Seat(ctx, c, 7)
+	require.NoError(t, err)
+	assert.Equal(t, couponq.Seating{Seed: 7, Entries: 0, Done: true}, rec, "a campaign with no entries")
+	for _, u := range []string{"a", "b", "d"} {
+		admit(t, q, c, u)
+	}
+	rec, err = s.Seat(ctx, c, 8)
+	require.NoError(t, err)
+	assert.Equal(t, couponq.Seating{Seed: 7, Entries: 0, Done: true}, rec, "the first record stays")
+	leaseAll(t, q, c, map[int64]string{1: "a", 2: "b", 3: "d"})
+
+	one := c + "-one"
+	admit(t, q, one, "x")
+	rec, err = s.Seat(ctx, one, 9)
+	require.NoError(t, err)
+	assert.Equal(t, couponq.Seating{Seed: 9, Entries: 1, Done: true}, rec, "a campaign with one entry")
+	assert.EqualValues(t, 1, status(t, q, one, "x").Position)
+
+	archiver, ok := q.(couponq.Archiver)
+	if !ok {
+		return
+	}
+	gone := c + "-gone"
+	rec, err = s.Seat(ctx, gone, 10)
+	require.NoError(t, err)
+	require.Equal(t, couponq.Seating{Seed: 10, Done: true}, rec)
+	require.NoError(t, archiver.Archive(ctx, gone, 0))
+	rec, err = s.Seat(ctx, gone, 11)
+	require.NoError(t, err)
+	assert.Equal(t, couponq.Seating{Seed: 11, Done: true}, rec, "Archive forgets the seating")
+}
+
+// testSeatConcurrent: users admitted while seating goes on are either
+// among the n seated (admitted before it began) or behind them with their
+// arrival numbers, never lost, doubled or put among the seated.
+func testSeatConcurrent(t *testing.T, q couponq.Queue, c string) {
+	s := seater(t, q)
+	ctx := context.Background()
+	const early, late = 200, 50
+	arrived := map[int64]string{}
+	for k := int64(1); k <= early; k++ {
+		u := fmt.Sprintf("e%03d", k)
+		require.EqualValues(t, k, admit(t, q, c, u).Entry)
+		arrived[k] = u
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		lateErr error
+	)
+	wg.Go(func() {
+		for k := range late {
+			u := fmt.Sprintf("l%03d", k)
+			tk, err := q.Admit(ctx, couponq.Admission{Campaign: c, User: u, At: time.Now()})
+			mu.Lock()
+			if err != nil {
+				lateErr = err
+				mu.Unlock()
+				return
+			}
+			arrived[tk.Entry] = u
+			mu.Unlock()
+		}
+	})
+	rec, err := s.Seat(ctx, c, seatSeed)
+	wg.Wait()
+	require.NoError(t, err)
+	require.NoError(t, lateErr)
+	require.Len(t, arrived, early+late, "every admission its own entry number")
+	assert.True(t, rec.Done)
+	assert.Equal(t, seatSeed, rec.Seed)
+	require.GreaterOrEqual(t, rec.Entries, int64(early))
+	require.LessOrEqual(t, rec.Entries, int64(early+late))
+
+	order := couponq.SeatOrder(rec.Seed, rec.Entries)
+	seated := map[int64]string{}
+	for k := int64(1); k <= early+late; k++ {
+		if k <= rec.Entries {
+			seated[k] = arrived[order[k-1]]
+		} else {
+			seated[k] = arrived[k]
+		}
+	}
+	for k := int64(1); k <= early+late; k += 11 {
+		assert.Equal(t, k, status(t, q, c, seated[k]).Entry, "the entry of %s", seated[k])
+	}
+	leaseAll(t, q, c, seated)
+}
+
+// testSeal: Seal marks the pre-queue's end at the last entry number then,
+// the first mark stands, and Seat seats exactly the entries up to it, so
+// users admitted after the mark keep their arrival numbers behind the
+// seated, however late seating begins.
+func testSeal(t *testing.T, q couponq.Queue, c string) {
+	s := seater(t, q)
+	ctx := context.Background()
+	var pre []string
+	for i := range 40 {
+		u := fmt.Sprintf("pre%02d", i)
+		admit(t, q, c, u)
+		pre = append(pre, u)
+	}
+	require.NoError(t, s.Seal(ctx, c))
+	admit(t, q, c, "post0")
+	require.NoError(t, s.Seal(ctx, c)) // a second mark changes nothing
+	admit(t, q, c, "post1")
+	rec, err := s.Seat(ctx, c, 99)
+	require.NoError(t, err)
+	assert.Equal(t, couponq.Seating{Seed: 99, Entries: 40, Done: true}, rec, "n is the mark, not the counter")
+	seated := map[int64]string{41: "post0", 42: "post1"}
+	for k, from := range couponq.SeatOrder(99, 40) {
+		seated[int64(k)+1] = pre[from-1]
+	}
+	leaseAll(t, q, c, seated)
 }

@@ -30,7 +30,7 @@ var _ couponq.Archiver = (*Queue)(nil)
 // not hold the Registry's record ("prefix:{campaign}:campaign"), which
 // Registry.Delete removes, nor the Store's keys.
 func (k Keys) All() []string {
-	return []string{k.Line, k.Flight, k.Held, k.Seq, k.Out, k.Done, k.SoldOut, k.Clock, k.Issued, k.Trace, k.V1Users, k.V1Count}
+	return []string{k.Line, k.Flight, k.Held, k.Seq, k.Out, k.Done, k.SoldOut, k.Clock, k.Issued, k.Trace, k.Seat, k.V1Users, k.V1Count}
 }
 
 // Archive implements couponq.Archiver with one script on the campaign's

@@ -82,6 +82,24 @@
 // "prefix:{campaign}:*" cover them. The scripts need Redis 6.2 or later
 // (BITFIELD_RO); the tests run on 7.0, standalone and Cluster.
 //
+// # The pre-queue's seating
+//
+// Queue.Seat (couponq.Seater) puts a campaign's pre-queue in the random
+// order couponq.SeatSwaps draws: each swap exchanges the users waiting at
+// two entry numbers, i.e. their index entries (u:<i>) and order bucket
+// members (q:<b>); the numbers keep their clock checkpoints, so the places
+// keep their admission times, and no bucket's count of those out of line
+// changes, so the tree is not written. The record, P+"seat"
+// (Keys.Seat), is a hash of the seed (a decimal string: Lua numbers are
+// doubles, which cannot hold every uint64, and the scripts never compute
+// with it), n, the step seating stands at and whether it is done, and
+// the pre-queue's end that Queue.Seal marks (lua/seal.lua) before the
+// first admission after opening, which n is taken from if present.
+// lua/seat_begin.lua records seed and n once; lua/seat.lua applies one
+// chunk of swaps, if the recorded step is where the chunk starts, and
+// moves the step on: a seating that stops resumes from the last chunk
+// applied, with the recorded seed.
+//
 // A line of the older layout (one sorted set at Keys.Line) makes every
 // script of its campaign fail with WRONGTYPE before anything is written:
 // drain or archive campaigns before upgrading.

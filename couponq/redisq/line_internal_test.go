@@ -75,6 +75,7 @@ func TestScriptsDefineWhatTheyCall(t *testing.T) {
 		"lease": lineLua + lineWriteLua + lineMoreLua + leaseLua, "ack": lineLua + lineWriteLua + lineMoreLua + ackLua,
 		"release": lineLua + lineWriteLua + lineMoreLua + releaseLua, "record": lineLua + lineWriteLua + lineMoreLua + recordLua,
 		"status": lineLua + statusLua, "stats": lineLua + lineWriteLua + lineMoreLua + statsLua,
+		"seat": lineLua + lineWriteLua + seatLua,
 	} {
 		defined := map[string]int{}
 		for _, m := range def.FindAllStringSubmatchIndex(src, -1) {

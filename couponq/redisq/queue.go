@@ -104,7 +104,8 @@ type Config struct {
 // and a hash of their entry numbers; a hash of decided outcomes; a sold-out
 // flag; and a small sorted set of clock checkpoints (one per 10 ms of
 // admissions at most), from which a leased entry's AdmittedAt is read, to
-// within 10 ms. Request IDs are not kept.
+// within 10 ms; and, once Seat was called, the record of the pre-queue's
+// seating. Request IDs are not kept.
 type Queue struct {
 	rdb        redis.UniversalClient
 	prefix     string
@@ -154,7 +155,11 @@ type Keys struct {
 	Issued string
 	// Trace holds the trace carriers of traced entries (Admission.Trace)
 	// until they are decided; it exists only while some are.
-	Trace            string
+	Trace string
+	// Seat records the pre-queue's seating (Queue.Seat): seed, n, the
+	// step it stands at and whether it is done, and the pre-queue's end
+	// (Queue.Seal); it exists once Seal or Seat was called.
+	Seat             string
 	V1Users, V1Count string
 }
 
@@ -164,7 +169,7 @@ func KeysFor(prefix, campaign string) Keys {
 	return Keys{
 		Seq: base + "seq", Line: base + "line", Out: base + "out", Flight: base + "flight", Held: base + "held",
 		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock", Issued: base + "issued", Trace: base + "trace",
-		V1Users: base + "v1:users", V1Count: base + "v1:count",
+		Seat: base + "seat", V1Users: base + "v1:users", V1Count: base + "v1:count",
 	}
 }
 

@@ -33,6 +33,7 @@ const (
 	errCodeExists   = "COUPONQ_EXISTS"
 	errCodeUnknown  = "COUPONQ_UNKNOWN"
 	errCodeConflict = "COUPONQ_CONFLICT"
+	errCodeShards   = "COUPONQ_SHARDS"
 )
 
 // listChunk is how many IDs List reads from the index, and records it
@@ -55,28 +56,33 @@ type RegistryConfig struct {
 // uses the same Redis and Prefix.
 //
 // Layout: each campaign is one hash, "prefix:{id}:campaign", in the
-// campaign's own hash slot (next to its Queue keys), with two fields: "v",
-// the version, and "c", the campaign as JSON (see below). An index sorted
-// set, "prefix:campaigns", holds every ID with score 0, so it reads back in
-// ID order (ZRANGEBYLEX); it is the only key outside the campaign's slot,
-// and only Create, Delete and List touch it. Reading one campaign is one HMGET;
-// nothing is read or written for campaigns nobody asks about, so idle
-// campaigns cost nothing.
+// campaign's own hash slot (next to its Queue keys), with three fields:
+// "v", the version; "c", the campaign as JSON (see below); and "s", the
+// sub-line count (Campaign.Shards, at least 1; a record from before the
+// field, without it, counts 1), kept apart so that the update script
+// refuses to change it (couponq.CheckChange) in the step that checks the
+// version. An index sorted set, "prefix:campaigns", holds every ID with
+// score 0, so it reads back in ID order (ZRANGEBYLEX); it is the only key
+// outside the campaign's slot, and only Create, Delete and List touch it.
+// Reading one campaign is one HMGET; nothing is read or written for
+// campaigns nobody asks about, so idle campaigns cost nothing.
 //
 // The JSON of "c" is a stable encoding, independent of Go's struct layout:
 //
 //	{"id":"spring-sale","stock":1000,"per_user_limit":1,
 //	 "opens_at":"2026-03-01T09:00:00Z","closes_at":"2026-03-02T09:00:00Z",
 //	 "batch_size":100,"interval_ms":1000,"mode":"queue_first",
-//	 "max_waiting":10000,"paused":false}
+//	 "max_waiting":10000,"paused":false,"pre_queue_ms":600000}
 //
 // Times are RFC 3339 with nanoseconds in UTC, and left out when zero;
-// max_waiting (Campaign.MaxWaiting) is left out when zero (no cap);
-// Interval is whole milliseconds (a campaign with a finer Interval is
-// refused with ErrInvalidCampaign rather than silently rounded); mode is
-// "queue_first" or "validate_first". The version is not in the JSON. Fields
-// a reader does not know are ignored, so a newer writer's additions do not
-// break older readers (but an update from an older writer drops them).
+// max_waiting (Campaign.MaxWaiting), pre_queue_ms (Campaign.PreQueue) and
+// shards (Campaign.Shards as given, e.g. "shards":4; 0 and 1 both mean one
+// line) are left out when zero; Interval and PreQueue are whole
+// milliseconds (a campaign with a finer one is refused with
+// ErrInvalidCampaign rather than silently rounded); mode is "queue_first"
+// or "validate_first". The version is not in the JSON. Fields a reader
+// does not know are ignored, so a newer writer's additions do not break
+// older readers (but an update from an older writer drops them).
 // Campaigns come back with their times in UTC.
 //
 // Create is two round trips (the index, then a script that writes the
@@ -201,7 +207,7 @@ func (r *Registry) Create(ctx context.Context, c couponq.Campaign) (couponq.Camp
 	if err := r.rdb.ZAdd(ctx, r.index, redis.Z{Score: 0, Member: c.ID}).Err(); err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create %s: index: %w", c.ID, err)
 	}
-	err = registryCreateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, data).Err()
+	err = registryCreateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, data, max(c.Shards, 1)).Err()
 	if code, _ := scriptError(err); code == errCodeExists {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create: %w: %q", couponq.ErrCampaignExists, c.ID)
 	}
@@ -214,7 +220,9 @@ func (r *Registry) Create(ctx context.Context, c couponq.Campaign) (couponq.Camp
 // Update implements couponq.Registry with one compare-and-set script on the
 // version. A campaign that does not validate, or has no Version (0: it was
 // not read from a Registry), is refused with an error wrapping
-// couponq.ErrInvalidCampaign before anything is written. Update does not
+// couponq.ErrInvalidCampaign before anything is written; so is one whose
+// Shards differ from the stored campaign's (couponq.CheckChange: the
+// script compares them, 0 and 1 alike, after the version). Update does not
 // know how many units were issued: a caller lowering Stock checks it
 // against the issued count (Queue.IssuedCount) first.
 func (r *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
@@ -232,8 +240,14 @@ func (r *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Camp
 	if err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w", err)
 	}
-	v, err := registryUpdateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, c.Version, data).Int64()
+	v, err := registryUpdateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, c.Version, data, max(c.Shards, 1)).Int64()
 	switch code, detail := scriptError(err); code {
+	case errCodeShards:
+		stored, perr := strconv.Atoi(detail)
+		if perr != nil {
+			return couponq.Campaign{}, fmt.Errorf("redisq: registry: update %s: %w", c.ID, err)
+		}
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w", couponq.CheckChange(couponq.Campaign{ID: c.ID, Shards: stored}, c))
 	case errCodeUnknown:
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w: %q", couponq.ErrUnknownCampaign, c.ID)
 	case errCodeConflict:
@@ -255,7 +269,7 @@ func scriptError(err error) (code, detail string) {
 	}
 	code, detail, _ = strings.Cut(re.Error(), " ")
 	switch code {
-	case errCodeExists, errCodeUnknown, errCodeConflict:
+	case errCodeExists, errCodeUnknown, errCodeConflict, errCodeShards:
 		return code, detail
 	}
 	return "", ""
@@ -274,6 +288,8 @@ type campaignJSON struct {
 	Mode         string `json:"mode"`
 	MaxWaiting   int64  `json:"max_waiting,omitempty"`
 	Paused       bool   `json:"paused"`
+	Shards       int    `json:"shards,omitempty"`
+	PreQueueMS   int64  `json:"pre_queue_ms,omitempty"`
 }
 
 // Mode names in the stored encoding, fixed here rather than taken from
@@ -286,6 +302,10 @@ func encodeCampaign(c couponq.Campaign) (string, error) {
 		return "", fmt.Errorf("%w: %s: interval %s is not a whole number of milliseconds",
 			couponq.ErrInvalidCampaign, c.ID, c.Interval)
 	}
+	if c.PreQueue%time.Millisecond != 0 {
+		return "", fmt.Errorf("%w: %s: pre-queue %s is not a whole number of milliseconds",
+			couponq.ErrInvalidCampaign, c.ID, c.PreQueue)
+	}
 	opens, err := encodeTime(c.ID, "opens at", c.OpensAt)
 	if err != nil {
 		return "", err
@@ -297,7 +317,7 @@ func encodeCampaign(c couponq.Campaign) (string, error) {
 	b, err := json.Marshal(campaignJSON{
 		ID: c.ID, Stock: c.Stock, PerUserLimit: c.PerUserLimit, OpensAt: opens, ClosesAt: closes,
 		BatchSize: c.BatchSize, IntervalMS: c.Interval.Milliseconds(), Mode: modeNames[c.Mode],
-		MaxWaiting: c.MaxWaiting, Paused: c.Paused,
+		MaxWaiting: c.MaxWaiting, Paused: c.Paused, Shards: c.Shards, PreQueueMS: c.PreQueue.Milliseconds(),
 	})
 	if err != nil {
 		return "", err
@@ -344,7 +364,7 @@ func decodeCampaign(id string, version int64, data string) (couponq.Campaign, er
 	c := couponq.Campaign{
 		ID: id, Stock: j.Stock, PerUserLimit: j.PerUserLimit, BatchSize: j.BatchSize,
 		Interval: time.Duration(j.IntervalMS) * time.Millisecond, MaxWaiting: j.MaxWaiting, Paused: j.Paused,
-		Version: version,
+		Shards: j.Shards, PreQueue: time.Duration(j.PreQueueMS) * time.Millisecond, Version: version,
 	}
 	var err error
 	if c.OpensAt, err = decodeTime(j.OpensAt); err != nil {

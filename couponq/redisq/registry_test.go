@@ -56,6 +56,10 @@ func TestRegistryLayout(t *testing.T) {
 		require.NoError(t, err)
 		_, err = r.Create(ctx, couponq.Campaign{ID: "bare", Stock: 5})
 		require.NoError(t, err)
+		_, err = r.Create(ctx, couponq.Campaign{ID: "wide", Stock: 5, Shards: 4})
+		require.NoError(t, err)
+		_, err = r.Create(ctx, couponq.Campaign{ID: "early", Stock: 5, OpensAt: opens, PreQueue: 10 * time.Minute})
+		require.NoError(t, err)
 
 		key := prefix + ":{spring:sale}:campaign"
 		rec, err := c.HGetAll(ctx, key).Result()
@@ -65,16 +69,34 @@ func TestRegistryLayout(t *testing.T) {
 			"c": `{"id":"spring:sale","stock":1000,"per_user_limit":1,` +
 				`"opens_at":"2031-03-01T09:00:00.000000005Z","closes_at":"2031-03-02T09:00:00.000000005Z",` +
 				`"batch_size":100,"interval_ms":1000,"mode":"validate_first","max_waiting":10000,"paused":true}`,
+			"s": "1",
 		}, rec)
 		rec, err = c.HGetAll(ctx, prefix+":{bare}:campaign").Result()
 		require.NoError(t, err)
 		assert.Equal(t, map[string]string{
 			"v": "1",
 			"c": `{"id":"bare","stock":5,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}`,
-		}, rec, "zero times and no line cap are left out")
+			"s": "1",
+		}, rec, "zero times, no line cap, no shards and no pre-queue are left out")
+		rec, err = c.HGetAll(ctx, prefix+":{wide}:campaign").Result()
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{
+			"v": "1",
+			"c": `{"id":"wide","stock":5,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false,"shards":4}`,
+			"s": "4",
+		}, rec, "the shard count, in the JSON and on its own")
+		rec, err = c.HGetAll(ctx, prefix+":{early}:campaign").Result()
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{
+			"v": "1",
+			"c": `{"id":"early","stock":5,"per_user_limit":1,"opens_at":"2031-03-01T09:00:00.000000005Z",` +
+				`"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false,"pre_queue_ms":600000}`,
+			"s": "1",
+		}, rec, "the pre-queue in milliseconds")
 		members, err := c.ZRangeWithScores(ctx, prefix+":campaigns", 0, -1).Result()
 		require.NoError(t, err)
-		assert.Equal(t, []redis.Z{{Score: 0, Member: "bare"}, {Score: 0, Member: "spring:sale"}}, members)
+		assert.Equal(t, []redis.Z{{Score: 0, Member: "bare"}, {Score: 0, Member: "early"}, {Score: 0, Member: "spring:sale"},
+			{Score: 0, Member: "wide"}}, members)
 
 		got, err := r.Campaign(ctx, "spring:sale")
 		require.NoError(t, err)
@@ -89,7 +111,8 @@ func TestRegistryLayout(t *testing.T) {
 		assert.Zero(t, n, "record deleted")
 		members, err = c.ZRangeWithScores(ctx, prefix+":campaigns", 0, -1).Result()
 		require.NoError(t, err)
-		assert.Equal(t, []redis.Z{{Score: 0, Member: "spring:sale"}}, members, "index entry removed")
+		assert.Equal(t, []redis.Z{{Score: 0, Member: "early"}, {Score: 0, Member: "spring:sale"}, {Score: 0, Member: "wide"}},
+			members, "index entry removed")
 
 		if cc, ok := c.(*redis.ClusterClient); ok {
 			// The record lives in the slot of the campaign's queue keys.
@@ -120,6 +143,64 @@ func TestRegistryRefusesSubMillisecondInterval(t *testing.T) {
 	ok.Interval = time.Millisecond + time.Nanosecond
 	_, err = r.Update(ctx, ok)
 	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign)
+}
+
+// Redis keeps PreQueue in whole milliseconds too: a finer one is refused,
+// not rounded, and nothing is written.
+func TestRegistryRefusesSubMillisecondPreQueue(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	r := newRegistry(t, c, prefix)
+	opens := time.Date(2031, 3, 1, 9, 0, 0, 0, time.UTC)
+	_, err := r.Create(ctx, couponq.Campaign{ID: "fine", Stock: 1, OpensAt: opens, PreQueue: time.Minute + time.Microsecond})
+	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign)
+	n, err := c.Exists(ctx, prefix+":{fine}:campaign", prefix+":campaigns").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing written")
+
+	ok, err := r.Create(ctx, couponq.Campaign{ID: "fine", Stock: 1, OpensAt: opens, PreQueue: time.Minute})
+	require.NoError(t, err)
+	ok.PreQueue = time.Minute + time.Nanosecond
+	_, err = r.Update(ctx, ok)
+	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign)
+	got, err := r.Campaign(ctx, "fine")
+	require.NoError(t, err)
+	assert.Equal(t, time.Minute, got.PreQueue)
+	assert.EqualValues(t, 1, got.Version)
+}
+
+// A record written before the shard count had a field of its own (no "s")
+// counts one line: an update keeping one line passes and writes the
+// field, one asking for more is refused with ErrInvalidCampaign, naming
+// the counts, and writes nothing.
+func TestRegistryRecordWithoutShardCountIsOneLine(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	r := newRegistry(t, c, prefix)
+	key := prefix + ":{old}:campaign"
+	require.NoError(t, c.HSet(ctx, key, "v", "3",
+		"c", `{"id":"old","stock":5,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}`).Err())
+	old, err := r.Campaign(ctx, "old")
+	require.NoError(t, err)
+	more := old
+	more.Shards = 2
+	_, err = r.Update(ctx, more)
+	require.ErrorIs(t, err, couponq.ErrInvalidCampaign)
+	assert.ErrorContains(t, err, "shards are fixed once created (1, not 2)")
+	s, err := c.HGet(ctx, key, "v").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "3", s, "nothing written")
+
+	same := old
+	same.Shards = 1
+	got, err := r.Update(ctx, same)
+	require.NoError(t, err)
+	assert.EqualValues(t, 4, got.Version)
+	s, err = c.HGet(ctx, key, "s").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "1", s, "the update writes the field")
 }
 
 // A Create that indexed the ID and then failed leaves an index entry without

@@ -50,6 +50,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) couponq.Registry) {
 		{"Close", testClose},
 		{"CancelledContext", testCancelled},
 		{"DeleteRemovesTheCampaign", testDelete},
+		{"ShardsAndPreQueueRoundTripShardsFixed", testShardsAndPreQueue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -552,4 +553,67 @@ func testDelete(t *testing.T, r couponq.Registry) {
 		}
 	}
 	assert.Equal(t, 1, n, "List holds a re-created ID once")
+}
+
+// testShardsAndPreQueue: Shards and PreQueue come back as written, by
+// Create, Update and List; PreQueue may change, but Shards are fixed once
+// created (couponq.CheckChange): an Update changing them is refused with
+// ErrInvalidCampaign and the stored campaign, version included, stays.
+// 0 and 1 are the same count (one line), so a change between them is
+// allowed.
+func testShardsAndPreQueue(t *testing.T, r couponq.Registry) {
+	sharded := base(newID())
+	sharded.Shards = 4
+	stored := create(t, r, sharded)
+	same(t, withVersion(sharded, 1), stored, "Create's answer for a sharded campaign")
+	same(t, withVersion(sharded, 1), get(t, r, sharded.ID), "Campaign of a sharded campaign")
+
+	pre := base(newID())
+	pre.PreQueue = 10 * time.Minute
+	same(t, withVersion(pre, 1), create(t, r, pre), "Create's answer for a campaign with a pre-queue")
+	same(t, withVersion(pre, 1), get(t, r, pre.ID), "Campaign with a pre-queue")
+	all, err := r.List(ctx)
+	require.NoError(t, err)
+	for _, c := range all {
+		switch c.ID {
+		case sharded.ID:
+			same(t, withVersion(sharded, 1), c, "List's sharded campaign")
+		case pre.ID:
+			same(t, withVersion(pre, 1), c, "List's campaign with a pre-queue")
+		}
+	}
+	next := withVersion(pre, 1)
+	next.PreQueue = 90 * time.Second
+	got, err := r.Update(ctx, next)
+	require.NoError(t, err, "Update of the pre-queue")
+	same(t, withVersion(next, 2), got, "Update's answer to a new pre-queue")
+	next = got
+	next.PreQueue = 0
+	got, err = r.Update(ctx, next)
+	require.NoError(t, err, "Update to no pre-queue")
+	same(t, withVersion(next, 3), get(t, r, pre.ID), "Campaign after the pre-queue was taken away")
+
+	for _, n := range []int{0, 1, 2, 8} {
+		change := stored
+		change.Shards = n
+		change.Stock++ // a change that would otherwise pass
+		got, err := r.Update(ctx, change)
+		assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "Update of Shards from 4 to %d answered %+v", n, got)
+	}
+	same(t, stored, get(t, r, sharded.ID), "a sharded campaign after refused changes of Shards")
+
+	one := create(t, r, base(newID()))
+	for _, n := range []int{1, 0} {
+		change := one
+		change.Shards = n
+		got, err := r.Update(ctx, change)
+		require.NoError(t, err, "Update of Shards from %d to %d: both one line", one.Shards, n)
+		same(t, withVersion(change, one.Version+1), got, "Update's answer to Shards "+fmt.Sprint(n))
+		one = got
+	}
+	change := one
+	change.Shards = 2
+	_, err = r.Update(ctx, change)
+	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "Update of Shards from one line to 2")
+	same(t, one, get(t, r, one.ID), "a campaign of one line after a refused change to 2")
 }

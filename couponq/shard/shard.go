@@ -587,6 +587,22 @@ func (q *Queue) Seat(ctx context.Context, campaign string, seed uint64) (couponq
 	return s.Seat(ctx, campaign, seed)
 }
 
+// Seal implements couponq.Seater for campaigns of one line.
+func (q *Queue) Seal(ctx context.Context, campaign string) error {
+	s, ok := q.cfg.Queue.(couponq.Seater)
+	if !ok {
+		return fmt.Errorf("%w: shard: the Base queue cannot seat a pre-queue", errors.ErrUnsupported)
+	}
+	n, err := q.shards(ctx, campaign)
+	if err != nil {
+		return err
+	}
+	if n > 1 {
+		return fmt.Errorf("%w: shard: %s is sharded: no pre-queue", errors.ErrUnsupported, campaign)
+	}
+	return s.Seal(ctx, campaign)
+}
+
 // Wake implements couponq.Agenda.
 func (q *Queue) Wake(ctx context.Context, campaign string) error {
 	return q.cfg.Queue.Wake(ctx, campaign)
