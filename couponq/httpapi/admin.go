@@ -97,6 +97,12 @@ type AdminCampaign struct {
 	// cap.
 	MaxWaiting int64 `json:"max_waiting"`
 	Paused     bool  `json:"paused"`
+	// Shards is the number of sub-lines (couponq.Campaign.Shards), set at
+	// create and fixed after; 0 means one line.
+	Shards int `json:"shards"`
+	// PreQueueMS is how long before opens_at the pre-queue opens
+	// (couponq.Campaign.PreQueue); 0 means none.
+	PreQueueMS int64 `json:"pre_queue_ms"`
 	// LiveNumbers is always there in list and get answers. An answer to a
 	// change leaves it out if the change was saved but the numbers could
 	// not be read.
@@ -171,10 +177,11 @@ type observation struct {
 //
 // Campaigns are JSON objects shaped as AdminCampaign. A create body has id
 // and stock (required), and any of per_user_limit, batch_size, interval_ms,
-// opens_at, closes_at, mode, max_waiting and paused; missing fields take
-// couponq's defaults. A PATCH body has the version it read (required) and
-// any of stock, per_user_limit, batch_size, interval_ms, opens_at,
-// closes_at (null clears a time), max_waiting and paused. Stock may be
+// opens_at, closes_at, mode, max_waiting, paused, shards and pre_queue_ms;
+// missing fields take couponq's defaults. A PATCH body has the version it
+// read (required) and any of stock, per_user_limit, batch_size,
+// interval_ms, opens_at, closes_at (null clears a time), max_waiting,
+// paused and pre_queue_ms (shards are fixed once created). Stock may be
 // raised or lowered, but not below the units already issued; a PATCH that
 // sets the stock of a sold-out campaign above the issued count, and not
 // below its stock, reopens it (see AdminConfig.Reopener). Pause, resume and
@@ -634,6 +641,7 @@ func (a *admin) view(c couponq.Campaign, s *couponq.LineStats, now time.Time) Ad
 		ID: c.ID, Version: c.Version, Stock: c.Stock, PerUserLimit: c.PerUserLimit, BatchSize: c.BatchSize,
 		IntervalMS: c.Interval.Milliseconds(), OpensAt: utc(c.OpensAt), ClosesAt: utc(c.ClosesAt),
 		Mode: c.Mode.String(), MaxWaiting: c.MaxWaiting, Paused: c.Paused,
+		Shards: c.Shards, PreQueueMS: c.PreQueue.Milliseconds(),
 	}
 	if s == nil {
 		return v
@@ -813,10 +821,14 @@ func createFields(fields map[string]json.RawMessage) (couponq.Campaign, error) {
 			err = decodeField(name, raw, &c.MaxWaiting)
 		case "paused":
 			err = decodeField(name, raw, &c.Paused)
+		case "shards":
+			err = decodeField(name, raw, &c.Shards)
+		case "pre_queue_ms":
+			c.PreQueue, err = decodeMillis(name, raw)
 		case "version":
 			err = errors.New(`"version": not allowed on create: the registry sets it`)
 		default:
-			err = unknownField(name, "id, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, mode, max_waiting, paused")
+			err = unknownField(name, "id, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, mode, max_waiting, paused, shards, pre_queue_ms")
 		}
 		if err != nil {
 			return couponq.Campaign{}, err
@@ -834,6 +846,7 @@ type campaignPatch struct {
 	opensAt, closesAt *time.Time // the zero time clears
 	maxWaiting        *int64
 	paused            *bool
+	preQueue          *time.Duration
 }
 
 func patchFields(fields map[string]json.RawMessage) (campaignPatch, error) {
@@ -869,8 +882,13 @@ func patchFields(fields map[string]json.RawMessage) (campaignPatch, error) {
 		case "paused":
 			p.paused = new(bool)
 			err = decodeField(name, raw, p.paused)
+		case "pre_queue_ms":
+			p.preQueue = new(time.Duration)
+			*p.preQueue, err = decodeMillis(name, raw)
+		case "shards":
+			err = errors.New(`"shards": fixed once created (a user's sub-line is derived from it)`)
 		default:
-			err = unknownField(name, "version, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, max_waiting, paused")
+			err = unknownField(name, "version, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, max_waiting, paused, pre_queue_ms")
 		}
 		if err != nil {
 			return campaignPatch{}, err
@@ -906,6 +924,9 @@ func (p campaignPatch) apply(c *couponq.Campaign) {
 	}
 	if p.paused != nil {
 		c.Paused = *p.paused
+	}
+	if p.preQueue != nil {
+		c.PreQueue = *p.preQueue
 	}
 }
 
@@ -949,12 +970,17 @@ func decodeTime(name string, raw json.RawMessage, dst *time.Time) error {
 }
 
 func decodeInterval(raw json.RawMessage) (time.Duration, error) {
+	return decodeMillis("interval_ms", raw)
+}
+
+// decodeMillis decodes a field of whole milliseconds into a Duration.
+func decodeMillis(name string, raw json.RawMessage) (time.Duration, error) {
 	var ms int64
-	if err := decodeField("interval_ms", raw, &ms); err != nil {
+	if err := decodeField(name, raw, &ms); err != nil {
 		return 0, err
 	}
 	if ms > maxIntervalMS || ms < -maxIntervalMS {
-		return 0, fmt.Errorf(`"interval_ms" %d is out of range (at most %d)`, ms, maxIntervalMS)
+		return 0, fmt.Errorf(`%q %d is out of range (at most %d)`, name, ms, maxIntervalMS)
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }

@@ -219,6 +219,7 @@ func TestAdminCreateGetList(t *testing.T) {
 	assert.Equal(t, map[string]any{
 		"id": "spring", "version": 1.0, "stock": 1000.0, "per_user_limit": 1.0, "batch_size": 100.0,
 		"interval_ms": 1000.0, "opens_at": nil, "closes_at": nil, "mode": "v2-queue-first", "max_waiting": 0.0, "paused": false,
+		"shards": 0.0, "pre_queue_ms": 0.0,
 		"state": "open", "admitted": 0.0, "waiting": 0.0, "in_flight": 0.0, "issued": 0.0, "remaining": 1000.0,
 		"rate_per_sec": 100.0, "drain_eta_ms": 0.0, "drained_per_sec": nil,
 	}, body, "defaults applied, every field present")
@@ -751,4 +752,28 @@ func TestAdminForgetsCampaignsThatAreGone(t *testing.T) {
 	assert.Nil(t, list[0].DrainedPerSec, "a was forgotten")
 	require.NotNil(t, list[1].DrainedPerSec, "b was measured over 2s")
 	assert.Zero(t, *list[1].DrainedPerSec)
+}
+
+// Shards and a pre-queue are set at create; shards cannot be patched, a
+// pre-queue can.
+func TestAdminShardsAndPreQueue(t *testing.T) {
+	env := newAdmin(t, nil)
+	resp, body := env.call(t, "POST", "/admin/campaigns",
+		`{"id":"hot","stock":10,"shards":3}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "%v", body)
+	assert.Equal(t, 3.0, body["shards"])
+	assert.Equal(t, 3, env.campaign(t, "hot").Shards)
+	resp, body = env.call(t, "PATCH", "/admin/campaigns/hot", `{"version":1,"shards":4}`)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%v", body)
+	assert.Equal(t, 3, env.campaign(t, "hot").Shards)
+
+	resp, body = env.call(t, "POST", "/admin/campaigns",
+		`{"id":"drop","stock":10,"opens_at":"2030-01-01T10:00:00Z","pre_queue_ms":600000}`)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "%v", body)
+	assert.Equal(t, 600000.0, body["pre_queue_ms"])
+	resp, body = env.call(t, "PATCH", "/admin/campaigns/drop", `{"version":1,"pre_queue_ms":60000}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%v", body)
+	assert.Equal(t, int64(60000), env.campaign(t, "drop").PreQueueMS)
+	resp, body = env.call(t, "POST", "/admin/campaigns", `{"id":"bad","stock":10,"pre_queue_ms":1000}`)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "a pre-queue needs opens_at: %v", body)
 }

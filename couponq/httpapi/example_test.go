@@ -71,9 +71,9 @@ func ExampleNewAdmin() {
 	send("PATCH", "/admin/campaigns/drop", `{"version":1,"stock":60}`, "let-me-in")
 	send("POST", "/admin/campaigns/drop/pause", "", "guess")
 	// Output:
-	// 201 {"id":"drop","version":1,"stock":100,"per_user_limit":1,"batch_size":10,"interval_ms":1000,"opens_at":null,"closes_at":null,"mode":"v2-queue-first","max_waiting":0,"paused":false,"state":"open","admitted":0,"waiting":0,"in_flight":0,"issued":0,"remaining":100,"rate_per_sec":10,"drain_eta_ms":0,"drained_per_sec":null}
-	// 200 {"id":"drop","version":1,"stock":100,"per_user_limit":1,"batch_size":10,"interval_ms":1000,"opens_at":null,"closes_at":null,"mode":"v2-queue-first","max_waiting":0,"paused":false,"state":"open","admitted":3,"waiting":3,"in_flight":0,"issued":0,"remaining":100,"rate_per_sec":10,"drain_eta_ms":1000,"drained_per_sec":null}
-	// 200 {"id":"drop","version":2,"stock":50,"per_user_limit":1,"batch_size":10,"interval_ms":500,"opens_at":null,"closes_at":null,"mode":"v2-queue-first","max_waiting":0,"paused":false,"state":"open","admitted":3,"waiting":3,"in_flight":0,"issued":0,"remaining":50,"rate_per_sec":20,"drain_eta_ms":500,"drained_per_sec":null}
+	// 201 {"id":"drop","version":1,"stock":100,"per_user_limit":1,"batch_size":10,"interval_ms":1000,"opens_at":null,"closes_at":null,"mode":"v2-queue-first","max_waiting":0,"paused":false,"shards":0,"pre_queue_ms":0,"state":"open","admitted":0,"waiting":0,"in_flight":0,"issued":0,"remaining":100,"rate_per_sec":10,"drain_eta_ms":0,"drained_per_sec":null}
+	// 200 {"id":"drop","version":1,"stock":100,"per_user_limit":1,"batch_size":10,"interval_ms":1000,"opens_at":null,"closes_at":null,"mode":"v2-queue-first","max_waiting":0,"paused":false,"shards":0,"pre_queue_ms":0,"state":"open","admitted":3,"waiting":3,"in_flight":0,"issued":0,"remaining":100,"rate_per_sec":10,"drain_eta_ms":1000,"drained_per_sec":null}
+	// 200 {"id":"drop","version":2,"stock":50,"per_user_limit":1,"batch_size":10,"interval_ms":500,"opens_at":null,"closes_at":null,"mode":"v2-queue-first","max_waiting":0,"paused":false,"shards":0,"pre_queue_ms":0,"state":"open","admitted":3,"waiting":3,"in_flight":0,"issued":0,"remaining":50,"rate_per_sec":20,"drain_eta_ms":500,"drained_per_sec":null}
 	// 409 {"error":{"code":"version_conflict","message":"campaign drop is at version 2, not 1: it changed since it was read; read it again"}}
 	// 401 {"error":{"code":"unauthorized","message":"httpapi: unauthorized: a valid admin token is required"}}
 }
