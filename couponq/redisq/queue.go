@@ -270,16 +270,16 @@ func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Dura
 	// exponent form, and be refused. No line holds 2^31 entries.
 	n = min(n, math.MaxInt32)
 	k := q.keys(campaign)
-	res, err := leaseScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock, k.Trace},
+	res, err := leaseScript.Run(ctx, q.rdb, []string{k.Line, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock, k.Trace, k.Seq},
 		n, ttl.Milliseconds(), q.maxRecover).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisq: lease: %w", err)
 	}
-	out := make([]couponq.Entry, 0, len(res)/4)
-	for i := 0; i+3 < len(res); i += 4 {
-		e := couponq.Entry{Campaign: campaign, User: toStr(res[i]), Number: toInt(res[i+1]), Trace: toStr(res[i+3])}
+	out := make([]couponq.Entry, 0, len(res)/5)
+	for i := 0; i+4 < len(res); i += 5 {
+		e := couponq.Entry{Campaign: campaign, User: toStr(res[i]), Number: toInt(res[i+1]), Trace: toStr(res[i+4])}
 		if ms := toInt(res[i+2]); ms > 0 {
-			e.AdmittedAt = time.UnixMilli(ms)
+			e.AdmittedAt = time.UnixMilli(ms).Add(time.Duration(toInt(res[i+3])) * time.Microsecond)
 		}
 		out = append(out, e)
 	}

@@ -11,14 +11,15 @@
 //   - Admission touches that sub-line alone, in the Base's one round trip,
 //     and a user's repeat is caught there as on one line. MaxWaiting caps
 //     each sub-line at its share.
-//   - Lease leases up to the batch from every sub-line, takes the batch's
-//     worth of oldest entries by admission time among those admitted at
-//     least Config.Lag ago (the watermark), and gives the rest back to the
-//     heads of their sub-lines. What is handed downstream is the global
+//   - Lease leases a share of the batch (and half again) from every
+//     sub-line at once, takes the batch's worth of oldest entries by
+//     admission time among those admitted at least Config.Lag ago (the
+//     watermark), asking a sub-line for more if it held more than its share
+//     of them, and gives the rest back to the heads of their sub-lines. What is handed downstream is the global
 //     head of the line, except for admissions slower than Lag, clock
-//     differences between API processes, and entries of one redisq clock
-//     checkpoint (10 ms) in different sub-lines, which interleave in turn:
-//     BENCHMARKS.md measures the displacement.
+//     differences between API processes, and the resolution of admission
+//     times (redisq keeps a clock checkpoint per 10 ms and spreads the
+//     entries between two evenly): BENCHMARKS.md measures the displacement.
 //   - Stock is never split: the Store decides every unit, as for one line,
 //     so no sub-line's quota can strand stock.
 //   - Entry numbers stay unique: sub-line k's entry m is entry m*N + k of

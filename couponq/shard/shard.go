@@ -326,14 +326,19 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 }
 
 // Lease implements couponq.Leaser by merging the sub-lines' heads. It
-// leases up to max from every sub-line at once (each call also returns its
-// expired leases to its line first), takes the max oldest by admission
-// time — among the entries admitted at least Lag ago — and releases the
-// rest to the heads of their sub-lines. Since every sub-line offered max,
-// the entries taken are exactly the max oldest waiting (admission times
-// are the Base's: redisq's are checkpoints at most 10 ms apart, so entries
-// of one checkpoint in different sub-lines interleave in turn). A sub-line
-// that fails fails the call; what the others leased is released.
+// leases a share of the batch from every sub-line at once (each call also
+// returns that sub-line's expired leases to its line first): about
+// max/N with room for chance, since users spread evenly. It then takes, in
+// admission-time order, the oldest entries admitted at least Lag ago,
+// and never one later than the last entry leased from a sub-line that
+// gave its whole share (that sub-line may hold older entries not yet
+// leased); if that stops it short of max, it leases more from the
+// sub-lines that ran out, up to four rounds. What it did not take goes
+// back to the heads of its sub-lines. So the entries taken are the oldest
+// waiting, up to max: merge order is exact given the admission times,
+// which are the Base's (redisq's are checkpoints at most 10 ms apart, so
+// entries of one checkpoint in different sub-lines interleave in turn). A
+// sub-line that fails fails the call; what the others leased is released.
 func (q *Queue) Lease(ctx context.Context, campaign string, max int, ttl time.Duration) ([]couponq.Entry, error) {
 	n, err := q.shards(ctx, campaign)
 	if err != nil {
@@ -343,17 +348,55 @@ func (q *Queue) Lease(ctx context.Context, campaign string, max int, ttl time.Du
 		return q.cfg.Queue.Lease(ctx, campaign, max, ttl)
 	}
 	got := make([][]couponq.Entry, n)
-	err = each(n, func(k int) error {
-		var err error
-		got[k], err = q.cfg.Queue.Lease(ctx, SubLine(campaign, k), max, ttl)
-		return err
-	})
-	if err != nil {
-		q.release(ctx, campaign, n, got, make([]int, n))
-		return nil, fmt.Errorf("shard: lease %s: %w", campaign, err)
+	full := make([]bool, n) // the sub-line gave all it was asked: it may hold more
+	ask := make([]int, n)
+	share := min(max, max/n+max/(2*n)+16) // the mean, half again, and some
+	for k := range ask {
+		ask[k] = share
 	}
-	taken := merge(got, max, q.cfg.Now().Add(-q.cfg.Lag))
-	out := make([]couponq.Entry, 0, max)
+	lag := q.cfg.Now().Add(-q.cfg.Lag)
+	var taken []int
+	for round := 0; ; round++ {
+		err = each(n, func(k int) error {
+			if ask[k] == 0 {
+				return nil
+			}
+			es, err := q.cfg.Queue.Lease(ctx, SubLine(campaign, k), ask[k], ttl)
+			got[k] = append(got[k], es...)
+			full[k] = len(es) == ask[k]
+			return err
+		})
+		if err != nil {
+			q.release(ctx, campaign, n, got, make([]int, n))
+			return nil, fmt.Errorf("shard: lease %s: %w", campaign, err)
+		}
+		at := times(got)
+		cut := lag
+		for k := range n {
+			if full[k] && len(at[k]) > 0 {
+				if last := at[k][len(at[k])-1]; last.Before(cut) {
+					cut = last
+				}
+			}
+		}
+		taken = merge(at, max, cut)
+		if len(taken) == max || round == 3 {
+			break
+		}
+		more := false
+		for k := range n {
+			ask[k] = 0
+			// Only a sub-line that gave all it was asked and whose last
+			// entry is the cut can hold what the batch still lacks.
+			if full[k] && len(at[k]) > 0 && !at[k][len(at[k])-1].After(cut) && cut.Before(lag) {
+				ask[k], more = max-len(taken), true
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	out := make([]couponq.Entry, 0, len(taken))
 	used := make([]int, n)
 	for _, k := range taken {
 		e := got[k][used[k]]
@@ -365,57 +408,76 @@ func (q *Queue) Lease(ctx context.Context, campaign string, max int, ttl time.Du
 	return out, nil
 }
 
+// times returns, for each sub-line's leased entries, the time merge
+// orders them by: the admission time, raised to the latest before it in the
+// list, so each list is in order even where a Base's admission times are
+// not quite in entry order (the memory queue takes them from the callers,
+// which race to its lock; redisq's are in order by construction). Without
+// it a sub-line whose head came after its last entry could hold the merge
+// back for ever.
+func times(got [][]couponq.Entry) [][]time.Time {
+	at := make([][]time.Time, len(got))
+	for k, es := range got {
+		at[k] = make([]time.Time, len(es))
+		var hi time.Time
+		for i, e := range es {
+			if i == 0 || e.AdmittedAt.After(hi) {
+				hi = e.AdmittedAt
+			}
+			at[k][i] = hi
+		}
+	}
+	return at
+}
+
 // merge picks, in order, up to max entries from the heads of the
-// sub-lines' leased lists, oldest admission first, none admitted after
-// cut, and returns the sub-line of each. Ties (one clock checkpoint) go by
-// the place within the tie in each list, then by sub-line.
-func merge(got [][]couponq.Entry, max int, cut time.Time) []int {
+// sub-lines' lists (at: times), oldest first, none after cut, and returns
+// the sub-line of each. Ties (one instant) go by the place within the tie
+// in each list, then by sub-line.
+func merge(at [][]time.Time, max int, cut time.Time) []int {
 	type head struct {
 		k, i, tie int
 	}
-	heads := make([]head, 0, len(got))
-	for k, es := range got {
-		if len(es) > 0 {
+	heads := make([]head, 0, len(at))
+	for k, ts := range at {
+		if len(ts) > 0 {
 			heads = append(heads, head{k: k})
 		}
 	}
+	less := func(a, b head) bool {
+		if c := at[a.k][a.i].Compare(at[b.k][b.i]); c != 0 {
+			return c < 0
+		}
+		if c := cmp.Compare(a.tie, b.tie); c != 0 {
+			return c < 0
+		}
+		return a.k < b.k
+	}
 	var taken []int
 	for len(taken) < max && len(heads) > 0 {
-		best := -1
-		for h := range heads {
-			if best < 0 || less(got, heads[h].k, heads[h].i, heads[h].tie, heads[best].k, heads[best].i, heads[best].tie) {
+		best := 0
+		for h := 1; h < len(heads); h++ {
+			if less(heads[h], heads[best]) {
 				best = h
 			}
 		}
 		b := &heads[best]
-		e := got[b.k][b.i]
-		if e.AdmittedAt.After(cut) {
+		t := at[b.k][b.i]
+		if t.After(cut) {
 			break
 		}
 		taken = append(taken, b.k)
 		b.i++
-		if b.i == len(got[b.k]) {
+		switch {
+		case b.i == len(at[b.k]):
 			heads = slices.Delete(heads, best, best+1)
-			continue
-		}
-		if got[b.k][b.i].AdmittedAt.Equal(e.AdmittedAt) {
+		case at[b.k][b.i].Equal(t):
 			b.tie++
-		} else {
+		default:
 			b.tie = 0
 		}
 	}
 	return taken
-}
-
-func less(got [][]couponq.Entry, k1, i1, t1, k2, i2, t2 int) bool {
-	a, b := got[k1][i1].AdmittedAt, got[k2][i2].AdmittedAt
-	if c := a.Compare(b); c != 0 {
-		return c < 0
-	}
-	if c := cmp.Compare(t1, t2); c != 0 {
-		return c < 0
-	}
-	return k1 < k2
 }
 
 // release returns what each sub-line leased beyond its first used[k]

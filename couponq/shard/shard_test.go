@@ -349,3 +349,41 @@ func TestSeatOnlyForOneLine(t *testing.T) {
 	_, err := f.q.Seat(context.Background(), f.c.ID, 1)
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
 }
+
+// A sub-line holding far more than its share of the oldest entries (here,
+// all of them) is leased from again until the batch is full, in order.
+func TestLeaseSkewedSubLine(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 4, time.Millisecond)
+	var users []string
+	for i := 0; len(users) < 120; i++ {
+		if u := fmt.Sprintf("s%d", i); shard.Of(u, 4) == 2 {
+			users = append(users, u)
+		}
+	}
+	other := "z0"
+	for shard.Of(other, 4) == 2 {
+		other += "x"
+	}
+	for _, u := range users {
+		_, err := f.q.Admit(ctx, couponq.Admission{Campaign: f.c.ID, User: u, PerUserLimit: 1, At: f.clk.add(time.Millisecond)})
+		require.NoError(t, err)
+	}
+	_, err := f.q.Admit(ctx, couponq.Admission{Campaign: f.c.ID, User: other, PerUserLimit: 1, At: f.clk.add(time.Millisecond)})
+	require.NoError(t, err)
+	f.clk.add(time.Second)
+	es, err := f.q.Lease(ctx, f.c.ID, 100, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, es, 100, "the batch is filled from the one busy sub-line")
+	for i, e := range es {
+		assert.Equal(t, users[i], e.User)
+	}
+	st, err := f.q.LineStats(ctx, f.c.ID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(100), st.InFlight)
+	assert.Equal(t, int64(21), st.Waiting, "the rest went back")
+	es, err = f.q.Lease(ctx, f.c.ID, 100, time.Minute)
+	require.NoError(t, err)
+	require.Len(t, es, 21)
+	assert.Equal(t, other, es[20].User, "the other sub-line's later entry comes last")
+}

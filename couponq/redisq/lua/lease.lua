@@ -1,9 +1,16 @@
 -- Return expired leases to the line, then lease up to max of the oldest entries.
--- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 soldout, 6 clock, 7 trace
---       (the line's buckets are named from KEYS[1]: line.lua)
+-- KEYS: 1 line, 2 flight, 3 held, 4 done, 5 soldout, 6 clock, 7 trace,
+--       8 seq (the line's buckets are named from KEYS[1]: line.lua)
 -- ARGV: 1 max, 2 lease ttl (ms), 3 most expired leases to recover in this call
--- Returns a flat list {user, entry, admitted-at ms, trace ('' if none), ...}
--- in entry order; on a
+-- Returns a flat list {user, entry, admitted-at ms (the checkpoint's, as
+-- stored, '0' if none), µs after it, trace ('' if none), ...} in entry
+-- order. The admission time is read from the clock checkpoints:
+-- the entries from one checkpoint (n0, t0) to the next were admitted in
+-- [t0, t0 + 10 ms), before the next checkpoint's time (admission writes a
+-- checkpoint once 10 ms have passed), so entry n is placed evenly in that
+-- span, at t0 + span * (n - n0) / (entries in the group): exact to the
+-- checkpoint, and ordered within it, so lines merged by admission time
+-- (package shard) interleave by time rather than by checkpoint. On a
 -- sold-out campaign it resolves up to max(max, ARGV[3]) waiting entries as
 -- rejected/sold_out (a bulk drain: the Store is not involved) and returns
 -- nothing. Deadlines use the server's clock.
@@ -51,14 +58,39 @@ if soldout then
 end
 local popped = line_pop(line, max)
 line_close(line)
+-- The checkpoint group of the last entry read: entries g0 .. g1 - 1 were
+-- admitted from ms (the checkpoint's string, kept exact) over span (µs).
+local g0, g1, ms, span = nil, nil, '0', 0
+local function admitted(n)
+  if not g0 or n < g0 or n >= g1 then
+    local cp = redis.call('ZREVRANGEBYSCORE', KEYS[6], n, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if not cp[1] then
+      g0 = nil
+      return '0', 0
+    end
+    ms, g0 = cp[1], tonumber(cp[2])
+    local t0 = tonumber(ms)
+    local nx = redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. g0, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    span = 10000
+    if nx[1] then
+      g1 = tonumber(nx[2])
+      span = math.max(0, math.min(span, (tonumber(nx[1]) - t0) * 1000))
+    else
+      g1 = tonumber(redis.call('GET', KEYS[8]) or '0') + 1
+    end
+    if g1 <= g0 then g1 = g0 + 1 end
+  end
+  return ms, math.floor(span * (n - g0) / (g1 - g0))
+end
 for i = 1, #popped, 2 do
   local user, n = popped[i], popped[i + 1]
   redis.call('ZADD', KEYS[2], now + ttl, user)
   redis.call('HSET', KEYS[3], user, n)
-  local cp = redis.call('ZREVRANGEBYSCORE', KEYS[6], n, '-inf', 'LIMIT', 0, 1)
   out[#out + 1] = user
   out[#out + 1] = n
-  out[#out + 1] = cp[1] or '0'
+  local at, us = admitted(tonumber(n))
+  out[#out + 1] = at
+  out[#out + 1] = us
   out[#out + 1] = traced and redis.call('HGET', KEYS[7], user) or ''
 end
 return out
