@@ -15,6 +15,9 @@
 //   - end-to-end issuance per second, Redis → throttle → Kafka → issuer →
 //     Store, for the in-memory, Redis and Postgres Stores, one entry per
 //     Store call and batched, with where the consumer's time goes;
+//   - one hot campaign over 1, 3 and 6 sub-lines (couponq/shard) on the
+//     3-master Redis Cluster (shardline.go): admissions/s, where the Redis
+//     work lands, position estimates and the order of issuance;
 //   - status streams (sse.go): 10,000 users holding Server-Sent Events status
 //     streams open on one draining campaign, clients in a child process:
 //     Redis commands and Status calls against the pipeline alone, events,
@@ -87,6 +90,12 @@ func main() {
 		}
 		return
 	}
+	if *shardOnly { // shardline.go: the sharded-line section alone
+		if err := shardMain(); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *from != "" {
 		if err := render(*from, o); err != nil {
 			log.Fatal(err)
@@ -116,8 +125,8 @@ func main() {
 		log.Fatalf("bad -busy-dispatch %q: kafka or count", o.busyDispatch)
 	}
 	o.redis, o.brokers, o.postgres = os.Getenv("COUPONQ_REDIS_ADDR"), os.Getenv("COUPONQ_KAFKA_BROKERS"), os.Getenv("COUPONQ_POSTGRES_DSN")
-	if o.redis == "" || o.brokers == "" || o.postgres == "" {
-		log.Fatal("COUPONQ_REDIS_ADDR, COUPONQ_KAFKA_BROKERS and COUPONQ_POSTGRES_DSN must be set: run scripts/bench.sh")
+	if o.redis == "" || o.brokers == "" || o.postgres == "" || (!*schedOnly && *httpOnly == "" && !*e2eOnly && os.Getenv("COUPONQ_REDIS_CLUSTER") == "") {
+		log.Fatal("COUPONQ_REDIS_ADDR, COUPONQ_REDIS_CLUSTER, COUPONQ_KAFKA_BROKERS and COUPONQ_POSTGRES_DSN must be set: run scripts/bench.sh")
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		log.Fatal(err)
@@ -196,6 +205,11 @@ func main() {
 	if rep.Idle, rep.Busy, err = b.schedulerSections(ctx, o); err != nil {
 		log.Fatal(err)
 	}
+	sh, err := runShardSection(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rep.Shard = &sh
 	for _, v := range e2eVariants {
 		progress("end to end: redis -> throttle -> kafka -> issuer -> %s", v.Name)
 		r, err := b.runE2E(ctx, e2eEntries, v)

@@ -32,6 +32,8 @@ type Report struct {
 	Busy []BusyResult `json:",omitempty"`
 	// The status-stream section (sse.go; absent from runs before it).
 	SSE *SSEResult `json:",omitempty"`
+	// The sharded-line section (shardline.go; absent from runs before it).
+	Shard *ShardResult `json:",omitempty"`
 	// Memory is what the redisq memory test printed at 1,000,000 waiting
 	// users (absent from runs before it).
 	Memory []string `json:",omitempty"`
@@ -245,6 +247,7 @@ func markdown(rep Report, o options) string {
 	w("| throttled: achieved over 10 s | %.1f entries/s (%d ticks, largest batch %d) |\n\n", t.AchievedPerSec, t.Ticks, t.MaxBatch)
 
 	b.WriteString(schedulerMarkdown(rep))
+	b.WriteString(shardMarkdown(rep))
 
 	w("## End to end\n\n")
 	w("%d waiting users, stock %d, per variant: Redis line → throttle (2,000 every 10 ms) → Kafka (8 partitions,\n", e2eEntries, e2eEntries)
@@ -316,7 +319,8 @@ func markdown(rep Report, o options) string {
 	w("exactly that: in its profile `Service.Admit` fell to 12%% cumulative and what remains is net/http's own\n")
 	w("reads and writes of requests and responses, which the no-op handler pays too.\n\n")
 	w("## Reproduce\n\n```\nscripts/bench.sh                   # starts Redis, Kafka and Postgres, installs wrk if missing, runs examples/bench, rewrites this file\n")
-	w("scripts/bench.sh -scheduler-only   # only the two scheduler sections, printed as markdown; rewrites nothing\n```\n")
+	w("scripts/bench.sh -scheduler-only   # only the two scheduler sections, printed as markdown; rewrites nothing\n")
+	w("scripts/bench.sh -shard-only       # only the sharded-line section, printed as markdown; rewrites nothing\n```\n")
 	return b.String()
 }
 
