@@ -30,6 +30,13 @@
 // Registry keeps lookups off the network, and bounds how long a change takes
 // to reach every process by its TTL (1s by default).
 //
+// Two options change the line's order. Campaign.Shards spreads one hot
+// campaign's line over sub-lines on different Redis masters, merged back by
+// admission time (package shard). Campaign.PreQueue admits users who arrive
+// shortly before OpensAt to a pre-queue that is seated in a uniformly random
+// order at opening (Seater, SeatOrder), ahead of everyone who arrives
+// later, so firing a millisecond early earns nothing.
+//
 // The Store is the last word on stock and duplicates: it issues atomically
 // and idempotently by entry key, so redelivered entries, re-dispatched
 // batches and overlapping locks can never over-issue or issue twice. Locks

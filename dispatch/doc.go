@@ -114,6 +114,17 @@
 //   - A campaign the Catalog does not know (or cannot read) stays awake but
 //     is not moved, so its entries are kept; the leader logs it once and
 //     asks the Catalog again every PollInterval.
+//   - A campaign with a pre-queue (couponq.Campaign.PreQueue) is not moved
+//     before OpensAt. The first tick at or after it seats the pre-queue
+//     (couponq.Seater.Seat, with a fresh random seed the Queue records, or
+//     resuming a seating another leader began) and moves nobody until that
+//     is done; TickEvent.Seating carries the record once per process and
+//     the leader logs it, so an audit can replay the order
+//     (couponq.SeatOrder). A Queue that cannot seat makes every such tick
+//     an error, and nothing moves.
+//   - A sharded campaign (couponq.Campaign.Shards) is driven like any
+//     other, through a shard.Queue given as Queue and Agenda: its Lease
+//     merges the sub-lines.
 //   - A tick that leases nothing tries Rest. A campaign that rests is no
 //     longer driven, until a Wake puts it back on the Agenda. One that does
 //     not (entries in flight still awaiting their results) tries again
