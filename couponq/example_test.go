@@ -79,3 +79,22 @@ func ExampleValidateID() {
 	// <nil>
 	// couponq: invalid id: byte 0 ('{') not allowed
 }
+
+// An audit replays a pre-queue's seating from its record (the seed and the
+// number of entries seated, which the scheduler logs and reports as
+// TickEvent.Seating): the place of each entry number at arrival.
+func ExampleSeatOrder() {
+	rec := couponq.Seating{Seed: 2026, Entries: 8, Done: true}
+	for place, arrival := range couponq.SeatOrder(rec.Seed, rec.Entries) {
+		fmt.Printf("place %d: arrived %d\n", place+1, arrival)
+	}
+	// Output:
+	// place 1: arrived 1
+	// place 2: arrived 6
+	// place 3: arrived 3
+	// place 4: arrived 8
+	// place 5: arrived 2
+	// place 6: arrived 5
+	// place 7: arrived 4
+	// place 8: arrived 7
+}
