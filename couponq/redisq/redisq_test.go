@@ -63,16 +63,7 @@ func TestQueueConformanceCoalesced(t *testing.T) {
 
 func TestPipelineInvariants(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
-		pipelinetest.Run(t, func(t *testing.T) pipelinetest.Backends {
-			prefix := redistest.Prefix(t, c)
-			q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
-			require.NoError(t, err)
-			tally, err := redisq.NewTally(c, prefix)
-			require.NoError(t, err)
-			locker, err := redislocker.New(c, prefix)
-			require.NoError(t, err)
-			return pipelinetest.Backends{Queue: q, Tally: tally, Locker: locker}
-		})
+		pipelinetest.Run(t, func(t *testing.T) pipelinetest.Backends { return pipelinetest.Redis(t, c) })
 	})
 }
 

@@ -3,17 +3,14 @@ package shard_test
 import (
 	"testing"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/couponq/shard"
 	"github.com/couponq/couponq/internal/pipelinetest"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/lock"
-	"github.com/couponq/couponq/lock/redislocker"
 )
 
 func wrap(t *testing.T, catalog couponq.Catalog, q couponq.Queue) couponq.Queue {
@@ -35,18 +32,8 @@ func TestPipelineInvariantsSharded(t *testing.T) {
 // their hash tags fall).
 func TestPipelineInvariantsShardedOnRedisCluster(t *testing.T) {
 	pipelinetest.RunSharded(t, 3, func(t *testing.T) pipelinetest.Backends {
-		c := redistest.Cluster(t)
-		return redisBackends(t, c)
+		b := pipelinetest.Redis(t, redistest.Cluster(t))
+		b.Wrap = wrap
+		return b
 	})
-}
-
-func redisBackends(t *testing.T, c redis.UniversalClient) pipelinetest.Backends {
-	prefix := redistest.Prefix(t, c)
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
-	require.NoError(t, err)
-	l, err := redislocker.New(c, prefix)
-	require.NoError(t, err)
-	tally, err := redisq.NewTally(c, prefix)
-	require.NoError(t, err)
-	return pipelinetest.Backends{Queue: q, Tally: tally, Locker: l, Wrap: wrap}
 }

@@ -140,14 +140,20 @@ func (r ShardRun) busy() string {
 // CPUMicrosPerAdmission is the masters' CPU over the admission phase per
 // admission.
 func (r ShardRun) CPUMicrosPerAdmission() float64 {
-	if r.Admitted == 0 {
+	return microsPer(r.MasterCPUSec, int64(r.Admitted))
+}
+
+// microsPer is the masters' CPU seconds, summed, in microseconds per one
+// of n (0 for none).
+func microsPer(cpuSec []float64, n int64) float64 {
+	if n == 0 {
 		return 0
 	}
 	var s float64
-	for _, c := range r.MasterCPUSec {
+	for _, c := range cpuSec {
 		s += c
 	}
-	return s * 1e6 / float64(r.Admitted)
+	return s * 1e6 / float64(n)
 }
 
 // AdmissionsPerScript is the mean coalesced batch: admissions per
@@ -165,16 +171,7 @@ func (r ShardRun) AdmissionsPerScript() float64 {
 
 // DrainCPUMicrosPerUnit is the masters' CPU from the throttle's start to
 // the last issuance, per unit issued.
-func (r ShardRun) DrainCPUMicrosPerUnit() float64 {
-	if r.Issued == 0 {
-		return 0
-	}
-	var s float64
-	for _, c := range r.DrainMasterCPUSec {
-		s += c
-	}
-	return s * 1e6 / float64(r.Issued)
-}
+func (r ShardRun) DrainCPUMicrosPerUnit() float64 { return microsPer(r.DrainMasterCPUSec, r.Issued) }
 
 // shardMain runs the section alone (-shard-only) and prints it.
 func shardMain() error {

@@ -12,14 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
+	"github.com/couponq/couponq/lock/redislocker"
 )
 
 // Backends are what a run plugs in; the Store is always the in-memory one
@@ -299,4 +303,17 @@ func MaxInWindow(times []time.Time, window time.Duration) int {
 		best = max(best, n)
 	}
 	return best
+}
+
+// Redis returns Backends on the Redis behind c (redisq's Queue and Tally,
+// redislocker's Locker) under a key prefix of the test's own.
+func Redis(t *testing.T, c redis.UniversalClient) Backends {
+	prefix := redistest.Prefix(t, c)
+	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+	require.NoError(t, err)
+	tally, err := redisq.NewTally(c, prefix)
+	require.NoError(t, err)
+	locker, err := redislocker.New(c, prefix)
+	require.NoError(t, err)
+	return Backends{Queue: q, Tally: tally, Locker: locker}
 }
