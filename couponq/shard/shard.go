@@ -336,9 +336,9 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 // sub-lines that ran out, up to four rounds. What it did not take goes
 // back to the heads of its sub-lines. So the entries taken are the oldest
 // waiting, up to max: merge order is exact given the admission times,
-// which are the Base's (redisq's are checkpoints at most 10 ms apart, so
-// entries of one checkpoint in different sub-lines interleave in turn). A
-// sub-line that fails fails the call; what the others leased is released.
+// which are the Base's (redisq's are exact to its 10 ms clock checkpoints,
+// the entries between two spread evenly). A sub-line that fails fails the
+// call; what the others leased is released.
 func (q *Queue) Lease(ctx context.Context, campaign string, max int, ttl time.Duration) ([]couponq.Entry, error) {
 	n, err := q.shards(ctx, campaign)
 	if err != nil {
