@@ -111,8 +111,8 @@ type AdminCampaign struct {
 
 // LiveNumbers is where a campaign's entries stand, read from its Queue.
 type LiveNumbers struct {
-	// State is couponq.Campaign.State: scheduled, open, paused, closed or
-	// sold_out.
+	// State is couponq.Campaign.State: scheduled, pre_queue, open, paused,
+	// closed or sold_out.
 	State string `json:"state"`
 	// Admitted is how many entries were ever admitted; Waiting and InFlight
 	// count those in line and handed downstream; Issued counts those

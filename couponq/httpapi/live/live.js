@@ -6,7 +6,7 @@
   const streamURL = "live/stream"; // relative to the page, {BasePath}/live
   const numbers = new Intl.NumberFormat("en-US");
   const stateLabels = {
-    scheduled: "scheduled", open: "open", paused: "paused", sold_out: "sold out", closed: "closed",
+    scheduled: "scheduled", pre_queue: "pre-queue", open: "open", paused: "paused", sold_out: "sold out", closed: "closed",
   };
 
   let source = null;
@@ -98,7 +98,7 @@
     // "rev": the campaign's version in the Registry (not V1/V2, the mode).
     let text = c.batch_size + " per " + duration(c.interval_ms) + " · rev " + c.version;
     if (c.mode === "v1-validate-first") text += " · V1 gate";
-    if (c.state === "scheduled" && c.opens_at) text += " · opens " + clock(c.opens_at);
+    if ((c.state === "scheduled" || c.state === "pre_queue") && c.opens_at) text += " · opens " + clock(c.opens_at);
     if (c.state === "open" && c.closes_at) text += " · closes " + clock(c.closes_at);
     return text;
   }
