@@ -32,5 +32,8 @@
 //     LineStats sums them.
 //
 // A pre-queue (Campaign.PreQueue) needs one line; campaigns with Shards 0
-// or 1 pass through to the Base unchanged.
+// or 1 pass through to the Base unchanged, and so does a campaign the
+// Catalog does not know: once a sharded campaign is deleted, the outcomes
+// its sub-lines keep for the retention period are no longer read back
+// through Status (the sub-line count is gone with it).
 package shard
