@@ -125,7 +125,7 @@ func (r *Registry) Campaign(ctx context.Context, id string) (couponq.Campaign, e
 	if err := couponq.ValidateID(id); err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %q: %w: %w", id, couponq.ErrUnknownCampaign, err)
 	}
-	vals, err := r.rdb.HMGet(ctx, r.key(id), "v", "c").Result()
+	vals, err := r.rdb.HMGet(ctx, r.key(id), "v", "c", "s").Result()
 	if err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %s: %w", id, err)
 	}
@@ -161,7 +161,7 @@ func (r *Registry) List(ctx context.Context) ([]couponq.Campaign, error) {
 		cmds := make([]*redis.SliceCmd, len(ids))
 		if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
-				cmds[i] = p.HMGet(ctx, r.key(id), "v", "c")
+				cmds[i] = p.HMGet(ctx, r.key(id), "v", "c", "s")
 			}
 			return nil
 		}); err != nil {
@@ -335,9 +335,12 @@ func encodeTime(id, what string, t time.Time) (string, error) {
 	return t.UTC().Format(time.RFC3339Nano), nil
 }
 
-// decodeRecord reads an HMGET of "v" and "c"; false if there is no record.
+// decodeRecord reads an HMGET of "v", "c" and "s"; false if there is no
+// record. The sub-line count is "s" when the record has it: it is what
+// updates are checked against, and a writer that does not know Shards
+// (an older couponq) rewrites "c" without it but leaves "s" alone.
 func decodeRecord(id string, vals []any) (couponq.Campaign, bool, error) {
-	if len(vals) != 2 {
+	if len(vals) != 3 {
 		return couponq.Campaign{}, false, fmt.Errorf("unexpected reply %v", vals)
 	}
 	if vals[0] == nil && vals[1] == nil {
@@ -350,7 +353,19 @@ func decodeRecord(id string, vals []any) (couponq.Campaign, bool, error) {
 		return couponq.Campaign{}, false, fmt.Errorf("corrupt record: version %v, campaign %v", vals[0], vals[1])
 	}
 	c, err := decodeCampaign(id, v, data)
-	return c, err == nil, err
+	if err != nil {
+		return c, false, err
+	}
+	if ss, _ := vals[2].(string); ss != "" {
+		n, err := strconv.Atoi(ss)
+		if err != nil || n < 1 {
+			return couponq.Campaign{}, false, fmt.Errorf("corrupt record: shards %v", vals[2])
+		}
+		if n > 1 {
+			c.Shards = n
+		}
+	}
+	return c, true, nil
 }
 
 func decodeCampaign(id string, version int64, data string) (couponq.Campaign, error) {

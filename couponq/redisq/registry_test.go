@@ -203,6 +203,29 @@ func TestRegistryRecordWithoutShardCountIsOneLine(t *testing.T) {
 	assert.Equal(t, "1", s, "the update writes the field")
 }
 
+// A writer that does not know Shards (an older couponq) rewrites the
+// campaign's JSON without it, but leaves "s": readers still see the
+// sub-line count, so no process routes a sharded campaign to one line.
+func TestRegistryShardCountSurvivesAWriterThatDoesNotKnowIt(t *testing.T) {
+	c := redistest.Client(t)
+	ctx := context.Background()
+	prefix := redistest.Prefix(t, c)
+	r := newRegistry(t, c, prefix)
+	_, err := r.Create(ctx, couponq.Campaign{ID: "hot", Stock: 5, Shards: 3})
+	require.NoError(t, err)
+	key := prefix + ":{hot}:campaign"
+	require.NoError(t, c.HSet(ctx, key, "v", "2",
+		"c", `{"id":"hot","stock":9,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}`).Err())
+	got, err := r.Campaign(ctx, "hot")
+	require.NoError(t, err)
+	assert.Equal(t, 3, got.Shards)
+	assert.EqualValues(t, 9, got.Stock)
+	all, err := r.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	assert.Equal(t, 3, all[0].Shards)
+}
+
 // A Create that indexed the ID and then failed leaves an index entry without
 // a record: List skips it, and Create fills it.
 func TestRegistryIndexWithoutRecord(t *testing.T) {
