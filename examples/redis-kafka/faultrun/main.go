@@ -71,7 +71,7 @@ func main() {
 	// Batch sizes in proportion to stock, so the three sell out together,
 	// about five minutes in: every fault of the schedule hits a pipeline
 	// that is still issuing.
-	flag.StringVar(&campaigns, "campaigns", "gold:8000:7,silver:7000:6,bronze:5000:4", "the campaigns, ID:STOCK[:BATCHSIZE] comma-separated; users are spread over them round-robin")
+	flag.StringVar(&campaigns, "campaigns", "gold:8000:7:3,silver:7000:6,bronze:5000:4", "the campaigns, ID:STOCK[:BATCHSIZE[:SHARDS]] comma-separated (SHARDS > 1: a line over that many sub-lines); users are spread over them round-robin")
 	flag.IntVar(&o.batch, "batch", 25, "the BatchSize of campaigns that do not name one")
 	flag.DurationVar(&o.interval, "interval", 250*time.Millisecond, "every campaign's Interval")
 	flag.DurationVar(&o.arrival, "arrival", 120*time.Second, "the users' first presses are spread evenly over this long")
@@ -114,20 +114,25 @@ func parseCampaigns(s string, batch int, interval time.Duration) ([]check.Campai
 	var out []check.Campaign
 	for _, part := range strings.Split(s, ",") {
 		f := strings.Split(strings.TrimSpace(part), ":")
-		if len(f) < 2 || len(f) > 3 || f[0] == "" {
-			return nil, fmt.Errorf("-campaigns: %q is not ID:STOCK[:BATCHSIZE]", part)
+		if len(f) < 2 || len(f) > 4 || f[0] == "" {
+			return nil, fmt.Errorf("-campaigns: %q is not ID:STOCK[:BATCHSIZE[:SHARDS]]", part)
 		}
 		n, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil || n <= 0 {
 			return nil, fmt.Errorf("-campaigns: %q: stock must be a positive number", part)
 		}
-		b := batch
-		if len(f) == 3 {
+		b, shards := batch, 0
+		if len(f) >= 3 {
 			if b, err = strconv.Atoi(f[2]); err != nil || b <= 0 {
 				return nil, fmt.Errorf("-campaigns: %q: batch size must be a positive number", part)
 			}
 		}
-		out = append(out, check.Campaign{ID: f[0], Stock: n, BatchSize: b, Interval: interval, PerUserLimit: 1})
+		if len(f) == 4 {
+			if shards, err = strconv.Atoi(f[3]); err != nil || shards <= 0 {
+				return nil, fmt.Errorf("-campaigns: %q: shards must be a positive number", part)
+			}
+		}
+		out = append(out, check.Campaign{ID: f[0], Stock: n, BatchSize: b, Interval: interval, PerUserLimit: 1, Shards: shards})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("-campaigns: none")
@@ -469,8 +474,8 @@ func freshSchema(ctx context.Context, dsn, schema string) (string, error) {
 
 // createCampaign creates a campaign through an api's admin handler.
 func createCampaign(ctx context.Context, api, token string, c check.Campaign) error {
-	body := fmt.Sprintf(`{"id":%q,"stock":%d,"batch_size":%d,"interval_ms":%d,"per_user_limit":%d}`,
-		c.ID, c.Stock, c.BatchSize, c.Interval.Milliseconds(), max(c.PerUserLimit, 1))
+	body := fmt.Sprintf(`{"id":%q,"stock":%d,"batch_size":%d,"interval_ms":%d,"per_user_limit":%d,"shards":%d}`,
+		c.ID, c.Stock, c.BatchSize, c.Interval.Milliseconds(), max(c.PerUserLimit, 1), c.Shards)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/admin/campaigns", strings.NewReader(body))
 	if err != nil {
 		return err

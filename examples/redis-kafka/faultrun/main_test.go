@@ -8,15 +8,15 @@ import (
 )
 
 func TestParseCampaigns(t *testing.T) {
-	cs, err := parseCampaigns("gold:8000:7, silver:7000", 25, 250*time.Millisecond)
+	cs, err := parseCampaigns("gold:8000:7:3, silver:7000", 25, 250*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 2 || cs[0].ID != "gold" || cs[0].Stock != 8000 || cs[0].BatchSize != 7 ||
-		cs[1].ID != "silver" || cs[1].Stock != 7000 || cs[1].BatchSize != 25 || cs[1].Interval != 250*time.Millisecond {
+	if len(cs) != 2 || cs[0].ID != "gold" || cs[0].Stock != 8000 || cs[0].BatchSize != 7 || cs[0].Shards != 3 ||
+		cs[1].ID != "silver" || cs[1].Stock != 7000 || cs[1].BatchSize != 25 || cs[1].Interval != 250*time.Millisecond || cs[1].Shards != 0 {
 		t.Fatalf("parsed %+v", cs)
 	}
-	for _, bad := range []string{"", "gold", "gold:0", "gold:-1", "gold:10:0", "gold:10:x", ":10", "a:1:2:3"} {
+	for _, bad := range []string{"", "gold", "gold:0", "gold:-1", "gold:10:0", "gold:10:x", ":10", "a:1:2:0", "a:1:2:x", "a:1:2:3:4"} {
 		if _, err := parseCampaigns(bad, 25, time.Second); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

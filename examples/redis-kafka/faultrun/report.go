@@ -62,14 +62,14 @@ func (r *report) write(file string) error {
 		p("- Crowd: %d distinct users (%.0f%% press twice, the second time at the other api), first presses spread evenly over %s, at most %d in flight; a press that gets no answer or a 5xx is tried again at the other api (up to 9 tries, backoff to 2 s). Every accepted user polls their status until it is an outcome.", o.users, o.repeat*100, o.arrival, o.conc)
 		p("- Campaigns (created at runtime through api-1's admin API):")
 		p("")
-		p("| campaign | stock | batch size | interval | per-user limit |")
-		p("|---|--:|--:|--:|--:|")
+		p("| campaign | stock | batch size | interval | per-user limit | sub-lines (`Shards`) |")
+		p("|---|--:|--:|--:|--:|--:|")
 		var stock int64
 		for _, c := range f.campaigns {
 			stock += c.Stock
-			p("| `%s` | %d | %d | %s | %d |", c.ID, c.Stock, c.BatchSize, c.Interval, c.PerUserLimit)
+			p("| `%s` | %d | %d | %s | %d | %d |", c.ID, c.Stock, c.BatchSize, c.Interval, c.PerUserLimit, max(c.Shards, 1))
 		}
-		p("| all | %d | | | |", stock)
+		p("| all | %d | | | | |", stock)
 		p("")
 		p("## Faults")
 		p("")

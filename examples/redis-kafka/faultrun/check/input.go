@@ -15,6 +15,9 @@ type Campaign struct {
 	// any window, faults or not; without one, a backlog that queued in the
 	// transport while consumers were away arrives at consumer speed.
 	MaxInFlight int
+	// Shards is the campaign's sub-line count (couponq's Campaign.Shards),
+	// for the report: the checks are the same however the line is kept.
+	Shards int
 }
 
 // Client is one user of the crowd, as the crowd saw it: what the api
