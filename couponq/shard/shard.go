@@ -496,21 +496,25 @@ func (q *Queue) release(ctx context.Context, campaign string, n int, got [][]cou
 	}
 }
 
-// route groups entries of a sharded campaign by sub-line, in sub-line
-// numbers.
-func route(campaign string, n int, es []couponq.Entry) map[int][]couponq.Entry {
-	by := make(map[int][]couponq.Entry)
-	for _, e := range es {
+// route groups the entries (or results: entry gives the entry of each) of
+// a sharded campaign by sub-line, in sub-line numbers.
+func route[T any](campaign string, n int, xs []T, entry func(*T) *couponq.Entry) map[int][]T {
+	by := make(map[int][]T)
+	for _, x := range xs {
+		e := entry(&x)
 		k := Of(e.User, n)
 		e.Campaign = SubLine(campaign, k)
 		e.Number, _ = local(e.Number, n)
-		by[k] = append(by[k], e)
+		by[k] = append(by[k], x)
 	}
 	return by
 }
 
+// itself is route's entry for entries.
+func itself(e *couponq.Entry) *couponq.Entry { return e }
+
 // perSub runs f for each sub-line with entries, concurrently.
-func perSub(by map[int][]couponq.Entry, f func(k int, es []couponq.Entry) error) error {
+func perSub[T any](by map[int][]T, f func(k int, xs []T) error) error {
 	ks := make([]int, 0, len(by))
 	for k := range by {
 		ks = append(ks, k)
@@ -527,7 +531,7 @@ func (q *Queue) Ack(ctx context.Context, campaign string, entries []couponq.Entr
 		}
 		return q.cfg.Queue.Ack(ctx, campaign, entries, ttl)
 	}
-	return perSub(route(campaign, n, entries), func(k int, es []couponq.Entry) error {
+	return perSub(route(campaign, n, entries, itself), func(k int, es []couponq.Entry) error {
 		return q.cfg.Queue.Ack(ctx, SubLine(campaign, k), es, ttl)
 	})
 }
@@ -541,7 +545,7 @@ func (q *Queue) Release(ctx context.Context, campaign string, entries []couponq.
 		}
 		return q.cfg.Queue.Release(ctx, campaign, entries)
 	}
-	return perSub(route(campaign, n, entries), func(k int, es []couponq.Entry) error {
+	return perSub(route(campaign, n, entries, itself), func(k int, es []couponq.Entry) error {
 		return q.cfg.Queue.Release(ctx, SubLine(campaign, k), es)
 	})
 }
@@ -555,19 +559,9 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		}
 		return q.cfg.Queue.Record(ctx, campaign, results...)
 	}
-	by := make(map[int][]couponq.Result)
-	for _, r := range results {
-		k := Of(r.Entry.User, n)
-		r.Entry.Campaign = SubLine(campaign, k)
-		r.Entry.Number, _ = local(r.Entry.Number, n)
-		by[k] = append(by[k], r)
-	}
-	ks := make([]int, 0, len(by))
-	for k := range by {
-		ks = append(ks, k)
-	}
-	return each(len(ks), func(i int) error {
-		return q.cfg.Queue.Record(ctx, SubLine(campaign, ks[i]), by[ks[i]]...)
+	by := route(campaign, n, results, func(r *couponq.Result) *couponq.Entry { return &r.Entry })
+	return perSub(by, func(k int, rs []couponq.Result) error {
+		return q.cfg.Queue.Record(ctx, SubLine(campaign, k), rs...)
 	})
 }
 

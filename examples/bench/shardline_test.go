@@ -127,14 +127,7 @@ func TestShardMarkdown(t *testing.T) {
 func TestShardRenderFrom(t *testing.T) {
 	dir := t.TempDir()
 	o := options{out: dir, md: filepath.Join(dir, "BENCHMARKS.md")}
-	saved, err := os.ReadFile("../../docs/benchmarks/results.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(saved, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := savedReport(t)
 	rep.Shard = &ShardResult{Users: 1000, Stock: 500, Conc: 8, BatchSize: 1000, IntervalMs: 10, LagMs: 100, Cores: 2,
 		Masters: []string{"a:1", "b:2", "c:3"}, Runs: []ShardRun{{SubLines: 3, Campaign: "hot-2", Admitted: 1000, AdmitPerSec: 5000,
 			MasterCommands: []int64{1, 1, 1}, MasterCPUSec: []float64{0.001, 0.001, 0.001}, MasterAdmissions: []int{1, 1, 1}, Issued: 500}}}
