@@ -15,6 +15,9 @@ if [ -n "$unformatted" ]; then
   echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
 fi
 
+step "tracked files: no binaries, nothing over 1 MB (docs/ images excepted)"
+scripts/tracked-files.sh
+
 step "go vet"
 go vet ./...
 (cd examples/bench && go vet ./...) # the benchmark tool is its own module
