@@ -8,6 +8,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -20,7 +21,7 @@ func Example() {
 	queue, store, locker := memory.NewQueue(nil), memory.NewStore(), lock.NewMemory()
 	transport, _ := dispatch.NewMemory(dispatch.MemoryConfig{})
 
-	svc, _ := couponq.New(couponq.Config{Catalog: catalog, Queue: queue})
+	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: queue})
 	throttle, _ := dispatch.New(dispatch.Config{Campaign: campaign, Queue: queue, Dispatcher: transport, Locker: locker})
 	worker, _ := issuer.New(issuer.Config{Consumer: transport, Store: store, Catalog: catalog, Recorder: queue, Locker: locker})
 
@@ -50,7 +51,7 @@ func Example() {
 	// cy: rejected (sold_out)
 }
 
-func waitFinal(ctx context.Context, svc *couponq.Service, campaign, user string) couponq.Status {
+func waitFinal(ctx context.Context, svc *admission.Service, campaign, user string) couponq.Status {
 	for {
 		st, err := svc.Status(ctx, campaign, user)
 		if err == nil && st.State.Terminal() {

@@ -5,25 +5,15 @@ import (
 	"time"
 )
 
-// Catalog looks campaigns up by ID. Implementations return an error wrapping
-// ErrUnknownCampaign for an ID they do not know.
-type Catalog interface {
-	Campaign(ctx context.Context, id string) (Campaign, error)
-}
-
-// CatalogFunc adapts a function to Catalog.
-type CatalogFunc func(ctx context.Context, id string) (Campaign, error)
-
-// Campaign calls f.
-func (f CatalogFunc) Campaign(ctx context.Context, id string) (Campaign, error) { return f(ctx, id) }
-
-// Registry is a Catalog that hosts write to while the service runs, shared
+// Registry is where campaigns live: hosts write to it while the service runs, shared
 // by every process: campaigns are created, updated (stock, batch size,
 // interval, window, pause) and listed at runtime. Implementations validate
 // (Campaign.Validate) before writing anything, and version every campaign.
 // Package registrytest is its conformance suite.
 type Registry interface {
-	Catalog
+	// Campaign returns the campaign; an error wrapping ErrUnknownCampaign
+	// if there is none.
+	Campaign(ctx context.Context, id string) (Campaign, error)
 	// List returns every campaign, ordered by ID.
 	List(ctx context.Context) ([]Campaign, error)
 	// Create stores c (its Version must be 0) with its defaults applied, at

@@ -34,7 +34,7 @@
 // also write the agenda, a key of no campaign. Waking and resting are
 // therefore separate commands, ordered so that no admission is missed:
 //
-//   - couponq.Service admits in three steps: a Wake before the admission
+//   - admission.Service admits in three steps: a Wake before the admission
 //     script, unless this process woke the campaign within the last second
 //     (the pre-mark; if it fails nothing is admitted and the caller hears
 //     couponq.ErrUnavailable); the admission script; and, if it wrote a

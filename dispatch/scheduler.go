@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/lifecycle"
 	"github.com/couponq/couponq/lock"
 )
@@ -35,11 +36,11 @@ const DefaultSchedulerKey = "couponq:scheduler"
 type SchedulerConfig struct {
 	// Catalog supplies each campaign's BatchSize, Interval and Paused, read
 	// at every tick, so changes apply at the campaign's next tick. Pass a
-	// caching Catalog (couponq.NewCatalogCache) in front of a remote
+	// caching Catalog (catalog.NewCache) in front of a remote
 	// Registry. Required.
-	Catalog couponq.Catalog
+	Catalog catalog.Catalog
 	// Agenda lists the campaigns to drive; admission wakes them (see
-	// couponq.Service) and the Scheduler lets them rest. If it is also a
+	// admission.Service) and the Scheduler lets them rest. If it is also a
 	// Sweeper, the Scheduler sweeps on gaining leadership. Required.
 	Agenda couponq.Agenda
 	// Queue is the line entries are leased from. Required.

@@ -17,6 +17,8 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -87,7 +89,7 @@ type redisProcess struct {
 }
 
 func newRedisProcess(t *testing.T, dial func(testing.TB) redis.UniversalClient, prefix, name string,
-	catalog couponq.Catalog, d couponq.Dispatcher, crash bool, mut func(*dispatch.SchedulerConfig)) *redisProcess {
+	catalog catalog.Catalog, d couponq.Dispatcher, crash bool, mut func(*dispatch.SchedulerConfig)) *redisProcess {
 	t.Helper()
 	c := dial(t)
 	p := &redisProcess{name: name, cmds: countCommands(c)}
@@ -133,7 +135,7 @@ func testRedisFailover(t *testing.T, dial func(testing.TB) redis.UniversalClient
 	// The API process admits; its queue also records the sink's results.
 	api, err := redisq.New(redisq.Config{Client: dial(t), Prefix: prefix})
 	require.NoError(t, err)
-	svc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: api})
+	svc, err := admission.New(admission.Config{Catalog: catalog, Queue: api})
 	require.NoError(t, err)
 	sk := newSink(api)
 

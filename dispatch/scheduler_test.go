@@ -16,6 +16,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/pipelinetest"
 	"github.com/couponq/couponq/lock"
 )
@@ -121,7 +122,7 @@ func (s *sink) checkPace(t *testing.T, c couponq.Campaign) {
 type world struct {
 	catalog *couponq.Campaigns
 	queue   *memory.Queue
-	svc     *couponq.Service
+	svc     *admission.Service
 	locker  lock.Locker
 	sink    *sink
 }
@@ -131,7 +132,7 @@ func newWorld(t *testing.T, cs ...couponq.Campaign) *world {
 	cat, err := couponq.NewCampaigns(cs...)
 	require.NoError(t, err)
 	q := memory.NewQueue(nil)
-	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: q})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	require.NoError(t, err)
 	return &world{catalog: cat, queue: q, svc: svc, locker: lock.NewMemory(), sink: newSink(q)}
 }

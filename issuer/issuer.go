@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/lifecycle"
 	"github.com/couponq/couponq/lock"
 )
@@ -38,7 +39,7 @@ type Config struct {
 	// Store decides and persists each issuance. Required.
 	Store couponq.Store
 	// Catalog supplies each entry's campaign limits. Required.
-	Catalog couponq.Catalog
+	Catalog catalog.Catalog
 	// Recorder keeps outcomes so Status reports them (the Queue). Required.
 	Recorder couponq.Recorder
 	// Locker, if set, is used as the seed uses it: one lock per campaign and

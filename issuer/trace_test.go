@@ -13,6 +13,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -94,7 +95,7 @@ func TestTraceFollowsTheEntry(t *testing.T) {
 			q := memory.NewQueue(nil)
 			transport, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 			require.NoError(t, err)
-			svc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: q, Tracer: tr})
+			svc, err := admission.New(admission.Config{Catalog: catalog, Queue: q, Tracer: tr})
 			require.NoError(t, err)
 			sched, err := dispatch.NewScheduler(dispatch.SchedulerConfig{Catalog: catalog, Agenda: q, Queue: q,
 				Dispatcher: transport, Locker: lock.NewMemory(), PollInterval: 5 * time.Millisecond, Tracer: tr})

@@ -3,7 +3,7 @@ package node
 import (
 	"reflect"
 
-	"github.com/couponq/couponq/couponq/health"
+	"github.com/couponq/couponq/internal/health"
 )
 
 // HealthChecks returns readiness checks for the node's backends, for

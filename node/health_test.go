@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/health"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/health"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/node"
 )

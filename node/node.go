@@ -11,8 +11,10 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/couponq/shard"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -70,7 +72,7 @@ type Config struct {
 
 	// Catalog supplies campaigns; a couponq.Registry (couponq.Campaigns,
 	// redisq.Registry) lets operators change them at runtime. Required.
-	Catalog couponq.Catalog
+	Catalog catalog.Catalog
 	// CatalogTTL is how long this process serves a campaign from its cache
 	// before reading it again: the bound on how long a change takes to
 	// reach it. Zero means 1s; negative reads the Catalog on every use.
@@ -97,7 +99,7 @@ type Config struct {
 	// Recorder, Logger) are set by the node — except Issuer.Locker, the
 	// optional per-user lock, which stays as given (nil keeps the issuer's
 	// batch path open); everything else is theirs, with their own defaults.
-	Service   couponq.Config
+	Service   admission.Config
 	Scheduler dispatch.SchedulerConfig
 	Issuer    issuer.Config
 
@@ -114,8 +116,8 @@ type Config struct {
 // concurrent use.
 type Node struct {
 	cfg       Config
-	catalog   couponq.Catalog
-	svc       *couponq.Service
+	catalog   catalog.Catalog
+	svc       *admission.Service
 	scheduler *dispatch.Scheduler
 	issuer    *issuer.Issuer
 	memory    bool
@@ -177,7 +179,7 @@ func New(cfg Config) (*Node, error) {
 
 	n.catalog = cfg.Catalog
 	if cfg.CatalogTTL >= 0 {
-		cache, err := couponq.NewCatalogCache(cfg.Catalog, couponq.CatalogCacheConfig{TTL: cfg.CatalogTTL, Logger: cfg.Logger})
+		cache, err := catalog.NewCache(cfg.Catalog, catalog.CacheConfig{TTL: cfg.CatalogTTL, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +207,7 @@ func New(cfg Config) (*Node, error) {
 		if sc.Tracer == nil {
 			sc.Tracer = cfg.Tracer
 		}
-		svc, err := couponq.New(sc)
+		svc, err := admission.New(sc)
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +245,7 @@ func (n *Node) Roles() Role { return n.cfg.Roles }
 
 // Service returns the admission and status service (nil without RoleAPI),
 // for httpapi.New and the like.
-func (n *Node) Service() *couponq.Service { return n.svc }
+func (n *Node) Service() *admission.Service { return n.svc }
 
 // Scheduler returns the node's scheduler (nil without RoleWorker).
 func (n *Node) Scheduler() *dispatch.Scheduler { return n.scheduler }
@@ -252,7 +254,7 @@ func (n *Node) Scheduler() *dispatch.Scheduler { return n.scheduler }
 func (n *Node) Issuer() *issuer.Issuer { return n.issuer }
 
 // Catalog returns the (cached) catalog the node's parts read.
-func (n *Node) Catalog() couponq.Catalog { return n.catalog }
+func (n *Node) Catalog() catalog.Catalog { return n.catalog }
 
 // Queue returns the node's queue (the in-memory one if it made it), behind
 // the shard.Queue the node puts in front of a Queue that can carry one.

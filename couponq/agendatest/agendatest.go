@@ -127,7 +127,7 @@ func testRestKeepsInFlight(t *testing.T, b Backends) {
 }
 
 // Admissions (waking after writing the first entry of an empty line, as
-// couponq.Service does), a mover draining the line and Rest all race; at
+// admission.Service does), a mover draining the line and Rest all race; at
 // the end a campaign off the agenda has nobody in line.
 func testRestRacingAdmission(t *testing.T, b Backends) {
 	ctx := context.Background()

@@ -4,7 +4,7 @@
 // methods are the hooks.
 //
 //	m := metrics.NewExpvar("couponq")
-//	couponq.New(couponq.Config{..., OnAdmit: m.OnAdmit})
+//	admission.New(admission.Config{..., OnAdmit: m.OnAdmit})
 //	dispatch.New(dispatch.Config{..., OnTick: m.OnTick})
 //	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnOverIssue: m.OnOverIssue})
 package metrics
@@ -40,7 +40,7 @@ func NewExpvar(name string) *Expvar {
 // Map returns the underlying map.
 func (e *Expvar) Map() *expvar.Map { return e.m }
 
-// OnAdmit is a couponq.Config.OnAdmit hook.
+// OnAdmit is a admission.Config.OnAdmit hook.
 func (e *Expvar) OnAdmit(ev couponq.AdmitEvent) {
 	if ev.LockWait > 0 {
 		e.m.Add("admit.lock_wait_us", ev.LockWait.Microseconds())

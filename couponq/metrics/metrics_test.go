@@ -14,6 +14,7 @@ import (
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/issuer"
 )
 
@@ -22,7 +23,7 @@ func TestExpvarCounts(t *testing.T) {
 	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1})
 	require.NoError(t, err)
 	q := memory.NewQueue(nil)
-	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
 	require.NoError(t, err)
 	ctx := context.Background()
 	_, _ = svc.Admit(ctx, couponq.Request{Campaign: "c", User: "a"})

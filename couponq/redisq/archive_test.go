@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/redistest"
 )
 

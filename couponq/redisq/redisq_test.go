@@ -18,10 +18,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/queuetest"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/pipelinetest"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -210,7 +211,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 
 	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1})
 	require.NoError(t, err)
-	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: q})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	require.NoError(t, err)
 	_, err = svc.Admit(context.Background(), couponq.Request{Campaign: "c", User: "u"})
 	assert.ErrorIs(t, err, couponq.ErrUnavailable)

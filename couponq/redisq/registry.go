@@ -116,7 +116,7 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 // key is the hash holding campaign id.
 func (r *Registry) key(id string) string { return r.prefix + ":{" + id + "}:campaign" }
 
-// Campaign implements couponq.Catalog with one HMGET. An ID that does not
+// Campaign implements catalog.Catalog with one HMGET. An ID that does not
 // validate cannot be stored, so it is unknown.
 func (r *Registry) Campaign(ctx context.Context, id string) (couponq.Campaign, error) {
 	if err := ctx.Err(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/couponq/registrytest"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -337,7 +338,7 @@ func TestRegistryRoundTrips(t *testing.T) {
 	// Behind a CatalogCache, lookups within TTL and idle campaigns cost
 	// nothing.
 	now := time.Now()
-	cache, err := couponq.NewCatalogCache(r, couponq.CatalogCacheConfig{Now: func() time.Time { return now }})
+	cache, err := catalog.NewCache(r, catalog.CacheConfig{Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	count("1,000 cached lookups of 100 campaigns", 100, func() {
 		for i := range 1000 {
@@ -365,14 +366,14 @@ func TestRegistryChangeReachesOtherProcesses(t *testing.T) {
 		start := time.Now()
 		now.Store(&start)
 		clock := func() time.Time { return *now.Load() }
-		mine, err := couponq.NewCatalogCache(writer, couponq.CatalogCacheConfig{Now: clock})
+		mine, err := catalog.NewCache(writer, catalog.CacheConfig{Now: clock})
 		require.NoError(t, err)
-		theirs, err := couponq.NewCatalogCache(reader, couponq.CatalogCacheConfig{Now: clock})
+		theirs, err := catalog.NewCache(reader, catalog.CacheConfig{Now: clock})
 		require.NoError(t, err)
 
 		_, err = writer.Create(ctx, couponq.Campaign{ID: "sale", Stock: 10})
 		require.NoError(t, err)
-		for _, k := range []*couponq.CatalogCache{mine, theirs} {
+		for _, k := range []*catalog.Cache{mine, theirs} {
 			got, err := k.Campaign(ctx, "sale")
 			require.NoError(t, err)
 			require.False(t, got.Paused)
@@ -388,7 +389,7 @@ func TestRegistryChangeReachesOtherProcesses(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, got.Paused, "another process still serves its cached campaign within TTL")
 
-		later := start.Add(couponq.DefaultCatalogTTL)
+		later := start.Add(catalog.DefaultTTL)
 		now.Store(&later)
 		got, err = theirs.Campaign(ctx, "sale")
 		require.NoError(t, err)

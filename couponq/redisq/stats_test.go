@@ -14,8 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -31,7 +32,7 @@ func TestAdminOverRedis(t *testing.T) {
 		require.NoError(t, err)
 		reg, err := redisq.NewRegistry(redisq.RegistryConfig{Client: c, Prefix: prefix})
 		require.NoError(t, err)
-		svc, err := couponq.New(couponq.Config{Catalog: reg, Queue: q})
+		svc, err := admission.New(admission.Config{Catalog: reg, Queue: q})
 		require.NoError(t, err)
 		h, err := httpapi.NewAdmin(httpapi.AdminConfig{Registry: reg, Stats: q, Authorize: func(*http.Request) error { return nil }})
 		require.NoError(t, err)

@@ -40,7 +40,7 @@
 //
 // or, wiring the parts by hand, to each of them:
 //
-//	couponq.New(couponq.Config{..., Tracer: tracer})
+//	admission.New(admission.Config{..., Tracer: tracer})
 //	dispatch.NewScheduler(dispatch.SchedulerConfig{..., Tracer: tracer}) // or dispatch.Config for a Throttle
 //	issuer.New(issuer.Config{..., Tracer: tracer})
 //

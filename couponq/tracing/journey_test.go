@@ -23,6 +23,7 @@ import (
 	"github.com/couponq/couponq/couponq/tracing"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/wire"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
@@ -128,7 +129,7 @@ func runJourney(t *testing.T, j journey) {
 		d = wireDispatcher{t: t, next: transport}
 	}
 	locker := lock.NewMemory()
-	svc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: q, Tracer: tr,
+	svc, err := admission.New(admission.Config{Catalog: catalog, Queue: q, Tracer: tr,
 		Tally: memory.NewTally(), Locker: locker, Dispatcher: d})
 	require.NoError(t, err)
 	type runner interface {

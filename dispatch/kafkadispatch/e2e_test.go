@@ -22,6 +22,7 @@ import (
 	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/kafkatest"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/issuer"
@@ -38,7 +39,7 @@ type rig struct {
 	topic    string
 	queue    *redisq.Queue
 	store    *redisstore.Store
-	svc      *couponq.Service
+	svc      *admission.Service
 	catalog  *couponq.Campaigns
 }
 
@@ -54,7 +55,7 @@ func newRig(t *testing.T, stock int64, batch int, interval time.Duration) *rig {
 	require.NoError(t, err)
 	r.store, err = redisstore.New(redisstore.Config{Client: rdb, Prefix: r.prefix})
 	require.NoError(t, err)
-	r.svc, err = couponq.New(couponq.Config{Catalog: r.catalog, Queue: r.queue})
+	r.svc, err = admission.New(admission.Config{Catalog: r.catalog, Queue: r.queue})
 	require.NoError(t, err)
 	return r
 }

@@ -23,10 +23,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
@@ -114,7 +115,7 @@ func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations, 
 	if err != nil {
 		return nil, err
 	}
-	cfg := couponq.Config{Catalog: catalog, Queue: q, OnAdmit: onAdmit}
+	cfg := admission.Config{Catalog: catalog, Queue: q, OnAdmit: onAdmit}
 	if strings.HasPrefix(sc, "v1") {
 		tally, err := redisq.NewTally(b.rdb, b.prefix)
 		if err != nil {
@@ -130,7 +131,7 @@ func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations, 
 		}
 		cfg.OnAdmit = func(ev couponq.AdmitEvent) { lockWaits.add(ev.LockWait) }
 	}
-	svc, err := couponq.New(cfg)
+	svc, err := admission.New(cfg)
 	if err != nil {
 		return nil, err
 	}

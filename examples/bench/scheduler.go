@@ -18,6 +18,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
@@ -294,7 +295,7 @@ func (b *backends) newProcess() *process {
 type schedOpts struct {
 	workers    int
 	catalogTTL time.Duration                         // the CatalogCache's TTL
-	catalog    func(couponq.Catalog) couponq.Catalog // wraps the cache, if set
+	catalog    func(catalog.Catalog) catalog.Catalog // wraps the cache, if set
 	onTick     func(dispatch.TickEvent)
 }
 
@@ -306,11 +307,11 @@ func (p *process) startScheduler(ctx context.Context, prefix string, d couponq.D
 	if err != nil {
 		return err
 	}
-	cache, err := couponq.NewCatalogCache(reg, couponq.CatalogCacheConfig{TTL: so.catalogTTL})
+	cache, err := catalog.NewCache(reg, catalog.CacheConfig{TTL: so.catalogTTL})
 	if err != nil {
 		return err
 	}
-	var catalog couponq.Catalog = cache
+	var catalog catalog.Catalog = cache
 	if so.catalog != nil {
 		catalog = so.catalog(cache)
 	}
@@ -625,7 +626,7 @@ func (t *tickLog) onTick(ev dispatch.TickEvent) {
 // timedCatalog records when each campaign's tick read the Catalog (the
 // first thing a Scheduler's tick does, so its start) and how long it took.
 type timedCatalog struct {
-	src couponq.Catalog
+	src catalog.Catalog
 	mu  sync.Mutex
 	by  map[string][]catalogRead
 }
@@ -689,7 +690,7 @@ func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyRe
 	defer leader.stop()
 	defer standby.stop()
 	if way == "scheduler" {
-		// The lines were filled without couponq.Service, so nothing woke
+		// The lines were filled without admission.Service, so nothing woke
 		// them: wake them as admission would have (the new leader's sweep
 		// would find them too).
 		q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: prefix})
@@ -702,7 +703,7 @@ func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyRe
 			}
 		}
 		so := schedOpts{workers: bo.workers, catalogTTL: bo.catalogTTL, onTick: ticks.onTick,
-			catalog: func(c couponq.Catalog) couponq.Catalog { reads.src = c; return reads }}
+			catalog: func(c catalog.Catalog) catalog.Catalog { reads.src = c; return reads }}
 		if err := leader.startScheduler(ctx, prefix, log, so); err != nil {
 			return res, err
 		}
@@ -714,7 +715,7 @@ func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyRe
 			return res, err
 		}
 		res.Workers = cmp.Or(bo.workers, 16) // 16 is the default
-		res.CatalogTTLms = cmp.Or(bo.catalogTTL, couponq.DefaultCatalogTTL).Milliseconds()
+		res.CatalogTTLms = cmp.Or(bo.catalogTTL, catalog.DefaultTTL).Milliseconds()
 	} else {
 		if err := leader.startThrottles(ctx, prefix, cs, log, ticks.onTick); err != nil {
 			return res, err

@@ -29,8 +29,9 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/redisq"
-	"github.com/couponq/couponq/couponq/shard"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -537,7 +538,7 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	if err != nil {
 		return r, err
 	}
-	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: sq})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: sq})
 	if err != nil {
 		return r, err
 	}

@@ -35,10 +35,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -305,7 +307,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	if err != nil {
 		return res, err
 	}
-	catalog, err := couponq.NewCatalogCache(registry, couponq.CatalogCacheConfig{})
+	catalog, err := catalog.NewCache(registry, catalog.CacheConfig{})
 	if err != nil {
 		return res, err
 	}
@@ -317,11 +319,11 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	if err != nil {
 		return res, err
 	}
-	admitSvc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: pipeQ})
+	admitSvc, err := admission.New(admission.Config{Catalog: catalog, Queue: pipeQ})
 	if err != nil {
 		return res, err
 	}
-	streamSvc, err := couponq.New(couponq.Config{Catalog: catalog, Queue: streamQ})
+	streamSvc, err := admission.New(admission.Config{Catalog: catalog, Queue: streamQ})
 	if err != nil {
 		return res, err
 	}
@@ -499,7 +501,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 }
 
 // admitUsers admits n users named prefix0..prefix{n-1}, 200 at a time.
-func admitUsers(ctx context.Context, svc *couponq.Service, campaign, prefix string, n int) error {
+func admitUsers(ctx context.Context, svc *admission.Service, campaign, prefix string, n int) error {
 	var next atomic.Int64
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup

@@ -21,6 +21,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/node"
 )
 
@@ -140,7 +141,7 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 	return nil
 }
 
-func waitFinal(ctx context.Context, svc *couponq.Service, campaign, user string) (couponq.Status, error) {
+func waitFinal(ctx context.Context, svc *admission.Service, campaign, user string) (couponq.Status, error) {
 	for {
 		st, err := svc.Status(ctx, campaign, user)
 		if err == nil && st.State.Terminal() {

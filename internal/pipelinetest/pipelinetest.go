@@ -20,6 +20,8 @@ import (
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
@@ -34,7 +36,7 @@ type Backends struct {
 	Locker lock.Locker
 	// Wrap, if set, returns the Queue every part uses, built on Queue and
 	// the run's catalog (shard.New).
-	Wrap func(t *testing.T, catalog couponq.Catalog, q couponq.Queue) couponq.Queue
+	Wrap func(t *testing.T, catalog catalog.Catalog, q couponq.Queue) couponq.Queue
 }
 
 var seq atomic.Int64
@@ -193,7 +195,7 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 		flaky.before, flaky.after, lossy.every = 3, 4, 4
 	}
 
-	svc, err := couponq.New(couponq.Config{
+	svc, err := admission.New(admission.Config{
 		Catalog: catalog, Queue: b.Queue,
 		Tally: b.Tally, Locker: b.Locker, Dispatcher: sized, LockScope: scope,
 		LockBackoff: lock.Backoff{Min: 100 * time.Microsecond, Max: 2 * time.Millisecond}, LockWait: 10 * time.Second,

@@ -9,7 +9,7 @@
 //		Lines:      queue,    // optional: a couponq.LineStatser (memory, redisq)
 //		Registry:   registry, // optional: which campaigns get line gauges
 //	})
-//	couponq.New(couponq.Config{..., OnAdmit: m.OnAdmit})
+//	admission.New(admission.Config{..., OnAdmit: m.OnAdmit})
 //	dispatch.NewScheduler(dispatch.SchedulerConfig{..., OnTick: m.OnTick})
 //	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue})
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

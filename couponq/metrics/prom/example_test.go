@@ -13,6 +13,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics/prom"
+	"github.com/couponq/couponq/internal/admission"
 )
 
 func Example() {
@@ -27,7 +28,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	svc, _ := couponq.New(couponq.Config{Catalog: registry, Queue: queue, OnAdmit: m.OnAdmit})
+	svc, _ := admission.New(admission.Config{Catalog: registry, Queue: queue, OnAdmit: m.OnAdmit})
 	// Also: dispatch.SchedulerConfig{OnTick: m.OnTick} and
 	// issuer.Config{OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue}.
 	for _, user := range []string{"ann", "bob", "ann"} {

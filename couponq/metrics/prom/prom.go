@@ -232,7 +232,7 @@ func New(cfg Config) (*Metrics, error) {
 	return m, nil
 }
 
-// OnAdmit is a couponq.Config.OnAdmit hook.
+// OnAdmit is a admission.Config.OnAdmit hook.
 func (m *Metrics) OnAdmit(ev couponq.AdmitEvent) {
 	var label string
 	if errors.Is(ev.Err, couponq.ErrUnknownCampaign) || couponq.ValidateID(ev.Campaign) != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/issuer"
 )
 
@@ -38,12 +39,12 @@ func newMetrics(t *testing.T, cfg prom.Config) (*prom.Metrics, *prometheus.Regis
 }
 
 // service returns a Service over the in-memory queue with campaigns c and d.
-func service(t *testing.T, m *prom.Metrics) (*couponq.Service, *memory.Queue, *couponq.Campaigns) {
+func service(t *testing.T, m *prom.Metrics) (*admission.Service, *memory.Queue, *couponq.Campaigns) {
 	t.Helper()
 	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
 	require.NoError(t, err)
 	q := memory.NewQueue(nil)
-	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
 	require.NoError(t, err)
 	return svc, q, cat
 }
@@ -231,7 +232,7 @@ func TestLineGaugesCached(t *testing.T) {
 	lines.inner = q
 	m, err = prom.New(prom.Config{Registerer: reg, Lines: lines, Registry: cat, LineCacheTTL: time.Hour})
 	require.NoError(t, err)
-	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
 	require.NoError(t, err)
 	ctx := context.Background()
 	for _, u := range []string{"a", "b", "c"} {
@@ -362,7 +363,7 @@ func TestScrape(t *testing.T) {
 	q := memory.NewQueue(nil)
 	m, err := prom.New(prom.Config{Registerer: reg, Lines: q, Registry: cat})
 	require.NoError(t, err)
-	svc, err := couponq.New(couponq.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
 	require.NoError(t, err)
 	for _, u := range []string{"a", "b", "a"} {
 		_, err := svc.Admit(context.Background(), couponq.Request{Campaign: "c", User: u})

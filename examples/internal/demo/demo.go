@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/httpapi"
+	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/node"
 )
 

@@ -45,13 +45,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/health"
-	"github.com/couponq/couponq/couponq/httpapi"
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/couponq/redisq"
-	"github.com/couponq/couponq/couponq/shard"
 	"github.com/couponq/couponq/examples/internal/demo"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/health"
+	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/node"
 )
 
@@ -92,7 +94,7 @@ func run(log *slog.Logger, o options) error {
 	}
 	// Campaigns with Shards spread over sub-lines: every part, and every
 	// reader of line counts, goes through the shard wrapper.
-	shardCatalog, err := couponq.NewCatalogCache(registry, couponq.CatalogCacheConfig{Logger: log})
+	shardCatalog, err := catalog.NewCache(registry, catalog.CacheConfig{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -112,7 +114,7 @@ func run(log *slog.Logger, o options) error {
 	// request.
 	n, err := node.New(node.Config{
 		Roles: node.RoleAPI, Catalog: registry, Queue: queue, Logger: log,
-		Service: couponq.Config{OnAdmit: func(ev couponq.AdmitEvent) { m.OnAdmit(ev); pm.OnAdmit(ev) }},
+		Service: admission.Config{OnAdmit: func(ev couponq.AdmitEvent) { m.OnAdmit(ev); pm.OnAdmit(ev) }},
 	})
 	if err != nil {
 		return err
@@ -129,7 +131,7 @@ func run(log *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
-	cache, _ := n.Catalog().(*couponq.CatalogCache)
+	cache, _ := n.Catalog().(*catalog.Cache)
 	admin, err := httpapi.NewAdmin(httpapi.AdminConfig{
 		Registry:  queueFirstOnly{Registry: registry, cache: cache},
 		Stats:     queue,
@@ -205,7 +207,7 @@ func run(log *slog.Logger, o options) error {
 // other processes see it within the cache's TTL).
 type queueFirstOnly struct {
 	couponq.Registry
-	cache *couponq.CatalogCache
+	cache *catalog.Cache
 }
 
 func (r queueFirstOnly) Create(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {

@@ -27,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/couponq/couponq/couponq/httpapi"
+	"github.com/couponq/couponq/internal/httpapi"
 )
 
 const usage = `usage: campaign [-admin URL] [-token T] COMMAND ...

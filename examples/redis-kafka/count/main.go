@@ -18,9 +18,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
+	"github.com/couponq/couponq/internal/catalog"
 )
 
 func main() {
@@ -67,7 +67,7 @@ func run(redisAddr, prefix, kind, dsn string, campaigns []string, brief bool) er
 	return nil
 }
 
-func one(ctx context.Context, queue *redisq.Queue, registry couponq.Catalog, store stores.Store, kind, id string, brief bool) error {
+func one(ctx context.Context, queue *redisq.Queue, registry catalog.Catalog, store stores.Store, kind, id string, brief bool) error {
 	line, err := queue.LineStats(ctx, id)
 	if err != nil {
 		return err

@@ -1,0 +1,48 @@
+package ratelimit_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/couponq/ratelimit"
+	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/httpapi"
+)
+
+// The public handler behind a per-user limit: two requests at once, then one
+// a minute. With Redis, ratelimit.NewRedis(rdb, rate, "api") shares the limit
+// across processes.
+func Example() {
+	catalog, _ := couponq.NewCampaigns(couponq.Campaign{ID: "drop", Stock: 10})
+	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: memory.NewQueue(nil)})
+	api, _ := httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User"), BasePath: "/api"})
+
+	limiter, _ := ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: ratelimit.Rate{Events: 1, Per: time.Minute, Burst: 2}})
+	limit, _ := ratelimit.Middleware(ratelimit.Config{
+		Limiter: limiter,
+		// The same trusted header httpapi reads the user from; ByRemoteIP
+		// limits by address instead.
+		Key: ratelimit.ByHeader("X-User"),
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/api/", limit(api))
+
+	for _, req := range []*http.Request{
+		httptest.NewRequest("POST", "/api/campaigns/drop/entries", nil),
+		httptest.NewRequest("GET", "/api/campaigns/drop/entries/me", nil),
+		httptest.NewRequest("GET", "/api/campaigns/drop/entries/me", nil),
+	} {
+		req.Header.Set("X-User", "ann")
+		rr := httptest.NewRecorder()
+		mux.ServeHTTP(rr, req)
+		fmt.Print(rr.Code, " ", rr.Header().Get("Retry-After"), " ", rr.Body.String())
+	}
+	// Output:
+	// 202  {"campaign":"drop","entry":1,"position":1,"estimated_wait_ms":1000,"state":"waiting","repeat":false,"status_url":"/api/campaigns/drop/entries/me"}
+	// 200  {"campaign":"drop","entry":1,"state":"waiting","position":1,"estimated_wait_ms":1000}
+	// 429 60 {"error":{"code":"rate_limited","message":"too many requests, retry in 60s"}}
+}
