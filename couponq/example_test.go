@@ -3,63 +3,9 @@ package couponq_test
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/dispatch"
-	"github.com/couponq/couponq/internal/admission"
-	"github.com/couponq/couponq/issuer"
-	"github.com/couponq/couponq/lock"
 )
-
-// The whole V2 pipeline in one process with the in-memory backends.
-func Example() {
-	ctx := context.Background()
-	campaign := couponq.Campaign{ID: "spring-sale", Stock: 2, BatchSize: 10, Interval: 10 * time.Millisecond}
-	catalog, _ := couponq.NewCampaigns(campaign)
-	queue, store, locker := memory.NewQueue(nil), memory.NewStore(), lock.NewMemory()
-	transport, _ := dispatch.NewMemory(dispatch.MemoryConfig{})
-
-	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: queue})
-	throttle, _ := dispatch.New(dispatch.Config{Campaign: campaign, Queue: queue, Dispatcher: transport, Locker: locker})
-	worker, _ := issuer.New(issuer.Config{Consumer: transport, Store: store, Catalog: catalog, Recorder: queue, Locker: locker})
-
-	for _, user := range []string{"ann", "bo", "cy"} {
-		t, _ := svc.Admit(ctx, couponq.Request{Campaign: campaign.ID, User: user})
-		fmt.Printf("%s: entry %d, position %d\n", user, t.Entry, t.Position)
-	}
-
-	_ = throttle.Start(ctx)
-	_ = worker.Start(ctx)
-	defer throttle.Stop(ctx)
-	defer worker.Stop(ctx)
-	for _, user := range []string{"ann", "bo", "cy"} {
-		st := waitFinal(ctx, svc, campaign.ID, user)
-		if st.State == couponq.StateRejected {
-			fmt.Printf("%s: %s (%s)\n", user, st.State, st.Reason)
-		} else {
-			fmt.Printf("%s: %s\n", user, st.State)
-		}
-	}
-	// Output:
-	// ann: entry 1, position 1
-	// bo: entry 2, position 2
-	// cy: entry 3, position 3
-	// ann: issued
-	// bo: issued
-	// cy: rejected (sold_out)
-}
-
-func waitFinal(ctx context.Context, svc *admission.Service, campaign, user string) couponq.Status {
-	for {
-		st, err := svc.Status(ctx, campaign, user)
-		if err == nil && st.State.Terminal() {
-			return st
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func ExampleStoreFunc() {
 	// A host plugs its own persistence in as a Store; storetest.Run checks it.

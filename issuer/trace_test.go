@@ -14,6 +14,7 @@ import (
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -97,7 +98,7 @@ func TestTraceFollowsTheEntry(t *testing.T) {
 			require.NoError(t, err)
 			svc, err := admission.New(admission.Config{Catalog: catalog, Queue: q, Tracer: tr})
 			require.NoError(t, err)
-			sched, err := dispatch.NewScheduler(dispatch.SchedulerConfig{Catalog: catalog, Agenda: q, Queue: q,
+			sched, err := scheduler.New(scheduler.Config{Catalog: catalog, Agenda: q, Queue: q,
 				Dispatcher: transport, Locker: lock.NewMemory(), PollInterval: 5 * time.Millisecond, Tracer: tr})
 			require.NoError(t, err)
 			cfg := issuer.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: q, Tracer: tr, MaxBatch: 1}

@@ -20,6 +20,6 @@
 // process. For a fleet, pass the Redis queue, Locker and registry, the
 // Kafka transport and a durable Store; every process then shares them.
 //
-// The lower-level pieces — admission.Service, dispatch.Scheduler and
+// The lower-level pieces — admission.Service, scheduler.Scheduler and
 // dispatch.Throttle, issuer.Issuer — stay public for hosts that need them.
 package node

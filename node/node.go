@@ -14,6 +14,7 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
@@ -100,7 +101,7 @@ type Config struct {
 	// optional per-user lock, which stays as given (nil keeps the issuer's
 	// batch path open); everything else is theirs, with their own defaults.
 	Service   admission.Config
-	Scheduler dispatch.SchedulerConfig
+	Scheduler scheduler.Config
 	Issuer    issuer.Config
 
 	// Logger receives logs; nil means none.
@@ -118,7 +119,7 @@ type Node struct {
 	cfg       Config
 	catalog   catalog.Catalog
 	svc       *admission.Service
-	scheduler *dispatch.Scheduler
+	scheduler *scheduler.Scheduler
 	issuer    *issuer.Issuer
 	memory    bool
 	// base is the Queue the node was given, when it put a shard.Queue in
@@ -220,7 +221,7 @@ func New(cfg Config) (*Node, error) {
 		if dc.Tracer == nil {
 			dc.Tracer = cfg.Tracer
 		}
-		sch, err := dispatch.NewScheduler(dc)
+		sch, err := scheduler.New(dc)
 		if err != nil {
 			return nil, err
 		}
@@ -248,7 +249,7 @@ func (n *Node) Roles() Role { return n.cfg.Roles }
 func (n *Node) Service() *admission.Service { return n.svc }
 
 // Scheduler returns the node's scheduler (nil without RoleWorker).
-func (n *Node) Scheduler() *dispatch.Scheduler { return n.scheduler }
+func (n *Node) Scheduler() *scheduler.Scheduler { return n.scheduler }
 
 // Issuer returns the node's issuer (nil without RoleWorker).
 func (n *Node) Issuer() *issuer.Issuer { return n.issuer }

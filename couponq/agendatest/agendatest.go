@@ -25,7 +25,7 @@ type Backends struct {
 	Queue  couponq.Queue
 }
 
-// sweeper is dispatch.Sweeper, named here so this package does not import
+// sweeper is scheduler.Sweeper, named here so this package does not import
 // dispatch.
 type sweeper interface {
 	Sweep(ctx context.Context) (int, error)

@@ -82,7 +82,7 @@ func (q *Queue) Rest(ctx context.Context, campaign string) (bool, error) {
 
 // Sweep wakes every campaign that has entries in line or in flight and
 // reports how many there are (awake already or woken now). The Scheduler
-// calls it when it gains leadership (dispatch.Sweeper).
+// calls it when it gains leadership (scheduler.Sweeper).
 func (q *Queue) Sweep(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err

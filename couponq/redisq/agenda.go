@@ -107,7 +107,7 @@ const sweepPage = 1000
 // one SCAN per 1,000 keys in the database (all of them, not only
 // couponq's) and one ZADD per 1,000 campaigns found; campaigns that never
 // had anyone in line have no keys at all. The Scheduler calls it when it
-// gains leadership (dispatch.Sweeper), which repairs an agenda that lost a
+// gains leadership (scheduler.Sweeper), which repairs an agenda that lost a
 // wake: a process that died between its admission and its wake, a leader
 // that died in the middle of a Rest, a deployment that ran per-campaign
 // Throttles before.

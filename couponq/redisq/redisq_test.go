@@ -20,11 +20,12 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/queuetest"
 	"github.com/couponq/couponq/couponq/redisq"
-	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/pipelinetest"
 	"github.com/couponq/couponq/internal/redistest"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
@@ -127,7 +128,7 @@ func testConcurrentAdmissions(t *testing.T, coalesce bool) {
 
 // Two throttles on separate clients and separate lockers: one leads, the
 // batches never exceed BatchSize, and they never come closer than a tick.
-func TestTwoThrottlesOneLeader(t *testing.T) {
+func TestTwoSchedulersOneLeader(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c1 redis.UniversalClient) {
 		var c2 redis.UniversalClient
 		if _, ok := c1.(*redis.ClusterClient); ok {
@@ -164,9 +165,12 @@ func TestTwoThrottlesOneLeader(t *testing.T) {
 		require.NoError(t, err)
 		l2, err := redislocker.New(c2, prefix)
 		require.NoError(t, err)
-		th1, err := dispatch.New(dispatch.Config{Campaign: campaign, Queue: q1, Dispatcher: rec("one"), Locker: l1, LeaderTTL: time.Second})
+		cat := catalog.Func(func(context.Context, string) (couponq.Campaign, error) { return campaign, nil })
+		th1, err := scheduler.New(scheduler.Config{Catalog: cat, Agenda: q1, Queue: q1, Dispatcher: rec("one"), Locker: l1, LeaderTTL: time.Second,
+			Key: prefix + ":scheduler", PollInterval: 10 * time.Millisecond})
 		require.NoError(t, err)
-		th2, err := dispatch.New(dispatch.Config{Campaign: campaign, Queue: q2, Dispatcher: rec("two"), Locker: l2, LeaderTTL: time.Second})
+		th2, err := scheduler.New(scheduler.Config{Catalog: cat, Agenda: q2, Queue: q2, Dispatcher: rec("two"), Locker: l2, LeaderTTL: time.Second,
+			Key: prefix + ":scheduler", PollInterval: 10 * time.Millisecond})
 		require.NoError(t, err)
 		require.NoError(t, th1.Start(context.Background()))
 		require.NoError(t, th2.Start(context.Background()))

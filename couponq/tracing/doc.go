@@ -41,7 +41,7 @@
 // or, wiring the parts by hand, to each of them:
 //
 //	admission.New(admission.Config{..., Tracer: tracer})
-//	dispatch.NewScheduler(dispatch.SchedulerConfig{..., Tracer: tracer}) // or dispatch.Config for a Throttle
+//	scheduler.New(scheduler.Config{..., Tracer: tracer}) // or dispatch.Config for a Throttle
 //	issuer.New(issuer.Config{..., Tracer: tracer})
 //
 // Admission takes its parent from the request's context, so mount the

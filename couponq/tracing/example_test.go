@@ -12,7 +12,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/tracing"
-	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/node"
 )
 
@@ -34,7 +34,7 @@ func Example() {
 	n, _ := node.New(node.Config{
 		Catalog:   campaigns,
 		Tracer:    tracer, // the Service, the Scheduler and the issuer share it
-		Scheduler: dispatch.SchedulerConfig{PollInterval: 10 * time.Millisecond},
+		Scheduler: scheduler.Config{PollInterval: 10 * time.Millisecond},
 	})
 	_ = n.Start(ctx)
 	defer n.Stop(ctx)

@@ -25,6 +25,7 @@ import (
 	"github.com/couponq/couponq/dispatch/wire"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/redistest"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -32,7 +33,6 @@ import (
 // journey is one way to run the pipeline end to end.
 type journey struct {
 	queue     func(t *testing.T) couponq.Queue // nil: memory.NewQueue
-	scheduler bool                             // a Scheduler, not a Throttle
 	batch     bool                             // the issuer's batch path
 	wire      bool                             // entries pass through wire.Encode and Decode
 	v1        bool                             // a ValidateFirst campaign (no dispatch span)
@@ -48,9 +48,9 @@ func TestJourney(t *testing.T) {
 	for name, j := range map[string]journey{
 		"throttle":                        {},
 		"throttle/batch":                  {batch: true},
-		"scheduler/wire":                  {scheduler: true, wire: true},
-		"scheduler/wire/batch":            {scheduler: true, wire: true, batch: true},
-		"scheduler/wire/batch/tracestate": {scheduler: true, wire: true, batch: true, traceState: true},
+		"scheduler/wire":                  {wire: true},
+		"scheduler/wire/batch":            {wire: true, batch: true},
+		"scheduler/wire/batch/tracestate": {wire: true, batch: true, traceState: true},
 		"v1":                              {v1: true},
 		"v1/wire/batch/tracestate":        {v1: true, wire: true, batch: true, traceState: true},
 	} {
@@ -65,7 +65,7 @@ func TestJourney(t *testing.T) {
 func TestJourneyRedis(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		for name, j := range map[string]journey{
-			"scheduler/wire/batch/tracestate": {scheduler: true, wire: true, batch: true, traceState: true},
+			"scheduler/wire/batch/tracestate": {wire: true, batch: true, traceState: true},
 			"throttle":                        {},
 		} {
 			t.Run(name, func(t *testing.T) {
@@ -136,15 +136,11 @@ func runJourney(t *testing.T, j journey) {
 		Start(context.Context) error
 		Stop(context.Context) error
 	}
+	agenda, ok := q.(couponq.Agenda)
+	require.True(t, ok)
 	var mover runner
-	if j.scheduler {
-		agenda, ok := q.(couponq.Agenda)
-		require.True(t, ok)
-		mover, err = dispatch.NewScheduler(dispatch.SchedulerConfig{Catalog: catalog, Agenda: agenda, Queue: q,
-			Dispatcher: d, Locker: locker, PollInterval: 5 * time.Millisecond, Tracer: tr})
-	} else {
-		mover, err = dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: d, Locker: locker, Tracer: tr})
-	}
+	mover, err = scheduler.New(scheduler.Config{Catalog: catalog, Agenda: agenda, Queue: q,
+		Dispatcher: d, Locker: locker, PollInterval: 5 * time.Millisecond, Tracer: tr})
 	require.NoError(t, err)
 	icfg := issuer.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: q, Tracer: tr, MaxBatch: 1}
 	if j.batch {

@@ -20,11 +20,11 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/couponq/redisstore"
-	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/kafkatest"
 	"github.com/couponq/couponq/internal/redistest"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
 )
@@ -60,13 +60,14 @@ func newRig(t *testing.T, stock int64, batch int, interval time.Duration) *rig {
 	return r
 }
 
-func (r *rig) throttle(t *testing.T) *dispatch.Throttle {
+func (r *rig) throttle(t *testing.T) *scheduler.Scheduler {
 	d, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: r.topic, ConfigMap: kafkatest.Config(r.brokers)})
 	require.NoError(t, err)
 	t.Cleanup(d.Close)
 	locker, err := redislocker.New(r.rdb, r.prefix)
 	require.NoError(t, err)
-	th, err := dispatch.New(dispatch.Config{Campaign: r.campaign, Queue: r.queue, Dispatcher: d, Locker: locker})
+	th, err := scheduler.New(scheduler.Config{Catalog: r.catalog, Agenda: r.queue, Queue: r.queue, Dispatcher: d, Locker: locker,
+		Key: r.prefix + ":scheduler", PollInterval: 50 * time.Millisecond})
 	require.NoError(t, err)
 	return th
 }

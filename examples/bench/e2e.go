@@ -18,7 +18,6 @@ import (
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/pgstore"
 	"github.com/couponq/couponq/couponq/redisstore"
-	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
@@ -210,7 +209,7 @@ func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, prof
 	if iss.Batching() != v.Batch {
 		return E2EResult{}, fmt.Errorf("variant %q: issuer batching=%v", v.Name, iss.Batching())
 	}
-	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: prod, Locker: lock.Locker(locker)})
+	th, err := newMover(c, q, prod, lock.Locker(locker), nil)
 	if err != nil {
 		return E2EResult{}, err
 	}

@@ -76,7 +76,7 @@ func main() {
 	httpOnly := flag.String("http-only", "", "measure only these HTTP scenarios (comma-separated, e.g. v2,noop) at -conc and print them with the Prometheus check; writes no report")
 	schedOnly := flag.Bool("scheduler-only", false, "measure only the scheduler sections (idle cost, busy campaigns) and print them as markdown; writes no report")
 	idleSched := flag.String("idle-campaigns", ints(idleSchedulerCounts), "scheduler section: idle campaign counts under one Scheduler per process")
-	idleThrottle := flag.String("idle-throttles", ints(idleThrottleCounts), "scheduler section: idle campaign counts under one Throttle per campaign (the baseline)")
+	idleThrottle := flag.String("idle-throttles", "", "scheduler section: idle campaign counts under one Throttle per campaign (the baseline)")
 	flag.DurationVar(&o.idleWindow, "idle-window", 10*time.Second, "scheduler section: each idle measurement window")
 	flag.DurationVar(&o.busyWindow, "busy-window", 10*time.Second, "scheduler section: the busy campaigns' steady window")
 	flag.StringVar(&o.busyDispatch, "busy-dispatch", "kafka", "scheduler section: where busy campaigns' batches go: kafka (the producer, counted) or count (only counted)")

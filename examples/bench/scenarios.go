@@ -24,7 +24,6 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
-	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
@@ -408,7 +407,7 @@ func (b *backends) runThrottle(ctx context.Context) (ThrottleResult, error) {
 	}
 	locker, _ := redislocker.New(b.rdb, b.prefix)
 	cd := &counting{d: b.prod}
-	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: cd, Locker: locker})
+	th, err := newMover(c, q, cd, locker, nil)
 	if err != nil {
 		return res, err
 	}
@@ -429,7 +428,7 @@ func (b *backends) runThrottle(ctx context.Context) (ThrottleResult, error) {
 		return res, err
 	}
 	cd = &counting{d: b.prod}
-	th, err = dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: cd, Locker: locker})
+	th, err = newMover(c, q, cd, locker, nil)
 	if err != nil {
 		return res, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -19,11 +20,13 @@ import (
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/scheduler"
+	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
 // The scheduler sections: what campaigns cost while nobody is in line (one
-// dispatch.Scheduler per process against one dispatch.Throttle per campaign,
+// scheduler.Scheduler per process against one dispatch.Throttle per campaign,
 // the way before it), and whether one Scheduler keeps 100 busy campaigns at
 // their configured rates.
 
@@ -280,10 +283,9 @@ func memNow() (heap int64, goroutines int) {
 // process is one worker process of the group: its own Redis client and
 // either a Scheduler or one Throttle per campaign.
 type process struct {
-	rdb       *redis.Client
-	cmds      *commandCounter
-	sched     *dispatch.Scheduler
-	throttles []*dispatch.Throttle
+	rdb   *redis.Client
+	cmds  *commandCounter
+	sched *scheduler.Scheduler
 }
 
 func (b *backends) newProcess() *process {
@@ -323,7 +325,7 @@ func (p *process) startScheduler(ctx context.Context, prefix string, d couponq.D
 	if err != nil {
 		return err
 	}
-	p.sched, err = dispatch.NewScheduler(dispatch.SchedulerConfig{Catalog: catalog, Agenda: q, Queue: q, Dispatcher: d, Locker: l,
+	p.sched, err = scheduler.New(scheduler.Config{Catalog: catalog, Agenda: q, Queue: q, Dispatcher: d, Locker: l,
 		Workers: so.workers, OnTick: so.onTick})
 	if err != nil {
 		return err
@@ -331,29 +333,10 @@ func (p *process) startScheduler(ctx context.Context, prefix string, d couponq.D
 	return p.sched.Start(ctx)
 }
 
-// startThrottles builds and starts one Throttle per campaign.
-func (p *process) startThrottles(ctx context.Context, prefix string, cs []couponq.Campaign, d couponq.Dispatcher, onTick func(dispatch.TickEvent)) error {
-	q, err := redisq.New(redisq.Config{Client: p.rdb, Prefix: prefix})
-	if err != nil {
-		return err
-	}
-	l, err := redislocker.New(p.rdb, prefix)
-	if err != nil {
-		return err
-	}
-	for _, c := range cs {
-		th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: q, Dispatcher: d, Locker: l, OnTick: onTick})
-		if err != nil {
-			return err
-		}
-		p.throttles = append(p.throttles, th)
-	}
-	for _, th := range p.throttles {
-		if err := th.Start(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
+// startThrottles is the baseline of one Throttle per campaign, retired
+// from the library: the section reports it as not run.
+func (p *process) startThrottles(context.Context, string, []couponq.Campaign, couponq.Dispatcher, func(dispatch.TickEvent)) error {
+	return errors.New("the per-campaign Throttle was retired; only the Scheduler runs")
 }
 
 func (p *process) stop() {
@@ -362,11 +345,6 @@ func (p *process) stop() {
 	if p.sched != nil {
 		_ = p.sched.Stop(ctx)
 	}
-	var wg sync.WaitGroup
-	for _, th := range p.throttles {
-		wg.Go(func() { _ = th.Stop(ctx) })
-	}
-	wg.Wait()
 	_ = p.rdb.Close()
 }
 
@@ -872,4 +850,22 @@ func busyLine(r BusyResult) string {
 	return fmt.Sprintf("%-9s achieved/configured min %.4f median %.4f max %.4f, %d/%d within ±2%%; %.0f of %.0f entries/s; sent/s leader %.0f standby %.1f, Redis executed %.0f/s; %d moves p50 %.2f ms p99 %.2f ms max %.1f ms, %.2f moves running on average",
 		r.Way, lo, med, hi, in, len(r.Campaigns), r.AchievedPerSec, r.ConfiguredPerSec, r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerPerSec,
 		r.Moves, r.MoveP50ms, r.MoveP99ms, r.MoveMaxms, r.BusyWorkerAvg)
+}
+
+// newMover drives one campaign from q to d with a Scheduler of its own (a
+// lease key of its own too), as a worker node does; the campaign comes from
+// c, not a registry, and the Agenda is q's, which admission wakes.
+func newMover(c couponq.Campaign, q couponq.Queue, d couponq.Dispatcher, l lock.Locker, onTick func(dispatch.TickEvent)) (*scheduler.Scheduler, error) {
+	agenda, ok := q.(couponq.Agenda)
+	if !ok {
+		return nil, fmt.Errorf("the queue %T is not an Agenda", q)
+	}
+	if err := agenda.Wake(context.Background(), c.ID); err != nil {
+		return nil, err
+	}
+	return scheduler.New(scheduler.Config{
+		Catalog: catalog.Func(func(context.Context, string) (couponq.Campaign, error) { return c, nil }),
+		Agenda:  agenda, Queue: q, Dispatcher: d, Locker: l, OnTick: onTick,
+		Key: "couponq:bench:mover:" + c.ID, PollInterval: 10 * time.Millisecond,
+	})
 }

@@ -38,7 +38,7 @@ func idleMarkdown(w func(string, ...any), idle []IdleResult) {
 	w("N campaigns exist and nobody is in line. Two worker processes, each with its own Redis client (here both\n")
 	w("in the bench process), run the campaigns: the first starts alone and is measured over %.0f s after a 2.5 s\n", win)
 	w("warm-up, then the second starts and, 2.5 s later, both are measured over another %.0f s. *scheduler* is the way now:\n", win)
-	w("campaigns in a `redisq.Registry` (read through a `CatalogCache`), one `dispatch.Scheduler` per process with\n")
+	w("campaigns in a `redisq.Registry` (read through a `CatalogCache`), one `scheduler.Scheduler` per process with\n")
 	w("the default timings (Agenda read every 1 s, leader lease of 10 s refreshed every 3.3 s; the standby tries to\n")
 	w("obtain it every 3.3 s). *throttle* is the way before, the baseline: one `dispatch.Throttle` per campaign per\n")
 	w("process, default Interval 1 s (every second the lease holder refreshes its lease and runs the lease script,\n")
@@ -136,7 +136,7 @@ func busyMarkdown(w func(string, ...any), busy []BusyResult) {
 	w("%d campaigns, each with its own BatchSize per Interval (Intervals %s; BatchSize %d to %d: rates\n", len(r0.Campaigns), strings.Join(ivs, ", "), bmin, bmax)
 	w("from %.0f to %.0f entries/s, %.0f in all), each line filled beforehand with enough entries to stay\n", rmin, rmax, r0.ConfiguredPerSec)
 	w("busy, driven at once by two worker processes (each its own Redis client): *scheduler*, one\n")
-	w("`dispatch.Scheduler` each (campaigns in a `redisq.Registry` behind a `CatalogCache` with a TTL of %d ms,\n", schedulerOf(busy).CatalogTTLms)
+	w("`scheduler.Scheduler` each (campaigns in a `redisq.Registry` behind a `CatalogCache` with a TTL of %d ms,\n", schedulerOf(busy).CatalogTTLms)
 	w("default timings, %d workers), or *throttle*, one `dispatch.Throttle` per campaign each (the baseline). Batches go to ", schedulerOf(busy).Workers)
 	if r0.Dispatcher == "kafka" {
 		w("the Kafka\nproducer (`kafkadispatch`, 8 partitions), counted per campaign as it takes them.")

@@ -639,7 +639,7 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	if err != nil {
 		return r, err
 	}
-	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: sq, Dispatcher: transport, Locker: lock.NewMemory()})
+	th, err := newMover(c, sq, transport, lock.NewMemory(), nil)
 	if err != nil {
 		return r, err
 	}

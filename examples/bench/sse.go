@@ -348,7 +348,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 		return res, err
 	}
 	leases := &leaseLog{}
-	th, err := dispatch.New(dispatch.Config{Campaign: c, Queue: pipeQ, Dispatcher: transport, Locker: lock.NewMemory(), OnTick: leases.onTick})
+	th, err := newMover(c, pipeQ, transport, lock.NewMemory(), leases.onTick)
 	if err != nil {
 		return res, err
 	}

@@ -1,8 +1,6 @@
 package admission
 
 import (
-	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/internal/catalog"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 
 	"github.com/couponq/couponq/lock"
 )
@@ -22,7 +23,7 @@ type Config struct {
 	// Queue holds V2 lines and the recorded outcomes of both modes, which
 	// Status reads. Required.
 	Queue couponq.Queue
-	// Agenda is woken by V2 admissions, so a dispatch.Scheduler drives the
+	// Agenda is woken by V2 admissions, so a scheduler.Scheduler drives the
 	// campaign (see Service.Admit). Nil means the Queue, if it implements
 	// Agenda (memory.Queue and redisq.Queue do); otherwise admission wakes
 	// nothing, which suits per-campaign dispatch.Throttles.

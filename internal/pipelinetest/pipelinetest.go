@@ -23,6 +23,7 @@ import (
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/redistest"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -50,7 +51,7 @@ var seq atomic.Int64
 //   - no batch handed downstream is larger than BatchSize.
 //
 // V2 runs with a per-campaign Throttle, and (the "scheduler" cases) with a
-// dispatch.Scheduler woken by admission, if the Queue is a couponq.Agenda.
+// scheduler.Scheduler woken by admission, if the Queue is a couponq.Agenda.
 func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
 	RunSharded(t, 0, newBackends)
 }
@@ -65,27 +66,21 @@ func RunSharded(t *testing.T, shards int, newBackends func(t *testing.T) Backend
 		scope        couponq.LockScope
 		users, stock int
 		batch        bool // the issuer's batch path (no per-user lock)
-		scheduler    bool // a Scheduler instead of a Throttle
 	}{
-		{"V2/oversubscribed", couponq.QueueFirst, 0, 3000, 500, false, false},
-		{"V2/undersubscribed", couponq.QueueFirst, 0, 300, 1000, false, false},
-		{"V2-batch/oversubscribed", couponq.QueueFirst, 0, 3000, 500, true, false},
-		{"V2-batch/undersubscribed", couponq.QueueFirst, 0, 300, 1000, true, false},
-		{"V2-scheduler/oversubscribed", couponq.QueueFirst, 0, 3000, 500, true, true},
-		{"V2-scheduler/undersubscribed", couponq.QueueFirst, 0, 300, 1000, false, true},
-		{"V1-user-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerUser, 3000, 500, false, false},
-		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300, false, false},
-		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000, false, false},
+		{"V2/oversubscribed", couponq.QueueFirst, 0, 3000, 500, false},
+		{"V2/undersubscribed", couponq.QueueFirst, 0, 300, 1000, false},
+		{"V2-batch/oversubscribed", couponq.QueueFirst, 0, 3000, 500, true},
+		{"V2-batch/undersubscribed", couponq.QueueFirst, 0, 300, 1000, true},
+		{"V1-user-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerUser, 3000, 500, false},
+		{"V1-campaign-lock/oversubscribed", couponq.ValidateFirst, couponq.LockPerCampaign, 1000, 300, false},
+		{"V1-user-lock/undersubscribed", couponq.ValidateFirst, couponq.LockPerUser, 300, 1000, false},
 	} {
 		if shards > 1 && tc.mode != couponq.QueueFirst {
 			continue
 		}
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBackends(t)
-			if _, ok := b.Queue.(couponq.Agenda); tc.scheduler && !ok {
-				t.Skip("the Queue is not an Agenda")
-			}
-			runPipeline(t, b, tc.mode, tc.scope, tc.users, int64(tc.stock), tc.batch, tc.scheduler, shards)
+			runPipeline(t, b, tc.mode, tc.scope, tc.users, int64(tc.stock), tc.batch, shards)
 		})
 	}
 }
@@ -161,7 +156,7 @@ type runner interface {
 	Stop(ctx context.Context) error
 }
 
-func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64, batch, scheduler bool, shards int) {
+func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.LockScope, users int, stock int64, batch bool, shards int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := couponq.Campaign{ID: fmt.Sprintf("flash-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
@@ -201,13 +196,8 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 		LockBackoff: lock.Backoff{Min: 100 * time.Microsecond, Max: 2 * time.Millisecond}, LockWait: 10 * time.Second,
 	})
 	require.NoError(t, err)
-	var th runner
-	if scheduler {
-		th, err = dispatch.NewScheduler(dispatch.SchedulerConfig{Catalog: catalog, Agenda: b.Queue.(couponq.Agenda),
-			Queue: b.Queue, Dispatcher: sized, Locker: b.Locker, PollInterval: 5 * time.Millisecond})
-	} else {
-		th, err = dispatch.New(dispatch.Config{Campaign: c, Queue: b.Queue, Dispatcher: sized, Locker: b.Locker})
-	}
+	th, err := scheduler.New(scheduler.Config{Catalog: catalog, Agenda: b.Queue.(couponq.Agenda),
+		Queue: b.Queue, Dispatcher: sized, Locker: b.Locker, PollInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	icfg := issuer.Config{Consumer: lossy, Store: flaky, Catalog: catalog,
 		Recorder: b.Queue, Locker: b.Locker, Backoff: lock.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond},

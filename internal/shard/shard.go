@@ -740,7 +740,7 @@ func (q *Queue) Rest(ctx context.Context, campaign string) (bool, error) {
 	return true, nil
 }
 
-// Sweep wakes every campaign with entries (dispatch.Sweeper) through the
+// Sweep wakes every campaign with entries (scheduler.Sweeper) through the
 // Base's sweep; its sub-lines become their campaign in Awake. Zero and no
 // error if the Base cannot sweep.
 func (q *Queue) Sweep(ctx context.Context) (int, error) {

@@ -10,7 +10,7 @@
 //		Registry:   registry, // optional: which campaigns get line gauges
 //	})
 //	admission.New(admission.Config{..., OnAdmit: m.OnAdmit})
-//	dispatch.NewScheduler(dispatch.SchedulerConfig{..., OnTick: m.OnTick})
+//	scheduler.New(scheduler.Config{..., OnTick: m.OnTick})
 //	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue})
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //

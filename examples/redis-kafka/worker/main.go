@@ -36,6 +36,7 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
 	"github.com/couponq/couponq/node"
@@ -127,7 +128,7 @@ func run(log *slog.Logger, o options) error {
 	n, err := node.New(node.Config{
 		Roles: node.RoleWorker, Catalog: registry, Queue: queue, Locker: locker,
 		Dispatcher: producer, Consumer: consumer, Store: store, Logger: log,
-		Scheduler: dispatch.SchedulerConfig{LeaderTTL: o.leaderTTL, OnTick: tally.tick, MaxInFlightBatches: o.maxInFlight},
+		Scheduler: scheduler.Config{LeaderTTL: o.leaderTTL, OnTick: tally.tick, MaxInFlightBatches: o.maxInFlight},
 		Issuer: issuer.Config{
 			OnIssue: tally.issue,
 			// The issuer logs an over-issue at error level already; the hook

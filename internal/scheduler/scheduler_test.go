@@ -1,4 +1,4 @@
-package dispatch_test
+package scheduler_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/pipelinetest"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -137,19 +138,19 @@ func newWorld(t *testing.T, cs ...couponq.Campaign) *world {
 	return &world{catalog: cat, queue: q, svc: svc, locker: lock.NewMemory(), sink: newSink(q)}
 }
 
-func (w *world) scheduler(t *testing.T, name string, mut func(*dispatch.SchedulerConfig)) *dispatch.Scheduler {
+func (w *world) scheduler(t *testing.T, name string, mut func(*scheduler.Config)) *scheduler.Scheduler {
 	t.Helper()
-	cfg := dispatch.SchedulerConfig{Catalog: w.catalog, Agenda: w.queue, Queue: w.queue, Dispatcher: w.sink.as(name),
+	cfg := scheduler.Config{Catalog: w.catalog, Agenda: w.queue, Queue: w.queue, Dispatcher: w.sink.as(name),
 		Locker: w.locker, LeaderTTL: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond}
 	if mut != nil {
 		mut(&cfg)
 	}
-	s, err := dispatch.NewScheduler(cfg)
+	s, err := scheduler.New(cfg)
 	require.NoError(t, err)
 	return s
 }
 
-func start(t *testing.T, s *dispatch.Scheduler) {
+func start(t *testing.T, s *scheduler.Scheduler) {
 	t.Helper()
 	require.NoError(t, s.Start(context.Background()))
 	t.Cleanup(func() { require.NoError(t, s.Stop(context.Background())) })
@@ -178,7 +179,7 @@ func TestSchedulerServesWokenCampaignsAtTheirPace(t *testing.T) {
 	}
 	w := newWorld(t, cs...)
 	var rests atomic.Int64
-	s := w.scheduler(t, "s", func(c *dispatch.SchedulerConfig) {
+	s := w.scheduler(t, "s", func(c *scheduler.Config) {
 		c.OnTick = func(ev dispatch.TickEvent) {
 			if ev.Rested {
 				rests.Add(1)
@@ -357,7 +358,7 @@ func TestSchedulerBoundsWhatIsInFlight(t *testing.T) {
 	w := newWorld(t, c)
 	w.sink.decide = nil // consumers stalled: nothing is decided, entries stay in flight
 	var held atomic.Int64
-	start(t, w.scheduler(t, "s", func(cfg *dispatch.SchedulerConfig) {
+	start(t, w.scheduler(t, "s", func(cfg *scheduler.Config) {
 		cfg.MaxInFlightBatches = 2
 		cfg.OnTick = func(ev dispatch.TickEvent) {
 			if ev.Held {
@@ -392,7 +393,7 @@ func TestSchedulerOneLeaderAndFailover(t *testing.T) {
 	}
 	w := newWorld(t, cs...)
 	leaderTTL := 300 * time.Millisecond
-	a := w.scheduler(t, "a", func(c *dispatch.SchedulerConfig) { c.Locker = crashy{w.locker} })
+	a := w.scheduler(t, "a", func(c *scheduler.Config) { c.Locker = crashy{w.locker} })
 	b := w.scheduler(t, "b", nil)
 	w.admit(t, "x", 0, 300)
 	w.admit(t, "y", 0, 300)
@@ -435,7 +436,7 @@ func TestSchedulerStopsMovingWhenLeaseCannotBeRefreshed(t *testing.T) {
 	w := newWorld(t, c)
 	var down atomic.Bool
 	leaderTTL := 300 * time.Millisecond
-	s := w.scheduler(t, "s", func(cfg *dispatch.SchedulerConfig) {
+	s := w.scheduler(t, "s", func(cfg *scheduler.Config) {
 		cfg.Locker, cfg.LeaderTTL = flakyLocker{w.locker, &down}, leaderTTL
 	})
 	w.admit(t, c.ID, 0, 5000)
@@ -459,28 +460,28 @@ func TestSchedulerStopsMovingWhenLeaseCannotBeRefreshed(t *testing.T) {
 
 func TestSchedulerValidates(t *testing.T) {
 	w := newWorld(t)
-	good := dispatch.SchedulerConfig{Catalog: w.catalog, Agenda: w.queue, Queue: w.queue, Dispatcher: w.sink.as("x"), Locker: w.locker}
-	_, err := dispatch.NewScheduler(good)
+	good := scheduler.Config{Catalog: w.catalog, Agenda: w.queue, Queue: w.queue, Dispatcher: w.sink.as("x"), Locker: w.locker}
+	_, err := scheduler.New(good)
 	require.NoError(t, err)
-	for name, mut := range map[string]func(*dispatch.SchedulerConfig){
-		"no catalog":       func(c *dispatch.SchedulerConfig) { c.Catalog = nil },
-		"no agenda":        func(c *dispatch.SchedulerConfig) { c.Agenda = nil },
-		"no queue":         func(c *dispatch.SchedulerConfig) { c.Queue = nil },
-		"no dispatcher":    func(c *dispatch.SchedulerConfig) { c.Dispatcher = nil },
-		"no locker":        func(c *dispatch.SchedulerConfig) { c.Locker = nil },
-		"negative ttl":     func(c *dispatch.SchedulerConfig) { c.LeaderTTL = -1 },
-		"tiny ttl":         func(c *dispatch.SchedulerConfig) { c.LeaderTTL = time.Millisecond },
-		"negative poll":    func(c *dispatch.SchedulerConfig) { c.PollInterval = -1 },
-		"negative workers": func(c *dispatch.SchedulerConfig) { c.Workers = -1 },
-		"negative lease":   func(c *dispatch.SchedulerConfig) { c.LeaseTTL = -1 },
-		"negative bound":   func(c *dispatch.SchedulerConfig) { c.MaxInFlightBatches = -1 },
-		"bound, no stats": func(c *dispatch.SchedulerConfig) {
+	for name, mut := range map[string]func(*scheduler.Config){
+		"no catalog":       func(c *scheduler.Config) { c.Catalog = nil },
+		"no agenda":        func(c *scheduler.Config) { c.Agenda = nil },
+		"no queue":         func(c *scheduler.Config) { c.Queue = nil },
+		"no dispatcher":    func(c *scheduler.Config) { c.Dispatcher = nil },
+		"no locker":        func(c *scheduler.Config) { c.Locker = nil },
+		"negative ttl":     func(c *scheduler.Config) { c.LeaderTTL = -1 },
+		"tiny ttl":         func(c *scheduler.Config) { c.LeaderTTL = time.Millisecond },
+		"negative poll":    func(c *scheduler.Config) { c.PollInterval = -1 },
+		"negative workers": func(c *scheduler.Config) { c.Workers = -1 },
+		"negative lease":   func(c *scheduler.Config) { c.LeaseTTL = -1 },
+		"negative bound":   func(c *scheduler.Config) { c.MaxInFlightBatches = -1 },
+		"bound, no stats": func(c *scheduler.Config) {
 			c.MaxInFlightBatches, c.Queue = 1, struct{ couponq.Leaser }{w.queue}
 		},
 	} {
 		cfg := good
 		mut(&cfg)
-		_, err := dispatch.NewScheduler(cfg)
+		_, err := scheduler.New(cfg)
 		assert.ErrorIs(t, err, couponq.ErrInvalidConfig, name)
 	}
 }
@@ -496,7 +497,7 @@ func TestSchedulerStartStop(t *testing.T) {
 	require.NoError(t, s.Stop(context.Background()))
 	require.NoError(t, s.Stop(context.Background()), "Stop twice is fine")
 	assert.False(t, s.Leading())
-	lk, err := w.locker.Obtain(context.Background(), dispatch.DefaultSchedulerKey, time.Second)
+	lk, err := w.locker.Obtain(context.Background(), scheduler.DefaultKey, time.Second)
 	require.NoError(t, err, "a stopped leader gives its lease up")
 	require.NoError(t, lk.Release(context.Background()))
 }

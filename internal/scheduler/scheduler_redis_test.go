@@ -1,4 +1,4 @@
-package dispatch_test
+package scheduler_test
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
-	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/redistest"
+	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
 )
@@ -84,12 +84,12 @@ func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 // over the shared prefix.
 type redisProcess struct {
 	name  string
-	sched *dispatch.Scheduler
+	sched *scheduler.Scheduler
 	cmds  *commandCounter
 }
 
 func newRedisProcess(t *testing.T, dial func(testing.TB) redis.UniversalClient, prefix, name string,
-	catalog catalog.Catalog, d couponq.Dispatcher, crash bool, mut func(*dispatch.SchedulerConfig)) *redisProcess {
+	catalog catalog.Catalog, d couponq.Dispatcher, crash bool, mut func(*scheduler.Config)) *redisProcess {
 	t.Helper()
 	c := dial(t)
 	p := &redisProcess{name: name, cmds: countCommands(c)}
@@ -101,11 +101,11 @@ func newRedisProcess(t *testing.T, dial func(testing.TB) redis.UniversalClient, 
 	if crash {
 		locker = crashy{l}
 	}
-	cfg := dispatch.SchedulerConfig{Catalog: catalog, Agenda: q, Queue: q, Dispatcher: d, Locker: locker}
+	cfg := scheduler.Config{Catalog: catalog, Agenda: q, Queue: q, Dispatcher: d, Locker: locker}
 	if mut != nil {
 		mut(&cfg)
 	}
-	p.sched, err = dispatch.NewScheduler(cfg)
+	p.sched, err = scheduler.New(cfg)
 	require.NoError(t, err)
 	return p
 }
@@ -142,7 +142,7 @@ func testRedisFailover(t *testing.T, dial func(testing.TB) redis.UniversalClient
 	var procs []*redisProcess
 	for i := range 3 {
 		name := fmt.Sprintf("p%d", i)
-		procs = append(procs, newRedisProcess(t, dial, prefix, name, catalog, sk.as(name), true, func(c *dispatch.SchedulerConfig) {
+		procs = append(procs, newRedisProcess(t, dial, prefix, name, catalog, sk.as(name), true, func(c *scheduler.Config) {
 			c.LeaderTTL, c.PollInterval = 600*time.Millisecond, 20*time.Millisecond
 		}))
 	}
@@ -271,7 +271,7 @@ func TestSchedulerRedisSweep(t *testing.T) {
 			require.NoError(t, err)
 			require.Empty(t, ids, "nobody woke them")
 			sk := newSink(q)
-			p := newRedisProcess(t, srv.dial, prefix, "p", catalog, sk.as("p"), false, func(c *dispatch.SchedulerConfig) {
+			p := newRedisProcess(t, srv.dial, prefix, "p", catalog, sk.as("p"), false, func(c *scheduler.Config) {
 				c.PollInterval = 10 * time.Millisecond
 			})
 			require.NoError(t, p.sched.Start(ctx))

@@ -1,4 +1,4 @@
-package dispatch
+package scheduler
 
 import (
 	"context"

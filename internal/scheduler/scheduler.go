@@ -1,4 +1,4 @@
-package dispatch
+package scheduler
 
 import (
 	"container/heap"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/lifecycle"
 	"github.com/couponq/couponq/lock"
@@ -19,7 +20,7 @@ import (
 // Sweeper is implemented by Agendas that can find, without a list of
 // campaigns, every campaign with entries in line or in flight and wake it
 // (memory.Queue and redisq.Queue do). A Scheduler sweeps when it gains
-// leadership, and every SchedulerConfig.SweepInterval if set, so an agenda
+// leadership, and every Config.SweepInterval if set, so an agenda
 // that missed a wake is repaired.
 type Sweeper interface {
 	// Sweep wakes every campaign that has entries and reports how many
@@ -27,13 +28,13 @@ type Sweeper interface {
 	Sweep(ctx context.Context) (int, error)
 }
 
-// DefaultSchedulerKey is the leader lease key when SchedulerConfig.Key is
+// DefaultKey is the leader lease key when Config.Key is
 // empty.
-const DefaultSchedulerKey = "couponq:scheduler"
+const DefaultKey = "couponq:scheduler"
 
-// SchedulerConfig configures a Scheduler. Zero values take the defaults
+// Config configures a Scheduler. Zero values take the defaults
 // documented on each field.
-type SchedulerConfig struct {
+type Config struct {
 	// Catalog supplies each campaign's BatchSize, Interval and Paused, read
 	// at every tick, so changes apply at the campaign's next tick. Pass a
 	// caching Catalog (catalog.NewCache) in front of a remote
@@ -52,7 +53,7 @@ type SchedulerConfig struct {
 	// process).
 	Locker lock.Locker
 	// Key names the leader lease; Schedulers sharing a Key and a Locker
-	// form one group. Empty means DefaultSchedulerKey.
+	// form one group. Empty means DefaultKey.
 	Key string
 	// LeaderTTL is how long the leader lease outlives a leader that stops
 	// refreshing it. The leader refreshes every LeaderTTL/3 and moves only
@@ -87,7 +88,7 @@ type SchedulerConfig struct {
 	// OnTick, if set, is called after every tick that moved (or tried to
 	// move) a campaign, from the worker that ran it: it must be safe for
 	// concurrent use.
-	OnTick func(TickEvent)
+	OnTick func(dispatch.TickEvent)
 	// Tracer, if set, starts a couponq.StageDispatch span per moved entry,
 	// a child of the trace the entry was admitted with (Entry.Trace), and
 	// sends the entry on carrying the span's trace. Nil means no tracing.
@@ -115,7 +116,7 @@ type SchedulerConfig struct {
 // Throttle, and lets a campaign rest once a tick finds nothing to lease and
 // its line and flight are empty. The package doc describes the design.
 type Scheduler struct {
-	cfg     SchedulerConfig
+	cfg     Config
 	mv      mover
 	log     *slog.Logger
 	runner  lifecycle.Runner
@@ -124,7 +125,7 @@ type Scheduler struct {
 }
 
 // NewScheduler validates cfg and returns a Scheduler.
-func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
+func New(cfg Config) (*Scheduler, error) {
 	if cfg.Catalog == nil || cfg.Agenda == nil || cfg.Queue == nil || cfg.Dispatcher == nil || cfg.Locker == nil {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: Catalog, Agenda, Queue, Dispatcher and Locker are required", couponq.ErrInvalidConfig)
 	}
@@ -141,7 +142,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: Workers must be >= 0, got %d", couponq.ErrInvalidConfig, cfg.Workers)
 	}
 	if cfg.Key == "" {
-		cfg.Key = DefaultSchedulerKey
+		cfg.Key = DefaultKey
 	}
 	if cfg.LeaderTTL == 0 {
 		cfg.LeaderTTL = 10 * time.Second
@@ -479,7 +480,7 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 		r.next = now.Add(c.Interval)
 		return r
 	}
-	ev := TickEvent{Campaign: id}
+	ev := dispatch.TickEvent{Campaign: id}
 	n := c.BatchSize
 	ready, seating, err := s.seats.ready(ctx, s.cfg.Queue, c, now, s.log)
 	ev.Seating, ev.Err, ev.PreQueue = seating, err, !ready

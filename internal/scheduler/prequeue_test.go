@@ -1,4 +1,4 @@
-package dispatch_test
+package scheduler_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/scheduler"
 )
 
 // A pre-queue is seated at OpensAt, in the order its recorded seed
@@ -25,7 +26,7 @@ func TestSchedulerSeatsPreQueueAtOpening(t *testing.T) {
 	var mu sync.Mutex
 	var seatings []couponq.Seating
 	var early int
-	s := w.scheduler(t, "s", func(cfg *dispatch.SchedulerConfig) {
+	s := w.scheduler(t, "s", func(cfg *scheduler.Config) {
 		cfg.OnTick = func(ev dispatch.TickEvent) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -111,7 +112,7 @@ func TestSchedulerPreQueueNeedsASeater(t *testing.T) {
 		OpensAt: time.Now().Add(-time.Second), PreQueue: time.Hour}
 	w := newWorld(t, c)
 	errs := make(chan error, 100)
-	s := w.scheduler(t, "s", func(cfg *dispatch.SchedulerConfig) {
+	s := w.scheduler(t, "s", func(cfg *scheduler.Config) {
 		cfg.Queue = struct{ couponq.Queue }{w.queue} // hides Seat
 		cfg.OnTick = func(ev dispatch.TickEvent) {
 			if ev.Err != nil {
