@@ -17,4 +17,3 @@ type AdmitEvent struct {
 	// LockWait is the time V1 spent obtaining its lock.
 	LockWait time.Duration
 }
-

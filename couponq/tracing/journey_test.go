@@ -32,10 +32,10 @@ import (
 
 // journey is one way to run the pipeline end to end.
 type journey struct {
-	queue     func(t *testing.T) couponq.Queue // nil: memory.NewQueue
-	batch     bool                             // the issuer's batch path
-	wire      bool                             // entries pass through wire.Encode and Decode
-	v1        bool                             // a ValidateFirst campaign (no dispatch span)
+	queue func(t *testing.T) couponq.Queue // nil: memory.NewQueue
+	batch bool                             // the issuer's batch path
+	wire  bool                             // entries pass through wire.Encode and Decode
+	v1    bool                             // a ValidateFirst campaign (no dispatch span)
 	// traceState: each request arrives with a remote parent holding a
 	// tracestate, so the carriers take the key=value form.
 	traceState bool

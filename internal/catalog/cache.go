@@ -1,10 +1,10 @@
 package catalog
 
 import (
-	"github.com/couponq/couponq/couponq"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/couponq/couponq/couponq"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -92,7 +92,7 @@ type cacheSlot struct {
 // cached is an answer of the source: a campaign, or an error wrapping
 // couponq.ErrUnknownCampaign. It is never changed once stored.
 type cached struct {
-	c        couponq.Campaign
+	c     couponq.Campaign
 	err   error
 	read  time.Time // when the source gave this answer
 	fresh time.Time // served without asking the source until then
@@ -101,7 +101,7 @@ type cached struct {
 // cacheCall is one source call, shared by the lookups waiting for it.
 type cacheCall struct {
 	done chan struct{}
-	c        couponq.Campaign
+	c    couponq.Campaign
 	err  error
 }
 
