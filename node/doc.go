@@ -21,5 +21,5 @@
 // Kafka transport and a durable Store; every process then shares them.
 //
 // The lower-level pieces — admission.Service, scheduler.Scheduler and
-// dispatch.Throttle, issuer.Issuer — stay public for hosts that need them.
+// dispatch.Throttle, issuing.Issuer — stay public for hosts that need them.
 package node

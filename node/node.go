@@ -14,9 +14,9 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/internal/shard"
-	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -102,7 +102,7 @@ type Config struct {
 	// batch path open); everything else is theirs, with their own defaults.
 	Service   admission.Config
 	Scheduler scheduler.Config
-	Issuer    issuer.Config
+	Issuer    issuing.Config
 
 	// Logger receives logs; nil means none.
 	Logger *slog.Logger
@@ -120,7 +120,7 @@ type Node struct {
 	catalog   catalog.Catalog
 	svc       *admission.Service
 	scheduler *scheduler.Scheduler
-	issuer    *issuer.Issuer
+	issuer    *issuing.Issuer
 	memory    bool
 	// base is the Queue the node was given, when it put a shard.Queue in
 	// front of it (nil otherwise); health checks ping it.
@@ -231,7 +231,7 @@ func New(cfg Config) (*Node, error) {
 		if ic.Tracer == nil {
 			ic.Tracer = cfg.Tracer
 		}
-		iss, err := issuer.New(ic)
+		iss, err := issuing.New(ic)
 		if err != nil {
 			return nil, err
 		}
@@ -252,7 +252,7 @@ func (n *Node) Service() *admission.Service { return n.svc }
 func (n *Node) Scheduler() *scheduler.Scheduler { return n.scheduler }
 
 // Issuer returns the node's issuer (nil without RoleWorker).
-func (n *Node) Issuer() *issuer.Issuer { return n.issuer }
+func (n *Node) Issuer() *issuing.Issuer { return n.issuer }
 
 // Catalog returns the (cached) catalog the node's parts read.
 func (n *Node) Catalog() catalog.Catalog { return n.catalog }

@@ -6,7 +6,7 @@
 //	m := metrics.NewExpvar("couponq")
 //	admission.New(admission.Config{..., OnAdmit: m.OnAdmit})
 //	dispatch.New(dispatch.Config{..., OnTick: m.OnTick})
-//	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnOverIssue: m.OnOverIssue})
+//	issuing.New(issuing.Config{..., OnIssue: m.OnIssue, OnOverIssue: m.OnOverIssue})
 package metrics
 
 import (
@@ -75,7 +75,7 @@ func (e *Expvar) OnTick(ev dispatch.TickEvent) {
 	}
 }
 
-// OnIssue is an issuer.Config.OnIssue hook.
+// OnIssue is an issuing.Config.OnIssue hook.
 func (e *Expvar) OnIssue(ev issuer.Event) {
 	if ev.Result.State == couponq.StateIssued {
 		e.m.Add("issue.issued", 1)
@@ -84,7 +84,7 @@ func (e *Expvar) OnIssue(ev issuer.Event) {
 	e.m.Add("issue."+string(ev.Result.Reason), 1)
 }
 
-// OnOverIssue is an issuer.Config.OnOverIssue hook: issue.over_issued grows
+// OnOverIssue is an issuing.Config.OnOverIssue hook: issue.over_issued grows
 // by the units issued past the stock since the last report of the campaign.
 func (e *Expvar) OnOverIssue(ev issuer.OverIssue) {
 	over := ev.Issued - ev.Stock

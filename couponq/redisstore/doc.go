@@ -32,7 +32,7 @@
 // Replication is asynchronous: a failover to a replica can lose issuances
 // the old primary acknowledged, whatever the fsync setting (Redis 7.2's
 // WAITAOF narrows this; the Debian 7.0 server the tests use lacks it). The
-// issuer's over-issue detector (see issuer.Config.OnOverIssue) reports such
+// issuer's over-issue detector (see issuing.Config.OnOverIssue) reports such
 // a loss when the recorded outcomes exceed the stock. Hosts that cannot
 // accept this keep issuances in a database with synchronous commit, such as
 // the Postgres Store in the pgstore module.

@@ -42,7 +42,7 @@
 //
 //	admission.New(admission.Config{..., Tracer: tracer})
 //	scheduler.New(scheduler.Config{..., Tracer: tracer}) // or dispatch.Config for a Throttle
-//	issuer.New(issuer.Config{..., Tracer: tracer})
+//	issuing.New(issuing.Config{..., Tracer: tracer})
 //
 // Admission takes its parent from the request's context, so mount the
 // couponq/httpapi handler behind the tracing middleware. Every process of

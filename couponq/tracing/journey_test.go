@@ -24,9 +24,9 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/wire"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
-	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -142,11 +142,11 @@ func runJourney(t *testing.T, j journey) {
 	mover, err = scheduler.New(scheduler.Config{Catalog: catalog, Agenda: agenda, Queue: q,
 		Dispatcher: d, Locker: locker, PollInterval: 5 * time.Millisecond, Tracer: tr})
 	require.NoError(t, err)
-	icfg := issuer.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: q, Tracer: tr, MaxBatch: 1}
+	icfg := issuing.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: q, Tracer: tr, MaxBatch: 1}
 	if j.batch {
 		icfg.MaxBatch = 0
 	}
-	iss, err := issuer.New(icfg)
+	iss, err := issuing.New(icfg)
 	require.NoError(t, err)
 	require.Equal(t, j.batch, iss.Batching())
 

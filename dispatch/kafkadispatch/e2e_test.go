@@ -22,10 +22,10 @@ import (
 	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/kafkatest"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
-	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
@@ -139,12 +139,12 @@ func (r *rig) check(t *testing.T, admitted []string, want int64, wait time.Durat
 	t.Logf("admitted=%d issued=%d store=%d holders=%d", len(admitted), issued, stored, len(holders))
 }
 
-func newIssuer(t testing.TB, r *rig, group string, store couponq.Store) *issuer.Issuer {
+func newIssuer(t testing.TB, r *rig, group string, store couponq.Store) *issuing.Issuer {
 	c, err := kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: r.topic, Group: group, ConfigMap: kafkatest.Config(r.brokers)})
 	require.NoError(t, err)
 	locker, err := redislocker.New(r.rdb, r.prefix)
 	require.NoError(t, err)
-	iss, err := issuer.New(issuer.Config{Consumer: c, Store: store, Catalog: r.catalog, Recorder: r.queue, Locker: locker})
+	iss, err := issuing.New(issuing.Config{Consumer: c, Store: store, Catalog: r.catalog, Recorder: r.queue, Locker: locker})
 	require.NoError(t, err)
 	return iss
 }
@@ -240,7 +240,7 @@ func runWorker() int {
 		return 1
 	}
 	locker, _ := redislocker.New(rdb, os.Getenv("W_PREFIX"))
-	iss, err := issuer.New(issuer.Config{Consumer: c, Store: slow, Catalog: catalog, Recorder: queue, Locker: locker})
+	iss, err := issuing.New(issuing.Config{Consumer: c, Store: slow, Catalog: catalog, Recorder: queue, Locker: locker})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -19,6 +19,7 @@ import (
 	"github.com/couponq/couponq/couponq/pgstore"
 	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -187,7 +188,7 @@ func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, prof
 	defer closeStore()
 	var handlerT, storeT, recordT timer
 	var first, last atomic.Int64
-	cfg := issuer.Config{
+	cfg := issuing.Config{
 		Consumer: timedConsumer{inner: cons, t: &handlerT}, Store: timedStore{inner: store, t: &storeT},
 		Catalog: catalog, Recorder: timedRecorder{Recorder: q, t: &recordT},
 		OnIssue: func(issuer.Event) {
@@ -202,7 +203,7 @@ func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, prof
 	if !v.Batch {
 		cfg.MaxBatch = 1
 	}
-	iss, err := issuer.New(cfg)
+	iss, err := issuing.New(cfg)
 	if err != nil {
 		return E2EResult{}, err
 	}

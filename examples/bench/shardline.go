@@ -31,8 +31,8 @@ import (
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/shard"
-	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -635,7 +635,7 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	if err != nil {
 		return r, err
 	}
-	iss, err := issuer.New(issuer.Config{Consumer: transport, Store: store, Catalog: cat, Recorder: sq})
+	iss, err := issuing.New(issuing.Config{Consumer: transport, Store: store, Catalog: cat, Recorder: sq})
 	if err != nil {
 		return r, err
 	}

@@ -41,7 +41,7 @@ import (
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
-	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -343,7 +343,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	}
 	svc, stats := &countedService{Service: streamSvc}, &countedStats{LineStatser: streamQ}
 	marks := &soldOutClock{Queue: pipeQ, status: &svc.status}
-	iss, err := issuer.New(issuer.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: marks})
+	iss, err := issuing.New(issuing.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: marks})
 	if err != nil {
 		return res, err
 	}

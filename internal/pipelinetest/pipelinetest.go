@@ -22,9 +22,9 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
-	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
 )
@@ -199,13 +199,13 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 	th, err := scheduler.New(scheduler.Config{Catalog: catalog, Agenda: b.Queue.(couponq.Agenda),
 		Queue: b.Queue, Dispatcher: sized, Locker: b.Locker, PollInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
-	icfg := issuer.Config{Consumer: lossy, Store: flaky, Catalog: catalog,
+	icfg := issuing.Config{Consumer: lossy, Store: flaky, Catalog: catalog,
 		Recorder: b.Queue, Locker: b.Locker, Backoff: lock.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond},
 		MaxAttempts: 50, MaxBatch: 1}
 	if batch {
 		icfg.Locker, icfg.MaxBatch = nil, 0
 	}
-	iss, err := issuer.New(icfg)
+	iss, err := issuing.New(icfg)
 	require.NoError(t, err)
 	require.Equal(t, batch, iss.Batching())
 	require.NoError(t, th.Start(ctx))

@@ -11,7 +11,7 @@
 //	})
 //	admission.New(admission.Config{..., OnAdmit: m.OnAdmit})
 //	scheduler.New(scheduler.Config{..., OnTick: m.OnTick})
-//	issuer.New(issuer.Config{..., OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue})
+//	issuing.New(issuing.Config{..., OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue})
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
 // # Metrics

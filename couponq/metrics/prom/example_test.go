@@ -30,7 +30,7 @@ func Example() {
 	}
 	svc, _ := admission.New(admission.Config{Catalog: registry, Queue: queue, OnAdmit: m.OnAdmit})
 	// Also: scheduler.Config{OnTick: m.OnTick} and
-	// issuer.Config{OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue}.
+	// issuing.Config{OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue}.
 	for _, user := range []string{"ann", "bob", "ann"} {
 		_, _ = svc.Admit(context.Background(), couponq.Request{Campaign: "spring-sale", User: user})
 	}

@@ -266,7 +266,7 @@ func (m *Metrics) OnTick(ev dispatch.TickEvent) {
 	m.tickDur.Observe(ev.Duration.Seconds())
 }
 
-// OnIssue is an issuer.Config.OnIssue hook. An event without attempts (a
+// OnIssue is an issuing.Config.OnIssue hook. An event without attempts (a
 // dead-lettered entry) is counted but not observed in the attempts and
 // duration histograms.
 func (m *Metrics) OnIssue(ev issuer.Event) {
@@ -289,7 +289,7 @@ func (m *Metrics) OnIssue(ev issuer.Event) {
 	}
 }
 
-// OnStoreCall is an issuer.Config.OnStoreCall hook: the Store's latency.
+// OnStoreCall is an issuing.Config.OnStoreCall hook: the Store's latency.
 func (m *Metrics) OnStoreCall(ev issuer.StoreCall) {
 	result := "ok"
 	if ev.Err != nil {
@@ -299,7 +299,7 @@ func (m *Metrics) OnStoreCall(ev issuer.StoreCall) {
 	m.storeEntries.Observe(float64(ev.Entries))
 }
 
-// OnOverIssue is an issuer.Config.OnOverIssue hook: <ns>_over_issued_units
+// OnOverIssue is an issuing.Config.OnOverIssue hook: <ns>_over_issued_units
 // holds the highest count past the stock reported for the campaign.
 func (m *Metrics) OnOverIssue(ev issuer.OverIssue) {
 	over := ev.Issued - ev.Stock

@@ -36,6 +36,7 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -129,7 +130,7 @@ func run(log *slog.Logger, o options) error {
 		Roles: node.RoleWorker, Catalog: registry, Queue: queue, Locker: locker,
 		Dispatcher: producer, Consumer: consumer, Store: store, Logger: log,
 		Scheduler: scheduler.Config{LeaderTTL: o.leaderTTL, OnTick: tally.tick, MaxInFlightBatches: o.maxInFlight},
-		Issuer: issuer.Config{
+		Issuer: issuing.Config{
 			OnIssue: tally.issue,
 			// The issuer logs an over-issue at error level already; the hook
 			// is where a host would page someone.

@@ -1,4 +1,4 @@
-package issuer_test
+package issuing_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/issuer"
 )
 
@@ -42,7 +43,7 @@ func TestHandleBatchMixedOutcomes(t *testing.T) {
 	f := newFixture(t, couponq.Campaign{ID: "c", Stock: 3}, couponq.Campaign{ID: "d", Stock: 1})
 	store := &countingStore{Store: f.store}
 	var events []issuer.Event
-	i := f.issuer(t, store, func(cfg *issuer.Config) {
+	i := f.issuer(t, store, func(cfg *issuing.Config) {
 		cfg.Locker = nil
 		cfg.OnIssue = func(e issuer.Event) { events = append(events, e) }
 	})
@@ -89,7 +90,7 @@ func TestHandleBatchFallsBackToSingleCalls(t *testing.T) {
 	f := newFixture(t, couponq.Campaign{ID: "c", Stock: 10})
 	store := &countingStore{Store: f.store}
 	store.failBatches.Store(1000)
-	i := f.issuer(t, store, func(cfg *issuer.Config) { cfg.Locker = nil; cfg.MaxAttempts = 3 })
+	i := f.issuer(t, store, func(cfg *issuing.Config) { cfg.Locker = nil; cfg.MaxAttempts = 3 })
 	batch := []couponq.Entry{entry("c", "a", 1), entry("c", "b", 2)}
 	require.NoError(t, i.HandleBatch(context.Background(), batch))
 	assert.EqualValues(t, 3, store.batches.Load(), "MaxAttempts batch calls")
@@ -102,7 +103,7 @@ func TestHandleBatchCancelledLeavesBatchForRedelivery(t *testing.T) {
 	f := newFixture(t, couponq.Campaign{ID: "c", Stock: 10})
 	store := &countingStore{Store: f.store}
 	store.failBatches.Store(1000)
-	i := f.issuer(t, store, func(cfg *issuer.Config) { cfg.Locker = nil })
+	i := f.issuer(t, store, func(cfg *issuing.Config) { cfg.Locker = nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	assert.Error(t, i.HandleBatch(ctx, []couponq.Entry{entry("c", "a", 1)}))
@@ -117,18 +118,18 @@ func TestRunChoosesThePath(t *testing.T) {
 	f := newFixture(t, couponq.Campaign{ID: "c", Stock: 300})
 	for _, tc := range []struct {
 		name    string
-		mut     func(*issuer.Config)
+		mut     func(*issuing.Config)
 		batched bool
 	}{
-		{"batch", func(c *issuer.Config) { c.Locker = nil }, true},
-		{"locker", func(c *issuer.Config) {}, false},
-		{"max batch 1", func(c *issuer.Config) { c.Locker = nil; c.MaxBatch = 1 }, false},
+		{"batch", func(c *issuing.Config) { c.Locker = nil }, true},
+		{"locker", func(c *issuing.Config) {}, false},
+		{"max batch 1", func(c *issuing.Config) { c.Locker = nil; c.MaxBatch = 1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 			require.NoError(t, err)
 			store := &countingStore{Store: memory.NewStore()}
-			i := f.issuer(t, store, func(cfg *issuer.Config) { cfg.Consumer = tr; tc.mut(cfg) })
+			i := f.issuer(t, store, func(cfg *issuing.Config) { cfg.Consumer = tr; tc.mut(cfg) })
 			assert.Equal(t, tc.batched, i.Batching())
 			camp := "c"
 			es := make([]couponq.Entry, 250)
@@ -159,9 +160,9 @@ func TestOverIssueDetected(t *testing.T) {
 			var mu sync.Mutex
 			var reports []issuer.OverIssue
 			hook := func(o issuer.OverIssue) { mu.Lock(); reports = append(reports, o); mu.Unlock() }
-			workers := []*issuer.Issuer{
-				f.issuer(t, memory.NewStore(), func(c *issuer.Config) { c.Locker = nil; c.OnOverIssue = hook }),
-				f.issuer(t, memory.NewStore(), func(c *issuer.Config) { c.Locker = nil; c.OnOverIssue = hook }),
+			workers := []*issuing.Issuer{
+				f.issuer(t, memory.NewStore(), func(c *issuing.Config) { c.Locker = nil; c.OnOverIssue = hook }),
+				f.issuer(t, memory.NewStore(), func(c *issuing.Config) { c.Locker = nil; c.OnOverIssue = hook }),
 			}
 			ctx := context.Background()
 			for k := range 16 {
@@ -191,11 +192,11 @@ func TestNoOverIssueWithSharedStore(t *testing.T) {
 	f := newFixture(t, couponq.Campaign{ID: "c", Stock: 5})
 	var reports atomic.Int64
 	hook := func(issuer.OverIssue) { reports.Add(1) }
-	a := f.issuer(t, f.store, func(c *issuer.Config) { c.Locker = nil; c.OnOverIssue = hook })
-	b := f.issuer(t, f.store, func(c *issuer.Config) { c.Locker = nil; c.OnOverIssue = hook })
+	a := f.issuer(t, f.store, func(c *issuing.Config) { c.Locker = nil; c.OnOverIssue = hook })
+	b := f.issuer(t, f.store, func(c *issuing.Config) { c.Locker = nil; c.OnOverIssue = hook })
 	for k := range 16 {
 		e := entry("c", fmt.Sprintf("u%d", k), int64(k+1))
-		require.NoError(t, []*issuer.Issuer{a, b}[k%2].HandleBatch(context.Background(), []couponq.Entry{e, e}))
+		require.NoError(t, []*issuing.Issuer{a, b}[k%2].HandleBatch(context.Background(), []couponq.Entry{e, e}))
 	}
 	assert.Zero(t, reports.Load())
 	n, err := f.queue.IssuedCount(context.Background(), "c")

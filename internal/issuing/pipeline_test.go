@@ -1,4 +1,4 @@
-package issuer_test
+package issuing_test
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package issuer_test
+package issuing_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -20,7 +20,7 @@ func BenchmarkHandle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	i, err := issuer.New(issuer.Config{
+	i, err := issuing.New(issuing.Config{
 		Consumer: couponq.ConsumerFunc(func(context.Context, couponq.Handler) error { return nil }),
 		Store:    memory.NewStore(), Catalog: cat, Recorder: memory.NewQueue(nil), Locker: lock.NewMemory(),
 	})

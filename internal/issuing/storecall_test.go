@@ -1,4 +1,4 @@
-package issuer_test
+package issuing_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/issuer"
 )
 
@@ -26,10 +27,10 @@ func TestOnStoreCall(t *testing.T) {
 			q := memory.NewQueue(nil)
 			var mu sync.Mutex
 			var calls []issuer.StoreCall
-			cfg := issuer.Config{Consumer: couponq.ConsumerFunc(func(context.Context, couponq.Handler) error { return nil }),
+			cfg := issuing.Config{Consumer: couponq.ConsumerFunc(func(context.Context, couponq.Handler) error { return nil }),
 				Store: memory.NewStore(), Catalog: catalog, Recorder: q,
 				OnStoreCall: func(ev issuer.StoreCall) { mu.Lock(); calls = append(calls, ev); mu.Unlock() }}
-			iss, err := issuer.New(cfg)
+			iss, err := issuing.New(cfg)
 			require.NoError(t, err)
 			entries := make([]couponq.Entry, 5)
 			for k := range entries {

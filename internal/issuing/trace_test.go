@@ -1,4 +1,4 @@
-package issuer_test
+package issuing_test
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/scheduler"
-	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -101,11 +101,11 @@ func TestTraceFollowsTheEntry(t *testing.T) {
 			sched, err := scheduler.New(scheduler.Config{Catalog: catalog, Agenda: q, Queue: q,
 				Dispatcher: transport, Locker: lock.NewMemory(), PollInterval: 5 * time.Millisecond, Tracer: tr})
 			require.NoError(t, err)
-			cfg := issuer.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: q, Tracer: tr, MaxBatch: 1}
+			cfg := issuing.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: q, Tracer: tr, MaxBatch: 1}
 			if batch {
 				cfg.MaxBatch = 0
 			}
-			iss, err := issuer.New(cfg)
+			iss, err := issuing.New(cfg)
 			require.NoError(t, err)
 			require.Equal(t, batch, iss.Batching())
 			// Everyone is in line before the scheduler starts, so one batch

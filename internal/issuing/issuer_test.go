@@ -1,4 +1,4 @@
-package issuer_test
+package issuing_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -35,15 +36,15 @@ func newFixture(t *testing.T, cs ...couponq.Campaign) fixture {
 	return fixture{catalog: cat, queue: memory.NewQueue(nil), store: memory.NewStore(), locker: lock.NewMemory()}
 }
 
-func (f fixture) issuer(t *testing.T, store couponq.Store, mut func(*issuer.Config)) *issuer.Issuer {
-	cfg := issuer.Config{
+func (f fixture) issuer(t *testing.T, store couponq.Store, mut func(*issuing.Config)) *issuing.Issuer {
+	cfg := issuing.Config{
 		Consumer: couponq.ConsumerFunc(func(context.Context, couponq.Handler) error { return nil }),
 		Store:    store, Catalog: f.catalog, Recorder: f.queue, Locker: f.locker, Backoff: fast,
 	}
 	if mut != nil {
 		mut(&cfg)
 	}
-	i, err := issuer.New(cfg)
+	i, err := issuing.New(cfg)
 	require.NoError(t, err)
 	return i
 }
@@ -62,7 +63,7 @@ func TestHandleOutcomes(t *testing.T) {
 	c := couponq.Campaign{ID: "c", Stock: 2}
 	f := newFixture(t, c)
 	var events []issuer.Event
-	i := f.issuer(t, f.store, func(cfg *issuer.Config) { cfg.OnIssue = func(e issuer.Event) { events = append(events, e) } })
+	i := f.issuer(t, f.store, func(cfg *issuing.Config) { cfg.OnIssue = func(e issuer.Event) { events = append(events, e) } })
 	ctx := context.Background()
 
 	require.NoError(t, i.Handle(ctx, entry("c", "a", 1)))
@@ -101,7 +102,7 @@ func TestHandleRetriesStoreThenSucceeds(t *testing.T) {
 		return f.store.Issue(ctx, r)
 	})
 	var ev issuer.Event
-	i := f.issuer(t, flaky, func(cfg *issuer.Config) { cfg.OnIssue = func(e issuer.Event) { ev = e } })
+	i := f.issuer(t, flaky, func(cfg *issuing.Config) { cfg.OnIssue = func(e issuer.Event) { ev = e } })
 	require.NoError(t, i.Handle(context.Background(), entry("c", "u", 1)))
 	assert.Equal(t, couponq.StateIssued, status(t, f.queue, "c", "u").State)
 	assert.Equal(t, 4, ev.Attempts)
@@ -115,7 +116,7 @@ func TestHandleDeadLettersWhatKeepsFailing(t *testing.T) {
 	})
 	var mu sync.Mutex
 	dead := map[string]error{}
-	i := f.issuer(t, broken, func(cfg *issuer.Config) {
+	i := f.issuer(t, broken, func(cfg *issuing.Config) {
 		cfg.MaxAttempts = 3
 		cfg.DeadLetter = issuer.DeadLetterFunc(func(_ context.Context, e couponq.Entry, reason error) error {
 			mu.Lock()
@@ -140,7 +141,7 @@ func TestHandleDeadLettersWhatKeepsFailing(t *testing.T) {
 
 func TestHandleDeadLetterFailureRedelivers(t *testing.T) {
 	f := newFixture(t, couponq.Campaign{ID: "c", Stock: 5})
-	i := f.issuer(t, f.store, func(cfg *issuer.Config) {
+	i := f.issuer(t, f.store, func(cfg *issuing.Config) {
 		cfg.DeadLetter = issuer.DeadLetterFunc(func(context.Context, couponq.Entry, error) error { return errors.New("dlq down") })
 	})
 	err := i.Handle(context.Background(), entry("nope", "u", 1))
@@ -149,7 +150,7 @@ func TestHandleDeadLetterFailureRedelivers(t *testing.T) {
 
 func TestHandleHeldLockRedelivers(t *testing.T) {
 	f := newFixture(t, couponq.Campaign{ID: "c", Stock: 5})
-	i := f.issuer(t, f.store, func(cfg *issuer.Config) { cfg.LockWait = 30 * time.Millisecond })
+	i := f.issuer(t, f.store, func(cfg *issuing.Config) { cfg.LockWait = 30 * time.Millisecond })
 	lk, err := f.locker.Obtain(context.Background(), "couponq:issue:c:u", time.Minute)
 	require.NoError(t, err)
 	err = i.Handle(context.Background(), entry("c", "u", 1))
@@ -166,7 +167,7 @@ func TestHandleStopsRetryingOnCancel(t *testing.T) {
 		return couponq.Issuance{}, errors.New("down")
 	})
 	var deadLettered atomic.Bool
-	i := f.issuer(t, broken, func(cfg *issuer.Config) {
+	i := f.issuer(t, broken, func(cfg *issuing.Config) {
 		cfg.Backoff = lock.Backoff{Min: 50 * time.Millisecond}
 		cfg.DeadLetter = issuer.DeadLetterFunc(func(context.Context, couponq.Entry, error) error { deadLettered.Store(true); return nil })
 	})
@@ -178,6 +179,6 @@ func TestHandleStopsRetryingOnCancel(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	_, err := issuer.New(issuer.Config{})
+	_, err := issuing.New(issuing.Config{})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
 }

@@ -1,4 +1,4 @@
-package issuer
+package issuing
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/issuer"
 )
 
 // HandleBatch decides a delivered batch: one couponq.BatchStore.IssueBatch
@@ -160,7 +161,7 @@ func (i *Issuer) HandleBatch(ctx context.Context, batch []couponq.Entry) (err er
 		d := time.Since(start)
 		for _, c := range order {
 			for _, res := range groups[c].results {
-				i.cfg.OnIssue(Event{Entry: res.Entry, Result: res, Attempts: attempts, Duration: d})
+				i.cfg.OnIssue(issuer.Event{Entry: res.Entry, Result: res, Attempts: attempts, Duration: d})
 			}
 		}
 	}
