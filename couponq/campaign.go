@@ -165,8 +165,8 @@ func (c Campaign) Validate() error {
 		return fmt.Errorf("%w: %s: max waiting must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.MaxWaiting)
 	case c.Version < 0:
 		return fmt.Errorf("%w: %s: version must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.Version)
-	case strings.Contains(c.ID, SubLineMark):
-		return fmt.Errorf("%w: %s: %q is reserved for sub-lines", ErrInvalidCampaign, c.ID, SubLineMark)
+	case strings.Contains(c.ID, subLineMark):
+		return fmt.Errorf("%w: %s: %q is reserved for sub-lines", ErrInvalidCampaign, c.ID, subLineMark)
 	case c.Shards < 0 || c.Shards > MaxShards:
 		return fmt.Errorf("%w: %s: shards must be 0 to %d, got %d", ErrInvalidCampaign, c.ID, MaxShards, c.Shards)
 	case c.Shards > 1 && c.Mode != QueueFirst:
@@ -188,19 +188,9 @@ func (c Campaign) Validate() error {
 // MaxShards is the most sub-lines a campaign's line may have.
 const MaxShards = 64
 
-// SubLineMark separates a sharded campaign's ID from its sub-line number in
-// the sub-lines' IDs (package shard); campaign IDs may not contain it.
-const SubLineMark = "@@"
-
-// CheckChange reports whether a Registry may replace old with c: the
-// sub-line count is fixed once created. Every Registry calls it before an
-// update writes (the error wraps ErrInvalidCampaign).
-func CheckChange(old, c Campaign) error {
-	if max(old.Shards, 1) != max(c.Shards, 1) {
-		return fmt.Errorf("%w: %s: shards are fixed once created (%d, not %d)", ErrInvalidCampaign, c.ID, max(old.Shards, 1), max(c.Shards, 1))
-	}
-	return nil
-}
+// subLineMark separates a sharded campaign's ID from its sub-line number in
+// the sub-lines' IDs; campaign IDs may not contain it.
+const subLineMark = "@@"
 
 // InPreQueue reports whether now is in the campaign's pre-queue: at most
 // PreQueue before OpensAt, and before it.

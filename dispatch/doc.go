@@ -22,7 +22,7 @@
 //
 // The Agenda (couponq.Agenda) is the set of campaigns with entries in line
 // or in flight. On Redis it is one sorted set, prefix:agenda, of campaign
-// IDs scored by the time each woke (redisq.AgendaKey); memory.Queue keeps it
+// IDs scored by the time each woke (redisq.AgendaKey); memline.Queue keeps it
 // under its lock. Admission wakes a campaign; the leader lets it rest once
 // its line and flight are empty. A campaign that nobody joins is never on
 // it and costs nothing.

@@ -2,7 +2,7 @@
 // river.Client is river's: one constructor takes the backends, and Start and
 // Stop run admission, the scheduler and the issuer in this process.
 //
-//	campaigns, _ := couponq.NewCampaigns(couponq.Campaign{ID: "spring-sale", Stock: 1000})
+//	campaigns, _ := memline.NewRegistry(couponq.Campaign{ID: "spring-sale", Stock: 1000})
 //	n, _ := node.New(node.Config{Catalog: campaigns}) // in-memory backends by default
 //	_ = n.Start(ctx)
 //	defer n.Stop(ctx)
@@ -15,7 +15,7 @@
 // transport into the Store. The zero Roles is both; the same binary can run
 // API-only and worker-only processes by setting Roles from a flag.
 //
-// With no backends at all a node runs on the in-memory ones (memory.Queue,
+// With no backends at all a node runs on the in-memory ones (memline.Queue,
 // memory.Store, dispatch.Memory, lock.Memory): the embedded default, for one
 // process. For a fleet, pass the Redis queue, Locker and registry, the
 // Kafka transport and a durable Store; every process then shares them.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
 )
 
@@ -13,7 +14,7 @@ import (
 // and the issuer in one node.
 func Example() {
 	ctx := context.Background()
-	campaigns, _ := couponq.NewCampaigns(couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond})
+	campaigns, _ := memline.NewRegistry(couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond})
 	n, _ := node.New(node.Config{Catalog: campaigns}) // no backends given: in-memory ones
 	_ = n.Start(ctx)
 	defer n.Stop(ctx)

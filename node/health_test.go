@@ -10,10 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/health"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/node"
 )
@@ -28,12 +28,12 @@ type pingingTransport struct {
 func (p pingingTransport) Ping(context.Context) error { return p.err }
 
 // pingingQueue is a memory Queue with a Ping; it is the Agenda too.
-type pingingQueue struct{ *memory.Queue }
+type pingingQueue struct{ *memline.Queue }
 
 func (pingingQueue) Ping(context.Context) error { return nil }
 
 func TestHealthChecks(t *testing.T) {
-	campaigns, err := couponq.NewCampaigns()
+	campaigns, err := memline.NewRegistry()
 	require.NoError(t, err)
 
 	t.Run("in-memory backends have nothing to check", func(t *testing.T) {
@@ -46,7 +46,7 @@ func TestHealthChecks(t *testing.T) {
 		transport, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 		require.NoError(t, err)
 		tr := pingingTransport{Memory: transport, err: errors.New("broker down")}
-		q := pingingQueue{memory.NewQueue(nil)}
+		q := pingingQueue{memline.NewQueue(nil)}
 		n, err := node.New(node.Config{Catalog: campaigns, Queue: q, Locker: lock.NewMemory(),
 			Dispatcher: tr, Consumer: tr, Store: memory.NewStore()})
 		require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/lock"
@@ -71,7 +72,7 @@ type Config struct {
 	// Roles picks what this process runs. Zero means RoleAll.
 	Roles Role
 
-	// Catalog supplies campaigns; a couponq.Registry (couponq.Campaigns,
+	// Catalog supplies campaigns; a couponq.Registry (memline.Registry,
 	// redisq.Registry) lets operators change them at runtime. Required.
 	Catalog catalog.Catalog
 	// CatalogTTL is how long this process serves a campaign from its cache
@@ -147,10 +148,10 @@ func New(cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Queue, cfg.Locker, cfg.Store = memory.NewQueue(nil), lock.NewMemory(), memory.NewStore()
+		cfg.Queue, cfg.Locker, cfg.Store = memline.NewQueue(nil), lock.NewMemory(), memory.NewStore()
 		cfg.Dispatcher, cfg.Consumer = transport, transport
 		if cfg.Tally == nil {
-			cfg.Tally = memory.NewTally()
+			cfg.Tally = memline.NewTally()
 		}
 		n.memory = true
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/node"
 )
@@ -34,7 +35,7 @@ func waitTerminal(t *testing.T, n *node.Node, campaign, user string) couponq.Sta
 // The README's promise: a full V2 service on the in-memory backends.
 func TestInMemoryDefault(t *testing.T) {
 	ctx := context.Background()
-	campaigns, err := couponq.NewCampaigns(couponq.Campaign{ID: "sale", Stock: 3, Interval: 5 * time.Millisecond})
+	campaigns, err := memline.NewRegistry(couponq.Campaign{ID: "sale", Stock: 3, Interval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	n, err := node.New(node.Config{Catalog: campaigns})
 	require.NoError(t, err)
@@ -59,7 +60,7 @@ func TestInMemoryDefault(t *testing.T) {
 // else being started.
 func TestCampaignCreatedAtRuntime(t *testing.T) {
 	ctx := context.Background()
-	campaigns, err := couponq.NewCampaigns()
+	campaigns, err := memline.NewRegistry()
 	require.NoError(t, err)
 	n, err := node.New(node.Config{Catalog: campaigns, CatalogTTL: -1})
 	require.NoError(t, err)
@@ -77,11 +78,11 @@ func TestCampaignCreatedAtRuntime(t *testing.T) {
 // API-only and worker-only nodes over shared backends make one service.
 func TestRolesSplitAcrossNodes(t *testing.T) {
 	ctx := context.Background()
-	campaigns, err := couponq.NewCampaigns(couponq.Campaign{ID: "split", Stock: 10, Interval: 5 * time.Millisecond})
+	campaigns, err := memline.NewRegistry(couponq.Campaign{ID: "split", Stock: 10, Interval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	transport, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 	require.NoError(t, err)
-	queue, store, locker := memory.NewQueue(nil), memory.NewStore(), lock.NewMemory()
+	queue, store, locker := memline.NewQueue(nil), memory.NewStore(), lock.NewMemory()
 	api, err := node.New(node.Config{Roles: node.RoleAPI, Catalog: campaigns, Queue: queue})
 	require.NoError(t, err)
 	assert.Nil(t, api.Store())
@@ -110,14 +111,14 @@ func TestRolesSplitAcrossNodes(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	campaigns, err := couponq.NewCampaigns()
+	campaigns, err := memline.NewRegistry()
 	require.NoError(t, err)
 	_, err = node.New(node.Config{})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
-	_, err = node.New(node.Config{Catalog: campaigns, Queue: memory.NewQueue(nil)})
+	_, err = node.New(node.Config{Catalog: campaigns, Queue: memline.NewQueue(nil)})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "a worker needs its backends once any is given")
 	assert.ErrorContains(t, err, "Locker, Dispatcher, Consumer, Store")
-	_, err = node.New(node.Config{Roles: node.RoleAPI, Catalog: campaigns, Queue: memory.NewQueue(nil)})
+	_, err = node.New(node.Config{Roles: node.RoleAPI, Catalog: campaigns, Queue: memline.NewQueue(nil)})
 	assert.NoError(t, err, "an API node needs only the Queue")
 	_, err = node.New(node.Config{Roles: 1 << 5, Catalog: campaigns})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
@@ -132,7 +133,7 @@ func TestConfigValidation(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	ctx := context.Background()
-	campaigns, err := couponq.NewCampaigns()
+	campaigns, err := memline.NewRegistry()
 	require.NoError(t, err)
 	n, err := node.New(node.Config{Catalog: campaigns})
 	require.NoError(t, err)
@@ -145,7 +146,7 @@ func TestStartTwice(t *testing.T) {
 // shard wrapper in front of its Queue.
 func TestShardedCampaign(t *testing.T) {
 	ctx := context.Background()
-	campaigns, err := couponq.NewCampaigns(couponq.Campaign{ID: "hot", Stock: 30, Shards: 4, BatchSize: 10, Interval: 5 * time.Millisecond})
+	campaigns, err := memline.NewRegistry(couponq.Campaign{ID: "hot", Stock: 30, Shards: 4, BatchSize: 10, Interval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	n, err := node.New(node.Config{Catalog: campaigns})
 	require.NoError(t, err)

@@ -5,13 +5,8 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/couponq/queuetest"
 	"github.com/couponq/couponq/couponq/storetest"
 )
-
-func TestQueueConformance(t *testing.T) {
-	queuetest.Run(t, func(t *testing.T) couponq.Queue { return memory.NewQueue(nil) })
-}
 
 func TestStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) couponq.Store { return memory.NewStore() })

@@ -11,18 +11,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/issuer"
 )
 
 func TestExpvarCounts(t *testing.T) {
 	m := metrics.NewExpvar("couponq_test")
-	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1})
+	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1})
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
 	require.NoError(t, err)
 	ctx := context.Background()

@@ -7,18 +7,18 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/ratelimit"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // The public handler behind a per-user limit: two requests at once, then one
 // a minute. With Redis, ratelimit.NewRedis(rdb, rate, "api") shares the limit
 // across processes.
 func Example() {
-	catalog, _ := couponq.NewCampaigns(couponq.Campaign{ID: "drop", Stock: 10})
-	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: memory.NewQueue(nil)})
+	catalog, _ := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 10})
+	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: memline.NewQueue(nil)})
 	api, _ := httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User"), BasePath: "/api"})
 
 	limiter, _ := ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: ratelimit.Rate{Events: 1, Per: time.Minute, Burst: 2}})

@@ -23,6 +23,7 @@ import (
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/pipelinetest"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
@@ -213,7 +214,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	_, err = q.Admit(context.Background(), couponq.Admission{Campaign: "c", User: "u"})
 	require.Error(t, err)
 
-	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1})
+	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1})
 	require.NoError(t, err)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 )
 
 var (
@@ -247,7 +248,7 @@ func (r *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Camp
 		if perr != nil {
 			return couponq.Campaign{}, fmt.Errorf("redisq: registry: update %s: %w", c.ID, err)
 		}
-		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w", couponq.CheckChange(couponq.Campaign{ID: c.ID, Shards: stored}, c))
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w", catalog.CheckChange(couponq.Campaign{ID: c.ID, Shards: stored}, c))
 	case errCodeUnknown:
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w: %q", couponq.ErrUnknownCampaign, c.ID)
 	case errCodeConflict:

@@ -21,7 +21,7 @@
 // what a trace of a flash sale is usually read for.
 //
 // Between processes the trace travels in the entry (couponq.Entry.Trace):
-// the admit span's context is stored with the waiting entry (memory.Queue,
+// the admit span's context is stored with the waiting entry (memline.Queue,
 // or redisq's per-campaign trace hash), the dispatch span replaces it
 // before the entry goes to the transport (wire's "trace" field in a Kafka
 // message), and the consume span's is handed to the issue span. Every hop is

@@ -12,6 +12,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/tracing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/node"
 )
@@ -30,7 +31,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	campaigns, _ := couponq.NewCampaigns(couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond})
+	campaigns, _ := memline.NewRegistry(couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond})
 	n, _ := node.New(node.Config{
 		Catalog:   campaigns,
 		Tracer:    tracer, // the Service, the Scheduler and the issuer share it

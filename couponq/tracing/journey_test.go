@@ -25,6 +25,7 @@ import (
 	"github.com/couponq/couponq/dispatch/wire"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
@@ -116,9 +117,9 @@ func runJourney(t *testing.T, j journey) {
 		c.Mode = couponq.ValidateFirst
 		c.Stock = 3 // V1 refuses past the stock at the gate, before any span but admit
 	}
-	catalog, err := couponq.NewCampaigns(c)
+	catalog, err := memline.NewRegistry(c)
 	require.NoError(t, err)
-	var q couponq.Queue = memory.NewQueue(nil)
+	var q couponq.Queue = memline.NewQueue(nil)
 	if j.queue != nil {
 		q = j.queue(t)
 	}
@@ -130,7 +131,7 @@ func runJourney(t *testing.T, j journey) {
 	}
 	locker := lock.NewMemory()
 	svc, err := admission.New(admission.Config{Catalog: catalog, Queue: q, Tracer: tr,
-		Tally: memory.NewTally(), Locker: locker, Dispatcher: d})
+		Tally: memline.NewTally(), Locker: locker, Dispatcher: d})
 	require.NoError(t, err)
 	type runner interface {
 		Start(context.Context) error

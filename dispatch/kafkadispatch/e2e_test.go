@@ -24,6 +24,7 @@ import (
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/kafkatest"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -40,7 +41,7 @@ type rig struct {
 	queue    *redisq.Queue
 	store    *redisstore.Store
 	svc      *admission.Service
-	catalog  *couponq.Campaigns
+	catalog  *memline.Registry
 }
 
 func newRig(t *testing.T, stock int64, batch int, interval time.Duration) *rig {
@@ -49,7 +50,7 @@ func newRig(t *testing.T, stock int64, batch int, interval time.Duration) *rig {
 	r := &rig{rdb: rdb, prefix: redistest.Prefix(t, rdb), brokers: brokers, topic: kafkatest.Topic(t, brokers, 8)}
 	r.campaign = couponq.Campaign{ID: "e2e", Stock: stock, BatchSize: batch, Interval: interval}
 	var err error
-	r.catalog, err = couponq.NewCampaigns(r.campaign)
+	r.catalog, err = memline.NewRegistry(r.campaign)
 	require.NoError(t, err)
 	r.queue, err = redisq.New(redisq.Config{Client: rdb, Prefix: r.prefix})
 	require.NoError(t, err)
@@ -217,7 +218,7 @@ func runWorker() int {
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("W_REDIS")})
 	stock, _ := strconv.ParseInt(os.Getenv("W_STOCK"), 10, 64)
 	campaign := couponq.Campaign{ID: "e2e", Stock: stock}
-	catalog, err := couponq.NewCampaigns(campaign)
+	catalog, err := memline.NewRegistry(campaign)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

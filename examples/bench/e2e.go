@@ -20,6 +20,7 @@ import (
 	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -166,7 +167,7 @@ func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, prof
 	if err != nil {
 		return E2EResult{}, err
 	}
-	catalog, _ := couponq.NewCampaigns(c)
+	catalog, _ := memline.NewRegistry(c)
 	locker, _ := redislocker.New(b.rdb, b.prefix)
 	topic := fmt.Sprintf("%s-e2e%d", b.prefix, b.seq.Add(1))
 	if err := createTopic(ctx, b.cm, topic, 8); err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
@@ -106,7 +107,7 @@ func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations, 
 			_, _ = w.Write([]byte(`{"ok":true}` + "\n"))
 		}), nil
 	}
-	catalog, err := couponq.NewCampaigns(c)
+	catalog, err := memline.NewRegistry(c)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/lock"
 )
@@ -526,7 +527,7 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	if n > 1 {
 		c.Shards = n
 	}
-	cat, err := couponq.NewCampaigns(c)
+	cat, err := memline.NewRegistry(c)
 	if err != nil {
 		return r, err
 	}

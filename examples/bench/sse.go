@@ -42,6 +42,7 @@ import (
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -303,7 +304,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	pipeCmds, streamCmds := countCommands(pipeRDB), countCommands(streamRDB)
 
 	c := couponq.Campaign{ID: prefix + "-sse", Stock: sseStock, BatchSize: sseBatch, Interval: sseInterval}
-	registry, err := couponq.NewCampaigns(c)
+	registry, err := memline.NewRegistry(c)
 	if err != nil {
 		return res, err
 	}

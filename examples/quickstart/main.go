@@ -22,6 +22,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
 )
 
@@ -51,7 +52,7 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 	if v1 {
 		campaign.Mode = couponq.ValidateFirst
 	}
-	campaigns, err := couponq.NewCampaigns(campaign)
+	campaigns, err := memline.NewRegistry(campaign)
 	if err != nil {
 		return err
 	}

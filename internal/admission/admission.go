@@ -11,6 +11,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/memline"
 
 	"github.com/couponq/couponq/lock"
 )
@@ -25,7 +26,7 @@ type Config struct {
 	Queue couponq.Queue
 	// Agenda is woken by V2 admissions, so a scheduler.Scheduler drives the
 	// campaign (see Service.Admit). Nil means the Queue, if it implements
-	// Agenda (memory.Queue and redisq.Queue do); otherwise admission wakes
+	// Agenda (memline.Queue and redisq.Queue do); otherwise admission wakes
 	// nothing, which suits per-campaign dispatch.Throttles.
 	Agenda couponq.Agenda
 
@@ -121,7 +122,7 @@ func (s *Service) v1Ready() bool {
 // at the first admission. (A shared Registry is not read here: New does no
 // I/O; a V1 campaign created there later gets ErrModeUnsupported.)
 func (s *Service) checkModes() error {
-	k, ok := s.cfg.Catalog.(*couponq.Campaigns)
+	k, ok := s.cfg.Catalog.(*memline.Registry)
 	if !ok || s.v1Ready() {
 		return nil
 	}

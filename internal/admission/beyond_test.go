@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // With stock 3, users at positions 4 and 5 are told their place is beyond
@@ -70,9 +70,9 @@ func TestLineCapThroughService(t *testing.T) {
 // answered; a user with no final outcome hears the campaign is unknown.
 func TestStatusOfADeletedCampaign(t *testing.T) {
 	ctx := context.Background()
-	cat, err := couponq.NewCampaigns()
+	cat, err := memline.NewRegistry()
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	require.NoError(t, err)
 	c, err := cat.Create(ctx, couponq.Campaign{ID: "gone", Stock: 1})

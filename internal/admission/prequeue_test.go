@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 func TestPreQueueCampaignValidation(t *testing.T) {
@@ -45,7 +45,7 @@ func TestPreQueueCampaignValidation(t *testing.T) {
 
 func TestCampaignsRefuseChangingShards(t *testing.T) {
 	ctx := context.Background()
-	k, err := couponq.NewCampaigns(couponq.Campaign{ID: "a", Stock: 10, Shards: 3})
+	k, err := memline.NewRegistry(couponq.Campaign{ID: "a", Stock: 10, Shards: 3})
 	require.NoError(t, err)
 	c, err := k.Campaign(ctx, "a")
 	require.NoError(t, err)
@@ -62,10 +62,10 @@ func TestServiceAdmitsToThePreQueue(t *testing.T) {
 	now := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 	opens := now.Add(30 * time.Minute)
 	c := couponq.Campaign{ID: "drop", Stock: 5, OpensAt: opens, PreQueue: 10 * time.Minute}
-	cat, err := couponq.NewCampaigns(c)
+	cat, err := memline.NewRegistry(c)
 	require.NoError(t, err)
 	clock := now
-	svc, err := admission.New(admission.Config{Catalog: cat, Queue: memory.NewQueue(nil), Now: func() time.Time { return clock }})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: memline.NewQueue(nil), Now: func() time.Time { return clock }})
 	require.NoError(t, err)
 
 	_, err = svc.Admit(ctx, couponq.Request{Campaign: "drop", User: "eager"})
@@ -102,9 +102,9 @@ func TestServiceAdmitsToThePreQueue(t *testing.T) {
 func TestServicePreQueueNeedsASeater(t *testing.T) {
 	now := time.Date(2026, 12, 1, 9, 55, 0, 0, time.UTC)
 	c := couponq.Campaign{ID: "drop", Stock: 5, OpensAt: now.Add(time.Minute), PreQueue: time.Hour}
-	cat, err := couponq.NewCampaigns(c)
+	cat, err := memline.NewRegistry(c)
 	require.NoError(t, err)
-	svc, err := admission.New(admission.Config{Catalog: cat, Queue: struct{ couponq.Queue }{memory.NewQueue(nil)},
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: struct{ couponq.Queue }{memline.NewQueue(nil)},
 		Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	_, err = svc.Admit(context.Background(), couponq.Request{Campaign: "drop", User: "u1"})

@@ -11,16 +11,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/lock"
 )
 
 type env struct {
 	svc       *admission.Service
-	queue     *memory.Queue
-	tally     *memory.Tally
+	queue     *memline.Queue
+	tally     *memline.Tally
 	locker    *lock.Memory
 	transport *dispatch.Memory
 	now       time.Time
@@ -28,11 +28,11 @@ type env struct {
 
 func newEnv(t *testing.T, mut func(*admission.Config), cs ...couponq.Campaign) *env {
 	t.Helper()
-	cat, err := couponq.NewCampaigns(cs...)
+	cat, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
 	tr, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 	require.NoError(t, err)
-	e := &env{queue: memory.NewQueue(nil), tally: memory.NewTally(), locker: lock.NewMemory(), transport: tr,
+	e := &env{queue: memline.NewQueue(nil), tally: memline.NewTally(), locker: lock.NewMemory(), transport: tr,
 		now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	cfg := admission.Config{Catalog: cat, Queue: e.queue, Tally: e.tally, Locker: e.locker, Dispatcher: tr,
 		Now: func() time.Time { return e.now }}
@@ -51,10 +51,10 @@ func req(campaign, user string) couponq.Request {
 func TestNewValidates(t *testing.T) {
 	_, err := admission.New(admission.Config{})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
-	cat, _ := couponq.NewCampaigns()
+	cat, _ := memline.NewRegistry()
 	_, err = admission.New(admission.Config{Catalog: cat})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "Queue is required")
-	_, err = admission.New(admission.Config{Catalog: cat, Queue: memory.NewQueue(nil), LockScope: 9})
+	_, err = admission.New(admission.Config{Catalog: cat, Queue: memline.NewQueue(nil), LockScope: 9})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
 }
 
@@ -124,7 +124,7 @@ func TestBadInputNeverWrites(t *testing.T) {
 	}
 	_, err := e.svc.Admit(ctx, req("missing", "u"))
 	assert.ErrorIs(t, err, couponq.ErrUnknownCampaign)
-	assert.Equal(t, memory.Stats{}, e.queue.Stats("c"))
+	assert.Equal(t, memline.Stats{}, e.queue.Stats("c"))
 	_, err = e.svc.Status(ctx, "c", "")
 	assert.ErrorIs(t, err, couponq.ErrInvalidID)
 }
@@ -233,16 +233,16 @@ func TestV1LockContentionIsBusy(t *testing.T) {
 
 func TestV1NeedsItsBackends(t *testing.T) {
 	// Known at New: refused there.
-	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "v1", Stock: 5, Mode: couponq.ValidateFirst})
+	cat, err := memline.NewRegistry(couponq.Campaign{ID: "v1", Stock: 5, Mode: couponq.ValidateFirst})
 	require.NoError(t, err)
-	_, err = admission.New(admission.Config{Catalog: cat, Queue: memory.NewQueue(nil)})
+	_, err = admission.New(admission.Config{Catalog: cat, Queue: memline.NewQueue(nil)})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "New sees the V1 campaign and the missing backends")
 	assert.ErrorContains(t, err, "campaign v1 is V1")
 
 	// Created later: the admission says why, and writes nothing.
-	later, err := couponq.NewCampaigns()
+	later, err := memline.NewRegistry()
 	require.NoError(t, err)
-	svc, err := admission.New(admission.Config{Catalog: later, Queue: memory.NewQueue(nil)})
+	svc, err := admission.New(admission.Config{Catalog: later, Queue: memline.NewQueue(nil)})
 	require.NoError(t, err)
 	_, err = later.Create(context.Background(), couponq.Campaign{ID: "v1", Stock: 5, Mode: couponq.ValidateFirst})
 	require.NoError(t, err)
@@ -272,7 +272,7 @@ func TestCampaignValidate(t *testing.T) {
 	} {
 		assert.ErrorIs(t, c.Validate(), couponq.ErrInvalidCampaign, name)
 	}
-	_, err := couponq.NewCampaigns(ok, ok)
+	_, err := memline.NewRegistry(ok, ok)
 	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "duplicate IDs")
 }
 

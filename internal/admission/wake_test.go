@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // countingAgenda counts Wake calls per campaign and can fail them.
@@ -50,7 +50,7 @@ func (a *countingAgenda) count(campaign string) int {
 }
 
 func newWakeEnv(t *testing.T) (*env, *countingAgenda) {
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	ag := &countingAgenda{Agenda: q, wakes: map[string]int{}}
 	e := newEnv(t, func(c *admission.Config) { c.Queue, c.Agenda = q, ag },
 		couponq.Campaign{ID: "c", Stock: 10}, couponq.Campaign{ID: "d", Stock: 10})
@@ -58,7 +58,7 @@ func newWakeEnv(t *testing.T) (*env, *countingAgenda) {
 	return e, ag
 }
 
-func awake(t *testing.T, q *memory.Queue) []string {
+func awake(t *testing.T, q *memline.Queue) []string {
 	ids, err := q.Awake(context.Background())
 	require.NoError(t, err)
 	return ids
@@ -155,11 +155,11 @@ func TestAdmissionWakeFailures(t *testing.T) {
 	assert.Equal(t, []string{"c"}, awake(t, e.queue), "the pre-mark covers a failed wake after admission")
 }
 
-// plainQueue hides memory.Queue's Agenda methods.
+// plainQueue hides memline.Queue's Agenda methods.
 type plainQueue struct{ couponq.Queue }
 
 func TestAdmissionWithoutAgendaWakesNothing(t *testing.T) {
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	e := newEnv(t, func(c *admission.Config) { c.Queue = plainQueue{q} }, couponq.Campaign{ID: "c", Stock: 1})
 	_, err := e.svc.Admit(context.Background(), req("c", "u"))
 	require.NoError(t, err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
 )
 
@@ -65,7 +66,7 @@ func chromium(t *testing.T) string {
 // its admin handler, served over HTTP.
 type pipeline struct {
 	node  *node.Node
-	reg   *couponq.Campaigns
+	reg   *memline.Registry
 	stats couponq.LineStatser
 	srv   *httptest.Server
 	down  atomic.Bool // while set, every request is refused: the page must say so and recover
@@ -73,7 +74,7 @@ type pipeline struct {
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
-	reg, err := couponq.NewCampaigns(
+	reg, err := memline.NewRegistry(
 		couponq.Campaign{ID: "flash-300", Stock: 300, BatchSize: 50, Interval: 200 * time.Millisecond},
 		couponq.Campaign{ID: "weekend-drop", Stock: 5000, BatchSize: 40, Interval: 500 * time.Millisecond},
 		couponq.Campaign{ID: "vip-preview", Stock: 200, Paused: true},

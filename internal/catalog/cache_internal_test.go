@@ -13,10 +13,12 @@ import (
 // entries are swept as new IDs arrive.
 func TestCatalogCacheSweeps(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	known, err := couponq.NewCampaigns(couponq.Campaign{ID: "known", Stock: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	known := Func(func(_ context.Context, id string) (couponq.Campaign, error) {
+		if id == "known" {
+			return couponq.Campaign{ID: "known", Stock: 1}, nil
+		}
+		return couponq.Campaign{}, fmt.Errorf("%w: %s", couponq.ErrUnknownCampaign, id)
+	})
 	k, err := NewCache(known, CacheConfig{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/memline"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,7 +44,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // countingSource is a Catalog over a Campaigns that counts its calls, and
 // can be made to fail or to hold calls until released.
 type countingSource struct {
-	reg   *couponq.Campaigns
+	reg   *memline.Registry
 	calls atomic.Int64
 	mu    sync.Mutex
 	err   error                  // answered instead of the campaign, if set
@@ -53,7 +54,7 @@ type countingSource struct {
 }
 
 func newSource(t *testing.T, cs ...couponq.Campaign) *countingSource {
-	reg, err := couponq.NewCampaigns(cs...)
+	reg, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
 	return &countingSource{reg: reg}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // del sends an authorized DELETE of the campaign with the query given, and
@@ -150,7 +151,7 @@ func (f failingArchiver) Archive(context.Context, string, time.Duration) error {
 type registryOnly struct{ couponq.Registry }
 
 func TestAdminDeleteNeedsArchiverAndDeleter(t *testing.T) {
-	reg, err := couponq.NewCampaigns(couponq.Campaign{ID: "drop", Stock: 1})
+	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 1})
 	require.NoError(t, err)
 	for name, change := range map[string]func(*httpapi.AdminConfig){
 		"Stats is no Archiver": func(c *httpapi.AdminConfig) { c.Stats = &countingStats{q: nil} },
@@ -171,7 +172,7 @@ func TestAdminDeleteNeedsArchiverAndDeleter(t *testing.T) {
 
 func TestAdminDeleteFailures(t *testing.T) {
 	ctx := context.Background()
-	reg, err := couponq.NewCampaigns(couponq.Campaign{ID: "drop", Stock: 1})
+	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 1})
 	require.NoError(t, err)
 	flaky := &flakyDeleter{flakyRegistry: flakyRegistry{Registry: reg}}
 	var archiveErr error

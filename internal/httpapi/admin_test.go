@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 const adminToken = "Bearer admin-secret"
@@ -62,17 +62,17 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // Service admitting to the same line.
 type adminEnv struct {
 	srv   *httptest.Server
-	reg   *couponq.Campaigns
-	queue *memory.Queue
+	reg   *memline.Registry
+	queue *memline.Queue
 	svc   *admission.Service
 	clock *clock
 }
 
 func newAdmin(t *testing.T, change func(*httpapi.AdminConfig), cs ...couponq.Campaign) *adminEnv {
 	t.Helper()
-	reg, err := couponq.NewCampaigns(cs...)
+	reg, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
-	env := &adminEnv{reg: reg, queue: memory.NewQueue(nil), clock: &clock{now: t0}}
+	env := &adminEnv{reg: reg, queue: memline.NewQueue(nil), clock: &clock{now: t0}}
 	env.svc, err = admission.New(admission.Config{Catalog: reg, Queue: env.queue, Now: env.clock.Now})
 	require.NoError(t, err)
 	cfg := httpapi.AdminConfig{Registry: reg, Stats: env.queue, Authorize: authorize, BasePath: "/admin", Now: env.clock.Now}
@@ -163,9 +163,9 @@ func msg(m map[string]any) string {
 }
 
 func TestNewAdminValidates(t *testing.T) {
-	reg, err := couponq.NewCampaigns()
+	reg, err := memline.NewRegistry()
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	ok := httpapi.AdminConfig{Registry: reg, Stats: q, Authorize: authorize}
 	for name, change := range map[string]func(*httpapi.AdminConfig){
 		"no Authorize":              func(c *httpapi.AdminConfig) { c.Authorize = nil },
@@ -381,7 +381,7 @@ func TestAdminPatch(t *testing.T) {
 // A version conflict that happens between the handler's read and its
 // update (another writer in between) is a 409 too.
 func TestAdminPatchRace(t *testing.T) {
-	reg, err := couponq.NewCampaigns(couponq.Campaign{ID: "drop", Stock: 5})
+	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 5})
 	require.NoError(t, err)
 	racy := &racyRegistry{Registry: reg}
 	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Registry = racy })
@@ -583,7 +583,7 @@ func ptr[T any](v T) *T { return &v }
 
 // countingStats counts LineStats calls at once, and can fail one campaign.
 type countingStats struct {
-	q        *memory.Queue
+	q        *memline.Queue
 	failFor  string
 	inFlight atomic.Int64
 	peak     atomic.Int64
@@ -612,7 +612,7 @@ func TestAdminListManyConcurrently(t *testing.T) {
 	for i := range cs {
 		cs[i] = couponq.Campaign{ID: fmt.Sprintf("c%04d", i), Stock: int64(i + 1)}
 	}
-	stats := &countingStats{q: memory.NewQueue(nil)}
+	stats := &countingStats{q: memline.NewQueue(nil)}
 	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Stats = stats; c.StatsConcurrency = 8 }, cs...)
 	stats.q = env.queue
 	env.admit(t, "c0500", "a", "b")
@@ -677,10 +677,10 @@ func (r *flakyRegistry) Update(ctx context.Context, c couponq.Campaign) (couponq
 }
 
 func TestAdminBackendFailures(t *testing.T) {
-	reg, err := couponq.NewCampaigns(couponq.Campaign{ID: "drop", Stock: 5})
+	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 5})
 	require.NoError(t, err)
 	flaky := &flakyRegistry{Registry: reg}
-	stats := &countingStats{q: memory.NewQueue(nil)}
+	stats := &countingStats{q: memline.NewQueue(nil)}
 	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Registry = flaky; c.Stats = stats })
 
 	flaky.down.Store(true)
@@ -738,7 +738,7 @@ func (r *hidingRegistry) List(ctx context.Context) ([]couponq.Campaign, error) {
 // The handler keeps drain observations only for campaigns that exist: a
 // campaign missing from a list starts over when it comes back.
 func TestAdminForgetsCampaignsThatAreGone(t *testing.T) {
-	reg, err := couponq.NewCampaigns(couponq.Campaign{ID: "a", Stock: 5}, couponq.Campaign{ID: "b", Stock: 5})
+	reg, err := memline.NewRegistry(couponq.Campaign{ID: "a", Stock: 5}, couponq.Campaign{ID: "b", Stock: 5})
 	require.NoError(t, err)
 	hiding := &hidingRegistry{Registry: reg}
 	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Registry = hiding })

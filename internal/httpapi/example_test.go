@@ -8,14 +8,14 @@ import (
 	"strings"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 func ExampleNew() {
-	catalog, _ := couponq.NewCampaigns(couponq.Campaign{ID: "drop", Stock: 10})
-	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: memory.NewQueue(nil)})
+	catalog, _ := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 10})
+	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: memline.NewQueue(nil)})
 	h, _ := httpapi.New(httpapi.Config{
 		Service: svc,
 		// Your authentication decides who the user is; a header is only a stand-in.
@@ -40,8 +40,8 @@ func ExampleNew() {
 }
 
 func ExampleNewAdmin() {
-	registry, _ := couponq.NewCampaigns()
-	queue := memory.NewQueue(nil)
+	registry, _ := memline.NewRegistry()
+	queue := memline.NewQueue(nil)
 	svc, _ := admission.New(admission.Config{Catalog: registry, Queue: queue})
 	h, _ := httpapi.NewAdmin(httpapi.AdminConfig{
 		Registry: registry,

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // The fuzzers' HTTP plumbing: requests built as a net/http server would
@@ -216,7 +216,7 @@ func newPublicFixture(t *testing.T) publicFixture {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
-	cat, err := couponq.NewCampaigns(
+	cat, err := memline.NewRegistry(
 		couponq.Campaign{ID: "drop", Stock: 5, BatchSize: 10, Interval: time.Second},
 		couponq.Campaign{ID: "gone", Stock: 1},
 		couponq.Campaign{ID: "full", Stock: 5, MaxWaiting: 1},
@@ -225,7 +225,7 @@ func newPublicFixture(t *testing.T) publicFixture {
 		couponq.Campaign{ID: "multi", Stock: 5, PerUserLimit: 3},
 	)
 	must(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	must(t, err)
 	// A V1 campaign the service cannot serve: it joins the catalog after New.
@@ -500,14 +500,14 @@ func newAdminFixture(t *testing.T) http.Handler {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
-	reg, err := couponq.NewCampaigns(
+	reg, err := memline.NewRegistry(
 		couponq.Campaign{ID: "drop", Stock: 5, BatchSize: 10, Interval: time.Second},
 		couponq.Campaign{ID: "done", Stock: 5, ClosesAt: now.Add(-time.Hour)},
 		couponq.Campaign{ID: "soon", Stock: 5, OpensAt: now.Add(time.Hour)},
 		couponq.Campaign{ID: "sold", Stock: 1},
 	)
 	must(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	for _, a := range []struct{ campaign, user string }{{"drop", "ann"}, {"drop", "bob"}, {"drop", "cy"}, {"sold", "dee"}} {
 		_, err := q.Admit(ctx, couponq.Admission{Campaign: a.campaign, User: a.user, At: now})
 		must(t, err)

@@ -52,7 +52,7 @@ type Config struct {
 
 	// Stats counts each campaign's line, once per StreamPoll for all the
 	// streams of a campaign open in this process: the Queue
-	// (memory.Queue and redisq.Queue are couponq.LineStatsers).
+	// (memline.Queue and redisq.Queue are couponq.LineStatsers).
 	Stats couponq.LineStatser
 	// Catalog supplies each streamed campaign's rate and stock, read once
 	// per StreamPoll per campaign: give it the cached catalog the Service

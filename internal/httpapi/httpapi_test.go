@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 func newServer(t *testing.T, svc httpapi.Service) *httptest.Server {
@@ -29,10 +29,10 @@ func newServer(t *testing.T, svc httpapi.Service) *httptest.Server {
 	return srv
 }
 
-func memService(t *testing.T, cs ...couponq.Campaign) (*admission.Service, *memory.Queue) {
-	cat, err := couponq.NewCampaigns(cs...)
+func memService(t *testing.T, cs ...couponq.Campaign) (*admission.Service, *memline.Queue) {
+	cat, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	require.NoError(t, err)
 	return svc, q
@@ -136,7 +136,7 @@ func TestBadRequests(t *testing.T) {
 			assert.Equal(t, tc.code, code(body))
 		})
 	}
-	assert.Equal(t, memory.Stats{}, q.Stats("drop"), "no refused request wrote anything")
+	assert.Equal(t, memline.Stats{}, q.Stats("drop"), "no refused request wrote anything")
 }
 
 type failing struct{ err error }
@@ -181,9 +181,9 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestModeUnsupportedAndBeyondStock(t *testing.T) {
-	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "tiny", Stock: 1})
+	cat, err := memline.NewRegistry(couponq.Campaign{ID: "tiny", Stock: 1})
 	require.NoError(t, err)
-	svc, err := admission.New(admission.Config{Catalog: cat, Queue: memory.NewQueue(nil)})
+	svc, err := admission.New(admission.Config{Catalog: cat, Queue: memline.NewQueue(nil)})
 	require.NoError(t, err)
 	srv := newServer(t, svc)
 

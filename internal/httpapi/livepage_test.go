@@ -19,6 +19,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // sseEvent is one Server-Sent Event, or a comment (name and data empty).
@@ -364,7 +365,7 @@ func TestNewAdminValidatesStreamFields(t *testing.T) {
 		"StreamHeartbeat": func(c *httpapi.AdminConfig) { c.StreamHeartbeat = -time.Second },
 		"MaxStreams":      func(c *httpapi.AdminConfig) { c.MaxStreams = -1 },
 	} {
-		reg, err := couponq.NewCampaigns()
+		reg, err := memline.NewRegistry()
 		require.NoError(t, err)
 		cfg := httpapi.AdminConfig{Registry: reg, Stats: nopStats{}, Authorize: authorize}
 		change(&cfg)

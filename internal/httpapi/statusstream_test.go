@@ -20,9 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // pushService counts the Status calls that reach the Service, by user.
@@ -60,9 +60,9 @@ func (s *pushStats) LineStats(ctx context.Context, campaign string) (couponq.Lin
 }
 
 type pushEnv struct {
-	cat   *couponq.Campaigns
+	cat   *memline.Registry
 	h     *httpapi.Handler
-	q     *memory.Queue
+	q     *memline.Queue
 	svc   *pushService
 	stats *pushStats
 	srv   *httptest.Server
@@ -72,9 +72,9 @@ type pushEnv struct {
 // queue, polling every 20 ms unless change says otherwise.
 func newPush(t *testing.T, change func(*httpapi.Config), cs ...couponq.Campaign) *pushEnv {
 	t.Helper()
-	cat, err := couponq.NewCampaigns(cs...)
+	cat, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	inner, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	require.NoError(t, err)
 	e := &pushEnv{cat: cat, q: q, svc: &pushService{Service: inner}, stats: &pushStats{LineStatser: q}}
@@ -231,7 +231,7 @@ func (c *pushClient) ends(t *testing.T) []string {
 	}
 }
 
-func lease(t *testing.T, q *memory.Queue, campaign string, n int) []couponq.Entry {
+func lease(t *testing.T, q *memline.Queue, campaign string, n int) []couponq.Entry {
 	t.Helper()
 	es, err := q.Lease(context.Background(), campaign, n, time.Minute)
 	require.NoError(t, err)
@@ -239,7 +239,7 @@ func lease(t *testing.T, q *memory.Queue, campaign string, n int) []couponq.Entr
 	return es
 }
 
-func issue(t *testing.T, q *memory.Queue, es ...couponq.Entry) {
+func issue(t *testing.T, q *memline.Queue, es ...couponq.Entry) {
 	t.Helper()
 	for _, e := range es {
 		require.NoError(t, q.Record(context.Background(), e.Campaign,

@@ -9,6 +9,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -16,13 +17,13 @@ import (
 // lock, Store, outcome recorded, lock released.
 func BenchmarkHandle(b *testing.B) {
 	c := couponq.Campaign{ID: "bench", Stock: 1 << 40}
-	cat, err := couponq.NewCampaigns(c)
+	cat, err := memline.NewRegistry(c)
 	if err != nil {
 		b.Fatal(err)
 	}
 	i, err := issuing.New(issuing.Config{
 		Consumer: couponq.ConsumerFunc(func(context.Context, couponq.Handler) error { return nil }),
-		Store:    memory.NewStore(), Catalog: cat, Recorder: memory.NewQueue(nil), Locker: lock.NewMemory(),
+		Store:    memory.NewStore(), Catalog: cat, Recorder: memline.NewQueue(nil), Locker: lock.NewMemory(),
 	})
 	if err != nil {
 		b.Fatal(err)

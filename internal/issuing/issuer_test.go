@@ -15,6 +15,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
@@ -24,16 +25,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var fast = lock.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}
 
 type fixture struct {
-	catalog *couponq.Campaigns
-	queue   *memory.Queue
+	catalog *memline.Registry
+	queue   *memline.Queue
 	store   *memory.Store
 	locker  *lock.Memory
 }
 
 func newFixture(t *testing.T, cs ...couponq.Campaign) fixture {
-	cat, err := couponq.NewCampaigns(cs...)
+	cat, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
-	return fixture{catalog: cat, queue: memory.NewQueue(nil), store: memory.NewStore(), locker: lock.NewMemory()}
+	return fixture{catalog: cat, queue: memline.NewQueue(nil), store: memory.NewStore(), locker: lock.NewMemory()}
 }
 
 func (f fixture) issuer(t *testing.T, store couponq.Store, mut func(*issuing.Config)) *issuing.Issuer {
@@ -53,7 +54,7 @@ func entry(campaign, user string, n int64) couponq.Entry {
 	return couponq.Entry{Campaign: campaign, User: user, Number: n, AdmittedAt: time.Now()}
 }
 
-func status(t *testing.T, q *memory.Queue, campaign, user string) couponq.Status {
+func status(t *testing.T, q *memline.Queue, campaign, user string) couponq.Status {
 	st, err := q.Status(context.Background(), campaign, user)
 	require.NoError(t, err)
 	return st

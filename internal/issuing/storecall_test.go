@@ -13,6 +13,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/issuer"
 )
 
@@ -22,9 +23,9 @@ func TestOnStoreCall(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
 			c := couponq.Campaign{ID: "sc", Stock: 100, BatchSize: 10, Interval: time.Second}
-			catalog, err := couponq.NewCampaigns(c)
+			catalog, err := memline.NewRegistry(c)
 			require.NoError(t, err)
-			q := memory.NewQueue(nil)
+			q := memline.NewQueue(nil)
 			var mu sync.Mutex
 			var calls []issuer.StoreCall
 			cfg := issuing.Config{Consumer: couponq.ConsumerFunc(func(context.Context, couponq.Handler) error { return nil }),

@@ -15,6 +15,7 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
 )
@@ -91,9 +92,9 @@ func TestTraceFollowsTheEntry(t *testing.T) {
 			defer cancel()
 			tr := &recordingTracer{spans: map[string]*recordedSpan{}}
 			c := couponq.Campaign{ID: "traced", Stock: 5, BatchSize: 10, Interval: 5 * time.Millisecond}
-			catalog, err := couponq.NewCampaigns(c)
+			catalog, err := memline.NewRegistry(c)
 			require.NoError(t, err)
-			q := memory.NewQueue(nil)
+			q := memline.NewQueue(nil)
 			transport, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 			require.NoError(t, err)
 			svc, err := admission.New(admission.Config{Catalog: catalog, Queue: q, Tracer: tr})

@@ -23,6 +23,7 @@ import (
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
@@ -161,7 +162,7 @@ func runPipeline(t *testing.T, b Backends, mode couponq.Mode, scope couponq.Lock
 	defer cancel()
 	c := couponq.Campaign{ID: fmt.Sprintf("flash-%d-%d", time.Now().UnixNano()%1e9, seq.Add(1)),
 		Stock: stock, BatchSize: 50, Interval: 2 * time.Millisecond, Mode: mode, Shards: shards}
-	catalog, err := couponq.NewCampaigns(c)
+	catalog, err := memline.NewRegistry(c)
 	require.NoError(t, err)
 	if b.Wrap != nil {
 		b.Queue = b.Wrap(t, catalog, b.Queue)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/lock"
 	"github.com/stretchr/testify/require"
 )
@@ -62,14 +62,14 @@ func (r *recorder) total() int {
 	return n
 }
 
-func fill(t *testing.T, q *memory.Queue, campaign string, n int) {
+func fill(t *testing.T, q *memline.Queue, campaign string, n int) {
 	for i := range n {
 		_, err := q.Admit(context.Background(), couponq.Admission{Campaign: campaign, User: fmt.Sprintf("u%d", i), At: time.Now()})
 		require.NoError(t, err)
 	}
 }
 
-type lossyAcks struct{ *memory.Queue }
+type lossyAcks struct{ *memline.Queue }
 
 func (lossyAcks) Ack(context.Context, string, []couponq.Entry, time.Duration) error {
 	return errors.New("ack lost")

@@ -19,7 +19,7 @@ import (
 
 // Sweeper is implemented by Agendas that can find, without a list of
 // campaigns, every campaign with entries in line or in flight and wake it
-// (memory.Queue and redisq.Queue do). A Scheduler sweeps when it gains
+// (memline.Queue and redisq.Queue do). A Scheduler sweeps when it gains
 // leadership, and every Config.SweepInterval if set, so an agenda
 // that missed a wake is repaired.
 type Sweeper interface {

@@ -18,6 +18,7 @@ import (
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
@@ -129,7 +130,7 @@ func testRedisFailover(t *testing.T, dial func(testing.TB) redis.UniversalClient
 		cs = append(cs, couponq.Campaign{ID: fmt.Sprintf("camp-%d", i), Stock: 100000,
 			BatchSize: 4 + i, Interval: time.Duration(30+10*i) * time.Millisecond})
 	}
-	catalog, err := couponq.NewCampaigns(cs...)
+	catalog, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
 
 	// The API process admits; its queue also records the sink's results.
@@ -257,7 +258,7 @@ func TestSchedulerRedisSweep(t *testing.T) {
 				{ID: "shop:spring-1", Stock: 100, BatchSize: 5, Interval: 10 * time.Millisecond},
 				{ID: "b", Stock: 100, BatchSize: 5, Interval: 10 * time.Millisecond},
 			}
-			catalog, err := couponq.NewCampaigns(cs...)
+			catalog, err := memline.NewRegistry(cs...)
 			require.NoError(t, err)
 			q, err := redisq.New(redisq.Config{Client: admin, Prefix: prefix})
 			require.NoError(t, err)
@@ -301,7 +302,7 @@ func TestSchedulerRedisIdleCost(t *testing.T) {
 	for i := range cs {
 		cs[i] = couponq.Campaign{ID: fmt.Sprintf("idle-%05d", i), Stock: 100}
 	}
-	catalog, err := couponq.NewCampaigns(cs...)
+	catalog, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
 	var procs []*redisProcess
 	for _, name := range []string{"first", "second"} {

@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/pipelinetest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
@@ -121,8 +121,8 @@ func (s *sink) checkPace(t *testing.T, c couponq.Campaign) {
 // world is one process's (or a test's) admission and scheduling over
 // shared in-memory backends.
 type world struct {
-	catalog *couponq.Campaigns
-	queue   *memory.Queue
+	catalog *memline.Registry
+	queue   *memline.Queue
 	svc     *admission.Service
 	locker  lock.Locker
 	sink    *sink
@@ -130,9 +130,9 @@ type world struct {
 
 func newWorld(t *testing.T, cs ...couponq.Campaign) *world {
 	t.Helper()
-	cat, err := couponq.NewCampaigns(cs...)
+	cat, err := memline.NewRegistry(cs...)
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q})
 	require.NoError(t, err)
 	return &world{catalog: cat, queue: q, svc: svc, locker: lock.NewMemory(), sink: newSink(q)}

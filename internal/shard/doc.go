@@ -4,7 +4,7 @@
 // throttle.
 //
 // A campaign opts in with Campaign.Shards = N (fixed once created). Queue
-// wraps the Base queue (redisq.Queue, or memory.Queue in tests) and is used
+// wraps the Base queue (redisq.Queue, or memline.Queue in tests) and is used
 // everywhere the Base would be. Each user maps to one sub-line, "<id>@@k"
 // with k the FNV-1a hash of the user ID modulo N, under its own hash tag:
 //

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/shard"
 )
 
@@ -15,8 +15,8 @@ import (
 // lease hands the entries out in admission order again.
 func Example() {
 	ctx := context.Background()
-	campaigns, _ := couponq.NewCampaigns(couponq.Campaign{ID: "launch", Stock: 100, Shards: 3})
-	q, _ := shard.New(shard.Config{Queue: memory.NewQueue(nil), Catalog: campaigns})
+	campaigns, _ := memline.NewRegistry(couponq.Campaign{ID: "launch", Stock: 100, Shards: 3})
+	q, _ := shard.New(shard.Config{Queue: memline.NewQueue(nil), Catalog: campaigns})
 	svc, _ := admission.New(admission.Config{Catalog: campaigns, Queue: q})
 
 	for _, u := range []string{"ana", "ben", "cho", "dev", "eli"} {

@@ -6,8 +6,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/pipelinetest"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/shard"
@@ -25,7 +25,7 @@ func wrap(t *testing.T, catalog catalog.Catalog, q couponq.Queue) couponq.Queue 
 // line of 4 sub-lines, under injected Store failures and lost commits.
 func TestPipelineInvariantsSharded(t *testing.T) {
 	pipelinetest.RunSharded(t, 4, func(t *testing.T) pipelinetest.Backends {
-		return pipelinetest.Backends{Queue: memory.NewQueue(nil), Tally: memory.NewTally(), Locker: lock.NewMemory(), Wrap: wrap}
+		return pipelinetest.Backends{Queue: memline.NewQueue(nil), Tally: memline.NewTally(), Locker: lock.NewMemory(), Wrap: wrap}
 	})
 }
 

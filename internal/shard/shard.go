@@ -17,8 +17,12 @@ import (
 	"github.com/couponq/couponq/internal/catalog"
 )
 
+// subLineMark separates a sharded campaign's ID from its sub-line number
+// in the sub-lines' IDs (couponq refuses campaign IDs containing it).
+const subLineMark = "@@"
+
 // Base is what a Queue is built on: a Queue that counts its lines and
-// keeps the agenda (memory.Queue and redisq.Queue are).
+// keeps the agenda (memline.Queue and redisq.Queue are).
 type Base interface {
 	couponq.Queue
 	couponq.LineStatser
@@ -112,7 +116,7 @@ func New(cfg Config) (*Queue, error) {
 
 // SubLine is the ID of a sharded campaign's sub-line k.
 func SubLine(campaign string, k int) string {
-	return campaign + couponq.SubLineMark + strconv.Itoa(k)
+	return campaign + subLineMark + strconv.Itoa(k)
 }
 
 // Of returns the sub-line (0 to shards-1) a user's entries live in: the
@@ -130,11 +134,11 @@ func Of(user string, shards int) int {
 // Parent returns the campaign a sub-line ID belongs to, and false for an
 // ID that is not a sub-line's.
 func Parent(id string) (string, bool) {
-	i := strings.LastIndex(id, couponq.SubLineMark)
+	i := strings.LastIndex(id, subLineMark)
 	if i < 0 {
 		return "", false
 	}
-	if _, err := strconv.Atoi(id[i+len(couponq.SubLineMark):]); err != nil {
+	if _, err := strconv.Atoi(id[i+len(subLineMark):]); err != nil {
 		return "", false
 	}
 	return id[:i], true
@@ -143,7 +147,7 @@ func Parent(id string) (string, bool) {
 // shards returns the campaign's sub-line count, 1 when it is not sharded
 // or not known (a deleted campaign).
 func (q *Queue) shards(ctx context.Context, campaign string) (int, error) {
-	if strings.Contains(campaign, couponq.SubLineMark) {
+	if strings.Contains(campaign, subLineMark) {
 		return 1, nil
 	}
 	c, err := q.cfg.Catalog.Campaign(ctx, campaign)

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/shard"
 )
 
@@ -32,7 +32,7 @@ func (c *clock) add(d time.Duration) time.Time {
 }
 
 type fixture struct {
-	base  *memory.Queue
+	base  *memline.Queue
 	q     *shard.Queue
 	clk   *clock
 	c     couponq.Campaign
@@ -42,9 +42,9 @@ type fixture struct {
 func newFixture(t *testing.T, shards int, lag time.Duration) *fixture {
 	clk := &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	c := couponq.Campaign{ID: "drop", Stock: 1000, Shards: shards}
-	cat, err := couponq.NewCampaigns(c, couponq.Campaign{ID: "plain", Stock: 10})
+	cat, err := memline.NewRegistry(c, couponq.Campaign{ID: "plain", Stock: 10})
 	require.NoError(t, err)
-	base := memory.NewQueue(clk.now)
+	base := memline.NewQueue(clk.now)
 	q, err := shard.New(shard.Config{Queue: base, Catalog: cat, Lag: lag, Now: clk.now})
 	require.NoError(t, err)
 	return &fixture{base: base, q: q, clk: clk, c: c}
@@ -68,9 +68,9 @@ func TestNewValidates(t *testing.T) {
 	cat := catalog.Func(func(context.Context, string) (couponq.Campaign, error) { return couponq.Campaign{}, nil })
 	_, err := shard.New(shard.Config{Catalog: cat})
 	require.ErrorIs(t, err, couponq.ErrInvalidConfig)
-	_, err = shard.New(shard.Config{Queue: memory.NewQueue(nil)})
+	_, err = shard.New(shard.Config{Queue: memline.NewQueue(nil)})
 	require.ErrorIs(t, err, couponq.ErrInvalidConfig)
-	_, err = shard.New(shard.Config{Queue: memory.NewQueue(nil), Catalog: cat, StatsTTL: -1})
+	_, err = shard.New(shard.Config{Queue: memline.NewQueue(nil), Catalog: cat, StatsTTL: -1})
 	require.ErrorIs(t, err, couponq.ErrInvalidConfig)
 }
 
@@ -302,7 +302,7 @@ func TestUnshardedCampaignsPassThrough(t *testing.T) {
 
 func TestCatalogFailureFails(t *testing.T) {
 	boom := errors.New("registry down")
-	q, err := shard.New(shard.Config{Queue: memory.NewQueue(nil),
+	q, err := shard.New(shard.Config{Queue: memline.NewQueue(nil),
 		Catalog: catalog.Func(func(context.Context, string) (couponq.Campaign, error) { return couponq.Campaign{}, boom })})
 	require.NoError(t, err)
 	_, err = q.Admit(context.Background(), couponq.Admission{Campaign: "x", User: "a", PerUserLimit: 1})

@@ -11,15 +11,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 func Example() {
 	reg := prometheus.NewRegistry()
-	registry, _ := couponq.NewCampaigns(couponq.Campaign{ID: "spring-sale", Stock: 100})
-	queue := memory.NewQueue(nil)
+	registry, _ := memline.NewRegistry(couponq.Campaign{ID: "spring-sale", Stock: 100})
+	queue := memline.NewQueue(nil)
 	m, err := prom.New(prom.Config{
 		Registerer: reg,
 		Lines:      queue,    // line gauges, read at most once per LineCacheTTL

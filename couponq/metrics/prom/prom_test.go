@@ -20,10 +20,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/issuer"
 )
 
@@ -39,11 +39,11 @@ func newMetrics(t *testing.T, cfg prom.Config) (*prom.Metrics, *prometheus.Regis
 }
 
 // service returns a Service over the in-memory queue with campaigns c and d.
-func service(t *testing.T, m *prom.Metrics) (*admission.Service, *memory.Queue, *couponq.Campaigns) {
+func service(t *testing.T, m *prom.Metrics) (*admission.Service, *memline.Queue, *memline.Registry) {
 	t.Helper()
-	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
+	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
 	require.NoError(t, err)
 	return svc, q, cat
@@ -226,9 +226,9 @@ func TestLineGaugesCached(t *testing.T) {
 	lines := &countingLines{}
 	reg := prometheus.NewRegistry()
 	var m *prom.Metrics
-	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
+	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	lines.inner = q
 	m, err = prom.New(prom.Config{Registerer: reg, Lines: lines, Registry: cat, LineCacheTTL: time.Hour})
 	require.NoError(t, err)
@@ -271,7 +271,7 @@ couponq_line_waiting{campaign="d"} 0
 }
 
 func TestLineGaugesRefreshAndErrors(t *testing.T) {
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	lines := &countingLines{inner: q}
 	campaigns := []string{"a", "b"}
 	var listErr atomic.Bool
@@ -304,7 +304,7 @@ func TestLineGaugesRefreshAndErrors(t *testing.T) {
 }
 
 func TestLineGaugesBounded(t *testing.T) {
-	lines := &countingLines{inner: memory.NewQueue(nil), delay: 5 * time.Millisecond}
+	lines := &countingLines{inner: memline.NewQueue(nil), delay: 5 * time.Millisecond}
 	var ids []string
 	for i := range 30 {
 		ids = append(ids, fmt.Sprintf("c%02d", i))
@@ -329,7 +329,7 @@ func TestLineGaugesBounded(t *testing.T) {
 }
 
 func TestLineGaugesTimeout(t *testing.T) {
-	lines := &countingLines{inner: memory.NewQueue(nil), delay: time.Hour}
+	lines := &countingLines{inner: memline.NewQueue(nil), delay: time.Hour}
 	_, reg := newMetrics(t, prom.Config{
 		Lines: lines, StatsTimeout: 20 * time.Millisecond, StatsConcurrency: 2,
 		Campaigns: func(context.Context) ([]string, error) { return []string{"a", "b", "c", "d"}, nil },
@@ -343,7 +343,7 @@ func TestLineGaugesTimeout(t *testing.T) {
 }
 
 func TestLineGaugesFromHooks(t *testing.T) {
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	m, reg := newMetrics(t, prom.Config{Lines: q, MaxCampaigns: 1})
 	svc, _, _ := service(t, m)
 	_, err := svc.Admit(context.Background(), couponq.Request{Campaign: "c", User: "a"})
@@ -358,9 +358,9 @@ func TestLineGaugesFromHooks(t *testing.T) {
 // TestScrape serves the registry over HTTP and scrapes it, as Prometheus would.
 func TestScrape(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cat, err := couponq.NewCampaigns(couponq.Campaign{ID: "c", Stock: 1})
+	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1})
 	require.NoError(t, err)
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	m, err := prom.New(prom.Config{Registerer: reg, Lines: q, Registry: cat})
 	require.NoError(t, err)
 	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})

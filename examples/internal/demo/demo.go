@@ -24,6 +24,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
 )
 
@@ -39,8 +40,8 @@ const MinAdminToken = 16
 
 // NewNode returns a node on the in-memory backends with one campaign, and
 // the registry it reads.
-func NewNode(log *slog.Logger) (*node.Node, *couponq.Campaigns, error) {
-	campaigns, err := couponq.NewCampaigns(couponq.Campaign{ID: Campaign, Stock: 100, Interval: 100 * time.Millisecond})
+func NewNode(log *slog.Logger) (*node.Node, *memline.Registry, error) {
+	campaigns, err := memline.NewRegistry(couponq.Campaign{ID: Campaign, Stock: 100, Interval: 100 * time.Millisecond})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package couponq
+package memline
 
 import (
 	"context"
@@ -6,28 +6,31 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 )
 
-// Campaigns is a Registry held in memory, safe for concurrent use: one
+// Registry is a couponq.Registry held in memory, safe for concurrent use: one
 // process's campaigns, for tests, single-process hosts and static catalogs
-// (NewCampaigns, Put). Campaigns are stored with their defaults applied and
+// (NewRegistry, Put). Campaigns are stored with their defaults applied and
 // their times stripped of monotonic clock readings, so they compare like
 // the campaigns a shared Registry returns. Every Campaign it returns is a
 // copy: changing it changes nothing stored.
-type Campaigns struct {
+type Registry struct {
 	mu sync.RWMutex
-	m  map[string]Campaign
+	m  map[string]couponq.Campaign
 }
 
-var _ Registry = (*Campaigns)(nil)
+var _ couponq.Registry = (*Registry)(nil)
 
-// NewCampaigns returns a catalog holding cs, each at Version 1; it fails if
+// NewRegistry returns a catalog holding cs, each at Version 1; it fails if
 // one does not validate or an ID repeats.
-func NewCampaigns(cs ...Campaign) (*Campaigns, error) {
-	k := &Campaigns{m: make(map[string]Campaign, len(cs))}
+func NewRegistry(cs ...couponq.Campaign) (*Registry, error) {
+	k := &Registry{m: make(map[string]couponq.Campaign, len(cs))}
 	for _, c := range cs {
 		if _, dup := k.m[c.ID]; dup {
-			return nil, fmt.Errorf("%w: %s: listed twice", ErrInvalidCampaign, c.ID)
+			return nil, fmt.Errorf("%w: %s: listed twice", couponq.ErrInvalidCampaign, c.ID)
 		}
 		if err := k.Put(c); err != nil {
 			return nil, err
@@ -41,7 +44,7 @@ func NewCampaigns(cs ...Campaign) (*Campaigns, error) {
 // Update for those). c.Version is ignored; the stored campaign gets one more
 // than the version it replaces, or 1, so readers still see every change as
 // a new version.
-func (k *Campaigns) Put(c Campaign) error {
+func (k *Registry) Put(c couponq.Campaign) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -54,53 +57,53 @@ func (k *Campaigns) Put(c Campaign) error {
 }
 
 // Campaign implements Catalog.
-func (k *Campaigns) Campaign(ctx context.Context, id string) (Campaign, error) {
+func (k *Registry) Campaign(ctx context.Context, id string) (couponq.Campaign, error) {
 	if err := ctx.Err(); err != nil {
-		return Campaign{}, err
+		return couponq.Campaign{}, err
 	}
 	k.mu.RLock()
 	c, ok := k.m[id]
 	k.mu.RUnlock()
 	if !ok {
-		return Campaign{}, fmt.Errorf("%w: %q", ErrUnknownCampaign, id)
+		return couponq.Campaign{}, fmt.Errorf("%w: %q", couponq.ErrUnknownCampaign, id)
 	}
 	return c, nil
 }
 
 // List implements Registry.
-func (k *Campaigns) List(ctx context.Context) ([]Campaign, error) {
+func (k *Registry) List(ctx context.Context) ([]couponq.Campaign, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	k.mu.RLock()
-	out := make([]Campaign, 0, len(k.m))
+	out := make([]couponq.Campaign, 0, len(k.m))
 	for _, c := range k.m {
 		out = append(out, c)
 	}
 	k.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Campaign) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b couponq.Campaign) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
 // Create implements Registry. A campaign that does not validate, or has a
 // Version other than 0, is refused with an error wrapping
 // ErrInvalidCampaign.
-func (k *Campaigns) Create(ctx context.Context, c Campaign) (Campaign, error) {
+func (k *Registry) Create(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
 	if err := ctx.Err(); err != nil {
-		return Campaign{}, err
+		return couponq.Campaign{}, err
 	}
 	if err := c.Validate(); err != nil {
-		return Campaign{}, err
+		return couponq.Campaign{}, err
 	}
 	if c.Version != 0 {
-		return Campaign{}, fmt.Errorf("%w: %s: create with version %d, must be 0", ErrInvalidCampaign, c.ID, c.Version)
+		return couponq.Campaign{}, fmt.Errorf("%w: %s: create with version %d, must be 0", couponq.ErrInvalidCampaign, c.ID, c.Version)
 	}
 	c = stored(c)
 	c.Version = 1
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.m[c.ID]; ok {
-		return Campaign{}, fmt.Errorf("%w: %q", ErrCampaignExists, c.ID)
+		return couponq.Campaign{}, fmt.Errorf("%w: %q", couponq.ErrCampaignExists, c.ID)
 	}
 	k.m[c.ID] = c
 	return c, nil
@@ -110,12 +113,12 @@ func (k *Campaigns) Create(ctx context.Context, c Campaign) (Campaign, error) {
 // Version (0: it was not read from a Registry), is refused with an error
 // wrapping ErrInvalidCampaign. Update does not know how many units were
 // issued: a caller lowering Stock checks it against the issued count first.
-func (k *Campaigns) Update(ctx context.Context, c Campaign) (Campaign, error) {
+func (k *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
 	if err := ctx.Err(); err != nil {
-		return Campaign{}, err
+		return couponq.Campaign{}, err
 	}
 	if err := validateUpdate(c); err != nil {
-		return Campaign{}, err
+		return couponq.Campaign{}, err
 	}
 	c = stored(c)
 	k.mu.Lock()
@@ -123,13 +126,13 @@ func (k *Campaigns) Update(ctx context.Context, c Campaign) (Campaign, error) {
 	old, ok := k.m[c.ID]
 	switch {
 	case !ok:
-		return Campaign{}, fmt.Errorf("%w: %q", ErrUnknownCampaign, c.ID)
+		return couponq.Campaign{}, fmt.Errorf("%w: %q", couponq.ErrUnknownCampaign, c.ID)
 	case old.Version != c.Version:
-		return Campaign{}, fmt.Errorf("%w: %s: stored version %d, update from version %d",
-			ErrVersionConflict, c.ID, old.Version, c.Version)
+		return couponq.Campaign{}, fmt.Errorf("%w: %s: stored version %d, update from version %d",
+			couponq.ErrVersionConflict, c.ID, old.Version, c.Version)
 	}
-	if err := CheckChange(old, c); err != nil {
-		return Campaign{}, err
+	if err := catalog.CheckChange(old, c); err != nil {
+		return couponq.Campaign{}, err
 	}
 	c.Version++
 	k.m[c.ID] = c
@@ -138,13 +141,13 @@ func (k *Campaigns) Update(ctx context.Context, c Campaign) (Campaign, error) {
 
 // validateUpdate is what every Registry checks before an update writes
 // anything: the campaign validates and names the version it was read at.
-func validateUpdate(c Campaign) error {
+func validateUpdate(c couponq.Campaign) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	if c.Version <= 0 {
 		return fmt.Errorf("%w: %s: update with version %d, must name the version read (> 0)",
-			ErrInvalidCampaign, c.ID, c.Version)
+			couponq.ErrInvalidCampaign, c.ID, c.Version)
 	}
 	return nil
 }
@@ -152,35 +155,33 @@ func validateUpdate(c Campaign) error {
 // stored is c as a Registry keeps it: defaults applied, and no monotonic
 // clock readings, which only mean something inside the process that took
 // them and would make == differ between equal times.
-func stored(c Campaign) Campaign {
+func stored(c couponq.Campaign) couponq.Campaign {
 	c = c.WithDefaults()
 	c.OpensAt = c.OpensAt.Round(0)
 	c.ClosesAt = c.ClosesAt.Round(0)
 	return c
 }
 
-var _ RegistryDeleter = (*Campaigns)(nil)
-
-// Delete implements RegistryDeleter: it removes the campaign if its stored
+// Delete implements couponq.Registry: it removes the campaign if its stored
 // Version is version. A version <= 0 is refused with an error wrapping
 // ErrInvalidCampaign.
-func (k *Campaigns) Delete(ctx context.Context, id string, version int64) error {
+func (k *Registry) Delete(ctx context.Context, id string, version int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if version <= 0 {
 		return fmt.Errorf("%w: %s: delete with version %d, must name the version read (> 0)",
-			ErrInvalidCampaign, id, version)
+			couponq.ErrInvalidCampaign, id, version)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	old, ok := k.m[id]
 	switch {
 	case !ok:
-		return fmt.Errorf("%w: %q", ErrUnknownCampaign, id)
+		return fmt.Errorf("%w: %q", couponq.ErrUnknownCampaign, id)
 	case old.Version != version:
 		return fmt.Errorf("%w: %s: stored version %d, delete from version %d",
-			ErrVersionConflict, id, old.Version, version)
+			couponq.ErrVersionConflict, id, old.Version, version)
 	}
 	delete(k.m, id)
 	return nil

@@ -1,4 +1,4 @@
-package couponq_test
+package memline_test
 
 import (
 	"context"
@@ -9,11 +9,12 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/registrytest"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 func TestCampaignsConformance(t *testing.T) {
 	registrytest.Run(t, func(t *testing.T) couponq.Registry {
-		k, err := couponq.NewCampaigns()
+		k, err := memline.NewRegistry()
 		require.NoError(t, err)
 		return k
 	})
@@ -21,14 +22,14 @@ func TestCampaignsConformance(t *testing.T) {
 
 // One shared registry for the whole suite, as a host would have.
 func TestCampaignsConformanceShared(t *testing.T) {
-	k, err := couponq.NewCampaigns()
+	k, err := memline.NewRegistry()
 	require.NoError(t, err)
 	registrytest.Run(t, func(*testing.T) couponq.Registry { return k })
 }
 
 func TestCampaignsPutBumpsVersion(t *testing.T) {
 	ctx := context.Background()
-	k, err := couponq.NewCampaigns(couponq.Campaign{ID: "a", Stock: 1})
+	k, err := memline.NewRegistry(couponq.Campaign{ID: "a", Stock: 1})
 	require.NoError(t, err)
 	a, err := k.Campaign(ctx, "a")
 	require.NoError(t, err)
@@ -52,6 +53,6 @@ func TestCampaignsPutBumpsVersion(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), a.Version)
 
-	_, err = couponq.NewCampaigns(couponq.Campaign{ID: "a", Stock: 1}, couponq.Campaign{ID: "a", Stock: 2})
+	_, err = memline.NewRegistry(couponq.Campaign{ID: "a", Stock: 1}, couponq.Campaign{ID: "a", Stock: 2})
 	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "an ID listed twice")
 }

@@ -1,4 +1,4 @@
-package memory_test
+package memline_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // fakeClock is a settable time source.
@@ -32,7 +32,7 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // served admits users and records them issued.
-func served(t *testing.T, q *memory.Queue, campaign string, users ...string) {
+func served(t *testing.T, q *memline.Queue, campaign string, users ...string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, u := range users {
@@ -51,7 +51,7 @@ func served(t *testing.T, q *memory.Queue, campaign string, users ...string) {
 func TestArchiveRetentionFollowsTheQueuesClock(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	q := memory.NewQueue(clock.Now)
+	q := memline.NewQueue(clock.Now)
 	served(t, q, "early", "a")
 	served(t, q, "late", "b")
 	require.NoError(t, q.Archive(ctx, "late", 2*time.Hour))
@@ -61,7 +61,7 @@ func TestArchiveRetentionFollowsTheQueuesClock(t *testing.T) {
 	_, err := q.Status(ctx, "early", "a")
 	require.NoError(t, err, "kept until the retention has passed")
 	clock.Add(time.Nanosecond)
-	assert.Equal(t, memory.Stats{}, q.Stats("early"), "dropped once it has")
+	assert.Equal(t, memline.Stats{}, q.Stats("early"), "dropped once it has")
 	_, err = q.Status(ctx, "late", "b")
 	require.NoError(t, err, "a campaign archived for longer is kept")
 
@@ -81,7 +81,7 @@ func TestArchiveRetentionFollowsTheQueuesClock(t *testing.T) {
 func TestArchiveNeverDropsLiveEntries(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	q := memory.NewQueue(clock.Now)
+	q := memline.NewQueue(clock.Now)
 	served(t, q, "drop", "a")
 	require.NoError(t, q.Archive(ctx, "drop", time.Minute))
 	tk, err := q.Admit(ctx, couponq.Admission{Campaign: "drop", User: "late"})

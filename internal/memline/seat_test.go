@@ -1,4 +1,4 @@
-package memory_test
+package memline_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/memory"
+	"github.com/couponq/couponq/internal/memline"
 )
 
 // Chi-square quantiles the uniformity test compares with: the 0.999
@@ -82,7 +82,7 @@ func chiSquare(table [seatUsers][seatUsers]int) (rows [seatUsers]float64, total 
 func seatedOrder(t *testing.T, seed uint64) []int64 {
 	t.Helper()
 	ctx := context.Background()
-	q := memory.NewQueue(nil)
+	q := memline.NewQueue(nil)
 	arrival := map[string]int64{}
 	for k := int64(1); k <= seatUsers; k++ {
 		u := fmt.Sprintf("u%d", k)
