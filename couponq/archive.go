@@ -35,17 +35,3 @@ type Archiver interface {
 	// the Store's own records (the host's persistence) are not touched.
 	Archive(ctx context.Context, campaign string, retention time.Duration) error
 }
-
-// RegistryDeleter is implemented by Registries that can remove a campaign.
-// Campaigns and the Redis Registry implement it.
-type RegistryDeleter interface {
-	// Delete removes the campaign if its stored Version is version, and
-	// returns nil; ErrVersionConflict if the versions differ (someone
-	// changed it since it was read), ErrUnknownCampaign if there is none. A
-	// version <= 0 (not read from the Registry) is an error wrapping
-	// ErrInvalidCampaign. Once deleted, the ID is free: Create may use it
-	// again, at Version 1. Delete touches only the Registry: archive the
-	// campaign's Queue records (Archiver) first. Processes that cache the
-	// campaign (CatalogCache) go on seeing it until their cache expires.
-	Delete(ctx context.Context, id string, version int64) error
-}

@@ -9,23 +9,24 @@ import (
 // answers them as its error codes, and metrics adapters label admissions
 // with them. Code maps an error to one.
 const (
-	CodeInvalidID       = "invalid_id"
-	CodeInvalidCampaign = "invalid_campaign"
-	CodeInvalidConfig   = "invalid_config"
-	CodeUnknownCampaign = "unknown_campaign"
-	CodeCampaignExists  = "campaign_exists"
-	CodeVersionConflict = "version_conflict"
-	CodeCampaignBusy    = "campaign_busy"
-	CodeNotFound        = "not_found"
-	CodeNotOpen         = "not_open"
-	CodeClosed          = "closed"
-	CodeDuplicate       = "duplicate"
-	CodeLineFull        = "line_full"
-	CodeSoldOut         = "sold_out"
-	CodeModeUnsupported = "mode_unsupported"
-	CodeBusy            = "busy"
-	CodeUnavailable     = "unavailable"
-	CodeInternal        = "internal"
+	CodeInvalidID        = "invalid_id"
+	CodeInvalidCampaign  = "invalid_campaign"
+	CodeInvalidConfig    = "invalid_config"
+	CodeUnknownCampaign  = "unknown_campaign"
+	CodeCampaignExists   = "campaign_exists"
+	CodeVersionConflict  = "version_conflict"
+	CodeStockBelowIssued = "stock_below_issued"
+	CodeCampaignBusy     = "campaign_busy"
+	CodeNotFound         = "not_found"
+	CodeNotOpen          = "not_open"
+	CodeClosed           = "closed"
+	CodeDuplicate        = "duplicate"
+	CodeLineFull         = "line_full"
+	CodeSoldOut          = "sold_out"
+	CodeUnsupported      = "unsupported"
+	CodeBusy             = "busy"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
 )
 
 // Code returns the code of err's meaning: "" for nil, the code of the first
@@ -57,6 +58,7 @@ var codes = []struct {
 	{ErrUnknownCampaign, CodeUnknownCampaign},
 	{ErrCampaignExists, CodeCampaignExists},
 	{ErrVersionConflict, CodeVersionConflict},
+	{ErrStockBelowIssued, CodeStockBelowIssued},
 	{ErrCampaignBusy, CodeCampaignBusy},
 	{ErrNotFound, CodeNotFound},
 	{ErrNotOpen, CodeNotOpen},
@@ -64,7 +66,7 @@ var codes = []struct {
 	{ErrDuplicate, CodeDuplicate},
 	{ErrLineFull, CodeLineFull},
 	{ErrSoldOut, CodeSoldOut},
-	{ErrModeUnsupported, CodeModeUnsupported},
+	{ErrUnsupported, CodeUnsupported},
 	{ErrBusy, CodeBusy},
 	{ErrUnavailable, CodeUnavailable},
 	{context.DeadlineExceeded, CodeUnavailable},

@@ -41,11 +41,15 @@ var (
 	// ErrUnavailable wraps a backend failure (queue, store, transport): the
 	// request was not accepted and may be retried.
 	ErrUnavailable = errors.New("couponq: backend unavailable")
-	// ErrModeUnsupported reports an admission to a V1 (ValidateFirst)
-	// campaign on a Service built without V1's Tally, Locker or Dispatcher.
-	// couponq.New refuses such a Service when its in-memory Campaigns lists
-	// a V1 campaign; this error covers campaigns it cannot see at New.
-	ErrModeUnsupported = errors.New("couponq: campaign mode not supported by this service")
+	// ErrUnsupported reports a campaign the node has no backends for: V1
+	// (ValidateFirst) without a Tally and a Transport, a pre-queue on a
+	// Queue that cannot seat one, or sub-lines on a Queue that cannot
+	// carry them. The node refuses to create or update such a campaign;
+	// an admission to one made elsewhere hears it too.
+	ErrUnsupported = errors.New("couponq: campaign not supported by this node")
+	// ErrStockBelowIssued reports an update that would lower a campaign's
+	// Stock below the units already issued.
+	ErrStockBelowIssued = errors.New("couponq: stock below the units issued")
 	// ErrBusy reports that a V1 admission could not take its lock in time.
 	ErrBusy = errors.New("couponq: busy, try again")
 )

@@ -29,6 +29,14 @@ type Registry interface {
 	// how many units were issued, so it lets Stock go below that: a caller
 	// lowering Stock checks it against the issued count first (see Modify).
 	Update(ctx context.Context, c Campaign) (Campaign, error)
+	// Delete removes the campaign if its stored Version is version, and
+	// returns nil; ErrVersionConflict if the versions differ (someone
+	// changed it since it was read), ErrUnknownCampaign if there is none. A
+	// version <= 0 (not read from the Registry) is an error wrapping
+	// ErrInvalidCampaign. Once deleted, the ID is free: Create may use it
+	// again, at Version 1. Delete touches only the Registry: the node's
+	// RetireCampaign archives the campaign's line first.
+	Delete(ctx context.Context, id string, version int64) error
 }
 
 // Agenda is the set of campaigns that have entries to move, shared by every

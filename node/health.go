@@ -1,63 +1,55 @@
 package node
 
 import (
-	"reflect"
+	"context"
+	"net/http"
 
 	"github.com/couponq/couponq/internal/health"
 )
 
-// HealthChecks returns readiness checks for the node's backends, for
-// health.Config.Checks: one for each backend with a Ping(ctx) error method
-// (health.Pinger) — *kafkadispatch.Dispatcher has one — named by the part it
-// plays: "queue", "agenda", "tally", "locker", "dispatcher", "consumer",
-// "store", "catalog". A backend playing two parts (the Queue is usually the
-// Agenda too) is checked once, under the first of those names. The
-// in-memory backends have nothing to check and give none.
-//
-// The Redis queue, registry, Store and Locker work on the host's go-redis
-// client and have no Ping of their own: add a check on that client, and on
-// anything else the process needs.
-//
-//	checks := n.HealthChecks()
-//	checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
-//	h, _ := health.New(health.Config{Checks: checks})
-//
-// Each call returns a new map; the host may change it.
-func (n *Node) HealthChecks() map[string]health.Check {
-	checks := map[string]health.Check{}
-	var seen []any
-	var queue, agenda any = n.cfg.Queue, n.cfg.Agenda
-	if n.base != nil { // the shard wrapper the node added: ping what it wraps
-		queue, agenda = n.base, n.base
-	}
-	for _, b := range []struct {
-		name    string
-		backend any
-	}{
-		{"queue", queue}, {"agenda", agenda}, {"tally", n.cfg.Tally},
-		{"locker", n.cfg.Locker}, {"dispatcher", n.cfg.Dispatcher}, {"consumer", n.cfg.Consumer},
-		{"store", n.cfg.Store}, {"catalog", n.cfg.Catalog},
-	} {
-		p, ok := b.backend.(health.Pinger)
-		if !ok || contains(seen, b.backend) {
-			continue
-		}
-		seen = append(seen, b.backend)
-		checks[b.name] = health.Ping(p)
-	}
-	return checks
+// pinger is a backend part that can say whether it answers: pgstore's and
+// redisstore's Stores, kafkadispatch's Transport.
+type pinger interface {
+	Ping(ctx context.Context) error
 }
 
-// contains reports whether v is one of seen, comparing only values whose
-// type allows it (== on a non-comparable dynamic type would panic).
-func contains(seen []any, v any) bool {
-	if !reflect.TypeOf(v).Comparable() {
-		return false
-	}
-	for _, s := range seen {
-		if reflect.TypeOf(s) == reflect.TypeOf(v) && s == v {
-			return true
+// Liveness answers 200 {"status":"ok"} to GET and HEAD without touching a
+// backend: the process is up. Serve it on a port the public cannot reach.
+func (n *Node) Liveness() http.Handler { return n.probes().Liveness() }
+
+// Readiness runs every check concurrently within 2s and answers 200, or 503
+// naming each failing check: the Backend (by its Name: "redis"), the Store
+// ("store") and the Transport ("transport") when they can be pinged, and
+// Config.ReadinessChecks. One run serves every probe for a second, so a
+// probe storm costs the backends one run a second. Serve it on a port the
+// public cannot reach: its answers name the backends and their errors.
+func (n *Node) Readiness() http.Handler { return n.probes().Readiness() }
+
+// probes builds the health handler once.
+func (n *Node) probes() *health.Handler {
+	n.healthOnce.Do(func() {
+		checks := map[string]health.Check{}
+		if n.backend.Ping != nil {
+			name := n.backend.Name
+			if name == "" {
+				name = "backend"
+			}
+			checks[name] = health.Check(n.backend.Ping)
 		}
-	}
-	return false
+		if p, ok := n.store.(pinger); ok {
+			checks["store"] = p.Ping
+		}
+		if p, ok := n.transport.(pinger); ok {
+			checks["transport"] = p.Ping
+		}
+		for name, c := range n.cfg.ReadinessChecks {
+			checks[name] = c
+		}
+		h, err := health.New(health.Config{Checks: checks, Logger: n.cfg.Logger})
+		if err != nil { // the config is valid by construction
+			panic("couponq: node: health: " + err.Error())
+		}
+		n.health = h
+	})
+	return n.health
 }

@@ -14,10 +14,11 @@ import (
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/health"
 	"github.com/couponq/couponq/internal/issuing"
-	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/internal/shard"
+	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -66,72 +67,129 @@ func ParseRoles(s string) (Role, error) {
 	return r, nil
 }
 
-// Config configures a Node. Zero values take the defaults documented on
-// each field.
+// Config configures a Node: one value per external system, then tuning.
+// Zero values take the defaults documented on each field; no field is
+// changed behind the host's back.
 type Config struct {
 	// Roles picks what this process runs. Zero means RoleAll.
 	Roles Role
 
-	// Catalog supplies campaigns; a couponq.Registry (memline.Registry,
-	// redisq.Registry) lets operators change them at runtime. Required.
-	Catalog catalog.Catalog
-	// CatalogTTL is how long this process serves a campaign from its cache
-	// before reading it again: the bound on how long a change takes to
-	// reach it. Zero means 1s; negative reads the Catalog on every use.
-	CatalogTTL time.Duration
-
-	// The backends. Leave all of Queue, Locker, Dispatcher, Consumer and
-	// Store nil to run on the in-memory ones (one process only); otherwise
-	// the roles' backends are required: Queue always; Locker, Dispatcher,
-	// Consumer and Store for RoleWorker. The node never closes them.
-	Queue      couponq.Queue
-	Locker     lock.Locker
-	Dispatcher couponq.Dispatcher
-	Consumer   couponq.Consumer
-	Store      couponq.Store
-	// Agenda tracks campaigns with people waiting. Nil means the Queue's,
-	// which both shipped queues implement.
-	Agenda couponq.Agenda
-	// Tally serves V1 (ValidateFirst) campaigns, with Locker and Dispatcher.
-	// Nil means the in-memory Tally when running on in-memory backends.
-	Tally couponq.Tally
-
-	// Service, Scheduler and Issuer tune the parts. Their backend fields
-	// (Catalog, Queue, Agenda, Tally, Locker, Dispatcher, Consumer, Store,
-	// Recorder, Logger) are set by the node — except Issuer.Locker, the
-	// optional per-user lock, which stays as given (nil keeps the issuer's
-	// batch path open); everything else is theirs, with their own defaults.
-	Service   admission.Config
-	Scheduler scheduler.Config
-	Issuer    issuing.Config
-
+	// Backend is the system the fleet shares for lines, campaigns and
+	// locks: redisq.New's. The zero Backend means memory.New(): one process
+	// only.
+	Backend couponq.Backend
+	// Transport carries entries from the scheduler to the issuers (and V1
+	// admissions to the issuers): kafkadispatch.New's. Nil means the
+	// in-memory transport, which only serves one process.
+	Transport couponq.Transport
+	// Store decides and keeps issuances, shared by every worker: pgstore or
+	// redisstore. Nil means memory.NewStore(), allowed only with the
+	// in-memory Backend: with a shared Backend each worker would enforce
+	// the stock on its own.
+	Store couponq.Store
+	// Observer is told of every admission, scheduler tick, decision and
+	// Store call, for metrics (prom.New's, metrics.NewExpvar's). Nil means
+	// none.
+	Observer Observer
+	// Tracer traces each entry's journey (tracing.New's). Nil means none.
+	Tracer couponq.Tracer
 	// Logger receives logs; nil means none.
 	Logger *slog.Logger
-	// Tracer, if set, traces every stage of an entry's journey (see
-	// couponq.Tracer; package couponq/tracing adapts OpenTelemetry): it is
-	// given to the Service, Scheduler and Issuer whose own Tracer is nil.
-	// Nil means no tracing.
-	Tracer couponq.Tracer
+	// DeadLetter receives entries the issuer gave up on after MaxAttempts
+	// (they are recorded rejected/failed either way). Nil means they are
+	// logged at error level.
+	DeadLetter issuer.DeadLetter
+	// ReadinessChecks are the host's own readiness checks, by name, run
+	// beside the node's (its Backend, Store and Transport). Nil means none.
+	ReadinessChecks map[string]func(context.Context) error
+
+	// CacheTTL is how long this process serves a campaign from its cache
+	// before reading the registry again: the bound on how long a change
+	// made elsewhere takes to reach it. Zero means 1s; negative reads the
+	// registry on every use.
+	CacheTTL time.Duration
+	// LeaderTTL is how long the scheduler's leader lease outlives a leader
+	// that stopped: a standby takes over within 4/3 of it. Zero means 10s;
+	// otherwise at least 10ms.
+	LeaderTTL time.Duration
+	// PollInterval is how often the leading scheduler looks for campaigns
+	// that woke: the most a woken campaign waits for its first move. Zero
+	// means 1s.
+	PollInterval time.Duration
+	// LeaseTTL is how long a leased batch may take to be dispatched before
+	// its entries return to the line. Zero means 30s.
+	LeaseTTL time.Duration
+	// HandoffTimeout is how long after a dispatch an entry's outcome may
+	// take before the entry is dispatched again (the Store absorbs the
+	// duplicate). Zero means 5m.
+	HandoffTimeout time.Duration
+	// DispatchTimeout bounds one dispatch to the Transport. Zero means
+	// LeaseTTL/2.
+	DispatchTimeout time.Duration
+	// SweepInterval is how often the leader also looks for lines that
+	// missed their wake-up, besides once when it gains leadership. Zero
+	// means only then; negative never.
+	SweepInterval time.Duration
+	// MoveWorkers is how many campaigns are moved at once. Zero means 16.
+	MoveWorkers int
+	// MaxInFlightBatches, if positive, bounds what a campaign may have
+	// handed downstream and not yet decided to MaxInFlightBatches ×
+	// BatchSize: when consumers stall, the backlog waits in the line and the
+	// Store never sees more than that at once when they return. Zero means
+	// no bound.
+	MaxInFlightBatches int
+	// MaxBatch is the most entries the issuer decides with one Store call
+	// (when the Store is a couponq.BatchStore and UserLock is off). Zero
+	// means 100; 1 decides one entry per call.
+	MaxBatch int
+	// MaxAttempts is how many times a failing Store call is tried for one
+	// delivery before the entry is dead-lettered. Zero means 10.
+	MaxAttempts int
+	// RetryBackoff paces those attempts. Zero means 100ms doubling up to 5s,
+	// jittered.
+	RetryBackoff lock.Backoff
+	// UserLock makes the issuer take a lock per campaign and user around
+	// each Store call, as the design's consumer does. It only cuts
+	// contention (the Store is the guard) and turns the batch path off.
+	UserLock bool
+	// LockScope picks V1's lock: per user (the zero value) or per campaign.
+	LockScope couponq.LockScope
+	// LockTTL is how long a lock (V1's, the issuer's per-user one) lives if
+	// its holder dies. Zero means 5s.
+	LockTTL time.Duration
+	// LockWait is how long V1 admission (and the issuer, with UserLock)
+	// waits for a held lock. Zero means 2s for V1 and 1s for the issuer.
+	LockWait time.Duration
 }
 
-// Node runs couponq's roles in one process. Its methods are safe for
-// concurrent use.
+// Node is couponq's runtime object: admission and status (RoleAPI), the
+// scheduler and the issuer (RoleWorker), the operators' verbs on campaigns,
+// the HTTP handlers, and readiness. Its methods are safe for concurrent use.
 type Node struct {
 	cfg       Config
-	catalog   catalog.Catalog
+	backend   couponq.Backend
+	transport couponq.Transport
+	store     couponq.Store
+	queue     line // the Backend's, behind the sub-line wrapper when it can carry one
+	cache     *catalog.Cache
+	read      catalog.Catalog // the cache, or the registry itself
+	ops       *catalog.Ops
 	svc       *admission.Service
 	scheduler *scheduler.Scheduler
 	issuer    *issuing.Issuer
+	log       *slog.Logger
 	memory    bool
-	// base is the Queue the node was given, when it put a shard.Queue in
-	// front of it (nil otherwise); health checks ping it.
-	base couponq.Queue
 
-	mu      sync.Mutex
-	started bool
+	healthOnce sync.Once
+	health     *health.Handler
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	handlers []interface{ Close() } // to close at Stop
 }
 
-// New validates cfg and builds the node's parts; nothing runs until Start.
+// New validates cfg and builds the node; nothing runs until Start.
 func New(cfg Config) (*Node, error) {
 	if cfg.Roles == 0 {
 		cfg.Roles = RoleAll
@@ -139,136 +197,179 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Roles&^RoleAll != 0 {
 		return nil, fmt.Errorf("%w: node: unknown roles %d", couponq.ErrInvalidConfig, cfg.Roles)
 	}
-	if cfg.Catalog == nil {
-		return nil, fmt.Errorf("%w: node: Catalog is required", couponq.ErrInvalidConfig)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg}
-	if cfg.Queue == nil && cfg.Locker == nil && cfg.Dispatcher == nil && cfg.Consumer == nil && cfg.Store == nil {
-		transport, err := dispatch.NewMemory(dispatch.MemoryConfig{})
+	n := &Node{cfg: cfg, backend: cfg.Backend, transport: cfg.Transport, store: cfg.Store, log: log}
+	if b := n.backend; b.Queue == nil && b.Registry == nil && b.Locker == nil && b.Tally == nil && b.Ping == nil {
+		n.backend, n.memory = memory.New(), true
+	}
+	if n.store == nil {
+		if !n.memory {
+			return nil, fmt.Errorf("%w: node: Store is required with the %s Backend (a Store every worker shares: pgstore, redisstore)",
+				couponq.ErrInvalidConfig, n.backend.Name)
+		}
+		n.store = memory.NewStore()
+	}
+	if n.transport == nil {
+		t, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 		if err != nil {
 			return nil, err
 		}
-		cfg.Queue, cfg.Locker, cfg.Store = memline.NewQueue(nil), lock.NewMemory(), memory.NewStore()
-		cfg.Dispatcher, cfg.Consumer = transport, transport
-		if cfg.Tally == nil {
-			cfg.Tally = memline.NewTally()
-		}
-		n.memory = true
+		n.transport = t
 	}
-	var missing []string
-	need := func(ok bool, name string) {
-		if !ok {
-			missing = append(missing, name)
-		}
+	if err := checkBackend(n.backend); err != nil {
+		return nil, err
 	}
-	need(cfg.Queue != nil, "Queue")
-	if cfg.Roles&RoleWorker != 0 {
-		need(cfg.Locker != nil, "Locker")
-		need(cfg.Dispatcher != nil, "Dispatcher")
-		need(cfg.Consumer != nil, "Consumer")
-		need(cfg.Store != nil, "Store")
-	}
-	if cfg.Agenda == nil {
-		cfg.Agenda, _ = cfg.Queue.(couponq.Agenda)
-	}
-	if cfg.Roles&RoleWorker != 0 {
-		need(cfg.Agenda != nil, "Agenda (the Queue does not implement couponq.Agenda)")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: node: roles %s need %s (or leave every backend nil for the in-memory ones)",
-			couponq.ErrInvalidConfig, cfg.Roles, strings.Join(missing, ", "))
-	}
+	agenda := n.backend.Queue.(couponq.Agenda)
 
-	n.catalog = cfg.Catalog
-	if cfg.CatalogTTL >= 0 {
-		cache, err := catalog.NewCache(cfg.Catalog, catalog.CacheConfig{TTL: cfg.CatalogTTL, Logger: cfg.Logger})
+	n.read = n.backend.Registry
+	if cfg.CacheTTL >= 0 {
+		cache, err := catalog.NewCache(n.backend.Registry, catalog.CacheConfig{TTL: cfg.CacheTTL, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
-		n.catalog = cache
+		n.cache, n.read = cache, cache
 	}
-	// Sharded campaigns (Campaign.Shards) need the shard wrapper between
-	// every part and the Queue; the node puts it there when the Queue can
-	// carry it, is also the Agenda and is not a shard.Queue already (a host
-	// that reads line counts itself builds one and hands it in). Other
-	// campaigns pass through it.
-	_, wrapped := cfg.Queue.(*shard.Queue)
-	if b, ok := cfg.Queue.(shard.Base); ok && !wrapped && cfg.Agenda == couponq.Agenda(b) {
-		sq, err := shard.New(shard.Config{Queue: b, Catalog: n.catalog, Logger: cfg.Logger})
+	// Sharded campaigns (Campaign.Shards) need the sub-line wrapper between
+	// every part and the Queue; other campaigns pass through it.
+	n.queue = n.backend.Queue.(line) // checkBackend saw to it
+	if b, ok := n.backend.Queue.(shard.Base); ok {
+		sq, err := shard.New(shard.Config{Queue: b, Catalog: n.read, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
-		n.base = cfg.Queue
-		cfg.Queue, cfg.Agenda = sq, sq
+		n.queue, agenda = sq, sq
 	}
+	n.ops = &catalog.Ops{Registry: n.backend.Registry, Lines: n.queue, Cache: n.cache, Check: n.serves}
 
+	obs := cfg.Observer
 	if cfg.Roles&RoleAPI != 0 {
-		sc := cfg.Service
-		sc.Catalog, sc.Queue, sc.Agenda, sc.Tally = n.catalog, cfg.Queue, cfg.Agenda, cfg.Tally
-		sc.Locker, sc.Dispatcher, sc.Logger = cfg.Locker, cfg.Dispatcher, cfg.Logger
-		if sc.Tracer == nil {
-			sc.Tracer = cfg.Tracer
+		ac := admission.Config{
+			Catalog: n.read, Queue: n.queue, Agenda: agenda, Tally: n.backend.Tally, Locker: n.backend.Locker,
+			Dispatcher: n.transport, LockScope: cfg.LockScope, LockTTL: cfg.LockTTL, LockWait: cfg.LockWait,
+			Logger: cfg.Logger, Tracer: cfg.Tracer,
 		}
-		svc, err := admission.New(sc)
+		if obs != nil {
+			ac.OnAdmit = obs.OnAdmit
+		}
+		svc, err := admission.New(ac)
 		if err != nil {
 			return nil, err
 		}
 		n.svc = svc
 	}
 	if cfg.Roles&RoleWorker != 0 {
-		dc := cfg.Scheduler
-		dc.Catalog, dc.Agenda, dc.Queue = n.catalog, cfg.Agenda, cfg.Queue
-		dc.Dispatcher, dc.Locker, dc.Logger = cfg.Dispatcher, cfg.Locker, cfg.Logger
-		if dc.Tracer == nil {
-			dc.Tracer = cfg.Tracer
+		sc := scheduler.Config{
+			Catalog: n.read, Agenda: agenda, Queue: n.queue, Dispatcher: n.transport, Locker: n.backend.Locker,
+			LeaderTTL: cfg.LeaderTTL, PollInterval: cfg.PollInterval, Workers: cfg.MoveWorkers,
+			LeaseTTL: cfg.LeaseTTL, HandoffTimeout: cfg.HandoffTimeout, DispatchTimeout: cfg.DispatchTimeout,
+			SweepInterval: cfg.SweepInterval, MaxInFlightBatches: cfg.MaxInFlightBatches,
+			Logger: cfg.Logger, Tracer: cfg.Tracer,
 		}
-		sch, err := scheduler.New(dc)
+		ic := issuing.Config{
+			Consumer: n.transport, Store: n.store, Catalog: n.read, Recorder: n.queue,
+			LockTTL: cfg.LockTTL, LockWait: cfg.LockWait, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.RetryBackoff,
+			DeadLetter: cfg.DeadLetter, MaxBatch: cfg.MaxBatch, Logger: cfg.Logger, Tracer: cfg.Tracer,
+		}
+		if cfg.UserLock {
+			ic.Locker = n.backend.Locker
+		}
+		if obs != nil {
+			sc.OnTick = obs.OnTick
+			ic.OnIssue, ic.OnStoreCall, ic.OnOverIssue = obs.OnIssue, obs.OnStoreCall, obs.OnOverIssue
+		}
+		sch, err := scheduler.New(sc)
 		if err != nil {
 			return nil, err
-		}
-		n.scheduler = sch
-		ic := cfg.Issuer
-		ic.Consumer, ic.Store, ic.Catalog, ic.Recorder, ic.Logger = cfg.Consumer, cfg.Store, n.catalog, cfg.Queue, cfg.Logger
-		if ic.Tracer == nil {
-			ic.Tracer = cfg.Tracer
 		}
 		iss, err := issuing.New(ic)
 		if err != nil {
 			return nil, err
 		}
-		n.issuer = iss
+		n.scheduler, n.issuer = sch, iss
 	}
-	n.cfg = cfg
+	if lo, ok := obs.(LineObserver); ok {
+		lo.ObserveLines(n)
+	}
 	return n, nil
+}
+
+// line is what the node needs of a Backend's Queue.
+type line interface {
+	couponq.Queue
+	couponq.Agenda
+	couponq.LineStatser
+	couponq.Reopener
+	couponq.Archiver
+}
+
+// checkBackend reports what a Backend lacks.
+func checkBackend(b couponq.Backend) error {
+	var missing []string
+	if b.Queue == nil {
+		missing = append(missing, "Queue")
+	} else {
+		for _, need := range []struct {
+			ok   bool
+			name string
+		}{
+			{is[couponq.Agenda](b.Queue), "an Agenda"}, {is[couponq.LineStatser](b.Queue), "a LineStatser"},
+			{is[couponq.Reopener](b.Queue), "a Reopener"}, {is[couponq.Archiver](b.Queue), "an Archiver"},
+		} {
+			if !need.ok {
+				missing = append(missing, "a Queue that is "+need.name)
+			}
+		}
+	}
+	if b.Registry == nil {
+		missing = append(missing, "Registry")
+	}
+	if b.Locker == nil {
+		missing = append(missing, "Locker")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: node: the Backend %q lacks %s", couponq.ErrInvalidConfig, b.Name, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func is[T any](v any) bool { _, ok := v.(T); return ok }
+
+// serves reports whether the node has the backends a campaign needs: V1
+// needs the Backend's Tally, a pre-queue a Queue that seats, sub-lines a
+// Queue that carries them. The error wraps couponq.ErrUnsupported.
+func (n *Node) serves(c couponq.Campaign) error {
+	switch {
+	case c.Mode == couponq.ValidateFirst && n.backend.Tally == nil:
+		return fmt.Errorf("%w: campaign %s is V1 (%s), which needs a Backend with a Tally; the %s Backend has none",
+			couponq.ErrUnsupported, c.ID, c.Mode, n.backend.Name)
+	case c.PreQueue > 0 && !is[couponq.Seater](n.backend.Queue):
+		return fmt.Errorf("%w: campaign %s has a pre-queue, which the %s Backend's Queue cannot seat",
+			couponq.ErrUnsupported, c.ID, n.backend.Name)
+	case c.Shards > 1 && !is[*shard.Queue](n.queue):
+		return fmt.Errorf("%w: campaign %s has %d sub-lines, which the %s Backend's Queue cannot carry",
+			couponq.ErrUnsupported, c.ID, c.Shards, n.backend.Name)
+	}
+	return nil
 }
 
 // Roles returns what the node runs.
 func (n *Node) Roles() Role { return n.cfg.Roles }
 
-// Service returns the admission and status service (nil without RoleAPI),
-// for httpapi.New and the like.
-func (n *Node) Service() *admission.Service { return n.svc }
-
-// Scheduler returns the node's scheduler (nil without RoleWorker).
-func (n *Node) Scheduler() *scheduler.Scheduler { return n.scheduler }
-
-// Issuer returns the node's issuer (nil without RoleWorker).
-func (n *Node) Issuer() *issuing.Issuer { return n.issuer }
-
-// Catalog returns the (cached) catalog the node's parts read.
-func (n *Node) Catalog() catalog.Catalog { return n.catalog }
-
-// Queue returns the node's queue (the in-memory one if it made it), behind
-// the shard.Queue the node puts in front of a Queue that can carry one.
-func (n *Node) Queue() couponq.Queue { return n.cfg.Queue }
-
-// Store returns the node's Store (the in-memory one if it made it).
-func (n *Node) Store() couponq.Store { return n.cfg.Store }
-
 // ErrNoAPI is returned by Admit and Status on a node without RoleAPI.
 var ErrNoAPI = errors.New("node: this node does not run the API role")
 
-// Admit is Service().Admit.
+// Admit puts the user in the campaign's line (V2) or through the gate (V1).
+// On success the ticket is fresh, or a repeat of the user's waiting or in
+// flight entry (Ticket.Repeat). A user already served gets the earlier
+// ticket with couponq.ErrDuplicate (issued) or couponq.ErrSoldOut
+// (rejected); other errors wrap ErrInvalidID, ErrUnknownCampaign,
+// ErrNotOpen, ErrClosed, ErrSoldOut (ErrLineFull), ErrUnsupported, ErrBusy
+// (V1's lock wait) or ErrUnavailable (a backend failed; nothing was
+// accepted). Before OpensAt, a campaign with a pre-queue admits to it
+// (Ticket.PreQueue, no position until it is seated at OpensAt).
 func (n *Node) Admit(ctx context.Context, r couponq.Request) (couponq.Ticket, error) {
 	if n.svc == nil {
 		return couponq.Ticket{}, ErrNoAPI
@@ -276,7 +377,10 @@ func (n *Node) Admit(ctx context.Context, r couponq.Request) (couponq.Ticket, er
 	return n.svc.Admit(ctx, r)
 }
 
-// Status is Service().Status.
+// Status reports where the user's entry stands: waiting (with its position,
+// estimated wait and whether it is beyond the stock that remains), in
+// flight, issued or rejected; couponq.ErrNotFound if the user has none. A
+// retired campaign's outcomes answer for their retention.
 func (n *Node) Status(ctx context.Context, campaign, user string) (couponq.Status, error) {
 	if n.svc == nil {
 		return couponq.Status{}, ErrNoAPI
@@ -307,16 +411,24 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if n.cfg.Logger != nil {
-		n.cfg.Logger.Info("couponq: node started", "roles", n.cfg.Roles.String(), "in_memory", n.memory)
-	}
+	n.log.Info("couponq: node started", "roles", n.cfg.Roles.String(), "backend", n.backend.Name)
 	return nil
 }
 
-// Stop stops the scheduler first (nothing more is handed downstream), then
-// the issuer (entries in hand are decided or left for redelivery), and waits
-// for both or for ctx. Safe to call twice, or without Start.
+// Stop ends every stream the node's handlers serve, stops the scheduler
+// (nothing more is handed downstream), then the issuer (entries in hand are
+// decided or left for redelivery), and waits for them or for ctx. Safe to
+// call twice, or without Start. The node closes nothing it was given.
 func (n *Node) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	handlers := n.handlers
+	n.handlers, n.stopped = nil, true
+	n.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, h := range handlers {
+		wg.Go(h.Close)
+	}
+	wg.Wait()
 	var errs []error
 	if n.scheduler != nil {
 		if err := n.scheduler.Stop(ctx); err != nil {
@@ -329,4 +441,15 @@ func (n *Node) Stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// closeAtStop registers a handler to close at Stop; false if Stop ran.
+func (n *Node) closeAtStop(h interface{ Close() }) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return false
+	}
+	n.handlers = append(n.handlers, h)
+	return true
 }

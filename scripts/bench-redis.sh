@@ -27,14 +27,14 @@ echo "redis-benchmark: $rb_rps admissions/s"
 redis-cli -h "$host" -p "$port" --scan --pattern "$p:*" | xargs -r redis-cli -h "$host" -p "$port" unlink >/dev/null
 
 echo "== Go API: BenchmarkAdmit, $conc callers, $n admissions"
-out=$(COUPONQ_BENCH_CONC=$conc go test -run '^$' -bench '^BenchmarkAdmit$' -benchtime "${n}x" -count 1 ./couponq/redisq/)
+out=$(COUPONQ_BENCH_CONC=$conc go test -run '^$' -bench '^BenchmarkAdmit$' -benchtime "${n}x" -count 1 ./internal/redisline/)
 echo "$out" | grep -E '^Benchmark'
 go_rps=$(echo "$out" | grep -Eo '[0-9.]+ admissions/s' | tail -1 | cut -d' ' -f1)
 echo "Go API: $go_rps admissions/s"
 python3 -c "print(f'ratio Go API / redis-benchmark = {float($go_rps)/float($rb_rps):.2f} (concurrency $conc)')"
 
 echo "== Go API, coalesced (redisq.Config{Coalesce: true}): $conc callers, $n admissions"
-out=$(COUPONQ_BENCH_COALESCE=1 COUPONQ_BENCH_CONC=$conc go test -run '^$' -bench '^BenchmarkAdmit$' -benchtime "${n}x" -count 1 ./couponq/redisq/)
+out=$(COUPONQ_BENCH_COALESCE=1 COUPONQ_BENCH_CONC=$conc go test -run '^$' -bench '^BenchmarkAdmit$' -benchtime "${n}x" -count 1 ./internal/redisline/)
 echo "$out" | grep -E '^Benchmark'
 co_rps=$(echo "$out" | grep -Eo '[0-9.]+ admissions/s' | tail -1 | cut -d' ' -f1)
 echo "Go API coalesced: $co_rps admissions/s"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's chromium if it is missing, for the admin live page's
-# browser test (couponq/httpapi/browsertest), and prints its version.
+# browser test (internal/browsertest), and prints its version.
 # Idempotent: with chromium on PATH it installs nothing.
 # Usage: scripts/chromium.sh
 set -euo pipefail

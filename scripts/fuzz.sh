@@ -27,9 +27,9 @@ minimize=${FUZZMINIMIZETIME:-5s}
 targets=(
   "./couponq FuzzValidateID"
   "./dispatch/wire FuzzDecode"
-  "./couponq/httpapi FuzzPublicHandler"
-  "./couponq/httpapi FuzzAdminHandler"
-  "./couponq/redisq FuzzLineArgs"
+  "./internal/httpapi FuzzPublicHandler"
+  "./internal/httpapi FuzzAdminHandler"
+  "./internal/redisline FuzzLineArgs"
 )
 
 scripts/redis.sh start >/dev/null

@@ -62,14 +62,14 @@ step "couponq/pgstore (its own module: go vet ./... in the root does not descend
 step "couponq/metrics/prom (its own module, so client_golang stays out of the core's requirements)"
 (cd couponq/metrics/prom && go vet ./... && go test -race -count=1 ./...)
 
-step "couponq/httpapi/ratelimit (its own module, so x/time/rate and redis_rate stay out of the core's requirements)"
-(cd couponq/httpapi/ratelimit && go vet ./... && go test -race -count=1 ./...)
+step "couponq/ratelimit (its own module, so x/time/rate and redis_rate stay out of the core's requirements)"
+(cd couponq/ratelimit && go vet ./... && go test -race -count=1 ./...)
 
 step "couponq/tracing (its own module, so OpenTelemetry stays out of the core's requirements; its Redis journey uses the servers above)"
 (cd couponq/tracing && go vet ./... && go test -race -count=1 ./...)
 
-step "couponq/httpapi/browsertest: the live page in headless chromium (its own module, for chromedp)"
-(cd couponq/httpapi/browsertest && go vet ./... && go test -race -count=1 ./...)
+step "internal/browsertest: the live page in headless chromium (its own module, for chromedp)"
+(cd internal/browsertest && go vet ./... && go test -race -count=1 ./...)
 
 step "examples/redis-kafka (its own module): the fault run's invariant checker, against the Postgres and Kafka above"
 (cd examples/redis-kafka && go test -race -count=1 ./...)

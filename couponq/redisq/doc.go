@@ -1,11 +1,20 @@
-// Package redisq holds couponq's Redis backends: Queue (the waiting line,
-// leased hand-off and recorded outcomes, one Lua script per operation),
-// Tally (V1's SADD/INCR counters) and Registry (the campaigns every process
-// shares, one versioned hash per campaign in the campaign's slot). All take
-// the host's redis.UniversalClient — single node, Sentinel or Cluster — and
-// never close it. Every key of a campaign carries the hash tag {campaign},
-// so a campaign's scripts never cross slots on Redis Cluster; Config.Prefix
-// lets several hosts share one Redis.
+// Package redisq is couponq's Redis backend: New returns the
+// couponq.Backend a fleet shares through Redis (any
+// redis.UniversalClient: a single node, Sentinel or a Cluster, which
+// couponq never closes): the campaigns' lines, the registry of campaigns,
+// the scheduler's leader lease and V1's counters.
+//
+//	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+//	backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: "shop"})
+//	n, err := node.New(node.Config{Backend: backend, ...})
+//
+// Every key of a campaign carries the hash tag {campaign} (a sharded
+// campaign's sub-line, {campaign@@k}), so a campaign's scripts never cross
+// slots on Redis Cluster. Each operation is one embedded Lua script, one
+// round trip, with every read and check before its first write. Config.Prefix
+// lets several fleets share one Redis. Run the line's Redis with
+// appendonly yes: what survives a crash is what Redis persisted (the README's
+// "Durability" has the figures).
 //
 // # The line
 //
@@ -15,19 +24,19 @@
 // answers every position exactly. Entry numbers run 1, 2, 3... without
 // gaps; with P standing for "prefix:{campaign}:", the line is
 //
-//   - P+"line" (Keys.Line), how many entries wait, an integer. It exists
+//   - P+"line" , how many entries wait, an integer. It exists
 //     exactly while someone waits, which Rest and Sweep rely on.
-//   - P+"q:<b>" (Keys.OrderBucket), order bucket b: a sorted set of the
+//   - P+"q:<b>" , order bucket b: a sorted set of the
 //     users waiting with an entry number n of n / 128 = b, scored n % 128.
 //     It holds at most 128 users, so Redis keeps it a compact listpack.
 //     Lease pops the lowest bucket someone waits in (ZPOPMIN); a released
 //     or expired entry goes back to its own bucket under its own number.
-//   - P+"u:<i>" (Keys.UserBucket), user-index bucket i (the first 16 bits
+//   - P+"u:<i>" , user-index bucket i (the first 16 bits
 //     of the user's SHA-1, modulo 8,192): a hash of each waiting user of
 //     the bucket to its entry number, some 122 users per bucket at
 //     1,000,000 waiting (listpacks). Admission's HSETNX there both catches
 //     a user already waiting and indexes a new one.
-//   - P+"out" (Keys.Out), a Fenwick tree (a BITFIELD string of 32-bit
+//   - P+"out" , a Fenwick tree (a BITFIELD string of 32-bit
 //     counters) of how many entries are out of the line — leased, decided
 //     or otherwise taken out — per order bucket, and the highest bucket
 //     whose count ever grew. As numbers have no gaps, b*128 - 1 entries
@@ -90,7 +99,7 @@
 // members (q:<b>); the numbers keep their clock checkpoints, so the places
 // keep their admission times, and no bucket's count of those out of line
 // changes, so the tree is not written. The record, P+"seat"
-// (Keys.Seat), is a hash of the seed (a decimal string: Lua numbers are
+// , is a hash of the seed (a decimal string: Lua numbers are
 // doubles, which cannot hold every uint64, and the scripts never compute
 // with it), n, the step seating stands at and whether it is done, and
 // the pre-queue's end that Queue.Seal marks (lua/seal.lua) before the

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 )
 
 // Run runs the suite; newRegistry is called once per subtest.
@@ -370,7 +371,7 @@ func testModifyConcurrent(t *testing.T, r couponq.Registry) {
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
-			if _, err := couponq.Modify(ctx, r, c.ID, func(c *couponq.Campaign) error {
+			if _, err := (&catalog.Ops{Registry: r}).Modify(ctx, c.ID, func(c *couponq.Campaign) error {
 				c.Stock++
 				return nil
 			}); err != nil {
@@ -387,26 +388,26 @@ func testModifyConcurrent(t *testing.T, r couponq.Registry) {
 	assert.Equal(t, c.Stock+n, got.Stock, "stock after %d concurrent Modify increments", n)
 	assert.Equal(t, c.Version+n, got.Version, "version after %d concurrent Modify increments", n)
 
-	_, err := couponq.Modify(ctx, r, newID(), func(*couponq.Campaign) error { return nil })
+	_, err := (&catalog.Ops{Registry: r}).Modify(ctx, newID(), func(*couponq.Campaign) error { return nil })
 	assert.ErrorIs(t, err, couponq.ErrUnknownCampaign, "Modify of an unknown campaign")
 }
 
 func testModifyAbort(t *testing.T, r couponq.Registry) {
 	c := create(t, r, base(newID()))
 	boom := errors.New("operator changed their mind")
-	_, err := couponq.Modify(ctx, r, c.ID, func(c *couponq.Campaign) error {
+	_, err := (&catalog.Ops{Registry: r}).Modify(ctx, c.ID, func(c *couponq.Campaign) error {
 		c.Stock = 1
 		return boom
 	})
 	assert.ErrorIs(t, err, boom, "Modify must return fn's error")
-	_, err = couponq.Modify(ctx, r, c.ID, func(c *couponq.Campaign) error { c.Stock = 0; return nil })
+	_, err = (&catalog.Ops{Registry: r}).Modify(ctx, c.ID, func(c *couponq.Campaign) error { c.Stock = 0; return nil })
 	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "Modify to stock 0")
-	_, err = couponq.Modify(ctx, r, c.ID, func(c *couponq.Campaign) error { c.ID = newID(); return nil })
+	_, err = (&catalog.Ops{Registry: r}).Modify(ctx, c.ID, func(c *couponq.Campaign) error { c.ID = newID(); return nil })
 	assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "Modify changing the ID")
 	same(t, c, get(t, r, c.ID), "campaign after aborted Modify calls")
 
 	// A change to nothing writes nothing.
-	got, err := couponq.Modify(ctx, r, c.ID, func(*couponq.Campaign) error { return nil })
+	got, err := (&catalog.Ops{Registry: r}).Modify(ctx, c.ID, func(*couponq.Campaign) error { return nil })
 	require.NoError(t, err)
 	same(t, c, got, "Modify that changes nothing")
 }
@@ -416,7 +417,7 @@ func testPauseResume(t *testing.T, r couponq.Registry) {
 	now := c.OpensAt.Add(time.Minute)
 	require.Equal(t, couponq.CampaignOpen, c.State(now, false))
 
-	p, err := couponq.Pause(ctx, r, c.ID)
+	p, err := (&catalog.Ops{Registry: r}).Pause(ctx, c.ID)
 	require.NoError(t, err, "Pause")
 	assert.True(t, p.Paused, "Pause answered %+v", p)
 	assert.Equal(t, c.Version+1, p.Version, "version after Pause")
@@ -424,11 +425,11 @@ func testPauseResume(t *testing.T, r couponq.Registry) {
 	assert.True(t, got.Paused, "campaign after Pause: %+v", got)
 	assert.Equal(t, couponq.CampaignPaused, got.State(now, false))
 
-	again, err := couponq.Pause(ctx, r, c.ID)
+	again, err := (&catalog.Ops{Registry: r}).Pause(ctx, c.ID)
 	require.NoError(t, err, "second Pause")
 	assert.Equal(t, p.Version, again.Version, "pausing a paused campaign must write nothing")
 
-	res, err := couponq.Resume(ctx, r, c.ID)
+	res, err := (&catalog.Ops{Registry: r}).Resume(ctx, c.ID)
 	require.NoError(t, err, "Resume")
 	assert.False(t, res.Paused, "Resume answered %+v", res)
 	got = get(t, r, c.ID)
@@ -436,14 +437,14 @@ func testPauseResume(t *testing.T, r couponq.Registry) {
 	assert.Equal(t, p.Version+1, got.Version, "version after Resume")
 	assert.Equal(t, couponq.CampaignOpen, got.State(now, false))
 
-	_, err = couponq.Pause(ctx, r, newID())
+	_, err = (&catalog.Ops{Registry: r}).Pause(ctx, newID())
 	assert.ErrorIs(t, err, couponq.ErrUnknownCampaign, "Pause of an unknown campaign")
 }
 
 func testClose(t *testing.T, r couponq.Registry) {
 	c := create(t, r, base(newID()))
 	at := c.OpensAt.Add(time.Hour)
-	closed, err := couponq.Close(ctx, r, c.ID, at)
+	closed, err := (&catalog.Ops{Registry: r}).Close(ctx, c.ID, at)
 	require.NoError(t, err, "Close")
 	assert.True(t, closed.ClosesAt.Equal(at), "Close set ClosesAt to %s, want %s", closed.ClosesAt, at)
 	got := get(t, r, c.ID)
@@ -453,27 +454,27 @@ func testClose(t *testing.T, r couponq.Registry) {
 	assert.ErrorIs(t, got.CheckWindow(at), couponq.ErrClosed)
 
 	// A later close keeps the earlier ClosesAt, and writes nothing.
-	later, err := couponq.Close(ctx, r, c.ID, at.Add(time.Hour))
+	later, err := (&catalog.Ops{Registry: r}).Close(ctx, c.ID, at.Add(time.Hour))
 	require.NoError(t, err, "later Close")
 	assert.True(t, later.ClosesAt.Equal(at), "a later Close moved ClosesAt to %s", later.ClosesAt)
 	assert.Equal(t, got.Version, later.Version, "a later Close must write nothing")
 
 	// An earlier one moves it.
-	earlier, err := couponq.Close(ctx, r, c.ID, at.Add(-time.Minute))
+	earlier, err := (&catalog.Ops{Registry: r}).Close(ctx, c.ID, at.Add(-time.Minute))
 	require.NoError(t, err, "earlier Close")
 	assert.True(t, earlier.ClosesAt.Equal(at.Add(-time.Minute)), "an earlier Close left ClosesAt at %s", earlier.ClosesAt)
 
 	// Not after OpensAt: refused, nothing written.
 	for _, bad := range []time.Time{c.OpensAt, c.OpensAt.Add(-time.Hour), {}} {
-		_, err := couponq.Close(ctx, r, c.ID, bad)
-		assert.ErrorIs(t, err, couponq.ErrInvalidCampaign, "Close at %s, when the campaign opens at %s", bad, c.OpensAt)
+		_, err := (&catalog.Ops{Registry: r}).Close(ctx, c.ID, bad)
+		assert.ErrorIs(t, err, couponq.ErrNotOpen, "Close at %s, when the campaign opens at %s", bad, c.OpensAt)
 	}
 	same(t, earlier, get(t, r, c.ID), "campaign after refused Close calls")
 
 	// A campaign without a window closes too.
 	open := create(t, r, couponq.Campaign{ID: newID(), Stock: 1})
 	now := time.Now()
-	got, err = couponq.Close(ctx, r, open.ID, now)
+	got, err = (&catalog.Ops{Registry: r}).Close(ctx, open.ID, now)
 	require.NoError(t, err, "Close of a campaign without a window")
 	assert.True(t, got.ClosesAt.Equal(now), "ClosesAt is %s, want %s", got.ClosesAt, now)
 }
@@ -497,19 +498,15 @@ func testCancelled(t *testing.T, r couponq.Registry) {
 	next.Stock = 1
 	_, err = r.Update(cctx, next)
 	assert.ErrorIs(t, err, context.Canceled, "Update with a cancelled context")
-	_, err = couponq.Modify(cctx, r, c.ID, func(c *couponq.Campaign) error { c.Stock = 1; return nil })
+	_, err = (&catalog.Ops{Registry: r}).Modify(cctx, c.ID, func(c *couponq.Campaign) error { c.Stock = 1; return nil })
 	assert.ErrorIs(t, err, context.Canceled, "Modify with a cancelled context")
 	same(t, c, get(t, r, c.ID), "campaign after cancelled writes")
 }
 
-// testDelete checks couponq.RegistryDeleter, for registries that have it:
-// Delete is version-checked like Update, and removes the campaign from
+// testDelete checks Delete: it is version-checked like Update, and removes the campaign from
 // Campaign and List, after which its ID is free for Create again.
 func testDelete(t *testing.T, r couponq.Registry) {
-	deleter, ok := r.(couponq.RegistryDeleter)
-	if !ok {
-		t.Skipf("%T is not a couponq.RegistryDeleter", r)
-	}
+	deleter := r
 	keep := create(t, r, base(newID()))
 	c := create(t, r, base(newID()))
 	c.Stock = 2000

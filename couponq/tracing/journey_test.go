@@ -19,13 +19,13 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/couponq/tracing"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/wire"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
@@ -71,7 +71,7 @@ func TestJourneyRedis(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) {
 				j.queue = func(t *testing.T) couponq.Queue {
-					q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c)})
+					q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(t, c)})
 					require.NoError(t, err)
 					return q
 				}

@@ -18,13 +18,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/kafkatest"
 	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -38,7 +38,7 @@ type rig struct {
 	prefix   string
 	brokers  string
 	topic    string
-	queue    *redisq.Queue
+	queue    *redisline.Queue
 	store    *redisstore.Store
 	svc      *admission.Service
 	catalog  *memline.Registry
@@ -52,7 +52,7 @@ func newRig(t *testing.T, stock int64, batch int, interval time.Duration) *rig {
 	var err error
 	r.catalog, err = memline.NewRegistry(r.campaign)
 	require.NoError(t, err)
-	r.queue, err = redisq.New(redisq.Config{Client: rdb, Prefix: r.prefix})
+	r.queue, err = redisline.New(redisline.Config{Client: rdb, Prefix: r.prefix})
 	require.NoError(t, err)
 	r.store, err = redisstore.New(redisstore.Config{Client: rdb, Prefix: r.prefix})
 	require.NoError(t, err)
@@ -223,7 +223,7 @@ func runWorker() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	queue, _ := redisq.New(redisq.Config{Client: rdb, Prefix: os.Getenv("W_PREFIX")})
+	queue, _ := redisline.New(redisline.Config{Client: rdb, Prefix: os.Getenv("W_PREFIX")})
 	inner, err := redisstore.New(redisstore.Config{Client: rdb, Prefix: os.Getenv("W_PREFIX")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -23,11 +23,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/lock/redislocker"
 )
 
@@ -111,13 +111,13 @@ func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations, 
 	if err != nil {
 		return nil, err
 	}
-	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: sc == "v2-uncoalesced"})
+	q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: sc == "v2-uncoalesced"})
 	if err != nil {
 		return nil, err
 	}
 	cfg := admission.Config{Catalog: catalog, Queue: q, OnAdmit: onAdmit}
 	if strings.HasPrefix(sc, "v1") {
-		tally, err := redisq.NewTally(b.rdb, b.prefix)
+		tally, err := redisline.NewTally(b.rdb, b.prefix)
 		if err != nil {
 			return nil, err
 		}
@@ -266,11 +266,11 @@ type wrkJSON struct {
 // redis-benchmark running the same single-user script, at conns each.
 func (b *backends) runRedisCeiling(ctx context.Context, conns, n int) (RedisResult, error) {
 	res := RedisResult{Conns: conns, Admissions: n}
-	sha, err := b.rdb.ScriptLoad(ctx, redisq.AdmitScript()).Result()
+	sha, err := b.rdb.ScriptLoad(ctx, redisline.AdmitScript()).Result()
 	if err != nil {
 		return res, err
 	}
-	k := redisq.KeysFor(b.prefix, fmt.Sprintf("rb%d", b.seq.Add(1)))
+	k := redisline.KeysFor(b.prefix, fmt.Sprintf("rb%d", b.seq.Add(1)))
 	host, port, _ := net.SplitHostPort(b.o.redis)
 	args := []string{"-h", host, "-p", port, "-c", fmt.Sprint(conns), "-n", fmt.Sprint(n), "-r", "100000000", "-q",
 		"EVALSHA", sha, fmt.Sprint(len(k.AdmitKeys()))}
@@ -290,7 +290,7 @@ func (b *backends) runRedisCeiling(ctx context.Context, conns, n int) (RedisResu
 		return res, fmt.Errorf("redis-benchmark output not understood: %s", out)
 	}
 	for _, coalesce := range []bool{false, true} {
-		q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: !coalesce})
+		q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: !coalesce})
 		if err != nil {
 			return res, err
 		}
@@ -327,8 +327,8 @@ func (b *backends) runRedisCeiling(ctx context.Context, conns, n int) (RedisResu
 }
 
 // fill admits n users into a fresh campaign's line.
-func (b *backends) fill(ctx context.Context, c couponq.Campaign, n int) (*redisq.Queue, error) {
-	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix})
+func (b *backends) fill(ctx context.Context, c couponq.Campaign, n int) (*redisline.Queue, error) {
+	q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: b.prefix})
 	if err != nil {
 		return nil, err
 	}

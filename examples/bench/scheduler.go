@@ -17,9 +17,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -53,7 +53,7 @@ const (
 )
 
 // IdleResult is what N campaigns with nobody in line cost, driven one way:
-// "scheduler" (one Scheduler per process, campaigns in a redisq.Registry)
+// "scheduler" (one Scheduler per process, campaigns in a redisline.Registry)
 // or "throttle" (one Throttle per campaign per process). Two processes run,
 // each with its own Redis client: the first (which leads: the Scheduler's
 // lease, or every Throttle's) alone for one window, then with the second
@@ -302,10 +302,10 @@ type schedOpts struct {
 }
 
 // startScheduler builds and starts the process's Scheduler over prefix,
-// reading campaigns from a redisq.Registry through a CatalogCache, as a
+// reading campaigns from a redisline.Registry through a CatalogCache, as a
 // worker node does.
 func (p *process) startScheduler(ctx context.Context, prefix string, d couponq.Dispatcher, so schedOpts) error {
-	reg, err := redisq.NewRegistry(redisq.RegistryConfig{Client: p.rdb, Prefix: prefix})
+	reg, err := redisline.NewRegistry(redisline.RegistryConfig{Client: p.rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func (p *process) startScheduler(ctx context.Context, prefix string, d couponq.D
 	if so.catalog != nil {
 		catalog = so.catalog(cache)
 	}
-	q, err := redisq.New(redisq.Config{Client: p.rdb, Prefix: prefix})
+	q, err := redisline.New(redisline.Config{Client: p.rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
@@ -360,9 +360,9 @@ func (p *process) waitLeading() error {
 	return nil
 }
 
-// createCampaigns writes cs into a redisq.Registry under prefix.
+// createCampaigns writes cs into a redisline.Registry under prefix.
 func (b *backends) createCampaigns(ctx context.Context, prefix string, cs []couponq.Campaign) error {
-	reg, err := redisq.NewRegistry(redisq.RegistryConfig{Client: b.rdb, Prefix: prefix})
+	reg, err := redisline.NewRegistry(redisline.RegistryConfig{Client: b.rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
@@ -515,7 +515,7 @@ func configuredRate(c couponq.Campaign) float64 { return float64(c.BatchSize) / 
 
 // fillLines admits perCampaign(c) users into each campaign's line.
 func (b *backends) fillLines(ctx context.Context, prefix string, cs []couponq.Campaign, perCampaign func(couponq.Campaign) int) error {
-	q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: prefix})
+	q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
@@ -671,7 +671,7 @@ func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyRe
 		// The lines were filled without admission.Service, so nothing woke
 		// them: wake them as admission would have (the new leader's sweep
 		// would find them too).
-		q, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: prefix})
+		q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: prefix})
 		if err != nil {
 			return res, err
 		}

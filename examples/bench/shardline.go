@@ -28,11 +28,11 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/lock"
 )
@@ -312,11 +312,11 @@ func keySlot(key string) int {
 // redisq names them: the campaign's own line for n <= 1.
 func lineKeys(prefix, campaign string, n int) []string {
 	if n <= 1 {
-		return []string{redisq.KeysFor(prefix, campaign).Seq}
+		return []string{redisline.KeysFor(prefix, campaign).Seq}
 	}
 	keys := make([]string, n)
 	for k := range n {
-		keys[k] = redisq.KeysFor(prefix, shard.SubLine(campaign, k)).Seq
+		keys[k] = redisline.KeysFor(prefix, shard.SubLine(campaign, k)).Seq
 	}
 	return keys
 }
@@ -531,7 +531,7 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	if err != nil {
 		return r, err
 	}
-	rq, err := redisq.New(redisq.Config{Client: cc, Prefix: prefix})
+	rq, err := redisline.New(redisline.Config{Client: cc, Prefix: prefix})
 	if err != nil {
 		return r, err
 	}

@@ -36,13 +36,13 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/lock"
 )
 
@@ -221,7 +221,7 @@ func (s *countedStats) LineStats(ctx context.Context, campaign string) (couponq.
 // soldOutClock notes when the issuer first marks the campaign sold out,
 // and how many Status calls the handler had made by then.
 type soldOutClock struct {
-	*redisq.Queue
+	*redisline.Queue
 	status *atomic.Int64
 	at     atomic.Int64
 	calls  atomic.Int64
@@ -312,11 +312,11 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	if err != nil {
 		return res, err
 	}
-	pipeQ, err := redisq.New(redisq.Config{Client: pipeRDB, Prefix: prefix})
+	pipeQ, err := redisline.New(redisline.Config{Client: pipeRDB, Prefix: prefix})
 	if err != nil {
 		return res, err
 	}
-	streamQ, err := redisq.New(redisq.Config{Client: streamRDB, Prefix: prefix})
+	streamQ, err := redisline.New(redisline.Config{Client: streamRDB, Prefix: prefix})
 	if err != nil {
 		return res, err
 	}

@@ -120,7 +120,7 @@ func (s *Service) v1Ready() bool {
 // checkModes refuses a Service without V1's backends whose in-memory
 // Campaigns catalog lists a V1 campaign, so the gap shows at New rather than
 // at the first admission. (A shared Registry is not read here: New does no
-// I/O; a V1 campaign created there later gets ErrModeUnsupported.)
+// I/O; a V1 campaign created there later gets ErrUnsupported.)
 func (s *Service) checkModes() error {
 	k, ok := s.cfg.Catalog.(*memline.Registry)
 	if !ok || s.v1Ready() {
@@ -229,7 +229,7 @@ func (s *Service) seal(ctx context.Context, c couponq.Campaign, pre bool) error 
 	}
 	seater, ok := s.cfg.Queue.(couponq.Seater)
 	if !ok {
-		return fmt.Errorf("%w: campaign %s has a pre-queue, but the Queue cannot seat it (Seater)", couponq.ErrModeUnsupported, c.ID)
+		return fmt.Errorf("%w: campaign %s has a pre-queue, but the Queue cannot seat it (Seater)", couponq.ErrUnsupported, c.ID)
 	}
 	if pre {
 		return nil
@@ -306,7 +306,7 @@ func repeatErr(t couponq.Ticket) error {
 // on overflow, publish, answer.
 func (s *Service) admitV1(ctx context.Context, c couponq.Campaign, r couponq.Request, now time.Time, ev *couponq.AdmitEvent, trace string) (couponq.Ticket, error) {
 	if !s.v1Ready() {
-		return couponq.Ticket{}, fmt.Errorf("%w: campaign %s is V1 (validate-first) but the Service has no Tally, Locker or Dispatcher", couponq.ErrModeUnsupported, c.ID)
+		return couponq.Ticket{}, fmt.Errorf("%w: campaign %s is V1 (validate-first) but the Service has no Tally, Locker or Dispatcher", couponq.ErrUnsupported, c.ID)
 	}
 	key := "couponq:v1:" + c.ID
 	if s.cfg.LockScope == couponq.LockPerUser {

@@ -108,7 +108,7 @@ func TestServicePreQueueNeedsASeater(t *testing.T) {
 		Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	_, err = svc.Admit(context.Background(), couponq.Request{Campaign: "drop", User: "u1"})
-	require.True(t, errors.Is(err, couponq.ErrModeUnsupported), "%v", err)
+	require.True(t, errors.Is(err, couponq.ErrUnsupported), "%v", err)
 }
 
 // SeatOrder is a permutation, fixed by its seed.

@@ -247,7 +247,7 @@ func TestV1NeedsItsBackends(t *testing.T) {
 	_, err = later.Create(context.Background(), couponq.Campaign{ID: "v1", Stock: 5, Mode: couponq.ValidateFirst})
 	require.NoError(t, err)
 	_, err = svc.Admit(context.Background(), req("v1", "a"))
-	assert.ErrorIs(t, err, couponq.ErrModeUnsupported)
+	assert.ErrorIs(t, err, couponq.ErrUnsupported)
 	_, err = svc.Status(context.Background(), "v1", "a")
 	assert.ErrorIs(t, err, couponq.ErrNotFound)
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
@@ -192,7 +193,7 @@ func TestLivePage(t *testing.T) {
 	p.admit(t, "vip-preview", 150)
 	p.admit(t, "winter-clearance", 640)
 	p.waitIssued(t, "winter-clearance", 640)
-	_, err := couponq.Close(context.Background(), p.reg, "winter-clearance", time.Now())
+	_, err := (&catalog.Ops{Registry: p.reg}).Close(context.Background(), "winter-clearance", time.Now())
 	require.NoError(t, err)
 
 	// Without the cookie, the page and its stream are refused.

@@ -103,7 +103,7 @@ func (s *countingSource) holdCalls() (started <-chan struct{}, release func()) {
 
 func (s *countingSource) setStock(t *testing.T, id string, stock int64) {
 	t.Helper()
-	_, err := couponq.Modify(context.Background(), s.reg, id, func(c *couponq.Campaign) error { c.Stock = stock; return nil })
+	_, err := (&catalog.Ops{Registry: s.reg}).Modify(context.Background(), id, func(c *couponq.Campaign) error { c.Stock = stock; return nil })
 	require.NoError(t, err)
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 )
 
 // ErrUnauthorized is what an AdminConfig.Authorize function wraps when the
@@ -30,22 +31,9 @@ var ErrUnauthorized = errors.New("httpapi: unauthorized")
 // AdminConfig configures the admin handler. Zero values take the defaults
 // documented on each field.
 type AdminConfig struct {
-	// Registry holds the campaigns the handler lists and changes. Required.
-	Registry couponq.Registry
-	// Stats counts each campaign's entries for the live numbers, and says
-	// whether a campaign is sold out; usually the Queue. Required.
-	Stats couponq.LineStatser
-	// Reopener takes back a campaign's sold-out mark when an update raises
-	// its stock above the issued count. Nil means Stats, if it is a
-	// couponq.Reopener (the memory and Redis Queues are); with neither, a
-	// sold-out campaign stays sold out whatever its stock.
-	Reopener couponq.Reopener
-	// Archiver puts a deleted campaign's Queue records away, kept for the
-	// retention the DELETE names. Nil means Stats, if it is a
-	// couponq.Archiver (the memory and Redis Queues are); with neither, or
-	// with a Registry that is not a couponq.RegistryDeleter, DELETE answers
-	// 501 not_implemented.
-	Archiver couponq.Archiver
+	// Campaigns are the operators' verbs on the campaigns the handler lists
+	// and changes, with their line numbers: the node's. Required.
+	Campaigns *catalog.Ops
 	// Authorize decides whether a request may use the handler at all; it
 	// runs before anything else, for every request. Return nil to let the
 	// request through, an error wrapping ErrUnauthorized for 401, any other
@@ -140,17 +128,33 @@ type AdminCampaignList struct {
 }
 
 type admin struct {
-	cfg     AdminConfig
-	log     *slog.Logger
-	mux     *http.ServeMux
-	reopen  couponq.Reopener
-	archive couponq.Archiver
+	cfg AdminConfig
+	log *slog.Logger
+	mux *http.ServeMux
+	ops *catalog.Ops
 
 	mu   sync.Mutex
 	seen map[string]observation // campaign ID -> last look, for DrainedPerSec
 
 	feed    *feed         // the campaign list the live streams share
 	streams chan struct{} // one token per open live stream
+
+	servers serverGates    // the servers live streams came through, for their shutdown
+	closeMu sync.Mutex     // guards closed, and open's Add against Close's Wait
+	closed  bool           // Close was called
+	closing chan struct{}  // closed by Close
+	open    sync.WaitGroup // one per open live stream
+}
+
+// enter counts a live stream in, unless Close was called.
+func (a *admin) enter() bool {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.open.Add(1)
+	return true
 }
 
 // observation is the handler's last look at a campaign's line.
@@ -233,9 +237,9 @@ type observation struct {
 // without an Archiver or a RegistryDeleter), 503 unavailable (with
 // Retry-After) when the Registry or the Queue fails, 503 busy (with
 // Retry-After) past MaxStreams.
-func NewAdmin(cfg AdminConfig) (http.Handler, error) {
-	if cfg.Registry == nil || cfg.Stats == nil || cfg.Authorize == nil {
-		return nil, fmt.Errorf("%w: httpapi: admin: Registry, Stats and Authorize are required", couponq.ErrInvalidConfig)
+func NewAdmin(cfg AdminConfig) (*Admin, error) {
+	if cfg.Campaigns == nil || cfg.Authorize == nil {
+		return nil, fmt.Errorf("%w: httpapi: admin: Campaigns and Authorize are required", couponq.ErrInvalidConfig)
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 || cfg.StatsConcurrency < 0 ||
 		cfg.StreamInterval < 0 || cfg.StreamHeartbeat < 0 || cfg.MaxStreams < 0 {
@@ -266,16 +270,10 @@ func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &admin{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), reopen: cfg.Reopener, archive: cfg.Archiver,
-		seen: map[string]observation{}}
+	a := &admin{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), ops: cfg.Campaigns,
+		seen: map[string]observation{}, closing: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.reopen == nil {
-		a.reopen, _ = cfg.Stats.(couponq.Reopener)
-	}
-	if a.archive == nil {
-		a.archive, _ = cfg.Stats.(couponq.Archiver)
 	}
 	base := cfg.BasePath + "/campaigns"
 	a.route(base, map[string]http.HandlerFunc{"GET": a.list, "POST": a.create})
@@ -287,7 +285,28 @@ func NewAdmin(cfg AdminConfig) (http.Handler, error) {
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path)
 	})
-	return a, nil
+	return &Admin{a: a}, nil
+}
+
+// Admin is the operators' handler NewAdmin returns: an http.Handler, and
+// Close to end its live streams.
+type Admin struct{ a *admin }
+
+// ServeHTTP serves the admin routes.
+func (h *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.a.ServeHTTP(w, r) }
+
+// Close ends every open live stream and returns once they have ended; later
+// live stream requests answer 503 unavailable. Streams also end when the
+// http.Server serving them shuts down. Safe to call more than once.
+func (h *Admin) Close() {
+	a := h.a
+	a.closeMu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.closing)
+	}
+	a.closeMu.Unlock()
+	a.open.Wait()
 }
 
 // route registers one handler per method on path, and a 405 answer naming
@@ -334,7 +353,7 @@ func (a *admin) list(w http.ResponseWriter, r *http.Request) {
 // campaigns gathers every campaign with its live numbers: the list's answer
 // and the live stream's events. On failure op names the step that failed.
 func (a *admin) campaigns(ctx context.Context) (out AdminCampaignList, op string, err error) {
-	cs, err := a.cfg.Registry.List(ctx)
+	cs, err := a.ops.List(ctx)
 	if err != nil {
 		return out, "list campaigns", err
 	}
@@ -366,7 +385,7 @@ func (a *admin) lineStats(ctx context.Context, cs []couponq.Campaign) ([]couponq
 				if i >= len(cs) {
 					return
 				}
-				s, err := a.cfg.Stats.LineStats(ctx, cs[i].ID)
+				s, err := a.ops.LineStats(ctx, cs[i].ID)
 				if err != nil {
 					cancel(fmt.Errorf("campaign %s: %w", cs[i].ID, err))
 					return
@@ -387,7 +406,7 @@ func (a *admin) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := a.cfg.Registry.Campaign(r.Context(), id)
+	c, err := a.ops.Campaign(r.Context(), id)
 	if err != nil {
 		if errors.Is(err, couponq.ErrUnknownCampaign) {
 			a.forget(id)
@@ -395,7 +414,7 @@ func (a *admin) get(w http.ResponseWriter, r *http.Request) {
 		a.error(w, r, "read campaign", err)
 		return
 	}
-	s, err := a.cfg.Stats.LineStats(r.Context(), id)
+	s, err := a.ops.LineStats(r.Context(), id)
 	if err != nil {
 		a.error(w, r, "read line stats", err)
 		return
@@ -417,7 +436,7 @@ func (a *admin) create(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusBadRequest, "invalid_campaign", err.Error())
 		return
 	}
-	created, err := a.cfg.Registry.Create(r.Context(), c)
+	created, err := a.ops.Create(r.Context(), c)
 	if err != nil {
 		a.error(w, r, "create campaign", err)
 		return
@@ -441,7 +460,7 @@ func (a *admin) patch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	old, err := a.cfg.Registry.Campaign(ctx, id)
+	old, err := a.ops.Campaign(ctx, id)
 	if err != nil {
 		a.error(w, r, "read campaign", err)
 		return
@@ -457,53 +476,33 @@ func (a *admin) patch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusBadRequest, "invalid_campaign", err.Error())
 		return
 	}
-	reopen := false
+	update := a.ops.Update
 	if p.stock != nil {
-		s, err := a.cfg.Stats.LineStats(ctx, id)
-		if err != nil {
-			a.error(w, r, "read line stats", err)
-			return
-		}
-		if c.Stock != old.Stock && c.Stock < s.Issued {
-			a.fail(w, http.StatusConflict, "stock_below_issued", fmt.Sprintf(
-				"campaign %s: stock %d is below the %d units already issued", id, c.Stock, s.Issued))
-			return
-		}
-		reopen = s.SoldOut && c.Stock > s.Issued && c.Stock >= old.Stock && a.reopen != nil
+		update = a.ops.UpdateStock
 	}
-	if c != old {
-		if c, err = a.cfg.Registry.Update(ctx, c); err != nil {
-			a.error(w, r, "update campaign", err)
-			return
-		}
-	}
-	if reopen {
-		if err := a.reopen.Reopen(ctx, id); err != nil {
-			a.log.Warn("couponq/httpapi: admin: reopen failed after a stock update", "campaign", id, "version", c.Version, "err", err)
-			a.retryLater(w, fmt.Sprintf("campaign %s was saved at version %d, but its sold-out mark could not be taken back; "+
-				"repeat the PATCH with version %d and the same stock to retry", id, c.Version, c.Version))
-			return
-		}
+	if c, err = update(ctx, c); err != nil {
+		a.error(w, r, "update campaign", err)
+		return
 	}
 	a.answer(w, r, http.StatusOK, c)
 }
 
 func (a *admin) pause(w http.ResponseWriter, r *http.Request) {
 	a.modify(w, r, "pause", func(ctx context.Context, id string) (couponq.Campaign, error) {
-		return couponq.Pause(ctx, a.cfg.Registry, id)
+		return a.ops.Pause(ctx, id)
 	})
 }
 
 func (a *admin) resume(w http.ResponseWriter, r *http.Request) {
 	a.modify(w, r, "resume", func(ctx context.Context, id string) (couponq.Campaign, error) {
-		return couponq.Resume(ctx, a.cfg.Registry, id)
+		return a.ops.Resume(ctx, id)
 	})
 }
 
 func (a *admin) close(w http.ResponseWriter, r *http.Request) {
 	a.modify(w, r, "close", func(ctx context.Context, id string) (couponq.Campaign, error) {
-		c, err := couponq.Close(ctx, a.cfg.Registry, id, a.cfg.Now())
-		if errors.Is(err, couponq.ErrInvalidCampaign) {
+		c, err := a.ops.Close(ctx, id, a.cfg.Now())
+		if errors.Is(err, couponq.ErrNotOpen) {
 			// The one way a stored campaign fails to close now: it has not
 			// opened yet. That is a state of the campaign, not a bad request.
 			return c, &conflict{code: "not_open", err: err}
@@ -524,44 +523,8 @@ func (a *admin) delete(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	deleter, ok := a.cfg.Registry.(couponq.RegistryDeleter)
-	if !ok || a.archive == nil {
-		a.fail(w, http.StatusNotImplemented, "not_implemented",
-			"deleting campaigns needs a Registry that can delete and a Queue that can archive; this handler has not both")
-		return
-	}
-	ctx := r.Context()
-	c, err := a.cfg.Registry.Campaign(ctx, id)
-	if err != nil {
-		a.error(w, r, "read campaign", err)
-		return
-	}
-	if c.Version != version {
-		a.fail(w, http.StatusConflict, "version_conflict", fmt.Sprintf(
-			"campaign %s is at version %d, not %d: it changed since it was read; read it again", id, c.Version, version))
-		return
-	}
-	s, err := a.cfg.Stats.LineStats(ctx, id)
-	if err != nil {
-		a.error(w, r, "read line stats", err)
-		return
-	}
-	switch state := c.State(a.cfg.Now(), s.SoldOut); {
-	case state != couponq.CampaignClosed && state != couponq.CampaignSoldOut:
-		a.fail(w, http.StatusConflict, "campaign_busy", fmt.Sprintf(
-			"campaign %s is %s: close it, or let it sell out, before deleting it", id, state))
-		return
-	case s.Waiting > 0 || s.InFlight > 0:
-		a.fail(w, http.StatusConflict, "campaign_busy", fmt.Sprintf(
-			"campaign %s has %d waiting and %d in flight: delete it once their outcomes are decided", id, s.Waiting, s.InFlight))
-		return
-	}
-	if err := a.archive.Archive(ctx, id, retention); err != nil {
-		a.error(w, r, "archive campaign", err)
-		return
-	}
-	if err := deleter.Delete(ctx, id, version); err != nil {
-		a.error(w, r, "delete campaign", err)
+	if err := a.ops.Retire(r.Context(), id, version, retention); err != nil {
+		a.error(w, r, "retire campaign", err)
 		return
 	}
 	a.forget(id)
@@ -626,7 +589,7 @@ func (a *admin) modify(w http.ResponseWriter, r *http.Request, op string, fn fun
 // if they cannot be read: the change is saved, so it must not look failed.
 func (a *admin) answer(w http.ResponseWriter, r *http.Request, status int, c couponq.Campaign) {
 	var s *couponq.LineStats
-	if got, err := a.cfg.Stats.LineStats(r.Context(), c.ID); err != nil {
+	if got, err := a.ops.LineStats(r.Context(), c.ID); err != nil {
 		a.log.Warn("couponq/httpapi: admin: line stats unavailable after a change", "campaign", c.ID, "err", err)
 	} else {
 		s = &got
@@ -751,6 +714,10 @@ func (a *admin) error(w http.ResponseWriter, r *http.Request, op string, err err
 		a.fail(w, http.StatusConflict, "version_conflict", err.Error())
 	case errors.Is(err, couponq.ErrCampaignBusy):
 		a.fail(w, http.StatusConflict, "campaign_busy", err.Error())
+	case errors.Is(err, couponq.ErrStockBelowIssued):
+		a.fail(w, http.StatusConflict, couponq.CodeStockBelowIssued, err.Error())
+	case errors.Is(err, couponq.ErrUnsupported):
+		a.fail(w, http.StatusBadRequest, couponq.CodeUnsupported, err.Error())
 	case errors.Is(err, couponq.ErrInvalidCampaign):
 		a.fail(w, http.StatusBadRequest, "invalid_campaign", err.Error())
 	case errors.Is(err, couponq.ErrInvalidID):

@@ -423,7 +423,7 @@ func FuzzPublicHandler(f *testing.F) {
 				t.Fatalf("%s: 413 for a body of %d bytes, within MaxBodyBytes", req, len(body))
 			}
 		case http.StatusNotImplemented:
-			checkErrorBody(t, req, status, res.Header, got, couponq.CodeModeUnsupported)
+			checkErrorBody(t, req, status, res.Header, got, couponq.CodeUnsupported)
 		default:
 			if isRedirect(r, status, res.Header) {
 				return

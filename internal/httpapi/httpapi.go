@@ -25,7 +25,7 @@ type Service interface {
 
 // ErrUnauthenticated may be returned by a Config.User function; any error it
 // returns answers 401.
-var ErrUnauthenticated = errors.New("httpapi: unauthenticated")
+var ErrUnauthenticated = errors.New("couponq: unauthenticated")
 
 // Config configures the handler. Zero values take the defaults documented on
 // each field.
@@ -299,7 +299,7 @@ var statusOf = map[string]int{
 	couponq.CodeDuplicate:       http.StatusConflict,
 	couponq.CodeSoldOut:         http.StatusGone,
 	couponq.CodeLineFull:        http.StatusGone,
-	couponq.CodeModeUnsupported: http.StatusNotImplemented,
+	couponq.CodeUnsupported: http.StatusNotImplemented,
 }
 
 // error answers err with its couponq.Code.
@@ -318,7 +318,7 @@ func (h *Handler) error(w http.ResponseWriter, r *http.Request, err error, prior
 	case couponq.CodeNotFound:
 		h.fail(w, http.StatusNotFound, code, "no entry for this user", nil)
 		return
-	case couponq.CodeModeUnsupported:
+	case couponq.CodeUnsupported:
 		h.log.Error("couponq/httpapi: campaign mode not served here", "path", r.URL.Path, "err", err)
 	}
 	status, ok := statusOf[code]

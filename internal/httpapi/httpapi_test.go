@@ -202,5 +202,5 @@ func TestModeUnsupportedAndBeyondStock(t *testing.T) {
 	require.NoError(t, err)
 	resp, body = do(t, srv, http.MethodPost, "/api/campaigns/gate/entries", "a", "")
 	assert.Equal(t, http.StatusNotImplemented, resp.StatusCode)
-	assert.Equal(t, "mode_unsupported", code(body))
+	assert.Equal(t, "unsupported", code(body))
 }

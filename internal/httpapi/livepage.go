@@ -79,6 +79,11 @@ func (l liveAsset) serve(w http.ResponseWriter, r *http.Request) {
 
 // stream serves GET {BasePath}/live/stream; see NewAdmin.
 func (a *admin) stream(w http.ResponseWriter, r *http.Request) {
+	if !a.enter() {
+		a.retryLater(w, "the live stream is closed: the server is stopping")
+		return
+	}
+	defer a.open.Done()
 	select {
 	case a.streams <- struct{}{}:
 		defer func() { <-a.streams }()
@@ -86,7 +91,19 @@ func (a *admin) stream(w http.ResponseWriter, r *http.Request) {
 		a.retryLaterAs(w, "busy", fmt.Sprintf("%d live streams are open, the most this handler serves; retry shortly", cap(a.streams)))
 		return
 	}
-	ctx := r.Context()
+	// The stream ends with the request, with Close, or when the server
+	// serving it shuts down (Shutdown waits for streaming requests).
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	shutdown := a.servers.done(r)
+	go func() {
+		select {
+		case <-a.closing:
+		case <-shutdown:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	snap, err := a.feed.get(ctx)
 	if err != nil {
 		return // the client went away

@@ -52,8 +52,8 @@ type statusHub struct {
 	open    int  // streams holding a slot (of max)
 	closed  bool // Close was called
 	closing chan struct{}
-	lines   map[string]*linePoller       // by campaign: the pollers of campaigns with streams
-	servers map[*http.Server]*serverGate // the servers streams came through, for their shutdown
+	lines   map[string]*linePoller // by campaign: the pollers of campaigns with streams
+	servers serverGates            // the servers streams came through, for their shutdown
 
 	streams sync.WaitGroup // one per slot held
 	pollers sync.WaitGroup // one per running poller
@@ -67,7 +67,6 @@ func newStatusHub(h *Handler) *statusHub {
 		max:     c.StreamMax,
 		closing: make(chan struct{}),
 		lines:   map[string]*linePoller{},
-		servers: map[*http.Server]*serverGate{},
 	}
 	if hub.poll == 0 {
 		hub.poll = defaultStreamPoll
@@ -168,36 +167,6 @@ func (hub *statusHub) leave(s *statusStream) {
 			delete(hub.lines, s.campaign)
 		}
 	}
-}
-
-// serverGate is closed when an http.Server that served streams shuts down.
-type serverGate struct {
-	once sync.Once
-	done chan struct{}
-}
-
-// serverDone returns a channel closed when the http.Server serving r starts
-// shutting down (nil if r names none): http.Server.Shutdown does not end
-// streaming requests, it waits for them, so the handler registers to be
-// told, on the first stream request each server serves, and ends its
-// streams itself. (A Shutdown that starts between a server's first stream
-// request and that registration is not seen; Close still ends the stream.)
-func (hub *statusHub) serverDone(r *http.Request) <-chan struct{} {
-	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
-	if srv == nil {
-		return nil
-	}
-	hub.mu.Lock()
-	g, known := hub.servers[srv]
-	if !known {
-		g = &serverGate{done: make(chan struct{})}
-		hub.servers[srv] = g
-	}
-	hub.mu.Unlock()
-	if !known {
-		srv.RegisterOnShutdown(func() { g.once.Do(func() { close(g.done) }) })
-	}
-	return g.done
 }
 
 // retryField is the stream's "retry:" in milliseconds: RetryAfter plus up
@@ -435,7 +404,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	// Before anything is written: a stream whose first event went out is
 	// one a Shutdown that starts now must end.
-	shutdown := hub.serverDone(r)
+	shutdown := hub.servers.done(r)
 	user, ok := h.user(w, r)
 	if !ok {
 		return

@@ -18,12 +18,12 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/issuing"
 	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
@@ -302,9 +302,9 @@ func MaxInWindow(times []time.Time, window time.Duration) int {
 // redislocker's Locker) under a key prefix of the test's own.
 func Redis(t *testing.T, c redis.UniversalClient) Backends {
 	prefix := redistest.Prefix(t, c)
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+	q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 	require.NoError(t, err)
-	tally, err := redisq.NewTally(c, prefix)
+	tally, err := redisline.NewTally(c, prefix)
 	require.NoError(t, err)
 	locker, err := redislocker.New(c, prefix)
 	require.NoError(t, err)

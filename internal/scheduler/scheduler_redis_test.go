@@ -15,10 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock"
@@ -94,7 +94,7 @@ func newRedisProcess(t *testing.T, dial func(testing.TB) redis.UniversalClient, 
 	t.Helper()
 	c := dial(t)
 	p := &redisProcess{name: name, cmds: countCommands(c)}
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+	q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 	require.NoError(t, err)
 	l, err := redislocker.New(c, prefix)
 	require.NoError(t, err)
@@ -134,7 +134,7 @@ func testRedisFailover(t *testing.T, dial func(testing.TB) redis.UniversalClient
 	require.NoError(t, err)
 
 	// The API process admits; its queue also records the sink's results.
-	api, err := redisq.New(redisq.Config{Client: dial(t), Prefix: prefix})
+	api, err := redisline.New(redisline.Config{Client: dial(t), Prefix: prefix})
 	require.NoError(t, err)
 	svc, err := admission.New(admission.Config{Catalog: catalog, Queue: api})
 	require.NoError(t, err)
@@ -260,7 +260,7 @@ func TestSchedulerRedisSweep(t *testing.T) {
 			}
 			catalog, err := memline.NewRegistry(cs...)
 			require.NoError(t, err)
-			q, err := redisq.New(redisq.Config{Client: admin, Prefix: prefix})
+			q, err := redisline.New(redisline.Config{Client: admin, Prefix: prefix})
 			require.NoError(t, err)
 			for _, c := range cs {
 				for i := range 12 {

@@ -3,7 +3,7 @@
 // a campaign's line and ask how it went) at / and the operators' admin
 // handler (create, list, change, pause, resume, close campaigns) at /admin/.
 // It takes no campaign flags: campaigns live in the Redis registry
-// (redisq.Registry) every api and worker process shares, and are created and
+// (redisline.Registry) every api and worker process shares, and are created and
 // changed through /admin/ (see ../campaign).
 //
 //	COUPONQ_ADMIN_TOKEN=s3cret go run ./api -redis 127.0.0.1:6379 -addr 127.0.0.1:8080
@@ -47,12 +47,12 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/couponq/metrics/prom"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/examples/internal/demo"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/health"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/node"
 )
@@ -84,11 +84,11 @@ func run(log *slog.Logger, o options) error {
 	defer stop()
 	rdb := redis.NewClient(&redis.Options{Addr: o.redis})
 	defer rdb.Close()
-	registry, err := redisq.NewRegistry(redisq.RegistryConfig{Client: rdb, Prefix: o.prefix})
+	registry, err := redisline.NewRegistry(redisline.RegistryConfig{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}
-	rq, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
+	rq, err := redisline.New(redisline.Config{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}

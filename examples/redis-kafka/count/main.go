@@ -18,9 +18,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/redisline"
 )
 
 func main() {
@@ -42,11 +42,11 @@ func run(redisAddr, prefix, kind, dsn string, campaigns []string, brief bool) er
 	defer cancel()
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
-	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: prefix})
+	queue, err := redisline.New(redisline.Config{Client: rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
-	registry, err := redisq.NewRegistry(redisq.RegistryConfig{Client: rdb, Prefix: prefix})
+	registry, err := redisline.NewRegistry(redisline.RegistryConfig{Client: rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func run(redisAddr, prefix, kind, dsn string, campaigns []string, brief bool) er
 	return nil
 }
 
-func one(ctx context.Context, queue *redisq.Queue, registry catalog.Catalog, store stores.Store, kind, id string, brief bool) error {
+func one(ctx context.Context, queue *redisline.Queue, registry catalog.Catalog, store stores.Store, kind, id string, brief bool) error {
 	line, err := queue.LineStats(ctx, id)
 	if err != nil {
 		return err

@@ -32,11 +32,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -75,11 +75,11 @@ func run(log *slog.Logger, o options) error {
 	defer stop()
 	rdb := redis.NewClient(&redis.Options{Addr: o.redis})
 	defer rdb.Close()
-	registry, err := redisq.NewRegistry(redisq.RegistryConfig{Client: rdb, Prefix: o.prefix})
+	registry, err := redisline.NewRegistry(redisline.RegistryConfig{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}
-	queue, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
+	queue, err := redisline.New(redisline.Config{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/redisline"
 )
 
-func main() { fmt.Print(redisq.AdmitScript()) }
+func main() { fmt.Print(redisline.AdmitScript()) }

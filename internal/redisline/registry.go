@@ -1,4 +1,4 @@
-package redisq
+package redisline
 
 import (
 	"context"
@@ -408,9 +408,9 @@ func decodeTime(s string) (time.Time, error) {
 	return t.UTC(), err
 }
 
-var _ couponq.RegistryDeleter = (*Registry)(nil)
+var _ couponq.Registry = (*Registry)(nil)
 
-// Delete implements couponq.RegistryDeleter with a compare-and-delete
+// Delete implements couponq.Registry with a compare-and-delete
 // script on the record's version, then a ZREM of the ID from the index. A
 // version <= 0 is refused with an error wrapping couponq.ErrInvalidCampaign
 // before anything is written. Delete touches only the campaign's record:

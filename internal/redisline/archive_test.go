@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -13,15 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
 // Keys.All is what Archive puts away: it must name every key of Keys, so a
 // key added to the layout cannot be left behind for ever.
 func TestKeysAllNamesEveryKey(t *testing.T) {
-	k := redisq.KeysFor("p", "c")
+	k := redisline.KeysFor("p", "c")
 	var want []string
 	v := reflect.ValueOf(k)
 	for i := range v.NumField() {
@@ -69,11 +69,11 @@ func TestArchiveExpiresEveryKey(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t, c)
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+		q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 		require.NoError(t, err)
-		tally, err := redisq.NewTally(c, prefix)
+		tally, err := redisline.NewTally(c, prefix)
 		require.NoError(t, err)
-		reg, err := redisq.NewRegistry(redisq.RegistryConfig{Client: c, Prefix: prefix})
+		reg, err := redisline.NewRegistry(redisline.RegistryConfig{Client: c, Prefix: prefix})
 		require.NoError(t, err)
 		const id = "drop"
 		_, err = reg.Create(ctx, couponq.Campaign{ID: id, Stock: 2})
@@ -107,7 +107,7 @@ func TestArchiveExpiresEveryKey(t *testing.T) {
 		require.NoError(t, q.Record(ctx, id, couponq.Result{Entry: got[1], State: couponq.StateIssued, IssuanceID: "j"}))
 		require.NoError(t, q.Archive(ctx, id, time.Hour+time.Microsecond))
 		keys := campaignKeys(t, c, prefix, id)
-		k := redisq.KeysFor(prefix, id)
+		k := redisline.KeysFor(prefix, id)
 		for _, want := range []string{k.Seq, k.Done, k.SoldOut, k.Clock, k.Issued, k.V1Users, k.V1Count, record} {
 			assert.Contains(t, keys, want)
 		}
@@ -157,7 +157,7 @@ func TestAdminDeleteOnRedis(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t, c)
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+		q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 		require.NoError(t, err)
 		reg := newRegistry(t, c, prefix)
 		_, err = reg.Create(ctx, couponq.Campaign{ID: "drop", Stock: 1, MaxWaiting: 50})

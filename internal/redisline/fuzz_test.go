@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -66,7 +66,7 @@ func FuzzLineArgs(f *testing.F) {
 		leaseN int, ttl int64, issued bool, number int64) {
 		n++
 		prefix := base + ":" + strconv.Itoa(n)
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+		q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func FuzzLineArgs(f *testing.F) {
 
 type lineCheck struct {
 	t        *testing.T
-	q        *redisq.Queue
+	q        *redisline.Queue
 	campaign string
 	v1User   string            // the user of the entry the queue never saw (step 5): neither user nor user2
 	want     couponq.LineStats // what LineStats must count now
@@ -370,7 +370,7 @@ func (lc *lineCheck) release(step string, entries []couponq.Entry) {
 // users (the first 16 bits of the user's SHA-1, modulo 8,192: see doc.go).
 // Computing them beats a SCAN of a Redis other tests share.
 func purgeKeys(c redis.UniversalClient, prefix, campaign string, users ...string) {
-	k := redisq.KeysFor(prefix, campaign)
+	k := redisline.KeysFor(prefix, campaign)
 	keys := []string{k.Seq, k.Line, k.Out, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock, k.Issued, k.Trace, k.V1Users, k.V1Count,
 		k.OrderBucket(0), k.OrderBucket(1)}
 	for _, u := range users {

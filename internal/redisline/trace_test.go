@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -22,10 +22,10 @@ func TestTraceKeyLivesWhileUndecided(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		for _, coalesce := range []bool{false, true} {
 			prefix := redistest.Prefix(t, c)
-			q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix, DisableCoalescing: !coalesce})
+			q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix, DisableCoalescing: !coalesce})
 			require.NoError(t, err)
 			ctx := context.Background()
-			k := redisq.KeysFor(prefix, "tr")
+			k := redisline.KeysFor(prefix, "tr")
 			exists := func() int64 { n, err := c.Exists(ctx, k.Trace).Result(); require.NoError(t, err); return n }
 
 			admit := func(user, trace string) {

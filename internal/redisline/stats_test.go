@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/httpapi"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -28,9 +28,9 @@ func TestAdminOverRedis(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t, c)
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+		q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 		require.NoError(t, err)
-		reg, err := redisq.NewRegistry(redisq.RegistryConfig{Client: c, Prefix: prefix})
+		reg, err := redisline.NewRegistry(redisline.RegistryConfig{Client: c, Prefix: prefix})
 		require.NoError(t, err)
 		svc, err := admission.New(admission.Config{Catalog: reg, Queue: q})
 		require.NoError(t, err)
@@ -69,7 +69,7 @@ func TestAdminOverRedis(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		assert.Equal(t, "open", after.State)
 		assert.EqualValues(t, 3, after.Remaining)
-		n, err := c.Exists(ctx, redisq.KeysFor(prefix, "drop").SoldOut).Result()
+		n, err := c.Exists(ctx, redisline.KeysFor(prefix, "drop").SoldOut).Result()
 		require.NoError(t, err)
 		assert.Zero(t, n, "the sold-out key is gone")
 		tk, err := svc.Admit(ctx, couponq.Request{Campaign: "drop", User: "late"})

@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -19,12 +19,12 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/queuetest"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/internal/admission"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/pipelinetest"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -35,8 +35,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"))
 }
 
-func newQueue(t *testing.T, c redis.UniversalClient) *redisq.Queue {
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c)})
+func newQueue(t *testing.T, c redis.UniversalClient) *redisline.Queue {
+	q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(t, c)})
 	require.NoError(t, err)
 	return q
 }
@@ -45,7 +45,7 @@ func newQueue(t *testing.T, c redis.UniversalClient) *redisq.Queue {
 func TestQueueConformance(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		queuetest.Run(t, func(t *testing.T) couponq.Queue {
-			q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), DisableCoalescing: true})
+			q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(t, c), DisableCoalescing: true})
 			require.NoError(t, err)
 			return q
 		})
@@ -57,7 +57,7 @@ func TestQueueConformance(t *testing.T) {
 func TestQueueConformanceCoalesced(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		queuetest.Run(t, func(t *testing.T) couponq.Queue {
-			q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), CoalesceMax: 16})
+			q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(t, c), CoalesceMax: 16})
 			require.NoError(t, err)
 			return q
 		})
@@ -80,7 +80,7 @@ func TestConcurrentAdmissions(t *testing.T) {
 
 func testConcurrentAdmissions(t *testing.T, coalesce bool) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(t, c), DisableCoalescing: !coalesce})
+		q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(t, c), DisableCoalescing: !coalesce})
 		require.NoError(t, err)
 		const users, requests = 5000, 10000
 		campaign := "burst"
@@ -139,9 +139,9 @@ func TestTwoSchedulersOneLeader(t *testing.T) {
 		}
 		prefix := redistest.Prefix(t, c1)
 		campaign := couponq.Campaign{ID: "dam", Stock: 1, BatchSize: 20, Interval: 50 * time.Millisecond}
-		q1, err := redisq.New(redisq.Config{Client: c1, Prefix: prefix})
+		q1, err := redisline.New(redisline.Config{Client: c1, Prefix: prefix})
 		require.NoError(t, err)
-		q2, err := redisq.New(redisq.Config{Client: c2, Prefix: prefix})
+		q2, err := redisline.New(redisline.Config{Client: c2, Prefix: prefix})
 		require.NoError(t, err)
 		for i := range 400 {
 			_, err := q1.Admit(context.Background(), couponq.Admission{Campaign: campaign.ID, User: fmt.Sprintf("u%d", i), At: time.Now()})
@@ -209,7 +209,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	require.NoError(t, l.Close()) // nothing listens there now
 	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
-	q, err := redisq.New(redisq.Config{Client: c})
+	q, err := redisline.New(redisline.Config{Client: c})
 	require.NoError(t, err)
 	_, err = q.Admit(context.Background(), couponq.Admission{Campaign: "c", User: "u"})
 	require.Error(t, err)
@@ -233,7 +233,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 
 func TestKeysShareOneSlot(t *testing.T) {
 	c := redistest.Cluster(t)
-	k := redisq.KeysFor("couponq", "big-sale")
+	k := redisline.KeysFor("couponq", "big-sale")
 	var slots []int64
 	for _, key := range []string{k.Seq, k.Line, k.Out, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock, k.Issued, k.Trace, k.Seat,
 		k.OrderBucket(0), k.OrderBucket(7812), k.UserBucket(0), k.UserBucket(8191), k.V1Users, k.V1Count} {
@@ -247,8 +247,8 @@ func TestKeysShareOneSlot(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	_, err := redisq.New(redisq.Config{})
+	_, err := redisline.New(redisline.Config{})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig)
-	_, err = redisq.NewTally(nil, "")
+	_, err = redisline.NewTally(nil, "")
 	assert.True(t, errors.Is(err, couponq.ErrInvalidConfig))
 }

@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -13,15 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/couponq/registrytest"
 	"github.com/couponq/couponq/internal/catalog"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
-func newRegistry(t *testing.T, c redis.UniversalClient, prefix string) *redisq.Registry {
+func newRegistry(t *testing.T, c redis.UniversalClient, prefix string) *redisline.Registry {
 	t.Helper()
-	r, err := redisq.NewRegistry(redisq.RegistryConfig{Client: c, Prefix: prefix})
+	r, err := redisline.NewRegistry(redisline.RegistryConfig{Client: c, Prefix: prefix})
 	require.NoError(t, err)
 	return r
 }
@@ -36,11 +36,11 @@ func TestRegistryConformance(t *testing.T) {
 }
 
 func TestNewRegistryValidates(t *testing.T) {
-	_, err := redisq.NewRegistry(redisq.RegistryConfig{})
+	_, err := redisline.NewRegistry(redisline.RegistryConfig{})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "no client")
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
-	_, err = redisq.NewRegistry(redisq.RegistryConfig{Client: c, Prefix: "a{b}"})
+	_, err = redisline.NewRegistry(redisline.RegistryConfig{Client: c, Prefix: "a{b}"})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "prefix with a hash tag")
 }
 
@@ -119,7 +119,7 @@ func TestRegistryLayout(t *testing.T) {
 			// The record lives in the slot of the campaign's queue keys.
 			a, err := cc.ClusterKeySlot(ctx, key).Result()
 			require.NoError(t, err)
-			b, err := cc.ClusterKeySlot(ctx, redisq.KeysFor(prefix, "spring:sale").Line).Result()
+			b, err := cc.ClusterKeySlot(ctx, redisline.KeysFor(prefix, "spring:sale").Line).Result()
 			require.NoError(t, err)
 			assert.Equal(t, b, a, "record and queue keys share a slot")
 		}
@@ -379,7 +379,7 @@ func TestRegistryChangeReachesOtherProcesses(t *testing.T) {
 			require.False(t, got.Paused)
 		}
 
-		_, err = couponq.Pause(ctx, writer, "sale")
+		_, err = (&catalog.Ops{Registry: writer}).Pause(ctx, "sale")
 		require.NoError(t, err)
 		mine.Invalidate("sale")
 		got, err := mine.Campaign(ctx, "sale")

@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/agendatest"
-	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -28,11 +28,11 @@ func TestSweepStaysInItsPrefix(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		ctx := context.Background()
 		base := redistest.Prefix(t, c)
-		mine, err := redisq.New(redisq.Config{Client: c, Prefix: base + ":a*[b]"})
+		mine, err := redisline.New(redisline.Config{Client: c, Prefix: base + ":a*[b]"})
 		require.NoError(t, err)
-		other, err := redisq.New(redisq.Config{Client: c, Prefix: base + ":ab"})
+		other, err := redisline.New(redisline.Config{Client: c, Prefix: base + ":ab"})
 		require.NoError(t, err)
-		for _, q := range []*redisq.Queue{mine, other} {
+		for _, q := range []*redisline.Queue{mine, other} {
 			_, err := q.Admit(ctx, couponq.Admission{Campaign: "c", User: "u"})
 			require.NoError(t, err)
 		}
@@ -47,6 +47,6 @@ func TestSweepStaysInItsPrefix(t *testing.T) {
 		ids, err = other.Awake(ctx)
 		require.NoError(t, err)
 		assert.Empty(t, ids)
-		assert.Equal(t, base+":ab:agenda", redisq.AgendaKey(base+":ab"))
+		assert.Equal(t, base+":ab:agenda", redisline.AgendaKey(base+":ab"))
 	})
 }

@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -36,7 +36,7 @@ func envInt(name string, def int) int {
 // single-user script at the same concurrency.
 func BenchmarkAdmit(b *testing.B) {
 	c := redistest.Client(b)
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: redistest.Prefix(b, c), DisableCoalescing: os.Getenv("COUPONQ_BENCH_COALESCE") == ""})
+	q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(b, c), DisableCoalescing: os.Getenv("COUPONQ_BENCH_COALESCE") == ""})
 	require.NoError(b, err)
 	conc := envInt("COUPONQ_BENCH_CONC", 50)
 	var next atomic.Int64
@@ -81,7 +81,7 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 	}
 	c := redistest.Client(t)
 	prefix := redistest.Prefix(t, c)
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+	q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 	require.NoError(t, err)
 	ctx := context.Background()
 	user := func(i int64) string { return fmt.Sprintf("user-%07d", i) } // as a host would have them: 12 bytes

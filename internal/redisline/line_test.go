@@ -1,4 +1,4 @@
-package redisq_test
+package redisline_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
@@ -62,7 +62,7 @@ func TestLineMatchesModel(t *testing.T) {
 func testLineMatchesModel(t *testing.T, c redis.UniversalClient, coalesce bool) {
 	ctx := context.Background()
 	prefix := redistest.Prefix(t, c)
-	q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix, DisableCoalescing: !coalesce, MaxRecover: 300})
+	q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix, DisableCoalescing: !coalesce, MaxRecover: 300})
 	require.NoError(t, err)
 	const campaign = "model"
 	rng := rand.New(rand.NewPCG(7, uint64(len(prefix))))
@@ -334,9 +334,9 @@ func TestOlderLayoutFailsLoudly(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t, c)
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+		q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 		require.NoError(t, err)
-		k := redisq.KeysFor(prefix, "old")
+		k := redisline.KeysFor(prefix, "old")
 		require.NoError(t, c.ZAdd(ctx, k.Line, redis.Z{Score: 1, Member: "early"}).Err())
 		require.NoError(t, c.Set(ctx, k.Seq, 1, 0).Err())
 		before := campaignKeys(t, c, prefix, "old")
@@ -364,13 +364,13 @@ func TestLineOutlivesAMissingBucket(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		ctx := context.Background()
 		prefix := redistest.Prefix(t, c)
-		q, err := redisq.New(redisq.Config{Client: c, Prefix: prefix})
+		q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 		require.NoError(t, err)
 		for i := 1; i <= 600; i++ {
 			_, err := q.Admit(ctx, couponq.Admission{Campaign: "gap", User: fmt.Sprintf("u%03d", i), At: time.Now()})
 			require.NoError(t, err)
 		}
-		require.NoError(t, c.Del(ctx, redisq.KeysFor(prefix, "gap").OrderBucket(2)).Err()) // entries 256..383
+		require.NoError(t, c.Del(ctx, redisline.KeysFor(prefix, "gap").OrderBucket(2)).Err()) // entries 256..383
 		var got []int64
 		for range 20 {
 			es, err := q.Lease(ctx, "gap", 100, time.Minute)

@@ -1,4 +1,4 @@
-package redisq
+package redisline
 
 import (
 	"context"
