@@ -1,44 +1,85 @@
 // Package couponq is first-come-first-served issuance of a limited stock
 // (coupons, tickets, drops) through a queue-throttled pipeline:
-// admit → throttle → consume.
+// admit → throttle → consume. It holds the domain — campaigns, requests,
+// tickets, statuses, entries, outcomes —, the errors and their codes, and
+// the contracts of the systems a fleet runs on. The runtime that puts them
+// to work is package node:
 //
-// In the default mode, V2 (QueueFirst), Service.Admit only puts the user in
-// the campaign's line and answers at once with an entry number and a
-// position. A throttle (package dispatch) moves at most BatchSize entries
-// every Interval from the line to a Dispatcher; an issuer (package issuer)
-// consumes them, asks the Store, and records each outcome so Service.Status
-// reports it. However large the burst, the Store sees at most BatchSize
-// entries per Interval.
+//	n, _ := node.New(node.Config{})       // in memory; for a fleet: Backend, Transport, Store
+//	_ = n.Start(ctx)
+//	defer n.Stop(ctx)
+//	_, _ = n.CreateCampaign(ctx, couponq.Campaign{ID: "spring-sale", Stock: 1000})
+//	ticket, err := n.Admit(ctx, couponq.Request{Campaign: "spring-sale", User: userID})
 //
-// V1 (ValidateFirst), the "gatekeeper" the design started from, does the
-// lock, the duplicate check and the stock count in the request itself before
-// it hands the entry downstream. It is kept as a mode and as the baseline
-// benchmarks compare against.
-//
-// The contract is a handful of small interfaces: Queue (Admitter,
-// StatusReader, Leaser, Recorder), Store, Dispatcher and Consumer, Tally
-// (V1's counters), Catalog, and lock.Locker. Package memory has in-memory
-// implementations of the first ones, for embedding and tests; the
-// conformance suites in queuetest and storetest (and locktest, dispatchtest)
-// check any implementation, including the host's own Store.
-//
-// Campaigns live in a Catalog. A Registry is a Catalog operators also write
-// to at runtime (Create, Update, and the helpers Modify, Pause, Resume and
-// Close), versioned so a stale writer cannot overwrite a newer change:
-// Campaigns in memory, redisq.Registry shared through Redis, or the host's
-// own, checked by package registrytest. A CatalogCache in front of a shared
-// Registry keeps lookups off the network, and bounds how long a change takes
-// to reach every process by its TTL (1s by default).
-//
-// Two options change the line's order. Campaign.Shards spreads one hot
-// campaign's line over sub-lines on different Redis masters, merged back by
-// admission time (package shard). Campaign.PreQueue admits users who arrive
-// shortly before OpensAt to a pre-queue that is seated in a uniformly random
-// order at opening (Seater, SeatOrder), ahead of everyone who arrives
-// later, so firing a millisecond early earns nothing.
+// In the default mode, V2 (QueueFirst), admission only puts the user in the
+// campaign's line and answers at once with an entry number and a position.
+// The scheduler moves at most BatchSize entries every Interval from the
+// line to the transport; an issuer consumes them, asks the Store, and
+// records each outcome, which Status reports. However large the burst, the
+// Store sees at most BatchSize entries per Interval. V1 (ValidateFirst),
+// the "gatekeeper" the design started from, takes the lock, checks
+// duplicates and counts the stock in the request itself before it hands
+// the entry on; it stays as a mode and as the baseline benchmarks compare
+// against.
 //
 // The Store is the last word on stock and duplicates: it issues atomically
 // and idempotently by entry key, so redelivered entries, re-dispatched
-// batches and overlapping locks can never over-issue or issue twice. Locks
-// only cut contention.
+// batches and overlapping locks never over-issue or issue twice. Locks only
+// cut contention.
+//
+// # Glossary
+//
+// One name per concept, here and in every package:
+//
+//   - campaign: one limited stock handed out first come, first served
+//     (Campaign). Its Mode is V2 (QueueFirst) or V1 (ValidateFirst).
+//   - registry: where campaigns live, shared by every process of a fleet
+//     (Registry; each Backend has one). Operators change campaigns through
+//     the node (CreateCampaign, UpdateCampaign, ...) or its admin handler;
+//     each process reads them through a cache, so a change reaches every
+//     process within node.Config.CacheTTL.
+//   - backend: the system a fleet shares for lines, the registry and locks
+//     (Backend): Redis (couponq/redisq) or memory (couponq/memory).
+//   - line: a campaign's waiting line (Queue), in which each admitted user
+//     holds an entry (Entry) with an entry number; a sub-line is one of the
+//     lines a sharded campaign (Campaign.Shards) spreads over; the
+//     pre-queue (Campaign.PreQueue) is the line of users who arrived before
+//     opening, seated in a random order at OpensAt.
+//   - admit: put a user in the line (V2) or through the gate (V1). What
+//     admission answers is a Ticket; what a user reads later is a Status.
+//   - scheduler: the dam that moves at most BatchSize entries of each
+//     campaign per Interval from the line to the transport; one leader per
+//     fleet.
+//   - transport: what carries entries from the scheduler to the issuers
+//     (Transport: a Dispatcher and a Consumer; in memory or Kafka).
+//   - issuer: decides each delivered entry through the Store and records
+//     its outcome: issued, or rejected with a reason.
+//   - Store: the host's persistence of issuances, and the last word on
+//     stock and duplicates (Store, BatchStore).
+//   - pause / resume: stop and restart moving a campaign's line;
+//     admission goes on.
+//   - close: end admission at a time (Campaign.ClosesAt); entries admitted
+//     before are still served.
+//   - retire: put a finished (closed or sold-out) campaign away: its
+//     records are kept for a retention so users can read their outcomes,
+//     and it leaves the registry (node.RetireCampaign, the admin DELETE).
+//   - sold out: the stock is gone. It is ErrSoldOut as an error and
+//     "sold_out" as a code (Code), a rejection reason, a campaign state and
+//     in JSON; a line at Campaign.MaxWaiting is sold out too (ErrLineFull,
+//     "line_full"). The Store answers SoldOut, and Issuance.SoldOut tells
+//     that a call took the last unit.
+//   - duplicate: the user already holds PerUserLimit units (ErrDuplicate,
+//     "duplicate"; the Store answers AlreadyIssued).
+//   - observer: what the node tells metrics of every admission, tick,
+//     decision and Store call (node.Observer; Prometheus and expvar
+//     adapters ship). tracer: what it tells tracing (Tracer).
+//
+// # Contracts
+//
+// A host plugs its own systems in through small interfaces, each with a
+// conformance suite: Store and BatchStore (storetest), Dispatcher and
+// Consumer (dispatchtest), and a whole Backend: Queue with Agenda,
+// LineStatser, Reopener, Archiver and Seater (queuetest, agendatest),
+// Registry (registrytest), Tally (V1's counters) and lock.Locker
+// (locktest).
 package couponq

@@ -6,7 +6,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// One base ConfigMap serves the Consumer and its dead-letter producer (and
+// One base ConfigMap serves the consumer and its dead-letter producer (and
 // hosts often share one between their producer and consumer). librdkafka
 // warns (CONFWARN) about every property meant for the other kind of client,
 // so each side leaves the other's properties out. The lists name the

@@ -14,14 +14,14 @@ import (
 	"github.com/couponq/couponq/dispatch/wire"
 )
 
-// ConsumerConfig configures a Consumer.
-type ConsumerConfig struct {
+// consumerOptions configures a consumer.
+type consumerOptions struct {
 	// Topic to consume. Required.
 	Topic string
 	// Group is the consumer group ID. Required.
 	Group string
 	// ConfigMap is the base librdkafka configuration (bootstrap.servers,
-	// security...). Required. It is copied; the Consumer sets group.id,
+	// security...). Required. It is copied; the consumer sets group.id,
 	// enable.auto.offset.store=false and, unless given, auto.offset.reset=earliest.
 	ConfigMap kafka.ConfigMap
 	// DeadLetterTopic receives messages that cannot be decoded, with their
@@ -40,16 +40,16 @@ const (
 	HeaderDeadSource = "couponq-dead-source" // topic/partition/offset of the original
 )
 
-// Consumer is a couponq.Consumer on a Kafka consumer group.
-type Consumer struct {
-	cfg ConsumerConfig
+// consumer is a couponq.Consumer on a Kafka consumer group.
+type consumer struct {
+	cfg consumerOptions
 	log *slog.Logger
 }
 
-var _ couponq.BatchConsumer = (*Consumer)(nil)
+var _ couponq.BatchConsumer = (*consumer)(nil)
 
-// NewConsumer validates cfg and returns a Consumer. It connects in Consume.
-func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+// newConsumer validates cfg and returns a consumer. It connects in Consume.
+func newConsumer(cfg consumerOptions) (*consumer, error) {
 	if cfg.Topic == "" || cfg.Group == "" || cfg.ConfigMap == nil {
 		return nil, fmt.Errorf("%w: kafkadispatch: Topic, Group and ConfigMap are required", couponq.ErrInvalidConfig)
 	}
@@ -66,12 +66,12 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Consumer{cfg: cfg, log: log}, nil
+	return &consumer{cfg: cfg, log: log}, nil
 }
 
 // session is one Consume call's consumer and its partition workers.
 type session struct {
-	c       *Consumer
+	c       *consumer
 	ctx     context.Context
 	h       couponq.BatchHandler
 	max     int
@@ -94,7 +94,7 @@ type worker struct {
 // the workers (the handler in hand gets a cancelled context and, unless it
 // returns nil, its message comes again), commits the stored offsets and
 // leaves the group.
-func (c *Consumer) Consume(ctx context.Context, h couponq.Handler) error {
+func (c *consumer) Consume(ctx context.Context, h couponq.Handler) error {
 	return c.ConsumeBatches(ctx, 1, h.Batch())
 }
 
@@ -104,7 +104,7 @@ func (c *Consumer) Consume(ctx context.Context, h couponq.Handler) error {
 // only after h returned nil; a failed h sees the same batch again.
 // Undecodable messages go to the dead-letter topic and are left out of the
 // batch.
-func (c *Consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchHandler) error {
+func (c *consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchHandler) error {
 	if h == nil {
 		return fmt.Errorf("%w: kafkadispatch: nil handler", couponq.ErrInvalidConfig)
 	}

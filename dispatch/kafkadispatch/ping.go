@@ -12,9 +12,9 @@ import (
 // pingTimeout bounds a Ping whose context has no deadline.
 const pingTimeout = 5 * time.Second
 
-// Ping reports whether the Dispatcher can reach Kafka and produce to its
+// Ping reports whether the dispatcher can reach Kafka and produce to its
 // topic: it asks the cluster for the topic's metadata through the
-// Dispatcher's own producer (no message is written) and fails if the
+// dispatcher's own producer (no message is written) and fails if the
 // request does not come back, the topic is unknown or has no partitions, or
 // a partition has no leader. It waits until ctx's deadline, or 5s if ctx has
 // none; librdkafka's call cannot be interrupted otherwise, so a cancelled
@@ -26,7 +26,7 @@ const pingTimeout = 5 * time.Second
 // topic on a producer's metadata request (librdkafka's
 // allow.auto.create.topics is true for producers), just as it would on the
 // first Dispatch.
-func (d *Dispatcher) Ping(ctx context.Context) error {
+func (d *dispatcher) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

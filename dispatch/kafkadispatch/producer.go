@@ -13,17 +13,17 @@ import (
 	"github.com/couponq/couponq/dispatch/wire"
 )
 
-// ProducerConfig configures a Dispatcher.
-type ProducerConfig struct {
+// producerOptions configures a dispatcher.
+type producerOptions struct {
 	// Topic receives the entries. Required.
 	Topic string
 	// ConfigMap is the base librdkafka configuration (bootstrap.servers,
-	// security...). Required unless Producer is set. The Dispatcher sets
+	// security...). Required unless Producer is set. The dispatcher sets
 	// enable.idempotence=true and acks=all and refuses a map that says
 	// otherwise; it is copied, never modified.
 	ConfigMap kafka.ConfigMap
 	// Producer, if set, is the host's own producer, used instead of one
-	// built from ConfigMap. It must be idempotent. The Dispatcher never
+	// built from ConfigMap. It must be idempotent. The dispatcher never
 	// closes it, never reads its Events channel, and cannot rebuild it after
 	// a fatal error (Dispatch then keeps failing: the host decides).
 	Producer *kafka.Producer
@@ -31,9 +31,9 @@ type ProducerConfig struct {
 	Logger *slog.Logger
 }
 
-// Dispatcher is a couponq.Dispatcher on Kafka.
-type Dispatcher struct {
-	cfg   ProducerConfig
+// dispatcher is a couponq.Dispatcher on Kafka.
+type dispatcher struct {
+	cfg   producerOptions
 	log   *slog.Logger
 	owned bool
 
@@ -43,14 +43,14 @@ type Dispatcher struct {
 	closed bool
 }
 
-var _ couponq.Dispatcher = (*Dispatcher)(nil)
+var _ couponq.Dispatcher = (*dispatcher)(nil)
 
-// NewDispatcher validates cfg and returns a Dispatcher. Close it when done.
-func NewDispatcher(cfg ProducerConfig) (*Dispatcher, error) {
+// newDispatcher validates cfg and returns a dispatcher. Close it when done.
+func newDispatcher(cfg producerOptions) (*dispatcher, error) {
 	if cfg.Topic == "" {
 		return nil, fmt.Errorf("%w: kafkadispatch: Topic is required", couponq.ErrInvalidConfig)
 	}
-	d := &Dispatcher{cfg: cfg, log: cfg.Logger}
+	d := &dispatcher{cfg: cfg, log: cfg.Logger}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -81,7 +81,7 @@ func producerConfig(base kafka.ConfigMap) (kafka.ConfigMap, error) {
 		if v, ok := cm[k]; ok {
 			s := fmt.Sprint(v)
 			if s != want && !(k == "acks" && s == "-1") {
-				return nil, fmt.Errorf("%w: kafkadispatch: %s=%s; the Dispatcher needs %s=%s", couponq.ErrInvalidConfig, k, s, k, want)
+				return nil, fmt.Errorf("%w: kafkadispatch: %s=%s; the dispatcher needs %s=%s", couponq.ErrInvalidConfig, k, s, k, want)
 			}
 		}
 		cm[k] = want
@@ -90,7 +90,7 @@ func producerConfig(base kafka.ConfigMap) (kafka.ConfigMap, error) {
 }
 
 // rebuild replaces the owned producer with a fresh one.
-func (d *Dispatcher) rebuild() error {
+func (d *dispatcher) rebuild() error {
 	cm, err := producerConfig(d.cfg.ConfigMap)
 	if err != nil {
 		return err
@@ -110,7 +110,7 @@ func (d *Dispatcher) rebuild() error {
 
 // drain reads the owned producer's Events channel (errors and stray
 // reports), logging what matters.
-func (d *Dispatcher) drain(p *kafka.Producer) {
+func (d *dispatcher) drain(p *kafka.Producer) {
 	for ev := range p.Events() {
 		if e, ok := ev.(kafka.Error); ok {
 			d.log.Warn("couponq/kafkadispatch: producer", "err", e, "fatal", e.IsFatal())
@@ -122,7 +122,7 @@ func (d *Dispatcher) drain(p *kafka.Producer) {
 // for each delivery report (or ctx). Entries whose report is an error or
 // has not come when ctx ends are reported failed; they may still reach
 // Kafka, and the Store absorbs the duplicate when they are sent again.
-func (d *Dispatcher) Dispatch(ctx context.Context, batch []couponq.Entry) error {
+func (d *dispatcher) Dispatch(ctx context.Context, batch []couponq.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, batch []couponq.Entry) error 
 
 // recover rebuilds an owned producer after a fatal error (the idempotent
 // producer cannot go on after one); a host's producer is left alone.
-func (d *Dispatcher) recover(p *kafka.Producer) {
+func (d *dispatcher) recover(p *kafka.Producer) {
 	if !d.owned {
 		d.log.Error("couponq/kafkadispatch: host producer hit a fatal error; rebuild it")
 		return
@@ -212,9 +212,9 @@ func (d *Dispatcher) recover(p *kafka.Producer) {
 	d.log.Warn("couponq/kafkadispatch: producer rebuilt after a fatal error")
 }
 
-// Close flushes and closes the producer the Dispatcher built (a host's
+// Close flushes and closes the producer the dispatcher built (a host's
 // producer is left open). Safe to call twice.
-func (d *Dispatcher) Close() {
+func (d *dispatcher) Close() {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()

@@ -16,7 +16,7 @@ import (
 func TestFatalErrorRebuildsProducer(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.Topic(t, brokers, 1)
-	d, err := NewDispatcher(ProducerConfig{Topic: topic, ConfigMap: kafkatest.Config(brokers)})
+	d, err := newDispatcher(producerOptions{Topic: topic, ConfigMap: kafkatest.Config(brokers)})
 	require.NoError(t, err)
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
