@@ -1,11 +1,12 @@
-// Package dispatch moves entries from campaigns' waiting lines to the
-// downstream: the Scheduler, which drives every campaign of a process group;
-// the Throttle, which drives one campaign; and Memory, an in-process
-// transport.
+// Package dispatch is the hand-off from campaigns' waiting lines to the
+// issuers: Memory, the in-process transport (a node given no Transport
+// uses it; dispatch/kafkadispatch is the Kafka one), TickEvent, what the
+// scheduler reports to a node.Observer after each move, and, below, the
+// design of the scheduler a node runs with RoleWorker (the dam).
 //
 // # The hand-off
 //
-// Both drive a campaign the same way, one move per tick: lease at most
+// The scheduler drives a campaign one move per tick: lease at most
 // BatchSize of the oldest entries (expired leases first), hand them to the
 // Dispatcher, acknowledge what the Dispatcher durably took and put the rest
 // back at the head of the line. Nothing is popped destructively, so a crash
@@ -13,16 +14,16 @@
 // duplicates this can cause are absorbed by the Store. Recovered entries
 // spend the same per-tick budget as new ones.
 //
-// # The Scheduler
+// # The scheduler
 //
-// Run one Scheduler in every worker process. Schedulers sharing a Locker
-// and a Key form a group, and one of them, the leader, drives every campaign
-// that has entries to move; the others stand by. What it drives comes from
-// the Agenda; how fast, from the Catalog.
+// Every worker node runs one. The schedulers of a fleet (sharing a Backend)
+// form a group, and one of them, the leader, drives every campaign that has
+// entries to move; the others stand by. What it drives comes from the
+// Agenda; how fast, from the registry (through the node's cache).
 //
 // The Agenda (couponq.Agenda) is the set of campaigns with entries in line
 // or in flight. On Redis it is one sorted set, prefix:agenda, of campaign
-// IDs scored by the time each woke (redisq.AgendaKey); memline.Queue keeps it
+// IDs scored by the time each woke; the in-memory Backend keeps it
 // under its lock. Admission wakes a campaign; the leader lets it rest once
 // its line and flight are empty. A campaign that nobody joins is never on
 // it and costs nothing.
@@ -34,7 +35,7 @@
 // also write the agenda, a key of no campaign. Waking and resting are
 // therefore separate commands, ordered so that no admission is missed:
 //
-//   - admission.Service admits in three steps: a Wake before the admission
+//   - Admission goes in three steps: a Wake before the admission
 //     script, unless this process woke the campaign within the last second
 //     (the pre-mark; if it fails nothing is admitted and the caller hears
 //     couponq.ErrUnavailable); the admission script; and, if it wrote a
@@ -59,20 +60,18 @@
 // Rest's removal and its putting the campaign back. Such an entry is not
 // lost, only late: the next admission to the campaign from any process
 // that has not woken it within a second wakes it, and a Scheduler that
-// gains leadership first sweeps (Sweeper, implemented by both shipped
-// Queues): on Redis one SCAN per 1,000 keys of the database finds every
+// gains leadership first sweeps (both shipped Queues can): on Redis one SCAN per 1,000 keys of the database finds every
 // campaign that has a line or flight key (Redis deletes empty sorted sets),
 // and one ZADD per 1,000 of them wakes them. Since the dying leader of the
 // second case is by definition followed by a new leader, that case is
 // always repaired within a failover; the first is repaired by the next
 // admission to the campaign or the next change of leader, or within
-// SchedulerConfig.SweepInterval if the host sets one. The sweep also picks
-// up lines written before the Scheduler was deployed (per-campaign
-// Throttles), and an agenda key lost with a Redis failover.
+// node.Config.SweepInterval if the host sets one. The sweep also picks up
+// an agenda key lost with a Redis failover.
 //
 // # Leadership
 //
-// The group holds one leader lease (lock.Locker, key SchedulerConfig.Key).
+// The group holds one leader lease (the Backend's lock.Locker).
 // A standby tries to obtain it every LeaderTTL/3. The leader refreshes it
 // every LeaderTTL/3 and trusts it until LeaderTTL×4/5 after its last
 // successful refresh began (the Locker's TTL starts no earlier than that,
@@ -94,15 +93,14 @@
 // # Driving
 //
 // The leader reads the Agenda every PollInterval and drives each awake
-// campaign on its own clock: a tick reads the campaign from the Catalog
-// (pass a caching one: changes to BatchSize, Interval and Paused apply at
-// the next tick), moves at most BatchSize entries, and schedules the next
+// campaign on its own clock: a tick reads the campaign through the node's
+// cache (changes to BatchSize, Interval and Paused apply at the next tick), moves at most BatchSize entries, and schedules the next
 // tick one Interval after this one was due, so a tick that starts a little
-// late (waiting for a worker or the Catalog) does not lower the campaign's
+// late (waiting for a worker or the registry) does not lower the campaign's
 // rate — but never sooner than 19/20 of an Interval after this tick began,
 // so one leader's moves of a campaign begin at least that far apart and a
 // late tick is not followed by a burst. Ticks of different campaigns
-// run on at most Workers goroutines; a campaign never ticks concurrently
+// run on at most node.Config.MoveWorkers goroutines; a campaign never ticks concurrently
 // with itself.
 //
 //   - A paused campaign is not moved (not even its expired leases) but stays
@@ -111,9 +109,9 @@
 //     served until its line and flight are empty.
 //   - A sold-out campaign's ticks resolve its waiting entries as rejected,
 //     in bulk (Lease does, up to 10,000 a call), until the line is empty.
-//   - A campaign the Catalog does not know (or cannot read) stays awake but
+//   - A campaign the registry does not know (or cannot read) stays awake but
 //     is not moved, so its entries are kept; the leader logs it once and
-//     asks the Catalog again every PollInterval.
+//     asks the registry again every PollInterval.
 //   - A campaign with a pre-queue (couponq.Campaign.PreQueue) is not moved
 //     before OpensAt. The first tick at or after it seats the pre-queue
 //     (couponq.Seater.Seat, with a fresh random seed the Queue records, or
@@ -123,8 +121,7 @@
 //     (couponq.SeatOrder). A Queue that cannot seat makes every such tick
 //     an error, and nothing moves.
 //   - A sharded campaign (couponq.Campaign.Shards) is driven like any
-//     other, through a shard.Queue given as Queue and Agenda: its Lease
-//     merges the sub-lines.
+//     other: its lease merges the sub-lines by admission time.
 //   - A tick that leases nothing tries Rest. A campaign that rests is no
 //     longer driven, until a Wake puts it back on the Agenda. One that does
 //     not (entries in flight still awaiting their results) tries again
@@ -137,7 +134,6 @@
 //     included, also across a change of leader (above).
 //   - One mover per campaign across processes: one leader at a time, moving
 //     only while it trusts its lease, and one tick of a campaign at a time.
-//   - The leased hand-off of the Throttle, through the same code.
 //   - Recovery: a standby takes over within LeaderTTL×4/3 of the leader's
 //     death (its lease expiring, plus one standby period) and moves each
 //     campaign one Interval later.
@@ -150,19 +146,11 @@
 // counts the commands a lease script runs too (a refresh is EVALSHA, GET
 // and PEXPIRE), so INFO stats shows about 1.9 a second for the leader.
 // BENCHMARKS.md has the figures measured at 10, 1,000 and 10,000 idle
-// campaigns, where one Throttle per campaign costs about 8 per idle
-// campaign. Active: per awake campaign and Interval one Lease script, plus
+// campaigns. Active: per awake campaign and Interval one Lease script, plus
 // one Ack or Release script when a batch moved, plus Rest (two or three
 // commands) on ticks that lease nothing. Admission adds at most one ZADD per
 // campaign per second per API process (the pre-mark) and one per entry that
 // finds its line empty. A leader's sweep costs one SCAN per 1,000 keys in
 // the database once per change of leader.
 //
-// # The Throttle
-//
-// A Throttle drives one campaign with its own leader lease
-// ("couponq:throttle:" + ID): every Interval, if it holds the lease, it
-// moves one batch. It stays for hosts that run a fixed campaign, and costs
-// a few commands a second per campaign even when idle. Do not drive one
-// campaign with both a Throttle and a Scheduler: they hold different leases.
 package dispatch
