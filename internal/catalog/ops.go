@@ -95,7 +95,9 @@ func (o *Ops) Create(ctx context.Context, c couponq.Campaign) (couponq.Campaign,
 // A Stock below the units issued is refused (ErrStockBelowIssued); a Stock
 // raised above them on a sold-out campaign takes back its sold-out mark, so
 // admission of new users resumes. Writing what is stored already writes
-// nothing.
+// nothing. When the update is saved but the reopen fails, Update returns
+// the saved campaign with an error wrapping couponq.ErrUnavailable, so the
+// caller can repeat the change at the saved version.
 func (o *Ops) Update(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
 	return o.update(ctx, c, false)
 }

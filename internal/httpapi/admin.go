@@ -188,7 +188,7 @@ type observation struct {
 // paused and pre_queue_ms (shards are fixed once created). Stock may be
 // raised or lowered, but not below the units already issued; a PATCH that
 // sets the stock of a sold-out campaign above the issued count, and not
-// below its stock, reopens it (see AdminConfig.Reopener). Pause, resume and
+// below its stock, reopens it. Pause, resume and
 // close need no version and no body; repeating one changes nothing.
 //
 // DELETE takes no body and two query parameters, both required: version,
@@ -197,11 +197,11 @@ type observation struct {
 // DELETE /admin/campaigns/spring?version=4&retention=24h). The campaign
 // must be closed or sold out, with nobody waiting or in flight (else 409
 // campaign_busy); its Queue records are archived for the retention
-// (AdminConfig.Archiver; 0s drops them now), then it is deleted from the
+// (0s drops them now), then it is deleted from the
 // Registry. The ID may be created again at once, but until the retention
 // ends the Queue still holds the old campaign's outcomes (and its sold-out
 // mark) under it: reuse an ID only after that. Delete a campaign only once
-// every process has seen it closed (a CatalogCache's TTL after closing):
+// every process has seen it closed (the node's CacheTTL after closing):
 // one that still admits would put entries in a line nobody serves. A
 // failure after the archive (503, or 409 version_conflict from a writer in
 // between) leaves the campaign listed with its records archived; repeating
@@ -212,9 +212,10 @@ type observation struct {
 // delay (retry) set to RetryAfter, then one every StreamInterval, and an
 // SSE comment after StreamHeartbeat without a write;
 // while the list cannot be read it sends an "unavailable" event (an error
-// body) instead. It ends when the client goes away or the request's context
-// ends, so a host's http.Server.Shutdown waits for open streams unless the
-// host cancels their contexts (http.Server.BaseContext) or calls Close.
+// body) instead. It ends when the client goes away, when Close is called,
+// or when the http.Server serving it shuts down (the handler registers with
+// RegisterOnShutdown on its first stream), so open pages never hold a
+// graceful shutdown.
 // However many streams are open (at most MaxStreams; past that 503 busy),
 // they share one gather of the list per StreamInterval: 64 open pages read
 // the Registry and the Queue as often as one does.
@@ -229,17 +230,16 @@ type observation struct {
 // Errors answer JSON {"error": {"code": ..., "message": ...}}, as the public
 // handler's do: 400 bad_request (malformed or unknown JSON, or a bad DELETE
 // query) / invalid_id / invalid_campaign (the campaign does not validate;
-// nothing was written), 401 unauthorized, 403 forbidden, 404
+// nothing was written) / unsupported (the node cannot serve it), 401 unauthorized, 403 forbidden, 404
 // unknown_campaign / not_found, 405 method_not_allowed (with Allow), 409
 // campaign_exists / version_conflict / stock_below_issued / not_open
 // (closing a campaign before it opens) / campaign_busy (deleting a campaign
-// that is not finished), 413 body_too_large, 501 not_implemented (DELETE
-// without an Archiver or a RegistryDeleter), 503 unavailable (with
+// that is not finished), 413 body_too_large, 503 unavailable (with
 // Retry-After) when the Registry or the Queue fails, 503 busy (with
 // Retry-After) past MaxStreams.
 func NewAdmin(cfg AdminConfig) (*Admin, error) {
-	if cfg.Campaigns == nil || cfg.Authorize == nil {
-		return nil, fmt.Errorf("%w: httpapi: admin: Campaigns and Authorize are required", couponq.ErrInvalidConfig)
+	if cfg.Campaigns == nil || cfg.Campaigns.Registry == nil || cfg.Campaigns.Lines == nil || cfg.Authorize == nil {
+		return nil, fmt.Errorf("%w: httpapi: admin: Campaigns (with its Registry and Lines) and Authorize are required", couponq.ErrInvalidConfig)
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 || cfg.StatsConcurrency < 0 ||
 		cfg.StreamInterval < 0 || cfg.StreamHeartbeat < 0 || cfg.MaxStreams < 0 {
@@ -480,11 +480,20 @@ func (a *admin) patch(w http.ResponseWriter, r *http.Request) {
 	if p.stock != nil {
 		update = a.ops.UpdateStock
 	}
-	if c, err = update(ctx, c); err != nil {
+	saved, err := update(ctx, c)
+	if err != nil && saved.Version != 0 {
+		// Saved, but the sold-out mark is still there: say at which version
+		// to repeat the change.
+		a.log.Warn("couponq/httpapi: admin: reopen failed after a stock update", "campaign", id, "version", saved.Version, "err", err)
+		a.retryLater(w, fmt.Sprintf("campaign %s was saved at version %d, but its sold-out mark could not be taken back; "+
+			"repeat the PATCH with version %d and the same stock to retry", id, saved.Version, saved.Version))
+		return
+	}
+	if err != nil {
 		a.error(w, r, "update campaign", err)
 		return
 	}
-	a.answer(w, r, http.StatusOK, c)
+	a.answer(w, r, http.StatusOK, saved)
 }
 
 func (a *admin) pause(w http.ResponseWriter, r *http.Request) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/httpapi"
-	"github.com/couponq/couponq/internal/memline"
 )
 
 // del sends an authorized DELETE of the campaign with the query given, and
@@ -142,50 +141,22 @@ func TestAdminDeleteRefusals(t *testing.T) {
 	assert.Equal(t, couponq.StateIssued, st.State)
 }
 
-// failingArchiver answers every Archive with err.
-type failingArchiver struct{ err error }
-
-func (f failingArchiver) Archive(context.Context, string, time.Duration) error { return f.err }
-
-// registryOnly hides every method but the Registry's.
-type registryOnly struct{ couponq.Registry }
-
-func TestAdminDeleteNeedsArchiverAndDeleter(t *testing.T) {
-	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 1})
-	require.NoError(t, err)
-	for name, change := range map[string]func(*httpapi.AdminConfig){
-		"Stats is no Archiver": func(c *httpapi.AdminConfig) { c.Stats = &countingStats{q: nil} },
-		"Registry cannot delete": func(c *httpapi.AdminConfig) {
-			c.Registry = registryOnly{reg}
-		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Registry = reg; change(c) })
-			status, body := env.del(t, "drop", "version=1&retention=1h")
-			assert.Equal(t, http.StatusNotImplemented, status)
-			assert.Equal(t, "not_implemented", code(body))
-		})
-	}
-	_, err = reg.Campaign(context.Background(), "drop")
-	assert.NoError(t, err)
-}
-
 func TestAdminDeleteFailures(t *testing.T) {
 	ctx := context.Background()
-	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 1})
-	require.NoError(t, err)
-	flaky := &flakyDeleter{flakyRegistry: flakyRegistry{Registry: reg}}
+	flaky := &flakyDeleter{}
 	var archiveErr error
-	var env *adminEnv
-	env = newAdmin(t, func(c *httpapi.AdminConfig) {
-		c.Registry = flaky
-		c.Archiver = archiverFunc(func(ctx context.Context, campaign string, retention time.Duration) error {
-			if archiveErr != nil {
-				return archiveErr
-			}
-			return env.queue.Archive(ctx, campaign, retention)
-		})
-	})
+	env := newAdmin(t, func(c *httpapi.AdminConfig) {
+		flaky.Registry = c.Campaigns.Registry
+		c.Campaigns.Registry = flaky
+		lines := c.Campaigns.Lines
+		c.Campaigns.Lines = &hookedLines{Lines: lines,
+			archive: func(ctx context.Context, campaign string, retention time.Duration) error {
+				if archiveErr != nil {
+					return archiveErr
+				}
+				return lines.Archive(ctx, campaign, retention)
+			}}
+	}, couponq.Campaign{ID: "drop", Stock: 1})
 	env.soldOut(t, "drop", "a")
 
 	// Someone admitted between the handler's look and the archive.
@@ -207,24 +178,19 @@ func TestAdminDeleteFailures(t *testing.T) {
 	status, body = env.del(t, "drop", "version=1&retention=1h")
 	assert.Equal(t, http.StatusServiceUnavailable, status)
 	assert.Equal(t, "unavailable", code(body))
-	_, err = reg.Campaign(ctx, "drop")
+	_, err := env.reg.Campaign(ctx, "drop")
 	require.NoError(t, err, "still in the Registry")
 	flaky.deleteDown = false
 	status, body = env.del(t, "drop", "version=1&retention=1h")
 	require.Equal(t, http.StatusNoContent, status, "%v", body)
-	_, err = reg.Campaign(ctx, "drop")
+	_, err = env.reg.Campaign(ctx, "drop")
 	assert.ErrorIs(t, err, couponq.ErrUnknownCampaign)
 	_, err = env.queue.Status(ctx, "drop", "a")
 	assert.NoError(t, err, "outcomes kept")
 }
 
-type archiverFunc func(ctx context.Context, campaign string, retention time.Duration) error
-
-func (f archiverFunc) Archive(ctx context.Context, campaign string, retention time.Duration) error {
-	return f(ctx, campaign, retention)
-}
-
-// flakyDeleter is a flakyRegistry that can delete, and fail to.
+// flakyDeleter is a flakyRegistry whose Delete fails while deleteDown is
+// set.
 type flakyDeleter struct {
 	flakyRegistry
 	deleteDown bool
@@ -234,5 +200,5 @@ func (r *flakyDeleter) Delete(ctx context.Context, id string, version int64) err
 	if r.deleteDown {
 		return errDown
 	}
-	return r.Registry.(couponq.RegistryDeleter).Delete(ctx, id, version)
+	return r.Registry.Delete(ctx, id, version)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/memline"
 )
@@ -62,6 +63,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // Service admitting to the same line.
 type adminEnv struct {
 	srv   *httptest.Server
+	admin *httpapi.Admin
 	reg   *memline.Registry
 	queue *memline.Queue
 	svc   *admission.Service
@@ -75,14 +77,20 @@ func newAdmin(t *testing.T, change func(*httpapi.AdminConfig), cs ...couponq.Cam
 	env := &adminEnv{reg: reg, queue: memline.NewQueue(nil), clock: &clock{now: t0}}
 	env.svc, err = admission.New(admission.Config{Catalog: reg, Queue: env.queue, Now: env.clock.Now})
 	require.NoError(t, err)
-	cfg := httpapi.AdminConfig{Registry: reg, Stats: env.queue, Authorize: authorize, BasePath: "/admin", Now: env.clock.Now}
+	cfg := httpapi.AdminConfig{
+		Campaigns: &catalog.Ops{Registry: reg, Lines: env.queue, Now: env.clock.Now},
+		Authorize: authorize, BasePath: "/admin", Now: env.clock.Now,
+	}
 	if change != nil {
 		change(&cfg)
 	}
-	h, err := httpapi.NewAdmin(cfg)
+	env.admin, err = httpapi.NewAdmin(cfg)
 	require.NoError(t, err)
-	env.srv = httptest.NewServer(h)
-	t.Cleanup(env.srv.Close)
+	env.srv = httptest.NewServer(env.admin)
+	t.Cleanup(func() {
+		env.admin.Close()
+		env.srv.Close()
+	})
 	return env
 }
 
@@ -166,15 +174,16 @@ func TestNewAdminValidates(t *testing.T) {
 	reg, err := memline.NewRegistry()
 	require.NoError(t, err)
 	q := memline.NewQueue(nil)
-	ok := httpapi.AdminConfig{Registry: reg, Stats: q, Authorize: authorize}
+	ok := httpapi.AdminConfig{Campaigns: &catalog.Ops{Registry: reg, Lines: q}, Authorize: authorize}
 	for name, change := range map[string]func(*httpapi.AdminConfig){
-		"no Authorize":              func(c *httpapi.AdminConfig) { c.Authorize = nil },
-		"no Registry":               func(c *httpapi.AdminConfig) { c.Registry = nil },
-		"no Stats":                  func(c *httpapi.AdminConfig) { c.Stats = nil },
-		"BasePath ends with /":      func(c *httpapi.AdminConfig) { c.BasePath = "/admin/" },
-		"BasePath without /":        func(c *httpapi.AdminConfig) { c.BasePath = "admin" },
-		"negative MaxBodyBytes":     func(c *httpapi.AdminConfig) { c.MaxBodyBytes = -1 },
-		"negative StatsConcurrency": func(c *httpapi.AdminConfig) { c.StatsConcurrency = -1 },
+		"no Authorize":               func(c *httpapi.AdminConfig) { c.Authorize = nil },
+		"no Campaigns":               func(c *httpapi.AdminConfig) { c.Campaigns = nil },
+		"Campaigns without Registry": func(c *httpapi.AdminConfig) { c.Campaigns = &catalog.Ops{Lines: q} },
+		"Campaigns without Lines":    func(c *httpapi.AdminConfig) { c.Campaigns = &catalog.Ops{Registry: reg} },
+		"BasePath ends with /":       func(c *httpapi.AdminConfig) { c.BasePath = "/admin/" },
+		"BasePath without /":         func(c *httpapi.AdminConfig) { c.BasePath = "admin" },
+		"negative MaxBodyBytes":      func(c *httpapi.AdminConfig) { c.MaxBodyBytes = -1 },
+		"negative StatsConcurrency":  func(c *httpapi.AdminConfig) { c.StatsConcurrency = -1 },
 	} {
 		cfg := ok
 		change(&cfg)
@@ -381,14 +390,15 @@ func TestAdminPatch(t *testing.T) {
 // A version conflict that happens between the handler's read and its
 // update (another writer in between) is a 409 too.
 func TestAdminPatchRace(t *testing.T) {
-	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 5})
-	require.NoError(t, err)
-	racy := &racyRegistry{Registry: reg}
-	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Registry = racy })
+	racy := &racyRegistry{}
+	env := newAdmin(t, func(c *httpapi.AdminConfig) {
+		racy.Registry = c.Campaigns.Registry
+		c.Campaigns.Registry = racy
+	}, couponq.Campaign{ID: "drop", Stock: 5})
 	resp, body := env.call(t, "PATCH", "/admin/campaigns/drop", `{"version":1,"batch_size":7}`)
 	assert.Equal(t, http.StatusConflict, resp.StatusCode)
 	assert.Equal(t, "version_conflict", code(body))
-	c, err := reg.Campaign(context.Background(), "drop")
+	c, err := env.reg.Campaign(context.Background(), "drop")
 	require.NoError(t, err)
 	assert.Equal(t, 100, c.BatchSize, "the other writer's change stands")
 	assert.EqualValues(t, 2, c.Version)
@@ -464,12 +474,13 @@ func TestAdminReopenFailureIsRetryable(t *testing.T) {
 	fail.Store(true)
 	var env *adminEnv
 	env = newAdmin(t, func(c *httpapi.AdminConfig) {
-		c.Reopener = reopenFunc(func(ctx context.Context, campaign string) error {
-			if fail.Load() {
-				return errors.New("redis: connection refused")
-			}
-			return env.queue.Reopen(ctx, campaign)
-		})
+		c.Campaigns.Lines = &hookedLines{Lines: c.Campaigns.Lines,
+			reopen: func(ctx context.Context, campaign string) error {
+				if fail.Load() {
+					return errors.New("redis: connection refused")
+				}
+				return env.queue.Reopen(ctx, campaign)
+			}}
 	}, couponq.Campaign{ID: "drop", Stock: 1})
 	env.admit(t, "drop", "a")
 	env.issue(t, "drop", 1)
@@ -497,9 +508,27 @@ func TestAdminReopenFailureIsRetryable(t *testing.T) {
 	assert.Equal(t, "sold_out", body["state"])
 }
 
-type reopenFunc func(ctx context.Context, campaign string) error
+// hookedLines are a campaign's lines whose Reopen and Archive, when set,
+// are the functions given instead.
+type hookedLines struct {
+	catalog.Lines
+	reopen  func(ctx context.Context, campaign string) error
+	archive func(ctx context.Context, campaign string, retention time.Duration) error
+}
 
-func (f reopenFunc) Reopen(ctx context.Context, campaign string) error { return f(ctx, campaign) }
+func (l *hookedLines) Reopen(ctx context.Context, campaign string) error {
+	if l.reopen != nil {
+		return l.reopen(ctx, campaign)
+	}
+	return l.Lines.Reopen(ctx, campaign)
+}
+
+func (l *hookedLines) Archive(ctx context.Context, campaign string, retention time.Duration) error {
+	if l.archive != nil {
+		return l.archive(ctx, campaign, retention)
+	}
+	return l.Lines.Archive(ctx, campaign, retention)
+}
 
 func TestAdminPauseResumeClose(t *testing.T) {
 	env := newAdmin(t, nil,
@@ -539,6 +568,7 @@ func TestAdminPauseResumeClose(t *testing.T) {
 	resp, body = env.call(t, "POST", "/admin/campaigns/later/close", "")
 	assert.Equal(t, http.StatusConflict, resp.StatusCode)
 	assert.Equal(t, "not_open", code(body))
+	assert.Contains(t, msg(body), couponq.ErrNotOpen.Error(), "the refusal wraps couponq.ErrNotOpen")
 	assert.Contains(t, msg(body), "opens at")
 	assert.Nil(t, env.campaign(t, "later").ClosesAt)
 }
@@ -583,7 +613,7 @@ func ptr[T any](v T) *T { return &v }
 
 // countingStats counts LineStats calls at once, and can fail one campaign.
 type countingStats struct {
-	q        *memline.Queue
+	catalog.Lines
 	failFor  string
 	inFlight atomic.Int64
 	peak     atomic.Int64
@@ -604,7 +634,7 @@ func (s *countingStats) LineStats(ctx context.Context, campaign string) (couponq
 	if campaign == s.failFor {
 		return couponq.LineStats{}, errors.New("redis: i/o timeout")
 	}
-	return s.q.LineStats(ctx, campaign)
+	return s.Lines.LineStats(ctx, campaign)
 }
 
 func TestAdminListManyConcurrently(t *testing.T) {
@@ -612,9 +642,12 @@ func TestAdminListManyConcurrently(t *testing.T) {
 	for i := range cs {
 		cs[i] = couponq.Campaign{ID: fmt.Sprintf("c%04d", i), Stock: int64(i + 1)}
 	}
-	stats := &countingStats{q: memline.NewQueue(nil)}
-	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Stats = stats; c.StatsConcurrency = 8 }, cs...)
-	stats.q = env.queue
+	stats := &countingStats{}
+	env := newAdmin(t, func(c *httpapi.AdminConfig) {
+		stats.Lines = c.Campaigns.Lines
+		c.Campaigns.Lines = stats
+		c.StatsConcurrency = 8
+	}, cs...)
 	env.admit(t, "c0500", "a", "b")
 
 	start := time.Now()
@@ -677,11 +710,14 @@ func (r *flakyRegistry) Update(ctx context.Context, c couponq.Campaign) (couponq
 }
 
 func TestAdminBackendFailures(t *testing.T) {
-	reg, err := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 5})
-	require.NoError(t, err)
-	flaky := &flakyRegistry{Registry: reg}
-	stats := &countingStats{q: memline.NewQueue(nil)}
-	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Registry = flaky; c.Stats = stats })
+	flaky := &flakyRegistry{}
+	stats := &countingStats{}
+	env := newAdmin(t, func(c *httpapi.AdminConfig) {
+		flaky.Registry = c.Campaigns.Registry
+		c.Campaigns.Registry = flaky
+		stats.Lines = c.Campaigns.Lines
+		c.Campaigns.Lines = stats
+	}, couponq.Campaign{ID: "drop", Stock: 5})
 
 	flaky.down.Store(true)
 	for _, tc := range []struct{ method, path, body string }{
@@ -711,7 +747,7 @@ func TestAdminBackendFailures(t *testing.T) {
 	assert.Equal(t, true, body["paused"])
 	assert.NotContains(t, body, "state", "no live numbers")
 	assert.NotContains(t, body, "waiting")
-	c, err := reg.Campaign(context.Background(), "drop")
+	c, err := env.reg.Campaign(context.Background(), "drop")
 	require.NoError(t, err)
 	assert.True(t, c.Paused)
 	assert.EqualValues(t, 5, c.Stock)
@@ -738,10 +774,11 @@ func (r *hidingRegistry) List(ctx context.Context) ([]couponq.Campaign, error) {
 // The handler keeps drain observations only for campaigns that exist: a
 // campaign missing from a list starts over when it comes back.
 func TestAdminForgetsCampaignsThatAreGone(t *testing.T) {
-	reg, err := memline.NewRegistry(couponq.Campaign{ID: "a", Stock: 5}, couponq.Campaign{ID: "b", Stock: 5})
-	require.NoError(t, err)
-	hiding := &hidingRegistry{Registry: reg}
-	env := newAdmin(t, func(c *httpapi.AdminConfig) { c.Registry = hiding })
+	hiding := &hidingRegistry{}
+	env := newAdmin(t, func(c *httpapi.AdminConfig) {
+		hiding.Registry = c.Campaigns.Registry
+		c.Campaigns.Registry = hiding
+	}, couponq.Campaign{ID: "a", Stock: 5}, couponq.Campaign{ID: "b", Stock: 5})
 	env.list(t)
 	env.clock.Add(time.Second)
 	hiding.hide.Store("a")
@@ -777,4 +814,42 @@ func TestAdminShardsAndPreQueue(t *testing.T) {
 	assert.Equal(t, int64(60000), env.campaign(t, "drop").PreQueueMS)
 	resp, body = env.call(t, "POST", "/admin/campaigns", `{"id":"bad","stock":10,"pre_queue_ms":1000}`)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "a pre-queue needs opens_at: %v", body)
+}
+
+// A campaign the node cannot serve (catalog.Ops.Check refuses it) is
+// refused at create and at change with 400 unsupported, and nothing is
+// written.
+func TestAdminRefusesWhatTheNodeCannotServe(t *testing.T) {
+	env := newAdmin(t, func(c *httpapi.AdminConfig) {
+		c.Campaigns.Check = func(c couponq.Campaign) error {
+			switch {
+			case c.Mode == couponq.ValidateFirst:
+				return fmt.Errorf("%w: campaign %s is V1, and this node has no Tally", couponq.ErrUnsupported, c.ID)
+			case c.PreQueue > 0:
+				return fmt.Errorf("%w: campaign %s has a pre-queue, and this node's Queue cannot seat it", couponq.ErrUnsupported, c.ID)
+			}
+			return nil
+		}
+	}, couponq.Campaign{ID: "drop", Stock: 5, OpensAt: t0.Add(time.Hour)})
+
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"create V1", "POST", "/admin/campaigns", `{"id":"gate","stock":5,"mode":"v1-validate-first"}`},
+		{"create with a pre-queue", "POST", "/admin/campaigns", `{"id":"early","stock":5,"opens_at":"2026-03-01T13:00:00Z","pre_queue_ms":60000}`},
+		{"patch in a pre-queue", "PATCH", "/admin/campaigns/drop", `{"version":1,"pre_queue_ms":60000}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := env.call(t, tc.method, tc.path, tc.body)
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%v", body)
+			assert.Equal(t, couponq.CodeUnsupported, code(body))
+			assert.Contains(t, msg(body), couponq.ErrUnsupported.Error())
+		})
+	}
+	list := env.list(t)
+	require.Len(t, list, 1, "no campaign was created")
+	assert.EqualValues(t, 1, list[0].Version, "no campaign was changed")
+	assert.Zero(t, list[0].PreQueueMS)
+
+	resp, body := env.call(t, "PATCH", "/admin/campaigns/drop", `{"version":1,"stock":9}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "what the node serves is still changed: %v", body)
+	assert.Equal(t, 2.0, body["version"])
 }

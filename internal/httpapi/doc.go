@@ -52,7 +52,7 @@
 // no default that lets anyone in. Changes go through a couponq.Registry, so
 // every process serving the campaigns sees them; a stale version answers
 // 409. The stock cannot go below the units already issued, and raising the
-// stock of a sold-out campaign reopens it (couponq.Reopener).
+// stock of a sold-out campaign reopens it.
 //
 // The admin handler also serves a live page for operators of a sale,
 // {BasePath}/live: one row per campaign with its state, waiting, in flight,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/memline"
 )
@@ -44,8 +45,9 @@ func ExampleNewAdmin() {
 	queue := memline.NewQueue(nil)
 	svc, _ := admission.New(admission.Config{Catalog: registry, Queue: queue})
 	h, _ := httpapi.NewAdmin(httpapi.AdminConfig{
-		Registry: registry,
-		Stats:    queue, // the Queue also takes back a sold-out mark when the stock is raised
+		// The Queue counts each line, takes back a sold-out mark when the
+		// stock is raised and archives a retired campaign's records.
+		Campaigns: &catalog.Ops{Registry: registry, Lines: queue},
 		// Your authorization decides who may operate campaigns; a fixed token is only a stand-in.
 		Authorize: func(r *http.Request) error {
 			if r.Header.Get("Authorization") != "Bearer let-me-in" {
@@ -55,6 +57,7 @@ func ExampleNewAdmin() {
 		},
 		BasePath: "/admin",
 	})
+	defer h.Close() // ends the live streams
 
 	send := func(method, path, body, token string) {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/memline"
 )
@@ -495,7 +496,7 @@ func fuzzAuthorize(r *http.Request) error {
 // whose campaigns stand in the states the handler answers differently: drop
 // (open, people waiting and one issued), done (closed, nobody waiting: it
 // may be deleted at version 1), soon (scheduled: it cannot close yet), sold
-// (sold out).
+// (sold out). It refuses V1 campaigns, as a node without a Tally does.
 func newAdminFixture(t *testing.T) http.Handler {
 	t.Helper()
 	ctx := context.Background()
@@ -518,9 +519,17 @@ func newAdminFixture(t *testing.T) http.Handler {
 		must(t, q.Record(ctx, c, couponq.Result{Entry: l[0], State: couponq.StateIssued, IssuanceID: "iss-" + c}))
 	}
 	must(t, q.MarkSoldOut(ctx, "sold"))
-	h, err := httpapi.NewAdmin(httpapi.AdminConfig{Registry: reg, Stats: q, Authorize: fuzzAuthorize, BasePath: "/admin",
-		StreamInterval: time.Hour, StreamHeartbeat: time.Hour})
+	// A node without a Tally: it cannot serve a V1 campaign.
+	refuseV1 := func(c couponq.Campaign) error {
+		if c.Mode == couponq.ValidateFirst {
+			return fmt.Errorf("%w: campaign %s is V1", couponq.ErrUnsupported, c.ID)
+		}
+		return nil
+	}
+	h, err := httpapi.NewAdmin(httpapi.AdminConfig{Campaigns: &catalog.Ops{Registry: reg, Lines: q, Check: refuseV1},
+		Authorize: fuzzAuthorize, BasePath: "/admin", StreamInterval: time.Hour, StreamHeartbeat: time.Hour})
 	must(t, err)
+	t.Cleanup(h.Close)
 	return h
 }
 
@@ -584,6 +593,7 @@ func FuzzAdminHandler(f *testing.F) {
 		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":0}`, false},
 		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1,"version":3}`, false},
 		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1,"mode":"v1-validate-first","interval_ms":-1}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1,"mode":"v1-validate-first"}`, false},
 		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1} {}`, false},
 		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1}` + strings.Repeat(" ", fuzzAdminMaxBody), false},
 		{"POST", "/admin/campaigns", fuzzAdminToken, "", `null`, false},
@@ -684,7 +694,7 @@ func FuzzAdminHandler(f *testing.F) {
 				t.Fatalf("%s: 204 %q", req, got)
 			}
 		case http.StatusBadRequest:
-			checkErrorBody(t, req, status, res.Header, got, "bad_request", "invalid_id", "invalid_campaign")
+			checkErrorBody(t, req, status, res.Header, got, "bad_request", "invalid_id", "invalid_campaign", couponq.CodeUnsupported)
 		case http.StatusUnauthorized:
 			checkErrorBody(t, req, status, res.Header, got, "unauthorized")
 		case http.StatusForbidden:

@@ -116,7 +116,7 @@ type Handler struct {
 // bad_request, 401 unauthenticated, 403 not_open / closed, 404
 // unknown_campaign / not_found, 405 method_not_allowed (with Allow), 409
 // duplicate, 410 sold_out / line_full, 413 body_too_large, 501
-// mode_unsupported, 503 busy / unavailable (with Retry-After), 500
+// unsupported, 503 busy / unavailable (with Retry-After), 500
 // internal. The codes are couponq.Code's.
 func New(cfg Config) (*Handler, error) {
 	if cfg.Service == nil || cfg.User == nil {
@@ -299,7 +299,7 @@ var statusOf = map[string]int{
 	couponq.CodeDuplicate:       http.StatusConflict,
 	couponq.CodeSoldOut:         http.StatusGone,
 	couponq.CodeLineFull:        http.StatusGone,
-	couponq.CodeUnsupported: http.StatusNotImplemented,
+	couponq.CodeUnsupported:     http.StatusNotImplemented,
 }
 
 // error answers err with its couponq.Code.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/memline"
 )
@@ -64,9 +66,15 @@ type stream struct {
 // or before by close.
 func (e *adminEnv) openStream(t *testing.T) *stream {
 	t.Helper()
+	return openStreamOn(t, e.srv)
+}
+
+// openStreamOn opens the live stream of the admin handler srv serves.
+func openStreamOn(t *testing.T, srv *httptest.Server) *stream {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	req := authed(t, "GET", e.srv.URL+"/admin/live/stream").WithContext(ctx)
-	resp, err := e.srv.Client().Do(req)
+	req := authed(t, "GET", srv.URL+"/admin/live/stream").WithContext(ctx)
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		cancel()
 		require.NoError(t, err)
@@ -197,7 +205,7 @@ func TestLiveStreamsAreBounded(t *testing.T) {
 
 // statsCounter counts LineStats calls, and fails them while down is set.
 type statsCounter struct {
-	couponq.LineStatser
+	catalog.Lines
 	calls atomic.Int64
 	down  atomic.Bool
 }
@@ -207,7 +215,7 @@ func (s *statsCounter) LineStats(ctx context.Context, campaign string) (couponq.
 	if s.down.Load() {
 		return couponq.LineStats{}, errors.New("redis: connection refused")
 	}
-	return s.LineStatser.LineStats(ctx, campaign)
+	return s.Lines.LineStats(ctx, campaign)
 }
 
 func TestLiveStreamsShareOneGatherPerInterval(t *testing.T) {
@@ -218,8 +226,8 @@ func TestLiveStreamsShareOneGatherPerInterval(t *testing.T) {
 	)
 	stats := &statsCounter{}
 	env := newAdmin(t, func(c *httpapi.AdminConfig) {
-		stats.LineStatser = c.Stats
-		c.Stats = stats
+		stats.Lines = c.Campaigns.Lines
+		c.Campaigns.Lines = stats
 		c.StreamInterval = interval
 	}, couponq.Campaign{ID: "a", Stock: 5}, couponq.Campaign{ID: "b", Stock: 5}, couponq.Campaign{ID: "c", Stock: 5})
 
@@ -251,8 +259,8 @@ func TestLiveStreamsShareOneGatherPerInterval(t *testing.T) {
 func TestLiveStreamWhileTheBackendFails(t *testing.T) {
 	stats := &statsCounter{}
 	env := newAdmin(t, func(c *httpapi.AdminConfig) {
-		stats.LineStatser = c.Stats
-		c.Stats = stats
+		stats.Lines = c.Campaigns.Lines
+		c.Campaigns.Lines = stats
 		fastStreams(c)
 	}, couponq.Campaign{ID: "spring", Stock: 5})
 
@@ -262,8 +270,14 @@ func TestLiveStreamWhileTheBackendFails(t *testing.T) {
 	assert.Equal(t, "unavailable", code(body))
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 
-	time.Sleep(30 * time.Millisecond) // past the interval: the failure is not cached any longer
+	// The failure is shared for one interval, then the stream opens.
 	stats.down.Store(false)
+	require.Eventually(t, func() bool {
+		resp, err := env.srv.Client().Do(authed(t, "HEAD", env.srv.URL+"/admin/live/stream"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 5*time.Second, 5*time.Millisecond)
 	s := env.openStream(t)
 	s.next(t)
 	stats.down.Store(true)
@@ -367,7 +381,7 @@ func TestNewAdminValidatesStreamFields(t *testing.T) {
 	} {
 		reg, err := memline.NewRegistry()
 		require.NoError(t, err)
-		cfg := httpapi.AdminConfig{Registry: reg, Stats: nopStats{}, Authorize: authorize}
+		cfg := httpapi.AdminConfig{Campaigns: &catalog.Ops{Registry: reg, Lines: memline.NewQueue(nil)}, Authorize: authorize}
 		change(&cfg)
 		_, err = httpapi.NewAdmin(cfg)
 		assert.ErrorIs(t, err, couponq.ErrInvalidConfig, name)
@@ -375,8 +389,90 @@ func TestNewAdminValidatesStreamFields(t *testing.T) {
 	}
 }
 
-type nopStats struct{}
+// quietStreams sends nothing after the first event, so only the end of the
+// request, Close or the server's shutdown ends a stream.
+func quietStreams(c *httpapi.AdminConfig) {
+	c.StreamInterval = time.Hour
+	c.StreamHeartbeat = time.Hour
+}
 
-func (nopStats) LineStats(context.Context, string) (couponq.LineStats, error) {
-	return couponq.LineStats{}, nil
+// endsWithin reads the stream to its end, and fails the test unless the
+// body ends, cleanly, within d.
+func (s *stream) endsWithin(t *testing.T, d time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, s.r)
+		done <- err
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "the body ends as a whole answer does")
+	case <-timer.C:
+		s.close()
+		<-done
+		t.Fatalf("the stream is still open %v later", d)
+	}
+}
+
+func TestLiveStreamEndsWithClose(t *testing.T) {
+	env := newAdmin(t, quietStreams, couponq.Campaign{ID: "spring", Stock: 5})
+	a, b := env.openStream(t), env.openStream(t)
+	a.next(t)
+	b.next(t)
+
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		env.admin.Close()
+		close(closed)
+	}()
+	a.endsWithin(t, time.Second)
+	b.endsWithin(t, time.Second)
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	select {
+	case <-closed:
+	case <-timer.C:
+		t.Fatal("Close did not return once its streams ended")
+	}
+	t.Logf("two streams ended %v after Close", time.Since(start).Round(time.Millisecond))
+
+	resp, body := env.call(t, "GET", "/admin/live/stream", "")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "no new stream after Close")
+	assert.Equal(t, "unavailable", code(body))
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+
+	env.admin.Close() // again: nothing left to end
+	assert.Len(t, env.list(t), 1, "the other routes still answer")
+}
+
+func TestLiveStreamEndsWithServerShutdown(t *testing.T) {
+	env := newAdmin(t, func(c *httpapi.AdminConfig) {
+		c.StreamInterval = time.Hour
+		c.StreamHeartbeat = 20 * time.Millisecond
+	}, couponq.Campaign{ID: "spring", Stock: 5})
+	// A second server for the same handler: shutting it down ends its
+	// streams, not those env.srv serves.
+	stopping := httptest.NewUnstartedServer(env.admin)
+	stopping.Start()
+	t.Cleanup(stopping.Close)
+	s := openStreamOn(t, stopping)
+	s.next(t)
+	other := env.openStream(t)
+	other.next(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, stopping.Config.Shutdown(ctx), "Shutdown waited for the stream past its deadline")
+	t.Logf("Shutdown returned after %v", time.Since(start).Round(time.Millisecond))
+	s.endsWithin(t, time.Second)
+
+	ev, err := readEvent(other.r)
+	require.NoError(t, err)
+	assert.Equal(t, sseEvent{comment: "heartbeat"}, ev, "the other server's stream goes on")
+	env.openStream(t).next(t)
 }

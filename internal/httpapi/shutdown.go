@@ -40,7 +40,12 @@ func (g *serverGates) done(r *http.Request) <-chan struct{} {
 	}
 	g.mu.Unlock()
 	if !known {
-		srv.RegisterOnShutdown(func() { gate.once.Do(func() { close(gate.done) }) })
+		srv.RegisterOnShutdown(func() {
+			gate.once.Do(func() { close(gate.done) })
+			g.mu.Lock()
+			delete(g.m, srv) // a server that shut down serves no more streams
+			g.mu.Unlock()
+		})
 	}
 	return gate.done
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
@@ -169,8 +170,10 @@ func TestAdminDeleteOnRedis(t *testing.T) {
 		require.NoError(t, q.Record(ctx, "drop", couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i"}))
 		require.NoError(t, q.MarkSoldOut(ctx, "drop"))
 
-		h, err := httpapi.NewAdmin(httpapi.AdminConfig{Registry: reg, Stats: q, Authorize: func(*http.Request) error { return nil }})
+		h, err := httpapi.NewAdmin(httpapi.AdminConfig{Campaigns: &catalog.Ops{Registry: reg, Lines: q},
+			Authorize: func(*http.Request) error { return nil }})
 		require.NoError(t, err)
+		defer h.Close()
 		srv := httptest.NewServer(h)
 		defer srv.Close()
 		req, err := http.NewRequest("DELETE", srv.URL+"/campaigns/drop?version=1&retention=24h", nil)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/admission"
+	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/httpapi"
 	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/internal/redistest"
@@ -34,8 +35,10 @@ func TestAdminOverRedis(t *testing.T) {
 		require.NoError(t, err)
 		svc, err := admission.New(admission.Config{Catalog: reg, Queue: q})
 		require.NoError(t, err)
-		h, err := httpapi.NewAdmin(httpapi.AdminConfig{Registry: reg, Stats: q, Authorize: func(*http.Request) error { return nil }})
+		h, err := httpapi.NewAdmin(httpapi.AdminConfig{Campaigns: &catalog.Ops{Registry: reg, Lines: q},
+			Authorize: func(*http.Request) error { return nil }})
 		require.NoError(t, err)
+		defer h.Close()
 
 		call := func(method, path, body string) (int, httpapi.AdminCampaign) {
 			rr := httptest.NewRecorder()
