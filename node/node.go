@@ -83,9 +83,9 @@ type Config struct {
 	// in-memory transport, which only serves one process.
 	Transport couponq.Transport
 	// Store decides and keeps issuances, shared by every worker: pgstore or
-	// redisstore. Nil means memory.NewStore(), allowed only with the
-	// in-memory Backend: with a shared Backend each worker would enforce
-	// the stock on its own.
+	// redisstore. Nil means memory.NewStore() with the in-memory Backend;
+	// with a shared Backend a worker needs one (each would otherwise enforce
+	// the stock on its own), an API-only node does not.
 	Store couponq.Store
 	// Observer is told of every admission, scheduler tick, decision and
 	// Store call, for metrics (prom.New's, metrics.NewExpvar's). Nil means
@@ -178,7 +178,8 @@ type Node struct {
 	scheduler *scheduler.Scheduler
 	issuer    *issuing.Issuer
 	log       *slog.Logger
-	memory    bool
+	memory    bool // the Backend is the in-memory one the node made
+	local     bool // the Transport is the in-memory one the node made
 
 	healthOnce sync.Once
 	health     *health.Handler
@@ -205,19 +206,20 @@ func New(cfg Config) (*Node, error) {
 	if b := n.backend; b.Queue == nil && b.Registry == nil && b.Locker == nil && b.Tally == nil && b.Ping == nil {
 		n.backend, n.memory = memory.New(), true
 	}
-	if n.store == nil {
-		if !n.memory {
-			return nil, fmt.Errorf("%w: node: Store is required with the %s Backend (a Store every worker shares: pgstore, redisstore)",
-				couponq.ErrInvalidConfig, n.backend.Name)
-		}
+	switch {
+	case n.store != nil:
+	case n.memory:
 		n.store = memory.NewStore()
+	case cfg.Roles&RoleWorker != 0:
+		return nil, fmt.Errorf("%w: node: a worker needs a Store with the %s Backend (a Store every worker shares: pgstore, redisstore)",
+			couponq.ErrInvalidConfig, n.backend.Name)
 	}
 	if n.transport == nil {
 		t, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 		if err != nil {
 			return nil, err
 		}
-		n.transport = t
+		n.transport, n.local = t, true
 	}
 	if err := checkBackend(n.backend); err != nil {
 		return nil, err
@@ -248,7 +250,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Roles&RoleAPI != 0 {
 		ac := admission.Config{
 			Catalog: n.read, Queue: n.queue, Agenda: agenda, Tally: n.backend.Tally, Locker: n.backend.Locker,
-			Dispatcher: n.transport, LockScope: cfg.LockScope, LockTTL: cfg.LockTTL, LockWait: cfg.LockWait,
+			Dispatcher: n.v1Dispatcher(), LockScope: cfg.LockScope, LockTTL: cfg.LockTTL, LockWait: cfg.LockWait,
 			Logger: cfg.Logger, Tracer: cfg.Tracer,
 		}
 		if obs != nil {
@@ -345,6 +347,10 @@ func (n *Node) serves(c couponq.Campaign) error {
 	case c.Mode == couponq.ValidateFirst && n.backend.Tally == nil:
 		return fmt.Errorf("%w: campaign %s is V1 (%s), which needs a Backend with a Tally; the %s Backend has none",
 			couponq.ErrUnsupported, c.ID, c.Mode, n.backend.Name)
+	case c.Mode == couponq.ValidateFirst && n.v1Dispatcher() == nil:
+		return fmt.Errorf("%w: campaign %s is V1 (%s), which hands entries to the Transport from the request; "+
+			"this node's Transport is in this process, which runs no issuer: give the node a Transport",
+			couponq.ErrUnsupported, c.ID, c.Mode)
 	case c.PreQueue > 0 && !is[couponq.Seater](n.backend.Queue):
 		return fmt.Errorf("%w: campaign %s has a pre-queue, which the %s Backend's Queue cannot seat",
 			couponq.ErrUnsupported, c.ID, n.backend.Name)
@@ -353,6 +359,15 @@ func (n *Node) serves(c couponq.Campaign) error {
 			couponq.ErrUnsupported, c.ID, c.Shards, n.backend.Name)
 	}
 	return nil
+}
+
+// v1Dispatcher is where V1 admission hands entries: the Transport, unless
+// it is the in-process one and this process runs no issuer to consume it.
+func (n *Node) v1Dispatcher() couponq.Dispatcher {
+	if n.local && n.cfg.Roles&RoleWorker == 0 {
+		return nil
+	}
+	return n.transport
 }
 
 // Roles returns what the node runs.
@@ -389,15 +404,18 @@ func (n *Node) Status(ctx context.Context, campaign, user string) (couponq.Statu
 }
 
 // Start starts the worker role's scheduler and issuer (the API role has
-// nothing to run: it answers calls). It may be called once; calling it
-// again returns an error.
+// nothing to run: it answers calls). A node runs once: Start after a
+// successful Start, or after Stop, returns an error; a failed Start may be
+// tried again.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.started {
+	switch {
+	case n.stopped:
+		return errors.New("node: stopped; a node runs once")
+	case n.started:
 		return errors.New("node: already started")
 	}
-	n.started = true
 	if n.issuer != nil {
 		if err := n.issuer.Start(ctx); err != nil {
 			return err
@@ -411,6 +429,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	n.started = true
 	n.log.Info("couponq: node started", "roles", n.cfg.Roles.String(), "backend", n.backend.Name)
 	return nil
 }

@@ -6,6 +6,11 @@
 # Usage:
 #   scripts/postgres.sh start   # start (or reuse) it; writes .cache/servers/postgres/env
 #   scripts/postgres.sh stop    # stop it and remove its data
+#   scripts/postgres.sh halt    # stop it, keeping its data and port (an outage, for tests)
+#   scripts/postgres.sh resume  # start a halted server again, on the same port
+# COUPONQ_STATE_DIR (default .cache/servers) picks where the server lives, so
+# a test can run one of its own beside the shared one. Every command is
+# idempotent: halting a halted server or resuming a running one does nothing.
 # The env file sets
 #   COUPONQ_POSTGRES_DSN=postgres://postgres@127.0.0.1:PORT/couponq?sslmode=disable
 # PostgreSQL refuses to run as root, so under root the cluster belongs to the
@@ -78,8 +83,8 @@ alive() { [ -n "${1:-}" ] && "$bin/pg_isready" -q -h 127.0.0.1 -p "$1" -t 2 >/de
 
 psql_() { "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 
-# halt stops a server left in the data dir, if any, and removes the state.
-halt() {
+# teardown stops a server left in the data dir, if any, and removes the state.
+teardown() {
   if [ -f "$data/postmaster.pid" ] && [ -n "${bin:-}" ]; then
     as_owner "$bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
       as_owner "$bin/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
@@ -88,7 +93,7 @@ halt() {
 }
 
 create() {
-  halt
+  teardown
   mkdir -p "$state" "$sock"
   chmod 0755 "$state"
   if [ "$(id -u)" = 0 ]; then chown -R postgres: "$state"; fi
@@ -146,11 +151,42 @@ ENV
 
 stop() {
   bin=$(bindir || true)
-  halt
+  teardown
+}
+
+# running says whether the server of the data dir runs (pg_ctl status).
+running() { [ -f "$data/PG_VERSION" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+
+# halt_ stops the server and keeps its data dir and port for resume.
+halt_() {
+  bin=$(bindir || true)
+  [ -n "$bin" ] && [ -d "$state" ] || return 0 # nothing was ever started here
+  running || return 0
+  as_owner "$bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null ||
+    as_owner "$bin/pg_ctl" -D "$data" -m immediate -w -t 30 stop >/dev/null
+  log "postgres on 127.0.0.1:$(cat "$state/port" 2>/dev/null) halted"
+}
+
+# resume starts a halted server on its port, and waits until it answers.
+resume() {
+  bin=$(bindir || true)
+  [ -n "$bin" ] && [ -f "$data/PG_VERSION" ] && [ -f "$state/port" ] ||
+    { log "no server in $state to resume (run start first)"; exit 1; }
+  port=$(cat "$state/port")
+  alive "$port" && return 0
+  if ! running; then
+    as_owner "$bin/pg_ctl" -D "$data" -l "$state/postgres.log" -w -t 60 start >/dev/null ||
+      { log "postgres did not start; log:"; tail -20 "$state/postgres.log" >&2; exit 1; }
+  fi
+  for _ in $(seq 100); do alive "$port" && break; sleep 0.05; done
+  alive "$port" || { log "postgres on port $port does not answer"; exit 1; }
+  log "postgres on 127.0.0.1:$port resumed"
 }
 
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  halt) halt_ ;;
+  resume) resume ;;
+  *) echo "usage: $0 start|stop|halt|resume" >&2; exit 2 ;;
 esac

@@ -1,12 +1,11 @@
-// Package metrics adapts couponq's metric hooks to the standard library's
-// expvar, so counters show at /debug/vars with no dependency. Other
-// backends (Prometheus, OpenTelemetry) follow the same shape: a type whose
-// methods are the hooks.
+// Package metrics reports what a couponq node does to the standard
+// library's expvar, so its counters show at /debug/vars with no dependency:
+// Expvar is a node.Observer, given to the node as node.Config.Observer.
+// Prometheus's adapter (couponq/metrics/prom, its own module) is another.
 //
 //	m := metrics.NewExpvar("couponq")
-//	admission.New(admission.Config{..., OnAdmit: m.OnAdmit})
-//	dispatch.New(dispatch.Config{..., OnTick: m.OnTick})
-//	issuing.New(issuing.Config{..., OnIssue: m.OnIssue, OnOverIssue: m.OnOverIssue})
+//	n, err := node.New(node.Config{Observer: m, ...})
+//	// import _ "expvar" serves /debug/vars on http.DefaultServeMux
 package metrics
 
 import (
@@ -18,13 +17,15 @@ import (
 	"github.com/couponq/couponq/issuer"
 )
 
-// Expvar counts admissions, throttle ticks and decisions in an expvar.Map.
-// Keys: admit.accepted, admit.repeat, admit.<code> (AdmitOutcome: sold_out,
-// duplicate, closed, not_open, busy, unavailable, ...), admit.lock_wait_us
-// (V1, summed), throttle.ticks, throttle.moved, throttle.failed,
-// throttle.errors, issue.issued, issue.<reason> (sold_out, duplicate,
-// failed), issue.over_issued (the highest count past the stock seen by
-// OnOverIssue, summed over campaigns). Its methods are safe for concurrent use.
+// Expvar counts admissions, scheduler ticks, decisions and Store calls in
+// an expvar.Map. Keys: admit.accepted, admit.repeat, admit.<code>
+// (AdmitOutcome: sold_out, duplicate, closed, not_open, busy, unavailable,
+// ...), admit.lock_wait_us (V1, summed), scheduler.ticks, scheduler.moved,
+// scheduler.failed, scheduler.errors, issue.issued, issue.<reason>
+// (sold_out, duplicate, failed), issue.over_issued (the highest count past
+// the stock seen by OnOverIssue, summed over campaigns), store.calls,
+// store.errors, store.entries (requests decided), store.call_us (summed).
+// Its methods are safe for concurrent use.
 type Expvar struct {
 	m    *expvar.Map
 	mu   sync.Mutex
@@ -40,7 +41,7 @@ func NewExpvar(name string) *Expvar {
 // Map returns the underlying map.
 func (e *Expvar) Map() *expvar.Map { return e.m }
 
-// OnAdmit is a admission.Config.OnAdmit hook.
+// OnAdmit implements node.Observer: one admission attempt.
 func (e *Expvar) OnAdmit(ev couponq.AdmitEvent) {
 	if ev.LockWait > 0 {
 		e.m.Add("admit.lock_wait_us", ev.LockWait.Microseconds())
@@ -50,8 +51,8 @@ func (e *Expvar) OnAdmit(ev couponq.AdmitEvent) {
 
 // AdmitOutcome names an admission's outcome for metrics: accepted, repeat,
 // or the refusal's couponq.Code (sold_out, line_full, duplicate, closed,
-// not_open, busy, unavailable, invalid_id, unknown_campaign,
-// mode_unsupported, internal...). Every metrics adapter uses it, so their
+// not_open, busy, unavailable, invalid_id, unknown_campaign, unsupported,
+// internal...). Every metrics adapter uses it, so their
 // labels agree with each other and with the HTTP handler's error codes.
 func AdmitOutcome(ev couponq.AdmitEvent) string {
 	switch {
@@ -65,17 +66,17 @@ func AdmitOutcome(ev couponq.AdmitEvent) string {
 	return couponq.Code(ev.Err)
 }
 
-// OnTick is a dispatch.Config.OnTick hook.
+// OnTick implements node.Observer: one scheduler tick.
 func (e *Expvar) OnTick(ev dispatch.TickEvent) {
-	e.m.Add("throttle.ticks", 1)
-	e.m.Add("throttle.moved", int64(ev.Leased-ev.Failed))
-	e.m.Add("throttle.failed", int64(ev.Failed))
+	e.m.Add("scheduler.ticks", 1)
+	e.m.Add("scheduler.moved", int64(ev.Leased-ev.Failed))
+	e.m.Add("scheduler.failed", int64(ev.Failed))
 	if ev.Err != nil {
-		e.m.Add("throttle.errors", 1)
+		e.m.Add("scheduler.errors", 1)
 	}
 }
 
-// OnIssue is an issuing.Config.OnIssue hook.
+// OnIssue implements node.Observer: one entry decided.
 func (e *Expvar) OnIssue(ev issuer.Event) {
 	if ev.Result.State == couponq.StateIssued {
 		e.m.Add("issue.issued", 1)
@@ -84,8 +85,18 @@ func (e *Expvar) OnIssue(ev issuer.Event) {
 	e.m.Add("issue."+string(ev.Result.Reason), 1)
 }
 
-// OnOverIssue is an issuing.Config.OnOverIssue hook: issue.over_issued grows
-// by the units issued past the stock since the last report of the campaign.
+// OnStoreCall implements node.Observer: one Store call.
+func (e *Expvar) OnStoreCall(ev issuer.StoreCall) {
+	e.m.Add("store.calls", 1)
+	e.m.Add("store.entries", int64(ev.Entries))
+	e.m.Add("store.call_us", ev.Duration.Microseconds())
+	if ev.Err != nil {
+		e.m.Add("store.errors", 1)
+	}
+}
+
+// OnOverIssue implements node.Observer: issue.over_issued grows by the
+// units issued past the stock since the last report of the campaign.
 func (e *Expvar) OnOverIssue(ev issuer.OverIssue) {
 	over := ev.Issued - ev.Stock
 	if over <= 0 {

@@ -4,31 +4,43 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/dispatch"
-	"github.com/couponq/couponq/internal/admission"
-	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/node"
 )
 
+var _ node.Observer = (*metrics.Expvar)(nil)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var published atomic.Int64
+
+// newExpvar publishes an Expvar under a name no other run of the test took
+// (expvar names live as long as the process: go test -count=N).
+func newExpvar(t *testing.T) *metrics.Expvar {
+	return metrics.NewExpvar(fmt.Sprintf("%s_%d", t.Name(), published.Add(1)))
+}
+
 func TestExpvarCounts(t *testing.T) {
-	m := metrics.NewExpvar("couponq_test")
-	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1})
-	require.NoError(t, err)
-	q := memline.NewQueue(nil)
-	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
+	m := newExpvar(t)
+	n, err := node.New(node.Config{Observer: m}) // not started: only admissions
 	require.NoError(t, err)
 	ctx := context.Background()
-	_, _ = svc.Admit(ctx, couponq.Request{Campaign: "c", User: "a"})
-	_, _ = svc.Admit(ctx, couponq.Request{Campaign: "c", User: "a"})
-	_, _ = svc.Admit(ctx, couponq.Request{Campaign: "c", User: "bad id"})
+	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: "c", Stock: 1})
+	require.NoError(t, err)
+	_, _ = n.Admit(ctx, couponq.Request{Campaign: "c", User: "a"})
+	_, _ = n.Admit(ctx, couponq.Request{Campaign: "c", User: "a"})
+	_, _ = n.Admit(ctx, couponq.Request{Campaign: "c", User: "bad id"})
 	m.OnAdmit(couponq.AdmitEvent{Err: fmt.Errorf("%w: x", couponq.ErrUnavailable)})
 	m.OnAdmit(couponq.AdmitEvent{LockWait: 3 * time.Millisecond})
 	m.OnTick(dispatch.TickEvent{Leased: 10, Failed: 2, Err: errors.New("x")})
@@ -38,6 +50,8 @@ func TestExpvarCounts(t *testing.T) {
 	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 11, Stock: 10}) // an older, smaller count adds nothing
 	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 15, Stock: 10})
 	m.OnOverIssue(issuer.OverIssue{Campaign: "d", Issued: 3, Stock: 2})
+	m.OnStoreCall(issuer.StoreCall{Entries: 100, Duration: 2 * time.Millisecond})
+	m.OnStoreCall(issuer.StoreCall{Entries: 1, Duration: time.Millisecond, Err: errors.New("timeout")})
 
 	get := func(k string) string {
 		v := m.Map().Get(k)
@@ -51,10 +65,56 @@ func TestExpvarCounts(t *testing.T) {
 	assert.Equal(t, "1", get("admit.invalid_id"))
 	assert.Equal(t, "1", get("admit.unavailable"))
 	assert.Equal(t, "3000", get("admit.lock_wait_us"))
-	assert.Equal(t, "8", get("throttle.moved"))
-	assert.Equal(t, "2", get("throttle.failed"))
-	assert.Equal(t, "1", get("throttle.errors"))
+	assert.Equal(t, "1", get("scheduler.ticks"))
+	assert.Equal(t, "8", get("scheduler.moved"))
+	assert.Equal(t, "2", get("scheduler.failed"))
+	assert.Equal(t, "1", get("scheduler.errors"))
 	assert.Equal(t, "1", get("issue.issued"))
 	assert.Equal(t, "1", get("issue.sold_out"))
 	assert.Equal(t, "6", get("issue.over_issued"), "5 past c's stock, 1 past d's")
+	assert.Equal(t, "2", get("store.calls"))
+	assert.Equal(t, "1", get("store.errors"))
+	assert.Equal(t, "101", get("store.entries"))
+	assert.Equal(t, "3000", get("store.call_us"))
+}
+
+// A node observed by Expvar reports its whole pipeline: admissions, ticks,
+// decisions and Store calls.
+func TestExpvarObservesNode(t *testing.T) {
+	ctx := context.Background()
+	m := newExpvar(t)
+	n, err := node.New(node.Config{Observer: m, PollInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, n.Start(ctx))
+	defer func() { require.NoError(t, n.Stop(ctx)) }()
+	// Paused until both wait, so the second is refused by the Store, not at admission.
+	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: "sale", Stock: 1, Interval: 5 * time.Millisecond, Paused: true})
+	require.NoError(t, err)
+	for _, u := range []string{"a", "b"} {
+		_, err := n.Admit(ctx, couponq.Request{Campaign: "sale", User: u})
+		require.NoError(t, err)
+	}
+	_, err = n.ResumeCampaign(ctx, "sale")
+	require.NoError(t, err)
+	decided := func() bool {
+		for _, u := range []string{"a", "b"} {
+			st, err := n.Status(ctx, "sale", u)
+			if err != nil || !st.State.Terminal() {
+				return false
+			}
+		}
+		return true
+	}
+	require.Eventually(t, decided, 10*time.Second, 5*time.Millisecond)
+	get := func(k string) string {
+		if v := m.Map().Get(k); v != nil {
+			return v.String()
+		}
+		return "<nil>"
+	}
+	assert.Equal(t, "2", get("admit.accepted"))
+	assert.Equal(t, "1", get("issue.issued"))
+	assert.Equal(t, "1", get("issue.sold_out"))
+	assert.NotEqual(t, "<nil>", get("scheduler.ticks"))
+	assert.NotEqual(t, "<nil>", get("store.calls"))
 }

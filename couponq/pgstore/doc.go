@@ -5,6 +5,22 @@
 // closes it; several worker processes may share one database: PostgreSQL,
 // not the process, enforces the stock and the per-user limit.
 //
+// A node takes it as node.Config.Store, shared by every worker, and its
+// readiness checks the database through Store.Ping (the check "store"):
+//
+//	import (
+//		"github.com/jackc/pgx/v5/pgxpool"
+//
+//		"github.com/couponq/couponq/couponq/pgstore"
+//		"github.com/couponq/couponq/node"
+//	)
+//
+//	pool, err := pgxpool.New(ctx, dsn)
+//	err = pgstore.Migrate(ctx, pool)
+//	store, err := pgstore.New(pgstore.Config{Pool: pool})
+//	n, err := node.New(node.Config{Backend: backend, Store: store, ...})
+//	mux.Handle("/readyz", n.Readiness()) // 503 naming "store" while PostgreSQL is down
+//
 // Its answers are memory.Store's, request for request: a key seen before
 // gets its first issuance back; a user holding max(PerUserLimit, 1) units
 // gets AlreadyIssued; a campaign whose issued count reached Stock answers

@@ -83,6 +83,24 @@ func New(cfg Config) (*Store, error) {
 	return &Store{db: cfg.Pool, log: cfg.Logger, maxRetries: cfg.MaxRetries}, nil
 }
 
+// Ping reports whether the database answers: the pool's own Ping when the
+// DB has one (*pgxpool.Pool and *pgx.Conn do), else SELECT 1. A node calls
+// it for its readiness (the check named "store"), so a host's readiness
+// probe turns false while PostgreSQL is down and true once it is back.
+func (s *Store) Ping(ctx context.Context) error {
+	if p, ok := s.db.(interface{ Ping(context.Context) error }); ok {
+		if err := p.Ping(ctx); err != nil {
+			return fmt.Errorf("pgstore: ping: %w", err)
+		}
+		return nil
+	}
+	var one int
+	if err := s.db.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("pgstore: ping: %w", err)
+	}
+	return nil
+}
+
 // Issue implements couponq.Store: a one-request IssueBatch.
 func (s *Store) Issue(ctx context.Context, r couponq.IssueRequest) (couponq.Issuance, error) {
 	if err := ctx.Err(); err != nil {

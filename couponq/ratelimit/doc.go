@@ -1,6 +1,6 @@
 // Package ratelimit is a net/http middleware that limits requests per key —
 // per user, per client address — answering 429 with Retry-After to a key
-// over its limit, in the JSON error shape of couponq/httpapi:
+// over its limit, in the JSON error shape of the node's handlers:
 //
 //	429 {"error":{"code":"rate_limited","message":"too many requests, retry in 3s"}}
 //
@@ -8,9 +8,14 @@
 // protects the API in front of it from one client sending far more than its
 // share (a script hammering admission or status polling).
 //
+//	import (
+//		"github.com/couponq/couponq/couponq/ratelimit"
+//		"github.com/couponq/couponq/node"
+//	)
+//
 //	limiter, _ := ratelimit.NewRedis(rdb, ratelimit.Rate{Events: 10, Per: time.Second, Burst: 20}, "api")
 //	mw, _ := ratelimit.Middleware(ratelimit.Config{Limiter: limiter, Key: ratelimit.ByHeader("X-User")})
-//	h, _ := httpapi.New(httpapi.Config{Service: n.Service(), User: auth})
+//	h, _ := n.Handler(node.HandlerConfig{User: node.HeaderUser("X-User"), BasePath: "/api"})
 //	mux.Handle("/api/", mw(h))
 //
 // Two limiters ship, each a token bucket (Rate: Events per Per, Burst at

@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -8,23 +9,24 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/ratelimit"
-	"github.com/couponq/couponq/internal/admission"
-	"github.com/couponq/couponq/internal/httpapi"
-	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/node"
 )
 
 // The public handler behind a per-user limit: two requests at once, then one
 // a minute. With Redis, ratelimit.NewRedis(rdb, rate, "api") shares the limit
 // across processes.
 func Example() {
-	catalog, _ := memline.NewRegistry(couponq.Campaign{ID: "drop", Stock: 10})
-	svc, _ := admission.New(admission.Config{Catalog: catalog, Queue: memline.NewQueue(nil)})
-	api, _ := httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User"), BasePath: "/api"})
+	ctx := context.Background()
+	n, _ := node.New(node.Config{}) // in-memory
+	_ = n.Start(ctx)
+	defer n.Stop(ctx)
+	_, _ = n.CreateCampaign(ctx, couponq.Campaign{ID: "drop", Stock: 10, Paused: true}) // paused: the entry waits
+	api, _ := n.Handler(node.HandlerConfig{User: node.HeaderUser("X-User"), BasePath: "/api"})
 
 	limiter, _ := ratelimit.NewMemory(ratelimit.MemoryConfig{Rate: ratelimit.Rate{Events: 1, Per: time.Minute, Burst: 2}})
 	limit, _ := ratelimit.Middleware(ratelimit.Config{
 		Limiter: limiter,
-		// The same trusted header httpapi reads the user from; ByRemoteIP
+		// The same trusted header the handler reads the user from; ByRemoteIP
 		// limits by address instead.
 		Key: ratelimit.ByHeader("X-User"),
 	})

@@ -53,7 +53,7 @@ type Config struct {
 }
 
 // ErrorResponse is the body of every error answer, the JSON error shape of
-// couponq/httpapi.
+// the node's handlers (node.Node.Handler).
 type ErrorResponse struct {
 	Error struct {
 		Code    string `json:"code"`

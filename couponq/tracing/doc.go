@@ -21,31 +21,34 @@
 // what a trace of a flash sale is usually read for.
 //
 // Between processes the trace travels in the entry (couponq.Entry.Trace):
-// the admit span's context is stored with the waiting entry (memline.Queue,
-// or redisq's per-campaign trace hash), the dispatch span replaces it
+// the admit span's context is stored with the waiting entry (in the
+// in-memory line, or in the Redis backend's per-campaign trace hash), the
+// dispatch span replaces it
 // before the entry goes to the transport (wire's "trace" field in a Kafka
 // message), and the consume span's is handed to the issue span. Every hop is
 // parent to child, so a backend draws one tree per user.
 //
 // # Wiring
 //
-// One Tracer serves every part; give it to a node:
+// One Tracer serves admission, the scheduler and the issuer; give it to
+// the node as node.Config.Tracer:
+//
+//	import (
+//		sdktrace "go.opentelemetry.io/otel/sdk/trace"
+//
+//		"github.com/couponq/couponq/couponq/tracing"
+//		"github.com/couponq/couponq/node"
+//	)
 //
 //	tp := sdktrace.NewTracerProvider(
 //		sdktrace.WithBatcher(exporter), // an OTLP exporter, say
 //		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))),
 //	)
 //	tracer, err := tracing.New(tracing.Config{TracerProvider: tp})
-//	n, err := node.New(node.Config{Catalog: campaigns, Tracer: tracer, ...})
-//
-// or, wiring the parts by hand, to each of them:
-//
-//	admission.New(admission.Config{..., Tracer: tracer})
-//	scheduler.New(scheduler.Config{..., Tracer: tracer}) // or dispatch.Config for a Throttle
-//	issuing.New(issuing.Config{..., Tracer: tracer})
+//	n, err := node.New(node.Config{Tracer: tracer, ...})
 //
 // Admission takes its parent from the request's context, so mount the
-// couponq/httpapi handler behind the tracing middleware. Every process of
+// node's Handler behind the tracing middleware. Every process of
 // the group should run a Tracer with the same Propagator (the default is
 // fine); a process without one passes entries on with the trace they came
 // with, so the chain skips that stage rather than breaking.

@@ -12,8 +12,6 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/tracing"
-	"github.com/couponq/couponq/internal/memline"
-	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/node"
 )
 
@@ -31,14 +29,20 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	campaigns, _ := memline.NewRegistry(couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond})
-	n, _ := node.New(node.Config{
-		Catalog:   campaigns,
-		Tracer:    tracer, // the Service, the Scheduler and the issuer share it
-		Scheduler: scheduler.Config{PollInterval: 10 * time.Millisecond},
+	n, err := node.New(node.Config{
+		Tracer:       tracer, // admission, the scheduler and the issuer share it
+		PollInterval: 10 * time.Millisecond,
 	})
-	_ = n.Start(ctx)
+	if err != nil {
+		panic(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		panic(err)
+	}
 	defer n.Stop(ctx)
+	if _, err := n.CreateCampaign(ctx, couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond}); err != nil {
+		panic(err)
+	}
 
 	users := []string{"ann", "bo", "cy"}
 	requests := map[string]trace.TraceID{}
@@ -49,7 +53,8 @@ func Example() {
 		req.End()
 		requests[user] = req.SpanContext().TraceID()
 	}
-	for len(exporter.GetSpans()) < 5*len(users) { // each journey's last span ends just after its outcome
+	// Each journey's last span ends just after its outcome; wait, bounded.
+	for deadline := time.Now().Add(10 * time.Second); len(exporter.GetSpans()) < 5*len(users) && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for _, user := range users {

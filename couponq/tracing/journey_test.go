@@ -47,8 +47,8 @@ type journey struct {
 // queue, hand-off and issuer path carry it.
 func TestJourney(t *testing.T) {
 	for name, j := range map[string]journey{
-		"throttle":                        {},
-		"throttle/batch":                  {batch: true},
+		"scheduler":                       {},
+		"scheduler/batch":                 {batch: true},
 		"scheduler/wire":                  {wire: true},
 		"scheduler/wire/batch":            {wire: true, batch: true},
 		"scheduler/wire/batch/tracestate": {wire: true, batch: true, traceState: true},
@@ -59,7 +59,7 @@ func TestJourney(t *testing.T) {
 	}
 }
 
-// The same through Redis: the carrier waits in redisq's trace hash. Skips
+// The same through Redis: the carrier waits in the line's trace hash. Skips
 // without Redis unless CI is set (then it fails): scripts/redis.sh starts
 // one and writes COUPONQ_REDIS_ADDR and COUPONQ_REDIS_CLUSTER to
 // .cache/servers/redis/env.
@@ -67,7 +67,7 @@ func TestJourneyRedis(t *testing.T) {
 	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
 		for name, j := range map[string]journey{
 			"scheduler/wire/batch/tracestate": {wire: true, batch: true, traceState: true},
-			"throttle":                        {},
+			"scheduler":                       {},
 		} {
 			t.Run(name, func(t *testing.T) {
 				j.queue = func(t *testing.T) couponq.Queue {
@@ -219,7 +219,7 @@ func runJourney(t *testing.T, j journey) {
 			assert.Equal(t, codes.Unset, chain[k].Status().Code, "user %s: %s", u, chain[k].Name())
 			assert.Equal(t, c.ID, attrs(chain[k])[tracing.AttrCampaign].AsString())
 			if j.queue == nil || k == 1 {
-				// redisq keeps no request ID with a waiting entry: only the
+				// Redis keeps no request ID with a waiting entry: only the
 				// admit span (and memory's later ones) know it.
 				assert.Equal(t, "req-"+u, attrs(chain[k])[tracing.AttrRequestID].AsString(), "user %s: %s", u, chain[k].Name())
 			}

@@ -482,6 +482,6 @@ var outcomes = []string{
 // event): unavailable (a backend down, or the context ended before the
 // stage finished), busy, internal (any error couponq does not know), and
 // the operator codes (invalid_campaign, invalid_config, campaign_exists,
-// version_conflict, campaign_busy, not_found, mode_unsupported), which no
-// traced stage should meet.
+// version_conflict, stock_below_issued, campaign_busy, not_found,
+// unsupported), which no traced stage should meet.
 func IsOutcome(code string) bool { return slices.Contains(outcomes, code) }

@@ -21,9 +21,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/internal/catalog"
-	"github.com/couponq/couponq/internal/httpapi"
-	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
 )
 
@@ -42,10 +39,10 @@ const (
 func cookieAuthorize(r *http.Request) error {
 	c, err := r.Cookie(adminCookie)
 	if err != nil {
-		return fmt.Errorf("%w: no %s cookie", httpapi.ErrUnauthorized, adminCookie)
+		return fmt.Errorf("%w: no %s cookie", node.ErrUnauthenticated, adminCookie)
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Value), []byte(adminSecret)) != 1 {
-		return fmt.Errorf("%w: wrong admin cookie", httpapi.ErrUnauthorized)
+		return fmt.Errorf("%w: wrong admin cookie", node.ErrUnauthenticated)
 	}
 	return nil
 }
@@ -64,41 +61,37 @@ func chromium(t *testing.T) string {
 }
 
 // pipeline is a running in-memory node (admission, scheduler, issuer) and
-// its admin handler, served over HTTP.
+// its admin handler, served over HTTP on 127.0.0.1.
 type pipeline struct {
-	node  *node.Node
-	reg   *memline.Registry
-	stats couponq.LineStatser
-	srv   *httptest.Server
-	down  atomic.Bool // while set, every request is refused: the page must say so and recover
+	node *node.Node
+	srv  *httptest.Server
+	down atomic.Bool // while set, every request is refused: the page must say so and recover
 }
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
-	reg, err := memline.NewRegistry(
-		couponq.Campaign{ID: "flash-300", Stock: 300, BatchSize: 50, Interval: 200 * time.Millisecond},
-		couponq.Campaign{ID: "weekend-drop", Stock: 5000, BatchSize: 40, Interval: 500 * time.Millisecond},
-		couponq.Campaign{ID: "vip-preview", Stock: 200, Paused: true},
-		couponq.Campaign{ID: "summer-launch", Stock: 10000, OpensAt: time.Now().Add(3 * time.Hour)},
-		couponq.Campaign{ID: "winter-clearance", Stock: 1000, BatchSize: 100, Interval: 100 * time.Millisecond},
-	)
+	ctx := context.Background()
+	n, err := node.New(node.Config{CacheTTL: 100 * time.Millisecond})
 	require.NoError(t, err)
-	n, err := node.New(node.Config{Catalog: reg, CatalogTTL: 100 * time.Millisecond})
-	require.NoError(t, err)
-	require.NoError(t, n.Start(context.Background()))
+	require.NoError(t, n.Start(ctx))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, n.Stop(ctx))
 	})
-	stats, ok := n.Queue().(couponq.LineStatser)
-	require.True(t, ok, "the in-memory Queue counts its lines")
-	admin, err := httpapi.NewAdmin(httpapi.AdminConfig{
-		Registry: reg, Stats: stats, Authorize: cookieAuthorize, BasePath: "/admin",
-		StreamInterval: 250 * time.Millisecond,
-	})
+	for _, c := range []couponq.Campaign{
+		{ID: "flash-300", Stock: 300, BatchSize: 50, Interval: 200 * time.Millisecond},
+		{ID: "weekend-drop", Stock: 5000, BatchSize: 40, Interval: 500 * time.Millisecond},
+		{ID: "vip-preview", Stock: 200, Paused: true},
+		{ID: "summer-launch", Stock: 10000, OpensAt: time.Now().Add(3 * time.Hour)},
+		{ID: "winter-clearance", Stock: 1000, BatchSize: 100, Interval: 100 * time.Millisecond},
+	} {
+		_, err := n.CreateCampaign(ctx, c)
+		require.NoError(t, err)
+	}
+	admin, err := n.AdminHandler(node.AdminConfig{Authorize: cookieAuthorize, BasePath: "/admin"})
 	require.NoError(t, err)
-	p := &pipeline{node: n, reg: reg, stats: stats}
+	p := &pipeline{node: n}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.down.Load() {
 			http.Error(w, "down for the test", http.StatusServiceUnavailable)
@@ -129,7 +122,7 @@ func (p *pipeline) admit(t *testing.T, campaign string, n int) int {
 func (p *pipeline) waitIssued(t *testing.T, campaign string, n int64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		s, err := p.stats.LineStats(context.Background(), campaign)
+		s, err := p.node.LineStats(context.Background(), campaign)
 		require.NoError(t, err)
 		return s.Issued == n && s.Waiting == 0 && s.InFlight == 0
 	}, 15*time.Second, 20*time.Millisecond, "%s issues %d", campaign, n)
@@ -193,7 +186,7 @@ func TestLivePage(t *testing.T) {
 	p.admit(t, "vip-preview", 150)
 	p.admit(t, "winter-clearance", 640)
 	p.waitIssued(t, "winter-clearance", 640)
-	_, err := (&catalog.Ops{Registry: p.reg}).Close(context.Background(), "winter-clearance", time.Now())
+	_, err := p.node.CloseCampaign(context.Background(), "winter-clearance", time.Now())
 	require.NoError(t, err)
 
 	// Without the cookie, the page and its stream are refused.
@@ -249,7 +242,7 @@ func TestLivePage(t *testing.T) {
 // temporary directory.
 func takeScreenshot(t *testing.T, ctx context.Context) {
 	t.Helper()
-	time.Sleep(600 * time.Millisecond) // let the bars' transitions end
+	waitFor(t, ctx, "the bars' transitions end", `document.getAnimations().length === 0`)
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
 	path := *screenshot

@@ -1,17 +1,21 @@
-// Package prom adapts couponq's metric hooks to Prometheus. It lives in its
-// own module, so the core module does not require client_golang.
+// Package prom reports what a couponq node does to Prometheus: its Metrics
+// is a node.Observer (and node.LineObserver), given to the node as one
+// value. It lives in its own module, so the core module does not require
+// client_golang.
 //
 // # Usage
 //
+//	import (
+//		"github.com/prometheus/client_golang/prometheus"
+//		"github.com/prometheus/client_golang/prometheus/promhttp"
+//
+//		"github.com/couponq/couponq/couponq/metrics/prom"
+//		"github.com/couponq/couponq/node"
+//	)
+//
 //	reg := prometheus.NewRegistry()
-//	m, err := prom.New(prom.Config{
-//		Registerer: reg,
-//		Lines:      queue,    // optional: a couponq.LineStatser (memory, redisq)
-//		Registry:   registry, // optional: which campaigns get line gauges
-//	})
-//	admission.New(admission.Config{..., OnAdmit: m.OnAdmit})
-//	scheduler.New(scheduler.Config{..., OnTick: m.OnTick})
-//	issuing.New(issuing.Config{..., OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue})
+//	m, err := prom.New(prom.Config{Registerer: reg})
+//	n, err := node.New(node.Config{Observer: m, ...}) // also hands m the node's lines
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
 // # Metrics
@@ -36,7 +40,9 @@
 //	couponq_store_call_entries                      histogram: requests decided per Store call
 //	couponq_over_issued_units{campaign}             gauge: units past the stock; alert on > 0
 //
-// and, with Config.Lines:
+// and, per campaign the node lists, once the node has handed over its lines
+// (node.New calls ObserveLines; a sharded campaign counts all its
+// sub-lines, as the admin API does):
 //
 //	couponq_line_waiting{campaign}                  gauge
 //	couponq_line_in_flight{campaign}                gauge
@@ -53,10 +59,10 @@
 // fixed set of values. The campaign label takes at most MaxCampaigns
 // (default 1000) distinct IDs per process: the first MaxCampaigns campaigns
 // the hooks see keep their ID, every later one is counted under "other".
-// Admissions naming a campaign the Catalog does not know, or a malformed
+// Admissions naming a campaign the node does not know, or a malformed
 // ID, are counted under "unknown" and never take a slot, since clients
 // choose those IDs. Line gauges are reported for at most MaxCampaigns
-// campaigns (the first of the list, in its order).
+// campaigns (the first the node lists, in ID order).
 //
 // # Cost per scrape
 //
@@ -66,15 +72,14 @@
 // The line gauges are collected, not polled by a loop: a scrape serves a
 // cached snapshot, and only when it is older than LineCacheTTL (default 5s)
 // does the scrape refresh it first. A refresh lists the campaigns (one
-// Config.Campaigns or Registry.List call; without either, the campaigns
-// the hooks have seen, at no cost) and reads LineStats for at most
+// read of the node's registry) and reads LineStats for at most
 // MaxCampaigns of them, StatsConcurrency (default 8) at a time, within
-// StatsTimeout (default 2s): with the Redis Queue that is a few O(1) reads
-// per campaign. So the backend sees at most one list call and MaxCampaigns
-// LineStats calls per LineCacheTTL, whatever the scrape rate and however
-// many scrapers there are: concurrent scrapes wait for one refresh and
-// share it. A campaign whose read fails or does not finish in time keeps
-// its previous values (and couponq_line_stats_errors_total grows); a
-// scrape takes at most about StatsTimeout. Values may be up to LineCacheTTL
-// old. A LineStatser must honour its context for the timeout to hold.
+// StatsTimeout (default 2s): with the Redis backend that is a few O(1)
+// reads per line (per sub-line of a sharded campaign). So the backend sees
+// at most one list and MaxCampaigns LineStats calls per LineCacheTTL,
+// whatever the scrape rate and however many scrapers there are: concurrent
+// scrapes wait for one refresh and share it. A campaign whose read fails or
+// does not finish in time keeps its previous values (and
+// couponq_line_stats_errors_total grows); a scrape takes at most about
+// StatsTimeout. Values may be up to LineCacheTTL old.
 package prom

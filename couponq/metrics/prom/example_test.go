@@ -12,27 +12,32 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/metrics/prom"
-	"github.com/couponq/couponq/internal/admission"
-	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/node"
 )
 
 func Example() {
+	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	registry, _ := memline.NewRegistry(couponq.Campaign{ID: "spring-sale", Stock: 100})
-	queue := memline.NewQueue(nil)
-	m, err := prom.New(prom.Config{
-		Registerer: reg,
-		Lines:      queue,    // line gauges, read at most once per LineCacheTTL
-		Registry:   registry, // for these campaigns
-	})
+	m, err := prom.New(prom.Config{Registerer: reg})
 	if err != nil {
 		panic(err)
 	}
-	svc, _ := admission.New(admission.Config{Catalog: registry, Queue: queue, OnAdmit: m.OnAdmit})
-	// Also: scheduler.Config{OnTick: m.OnTick} and
-	// issuing.Config{OnIssue: m.OnIssue, OnStoreCall: m.OnStoreCall, OnOverIssue: m.OnOverIssue}.
+	// One value for every metric: the node calls m's hooks and hands it its
+	// lines for the line gauges (read at most once per LineCacheTTL).
+	n, err := node.New(node.Config{Observer: m})
+	if err != nil {
+		panic(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer n.Stop(ctx)
+	// Paused, so the line keeps its users for the gauges to count.
+	if _, err := n.CreateCampaign(ctx, couponq.Campaign{ID: "spring-sale", Stock: 100, Paused: true}); err != nil {
+		panic(err)
+	}
 	for _, user := range []string{"ann", "bob", "ann"} {
-		_, _ = svc.Admit(context.Background(), couponq.Request{Campaign: "spring-sale", User: user})
+		_, _ = n.Admit(ctx, couponq.Request{Campaign: "spring-sale", User: user})
 	}
 
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})) // mount at /metrics

@@ -8,16 +8,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/node"
 )
 
-// lineCollector is a prometheus.Collector for the per-campaign line gauges.
-// A scrape serves a cached snapshot; when it is older than the TTL, the
-// scrape first refreshes it (one refresh at a time: concurrent scrapes wait
-// for it and share its result), reading at most maxCampaigns LineStats with
-// bounded concurrency within the stats timeout.
+// lineCollector is a prometheus.Collector for the per-campaign line gauges
+// of the Lines handed to observe; before that it reports nothing. A scrape
+// serves a cached snapshot; when it is older than the TTL, the scrape first
+// refreshes it (one refresh at a time: concurrent scrapes wait for it and
+// share its result), listing the campaigns and reading at most max
+// LineStats with bounded concurrency within the stats timeout.
 type lineCollector struct {
-	lines       couponq.LineStatser
-	list        func(ctx context.Context) ([]string, error)
 	max         int
 	ttl         time.Duration
 	timeout     time.Duration
@@ -31,19 +31,19 @@ type lineCollector struct {
 	refreshDur                                   prometheus.Gauge
 
 	mu     sync.Mutex // held during a refresh
+	lines  node.Lines // nil until observe
 	at     time.Time  // when stats were last refreshed
 	stats  map[string]couponq.LineStats
 	order  []string // campaigns of the last refresh, in list order
 	loaded bool
 }
 
-func newLineCollector(cfg Config, labels *labeler) *lineCollector {
+func newLineCollector(cfg Config) *lineCollector {
 	ns := cfg.Namespace
 	desc := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(ns, "line", name), help, []string{"campaign"}, nil)
 	}
-	c := &lineCollector{
-		lines:       cfg.Lines,
+	return &lineCollector{
 		max:         cfg.MaxCampaigns,
 		ttl:         cfg.LineCacheTTL,
 		timeout:     cfg.StatsTimeout,
@@ -70,31 +70,14 @@ func newLineCollector(cfg Config, labels *labeler) *lineCollector {
 			Help: "Time of the last refresh of the line stats.",
 		}),
 	}
-	switch {
-	case cfg.Campaigns != nil:
-		c.list = cfg.Campaigns
-	case cfg.Registry != nil:
-		c.list = RegistryCampaigns(cfg.Registry)
-	default:
-		c.list = func(context.Context) ([]string, error) { return labels.campaigns(), nil }
-	}
-	return c
 }
 
-// RegistryCampaigns adapts a Registry to Config.Campaigns: the IDs of every
-// campaign it lists, in ID order.
-func RegistryCampaigns(r couponq.Registry) func(ctx context.Context) ([]string, error) {
-	return func(ctx context.Context) ([]string, error) {
-		cs, err := r.List(ctx)
-		if err != nil {
-			return nil, err
-		}
-		ids := make([]string, len(cs))
-		for i, c := range cs {
-			ids[i] = c.ID
-		}
-		return ids, nil
-	}
+// observe makes the collector report l's lines, from the next scrape on.
+func (c *lineCollector) observe(l node.Lines) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines, c.loaded = l, false
+	c.stats, c.order = map[string]couponq.LineStats{}, nil
 }
 
 // Describe implements prometheus.Collector.
@@ -112,6 +95,10 @@ func (c *lineCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *lineCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
+	if c.lines == nil {
+		c.mu.Unlock()
+		return // no lines observed: no line gauges
+	}
 	if !c.loaded || c.now().Sub(c.at) >= c.ttl {
 		c.refresh()
 	}
@@ -137,7 +124,7 @@ func (c *lineCollector) Collect(ch chan<- prometheus.Metric) {
 	c.refreshDur.Collect(ch)
 }
 
-// refresh reads the stats of the listed campaigns (at most max of them),
+// refresh lists the campaigns and reads the stats of at most max of them,
 // StatsConcurrency at a time, within StatsTimeout. c.mu is held. The maps
 // are replaced, not modified, so a snapshot taken under c.mu stays valid.
 func (c *lineCollector) refresh() {
@@ -149,15 +136,16 @@ func (c *lineCollector) refresh() {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	ids, err := c.list(ctx)
+	campaigns, err := c.lines.Campaigns(ctx)
 	if err != nil {
 		c.errs.Inc()
 		c.cfg.Logger.Warn("couponq/prom: listing campaigns for line stats", "err", err)
 		return // keep the previous snapshot
 	}
-	seen := make(map[string]bool, min(len(ids), c.max))
-	order := make([]string, 0, min(len(ids), c.max))
-	for _, id := range ids {
+	seen := make(map[string]bool, min(len(campaigns), c.max))
+	order := make([]string, 0, min(len(campaigns), c.max))
+	for _, cp := range campaigns {
+		id := cp.ID
 		if len(order) == c.max {
 			break
 		}
@@ -174,6 +162,7 @@ func (c *lineCollector) refresh() {
 		ok bool
 	}
 	results := make([]result, len(order))
+	lines := c.lines
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range min(c.concurrency, len(order)) {
@@ -182,7 +171,7 @@ func (c *lineCollector) refresh() {
 				if ctx.Err() != nil {
 					continue // out of time: keeps its previous values
 				}
-				s, err := c.lines.LineStats(ctx, order[i])
+				s, err := lines.LineStats(ctx, order[i])
 				if err != nil {
 					c.errs.Inc()
 					c.cfg.Logger.Warn("couponq/prom: line stats", "campaign", order[i], "err", err)

@@ -1,7 +1,6 @@
 package prom
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/node"
 )
 
 // Defaults applied by New.
@@ -31,7 +31,7 @@ const (
 	// MaxCampaigns distinct ones already have their own label.
 	LabelOther = "other"
 	// LabelUnknown is the campaign label of admissions naming a campaign
-	// the Catalog does not know, or an ID that is not valid: such IDs come
+	// the node does not know, or an ID that is not valid: such IDs come
 	// from clients, so they never get a label of their own.
 	LabelUnknown = "unknown"
 )
@@ -44,25 +44,14 @@ type Config struct {
 	// Namespace prefixes every metric name; "" means "couponq".
 	Namespace string
 
-	// Lines, if set, is read for the per-campaign line gauges
-	// (<ns>_line_waiting, _in_flight, _issued, _admitted, _sold_out). The
-	// shipped Queues (memory, redisq) implement couponq.LineStatser.
-	Lines couponq.LineStatser
-	// Campaigns, if set, lists the campaigns to report line gauges for.
-	// Otherwise Registry.List does; otherwise the campaigns the hooks have
-	// seen (admissions, ticks, issuances) are reported. Only the first
-	// MaxCampaigns of the list (in its order) are read.
-	Campaigns func(ctx context.Context) ([]string, error)
-	// Registry lists the campaigns when Campaigns is nil.
-	Registry couponq.Registry
 	// MaxCampaigns bounds the campaign label's values per metric family
-	// and the LineStats reads per refresh; 0 means 1000. Hook metrics of
-	// campaigns seen after MaxCampaigns distinct ones carry the campaign
-	// label "other".
+	// and the campaigns given line gauges (the first MaxCampaigns the node
+	// lists, in ID order); 0 means 1000. Hook metrics of campaigns seen
+	// after MaxCampaigns distinct ones carry the campaign label "other".
 	MaxCampaigns int
-	// LineCacheTTL is how long line stats are served from cache: they are
-	// read at most once per LineCacheTTL whatever the scrape rate; 0 means
-	// 5s.
+	// LineCacheTTL is how long the line gauges are served from cache: the
+	// node's lines are read at most once per LineCacheTTL whatever the
+	// scrape rate; 0 means 5s.
 	LineCacheTTL time.Duration
 	// StatsTimeout bounds one refresh of the line stats (listing the
 	// campaigns and reading them); 0 means 2s. Campaigns not read in time
@@ -75,8 +64,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Metrics holds the Prometheus collectors fed by couponq's hooks. Its
-// methods are safe for concurrent use.
+// Metrics is a node.LineObserver: give it to node.Config.Observer and the
+// node tells it of every admission, scheduler tick, decision and Store
+// call, and hands it the node's lines for the line gauges. Its methods are
+// safe for concurrent use.
 type Metrics struct {
 	labels *labeler
 
@@ -102,8 +93,10 @@ type Metrics struct {
 	over       map[string]int64
 	overIssued *prometheus.GaugeVec
 
-	lines *lineCollector // nil without Config.Lines
+	lines *lineCollector // reports nothing until ObserveLines
 }
+
+var _ node.LineObserver = (*Metrics)(nil)
 
 // New builds the collectors and registers them with cfg.Registerer.
 func New(cfg Config) (*Metrics, error) {
@@ -154,11 +147,11 @@ func New(cfg Config) (*Metrics, error) {
 
 		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "scheduler_ticks_total",
-			Help: "Throttle ticks by campaign.",
+			Help: "Scheduler ticks by campaign.",
 		}, campaign),
 		tickErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "scheduler_tick_errors_total",
-			Help: "Throttle ticks that ended in an error (lease, dispatch, ack), by campaign.",
+			Help: "Scheduler ticks that ended in an error (lease, dispatch, ack), by campaign.",
 		}, campaign),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "moved_entries_total",
@@ -170,12 +163,12 @@ func New(cfg Config) (*Metrics, error) {
 		}, campaign),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Name: "batch_size",
-			Help:    "Entries leased per throttle tick that leased any.",
+			Help:    "Entries leased per scheduler tick that leased any.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12), // 1 .. 2048
 		}),
 		tickDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Name: "scheduler_tick_duration_seconds",
-			Help:    "Time of throttle ticks.",
+			Help:    "Time of scheduler ticks.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 
@@ -217,10 +210,8 @@ func New(cfg Config) (*Metrics, error) {
 		m.ticks, m.tickErrors, m.moved, m.failed, m.batchSize, m.tickDur,
 		m.issueOutcomes, m.attempts, m.deadLetters, m.issueDuration, m.storeCalls, m.storeEntries, m.overIssued,
 	}
-	if cfg.Lines != nil {
-		m.lines = newLineCollector(cfg, m.labels)
-		cs = append(cs, m.lines)
-	}
+	m.lines = newLineCollector(cfg)
+	cs = append(cs, m.lines)
 	for i, c := range cs {
 		if err := cfg.Registerer.Register(c); err != nil {
 			for _, r := range cs[:i] {
@@ -232,7 +223,14 @@ func New(cfg Config) (*Metrics, error) {
 	return m, nil
 }
 
-// OnAdmit is a admission.Config.OnAdmit hook.
+// ObserveLines makes the Metrics report the line gauges of l's campaigns
+// (<ns>_line_waiting, _in_flight, _issued, _admitted, _sold_out): node.New
+// calls it with the node, whose LineStats count every sub-line of a
+// sharded campaign. Until it is called there are no line gauges; calling
+// it again replaces l.
+func (m *Metrics) ObserveLines(l node.Lines) { m.lines.observe(l) }
+
+// OnAdmit implements node.Observer: one admission attempt.
 func (m *Metrics) OnAdmit(ev couponq.AdmitEvent) {
 	var label string
 	if errors.Is(ev.Err, couponq.ErrUnknownCampaign) || couponq.ValidateID(ev.Campaign) != nil {
@@ -247,7 +245,7 @@ func (m *Metrics) OnAdmit(ev couponq.AdmitEvent) {
 	}
 }
 
-// OnTick is a dispatch.Config.OnTick (or SchedulerConfig.OnTick) hook.
+// OnTick implements node.Observer: one scheduler tick.
 func (m *Metrics) OnTick(ev dispatch.TickEvent) {
 	c := m.labels.label(ev.Campaign)
 	m.ticks.WithLabelValues(c).Inc()
@@ -266,9 +264,9 @@ func (m *Metrics) OnTick(ev dispatch.TickEvent) {
 	m.tickDur.Observe(ev.Duration.Seconds())
 }
 
-// OnIssue is an issuing.Config.OnIssue hook. An event without attempts (a
-// dead-lettered entry) is counted but not observed in the attempts and
-// duration histograms.
+// OnIssue implements node.Observer: one entry decided. An event without
+// attempts (a dead-lettered entry) is counted but not observed in the
+// attempts and duration histograms.
 func (m *Metrics) OnIssue(ev issuer.Event) {
 	c := m.labels.label(ev.Entry.Campaign)
 	outcome := "issued"
@@ -289,7 +287,7 @@ func (m *Metrics) OnIssue(ev issuer.Event) {
 	}
 }
 
-// OnStoreCall is an issuing.Config.OnStoreCall hook: the Store's latency.
+// OnStoreCall implements node.Observer: one Store call and its latency.
 func (m *Metrics) OnStoreCall(ev issuer.StoreCall) {
 	result := "ok"
 	if ev.Err != nil {
@@ -299,8 +297,8 @@ func (m *Metrics) OnStoreCall(ev issuer.StoreCall) {
 	m.storeEntries.Observe(float64(ev.Entries))
 }
 
-// OnOverIssue is an issuing.Config.OnOverIssue hook: <ns>_over_issued_units
-// holds the highest count past the stock reported for the campaign.
+// OnOverIssue implements node.Observer: <ns>_over_issued_units holds the
+// highest count past the stock reported for the campaign.
 func (m *Metrics) OnOverIssue(ev issuer.OverIssue) {
 	over := ev.Issued - ev.Stock
 	if over <= 0 {
@@ -321,7 +319,6 @@ type labeler struct {
 	max  int
 	mu   sync.RWMutex
 	seen map[string]struct{}
-	ids  []string // seen, in order of arrival
 }
 
 func newLabeler(max int) *labeler {
@@ -351,13 +348,5 @@ func (l *labeler) label(campaign string) string {
 		return LabelOther
 	}
 	l.seen[campaign] = struct{}{}
-	l.ids = append(l.ids, campaign)
 	return campaign
-}
-
-// campaigns returns the labeled campaigns in order of arrival.
-func (l *labeler) campaigns() []string {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return append([]string(nil), l.ids...)
 }

@@ -2,8 +2,10 @@ package prom_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -20,14 +22,20 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics/prom"
+	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
-	"github.com/couponq/couponq/internal/admission"
-	"github.com/couponq/couponq/internal/memline"
+	"github.com/couponq/couponq/internal/redistest"
 	"github.com/couponq/couponq/issuer"
+	"github.com/couponq/couponq/node"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// go-redis keeps a pool reaper briefly alive after Close (the Redis
+	// Cluster seam test).
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"))
+}
 
 func newMetrics(t *testing.T, cfg prom.Config) (*prom.Metrics, *prometheus.Registry) {
 	t.Helper()
@@ -38,15 +46,18 @@ func newMetrics(t *testing.T, cfg prom.Config) (*prom.Metrics, *prometheus.Regis
 	return m, reg
 }
 
-// service returns a Service over the in-memory queue with campaigns c and d.
-func service(t *testing.T, m *prom.Metrics) (*admission.Service, *memline.Queue, *memline.Registry) {
+// newNode returns an in-memory node observed by m, with the campaigns cs.
+// It is not started: admissions wait in their lines.
+func newNode(t *testing.T, m *prom.Metrics, cs ...couponq.Campaign) *node.Node {
 	t.Helper()
-	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
+	n, err := node.New(node.Config{Observer: m})
 	require.NoError(t, err)
-	q := memline.NewQueue(nil)
-	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
-	require.NoError(t, err)
-	return svc, q, cat
+	t.Cleanup(func() { require.NoError(t, n.Stop(context.Background())) })
+	for _, c := range cs {
+		_, err := n.CreateCampaign(context.Background(), c)
+		require.NoError(t, err)
+	}
+	return n
 }
 
 func TestNewValidates(t *testing.T) {
@@ -66,7 +77,7 @@ func TestNewValidates(t *testing.T) {
 
 func TestAdmissions(t *testing.T) {
 	m, reg := newMetrics(t, prom.Config{})
-	svc, _, _ := service(t, m)
+	n := newNode(t, m, couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
 	ctx := context.Background()
 	for _, r := range []couponq.Request{
 		{Campaign: "c", User: "a"},
@@ -77,7 +88,7 @@ func TestAdmissions(t *testing.T) {
 		{Campaign: "bad id", User: "a"}, // malformed campaign ID
 		{Campaign: "d", User: "a"},
 	} {
-		_, _ = svc.Admit(ctx, r)
+		_, _ = n.Admit(ctx, r)
 	}
 	m.OnAdmit(couponq.AdmitEvent{Campaign: "d", Err: fmt.Errorf("%w: x", couponq.ErrUnavailable)})
 	m.OnAdmit(couponq.AdmitEvent{Campaign: "d", Err: errors.New("boom")})
@@ -114,7 +125,7 @@ func TestCampaignLabelBounded(t *testing.T) {
 couponq_admissions_total{campaign="c0",outcome="accepted"} 1
 couponq_admissions_total{campaign="c1",outcome="accepted"} 2
 couponq_admissions_total{campaign="other",outcome="accepted"} 3
-# HELP couponq_scheduler_ticks_total Throttle ticks by campaign.
+# HELP couponq_scheduler_ticks_total Scheduler ticks by campaign.
 # TYPE couponq_scheduler_ticks_total counter
 couponq_scheduler_ticks_total{campaign="c0"} 1
 couponq_scheduler_ticks_total{campaign="c1"} 1
@@ -137,10 +148,10 @@ func TestTicksAndIssues(t *testing.T) {
 	m.OnOverIssue(issuer.OverIssue{Campaign: "d", Issued: 2, Stock: 2})   // not over
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP shop_scheduler_ticks_total Throttle ticks by campaign.
+# HELP shop_scheduler_ticks_total Scheduler ticks by campaign.
 # TYPE shop_scheduler_ticks_total counter
 shop_scheduler_ticks_total{campaign="c"} 3
-# HELP shop_scheduler_tick_errors_total Throttle ticks that ended in an error (lease, dispatch, ack), by campaign.
+# HELP shop_scheduler_tick_errors_total Scheduler ticks that ended in an error (lease, dispatch, ack), by campaign.
 # TYPE shop_scheduler_tick_errors_total counter
 shop_scheduler_tick_errors_total{campaign="c"} 1
 # HELP shop_moved_entries_total Entries moved from the line to the Dispatcher, by campaign.
@@ -171,41 +182,69 @@ shop_over_issued_units{campaign="c"} 2
 	assert.Equal(t, 2.0, testutil.ToFloat64(m.OverIssued().WithLabelValues("c")))
 }
 
-// countingLines wraps a LineStatser, counting calls and the most running at once.
-type countingLines struct {
-	inner            couponq.LineStatser
-	calls, running   atomic.Int64
-	maxRunning       atomic.Int64
-	delay            time.Duration
-	fail             atomic.Bool
-	mu               sync.Mutex
-	campaignsQueried []string
+// fakeLines is a node.Lines with set numbers, counting its calls and the
+// most LineStats running at once.
+type fakeLines struct {
+	calls, running atomic.Int64
+	maxRunning     atomic.Int64
+	delay          time.Duration
+	fail, listFail atomic.Bool
+
+	mu    sync.Mutex
+	ids   []string
+	stats map[string]couponq.LineStats
 }
 
-func (c *countingLines) LineStats(ctx context.Context, campaign string) (couponq.LineStats, error) {
-	c.calls.Add(1)
-	n := c.running.Add(1)
-	defer c.running.Add(-1)
+var _ node.Lines = (*fakeLines)(nil)
+
+func newFakeLines(ids ...string) *fakeLines {
+	return &fakeLines{ids: ids, stats: map[string]couponq.LineStats{}}
+}
+
+func (f *fakeLines) set(id string, s couponq.LineStats) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats[id] = s
+}
+
+func (f *fakeLines) Campaigns(context.Context) ([]couponq.Campaign, error) {
+	if f.listFail.Load() {
+		return nil, errors.New("registry down")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]couponq.Campaign, len(f.ids))
+	for i, id := range f.ids {
+		out[i] = couponq.Campaign{ID: id, Stock: 1}
+	}
+	return out, nil
+}
+
+func (f *fakeLines) LineStats(ctx context.Context, campaign string) (couponq.LineStats, error) {
+	f.calls.Add(1)
+	n := f.running.Add(1)
+	defer f.running.Add(-1)
 	for {
-		m := c.maxRunning.Load()
-		if n <= m || c.maxRunning.CompareAndSwap(m, n) {
+		m := f.maxRunning.Load()
+		if n <= m || f.maxRunning.CompareAndSwap(m, n) {
 			break
 		}
 	}
-	c.mu.Lock()
-	c.campaignsQueried = append(c.campaignsQueried, campaign)
-	c.mu.Unlock()
-	if c.delay > 0 {
+	if f.delay > 0 {
+		t := time.NewTimer(f.delay)
+		defer t.Stop()
 		select {
-		case <-time.After(c.delay):
+		case <-t.C:
 		case <-ctx.Done():
 			return couponq.LineStats{}, ctx.Err()
 		}
 	}
-	if c.fail.Load() {
+	if f.fail.Load() {
 		return couponq.LineStats{}, errors.New("redis down")
 	}
-	return c.inner.LineStats(ctx, campaign)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats[campaign], nil
 }
 
 const lineHelp = `# HELP couponq_line_admitted Entries ever admitted: the last entry number (cached).
@@ -223,26 +262,10 @@ const lineHelp = `# HELP couponq_line_admitted Entries ever admitted: the last e
 var lineNames = []string{"couponq_line_admitted", "couponq_line_in_flight", "couponq_line_issued", "couponq_line_sold_out", "couponq_line_waiting"}
 
 func TestLineGaugesCached(t *testing.T) {
-	lines := &countingLines{}
-	reg := prometheus.NewRegistry()
-	var m *prom.Metrics
-	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1}, couponq.Campaign{ID: "d", Stock: 5})
-	require.NoError(t, err)
-	q := memline.NewQueue(nil)
-	lines.inner = q
-	m, err = prom.New(prom.Config{Registerer: reg, Lines: lines, Registry: cat, LineCacheTTL: time.Hour})
-	require.NoError(t, err)
-	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
-	require.NoError(t, err)
-	ctx := context.Background()
-	for _, u := range []string{"a", "b", "c"} {
-		_, err := svc.Admit(ctx, couponq.Request{Campaign: "c", User: u})
-		require.NoError(t, err)
-	}
-	got, err := q.Lease(ctx, "c", 1, time.Minute)
-	require.NoError(t, err)
-	require.NoError(t, q.Record(ctx, "c", couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"}))
-	require.NoError(t, q.MarkSoldOut(ctx, "c"))
+	lines := newFakeLines("c", "d")
+	lines.set("c", couponq.LineStats{Admitted: 3, Waiting: 2, Issued: 1, SoldOut: true})
+	m, reg := newMetrics(t, prom.Config{LineCacheTTL: time.Hour})
+	m.ObserveLines(lines)
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(lineHelp+`
 couponq_line_admitted{campaign="c"} 3
@@ -259,8 +282,7 @@ couponq_line_waiting{campaign="d"} 0
 	assert.EqualValues(t, 2, lines.calls.Load())
 
 	// More scrapes within the TTL read nothing, and serve the cached values.
-	_, err = svc.Admit(ctx, couponq.Request{Campaign: "d", User: "a"})
-	require.NoError(t, err)
+	lines.set("d", couponq.LineStats{Admitted: 1, Waiting: 1})
 	for range 5 {
 		_, err := reg.Gather()
 		require.NoError(t, err)
@@ -271,25 +293,12 @@ couponq_line_waiting{campaign="d"} 0
 }
 
 func TestLineGaugesRefreshAndErrors(t *testing.T) {
-	q := memline.NewQueue(nil)
-	lines := &countingLines{inner: q}
-	campaigns := []string{"a", "b"}
-	var listErr atomic.Bool
-	_, reg := newMetrics(t, prom.Config{
-		Lines: lines, LineCacheTTL: time.Nanosecond,
-		Campaigns: func(context.Context) ([]string, error) {
-			if listErr.Load() {
-				return nil, errors.New("registry down")
-			}
-			return campaigns, nil
-		},
-	})
-	ctx := context.Background()
-	_, err := q.Admit(ctx, couponq.Admission{Campaign: "a", User: "u"})
-	require.NoError(t, err)
+	lines := newFakeLines("a", "b")
+	m, reg := newMetrics(t, prom.Config{LineCacheTTL: time.Nanosecond})
+	m.ObserveLines(lines)
+	lines.set("a", couponq.LineStats{Admitted: 1, Waiting: 1})
 	assert.Equal(t, 1.0, gaugeValue(t, reg, "couponq_line_waiting", "a"))
-	_, err = q.Admit(ctx, couponq.Admission{Campaign: "a", User: "v"})
-	require.NoError(t, err)
+	lines.set("a", couponq.LineStats{Admitted: 2, Waiting: 2})
 	assert.Equal(t, 2.0, gaugeValue(t, reg, "couponq_line_waiting", "a"), "refreshed after the TTL")
 
 	lines.fail.Store(true)
@@ -297,22 +306,21 @@ func TestLineGaugesRefreshAndErrors(t *testing.T) {
 	assert.Equal(t, 2.0, gaugeValue(t, snap, "couponq_line_waiting", "a"), "a failed read keeps the previous values")
 	assert.Equal(t, 2.0, gaugeValue(t, snap, "couponq_line_stats_errors_total", ""), "one per campaign")
 	lines.fail.Store(false)
-	listErr.Store(true)
+	lines.listFail.Store(true)
 	snap = frozen(t, reg)
 	assert.Equal(t, 2.0, gaugeValue(t, snap, "couponq_line_waiting", "a"), "a failed list keeps the previous snapshot")
 	assert.Equal(t, 3.0, gaugeValue(t, snap, "couponq_line_stats_errors_total", ""))
 }
 
 func TestLineGaugesBounded(t *testing.T) {
-	lines := &countingLines{inner: memline.NewQueue(nil), delay: 5 * time.Millisecond}
 	var ids []string
 	for i := range 30 {
 		ids = append(ids, fmt.Sprintf("c%02d", i))
 	}
-	_, reg := newMetrics(t, prom.Config{
-		Lines: lines, MaxCampaigns: 20, StatsConcurrency: 3,
-		Campaigns: func(context.Context) ([]string, error) { return ids, nil },
-	})
+	lines := newFakeLines(ids...)
+	lines.delay = 5 * time.Millisecond
+	m, reg := newMetrics(t, prom.Config{MaxCampaigns: 20, StatsConcurrency: 3})
+	m.ObserveLines(lines)
 	var wg sync.WaitGroup
 	for range 4 { // concurrent scrapes share one refresh
 		wg.Go(func() {
@@ -329,11 +337,10 @@ func TestLineGaugesBounded(t *testing.T) {
 }
 
 func TestLineGaugesTimeout(t *testing.T) {
-	lines := &countingLines{inner: memline.NewQueue(nil), delay: time.Hour}
-	_, reg := newMetrics(t, prom.Config{
-		Lines: lines, StatsTimeout: 20 * time.Millisecond, StatsConcurrency: 2,
-		Campaigns: func(context.Context) ([]string, error) { return []string{"a", "b", "c", "d"}, nil },
-	})
+	lines := newFakeLines("a", "b", "c", "d")
+	lines.delay = time.Hour
+	m, reg := newMetrics(t, prom.Config{StatsTimeout: 20 * time.Millisecond, StatsConcurrency: 2})
+	m.ObserveLines(lines)
 	start := time.Now()
 	n, err := testutil.GatherAndCount(reg, "couponq_line_waiting")
 	require.NoError(t, err)
@@ -342,31 +349,40 @@ func TestLineGaugesTimeout(t *testing.T) {
 	assert.EqualValues(t, 2, lines.calls.Load(), "campaigns not started in time are not read")
 }
 
-func TestLineGaugesFromHooks(t *testing.T) {
-	q := memline.NewQueue(nil)
-	m, reg := newMetrics(t, prom.Config{Lines: q, MaxCampaigns: 1})
-	svc, _, _ := service(t, m)
-	_, err := svc.Admit(context.Background(), couponq.Request{Campaign: "c", User: "a"})
+// Without ObserveLines there are no line metrics at all, whatever the hooks saw.
+func TestNoLineGaugesWithoutLines(t *testing.T) {
+	m, reg := newMetrics(t, prom.Config{})
+	m.OnAdmit(couponq.AdmitEvent{Campaign: "c"})
+	m.OnTick(dispatch.TickEvent{Campaign: "c", Leased: 1})
+	mfs, err := reg.Gather()
 	require.NoError(t, err)
-	_, err = svc.Admit(context.Background(), couponq.Request{Campaign: "d", User: "a"}) // beyond MaxCampaigns
-	require.NoError(t, err)
-	n, err := testutil.GatherAndCount(reg, "couponq_line_waiting")
-	require.NoError(t, err)
-	assert.Equal(t, 1, n, "only campaigns with a label of their own")
+	for _, mf := range mfs {
+		assert.False(t, strings.HasPrefix(mf.GetName(), "couponq_line_"), "%s without lines", mf.GetName())
+	}
 }
 
-// TestScrape serves the registry over HTTP and scrapes it, as Prometheus would.
+// A second ObserveLines replaces the first at the next scrape.
+func TestObserveLinesReplaces(t *testing.T) {
+	first, second := newFakeLines("a"), newFakeLines("b")
+	first.set("a", couponq.LineStats{Waiting: 1})
+	second.set("b", couponq.LineStats{Waiting: 7})
+	m, reg := newMetrics(t, prom.Config{LineCacheTTL: time.Hour})
+	m.ObserveLines(first)
+	assert.Equal(t, 1.0, gaugeValue(t, reg, "couponq_line_waiting", "a"))
+	m.ObserveLines(second)
+	n, err := testutil.GatherAndCount(reg, "couponq_line_waiting")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "only the second's campaign")
+	assert.Equal(t, 7.0, gaugeValue(t, reg, "couponq_line_waiting", "b"))
+}
+
+// TestScrape serves the registry over HTTP and scrapes it, as Prometheus
+// would, with the metrics given to a node as its Observer.
 func TestScrape(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	cat, err := memline.NewRegistry(couponq.Campaign{ID: "c", Stock: 1})
-	require.NoError(t, err)
-	q := memline.NewQueue(nil)
-	m, err := prom.New(prom.Config{Registerer: reg, Lines: q, Registry: cat})
-	require.NoError(t, err)
-	svc, err := admission.New(admission.Config{Catalog: cat, Queue: q, OnAdmit: m.OnAdmit})
-	require.NoError(t, err)
+	m, reg := newMetrics(t, prom.Config{})
+	n := newNode(t, m, couponq.Campaign{ID: "c", Stock: 1})
 	for _, u := range []string{"a", "b", "a"} {
-		_, err := svc.Admit(context.Background(), couponq.Request{Campaign: "c", User: u})
+		_, err := n.Admit(context.Background(), couponq.Request{Campaign: "c", User: u})
 		require.NoError(t, err)
 	}
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -385,6 +401,76 @@ couponq_line_waiting{campaign="c"} 2
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems, "names and help follow Prometheus conventions")
+}
+
+// The seam between the node and its metrics: a campaign of three sub-lines
+// is counted the same by the admin API and by the scraped gauges, on the
+// in-memory backend and on Redis Cluster (each sub-line in its own slot).
+func TestShardedLineGaugesMatchAdmin(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		checkShardedGauges(t, node.Config{})
+	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		rdb := redistest.Cluster(t)
+		backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: redistest.Prefix(t, rdb)})
+		require.NoError(t, err)
+		checkShardedGauges(t, node.Config{Backend: backend, Store: memory.NewStore()})
+	})
+}
+
+func checkShardedGauges(t *testing.T, cfg node.Config) {
+	const users = 300
+	ctx := context.Background()
+	m, reg := newMetrics(t, prom.Config{})
+	cfg.Observer = m
+	n, err := node.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, n.Start(ctx))
+	defer func() { require.NoError(t, n.Stop(ctx)) }()
+
+	id := fmt.Sprintf("sharded-%d", time.Now().UnixNano())
+	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: id, Stock: 1000, Shards: 3, Paused: true})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for w := range 10 {
+		wg.Go(func() {
+			for i := w; i < users; i += 10 {
+				_, err := n.Admit(ctx, couponq.Request{Campaign: id, User: fmt.Sprintf("u%03d", i)})
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	require.False(t, t.Failed())
+
+	admin, err := n.AdminHandler(node.AdminConfig{Authorize: func(*http.Request) error { return nil }})
+	require.NoError(t, err)
+	adminSrv := httptest.NewServer(admin)
+	defer adminSrv.Close()
+	resp, err := adminSrv.Client().Get(adminSrv.URL + "/campaigns/" + id)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var got struct {
+		Shards   int   `json:"shards"`
+		Admitted int64 `json:"admitted"`
+		Waiting  int64 `json:"waiting"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	assert.Equal(t, 3, got.Shards)
+	assert.EqualValues(t, users, got.Admitted)
+	assert.EqualValues(t, users, got.Waiting, "the admin API counts every sub-line")
+
+	metricsSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer metricsSrv.Close()
+	require.NoError(t, testutil.ScrapeAndCompare(metricsSrv.URL, strings.NewReader(fmt.Sprintf(`
+# HELP couponq_line_admitted Entries ever admitted: the last entry number (cached).
+# TYPE couponq_line_admitted gauge
+couponq_line_admitted{campaign=%[1]q} %[2]d
+# HELP couponq_line_waiting Entries waiting in the campaign's line (cached, see LineCacheTTL).
+# TYPE couponq_line_waiting gauge
+couponq_line_waiting{campaign=%[1]q} %[3]d
+`, id, got.Admitted, got.Waiting)), "couponq_line_admitted", "couponq_line_waiting"), "the gauges agree with the admin API")
 }
 
 func findFamily(t *testing.T, reg prometheus.Gatherer, name string) []*metricFamily {
