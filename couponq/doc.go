@@ -69,7 +69,7 @@
 //     "line_full"). The Store answers SoldOut, and Issuance.SoldOut tells
 //     that a call took the last unit.
 //   - duplicate: the user already holds PerUserLimit units (ErrDuplicate,
-//     "duplicate"; the Store answers AlreadyIssued).
+//     "duplicate"; the Store answers Duplicate).
 //   - observer: what the node tells metrics of every admission, tick,
 //     decision and Store call (node.Observer; Prometheus and expvar
 //     adapters ship). tracer: what it tells tracing (Tracer).

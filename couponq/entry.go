@@ -175,19 +175,19 @@ type Outcome uint8
 const (
 	// Issued: this entry got an issuance (the first time, or again on redelivery).
 	Issued Outcome = iota + 1
-	// AlreadyIssued: the user already holds PerUserLimit issuances.
-	AlreadyIssued
+	// Duplicate: the user already holds PerUserLimit issuances.
+	Duplicate
 	// SoldOut: the campaign's Stock is used up.
 	SoldOut
 )
 
-// String returns "issued", "already_issued" or "sold_out".
+// String returns "issued", "duplicate" or "sold_out".
 func (o Outcome) String() string {
 	switch o {
 	case Issued:
 		return "issued"
-	case AlreadyIssued:
-		return "already_issued"
+	case Duplicate:
+		return "duplicate"
 	case SoldOut:
 		return "sold_out"
 	}

@@ -200,7 +200,7 @@ type Store interface {
 	// r.PerUserLimit issuances of the campaign and the campaign's issued
 	// count is below r.Stock. A repeated r.Key gets the first outcome back
 	// (Issued with the same ID) and changes nothing, not even the user's
-	// count toward the limit. A user at the limit hears AlreadyIssued even
+	// count toward the limit. A user at the limit hears Duplicate even
 	// once the stock is gone. Issuance.SoldOut tells whether any stock
 	// remains after the call, computed now (a replay does not repeat an old
 	// value). A request with an empty Campaign, User or Key, or Stock <= 0,
@@ -217,7 +217,7 @@ type BatchStore interface {
 	// for each request in turn, and returns one Issuance per request (same
 	// index). The laws of Issue hold per request: a Key repeated within the
 	// batch or from an earlier call gets the first outcome back, a user at
-	// PerUserLimit gets AlreadyIssued, and each Issuance.SoldOut tells
+	// PerUserLimit gets Duplicate, and each Issuance.SoldOut tells
 	// whether stock remained after that request. The requests may name
 	// several campaigns. On error nothing is returned and any subset of the
 	// requests may have been decided; retrying the same batch is safe, since

@@ -81,7 +81,7 @@ func (s *Store) issue(r couponq.IssueRequest) couponq.Issuance {
 	}
 	switch {
 	case c.byUser[r.User] >= limit:
-		return couponq.Issuance{Outcome: couponq.AlreadyIssued, SoldOut: c.issued >= r.Stock}
+		return couponq.Issuance{Outcome: couponq.Duplicate, SoldOut: c.issued >= r.Stock}
 	case c.issued >= r.Stock:
 		return couponq.Issuance{Outcome: couponq.SoldOut, SoldOut: true}
 	}

@@ -23,7 +23,7 @@
 //
 // Its answers are memory.Store's, request for request: a key seen before
 // gets its first issuance back; a user holding max(PerUserLimit, 1) units
-// gets AlreadyIssued; a campaign whose issued count reached Stock answers
+// gets Duplicate; a campaign whose issued count reached Stock answers
 // SoldOut; otherwise a unit is issued. Issuance.SoldOut tells whether stock
 // remains after the request. IssueBatch decides its requests in slice order,
 // as if Issue were called for each in turn, whatever campaigns they name.

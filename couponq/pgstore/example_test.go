@@ -57,5 +57,5 @@ func Example() {
 	fmt.Println(out[0].Outcome, out[1].Outcome)
 	// With a fresh database this prints:
 	// issued true
-	// already_issued issued
+	// duplicate issued
 }

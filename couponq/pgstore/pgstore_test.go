@@ -214,9 +214,9 @@ func TestBatchMixedCampaigns(t *testing.T) {
 		soldOut bool
 	}
 	want := []w{
-		{couponq.Issued, false}, {couponq.AlreadyIssued, false}, {couponq.Issued, false}, {couponq.Issued, false},
+		{couponq.Issued, false}, {couponq.Duplicate, false}, {couponq.Issued, false}, {couponq.Issued, false},
 		{couponq.Issued, true}, {couponq.Issued, true}, {couponq.SoldOut, true}, {couponq.Issued, true},
-		{couponq.SoldOut, true}, {couponq.Issued, true}, {couponq.AlreadyIssued, true}, {couponq.SoldOut, true},
+		{couponq.SoldOut, true}, {couponq.Issued, true}, {couponq.Duplicate, true}, {couponq.SoldOut, true},
 	}
 	for i := range want {
 		assert.Equal(t, want[i], w{got[i].Outcome, got[i].SoldOut}, "index %d", i)
@@ -479,7 +479,7 @@ func TestDB(t *testing.T) {
 }
 
 // TestRaceAtSellOut sends, all at once, several entries of two users for the
-// last unit: one entry wins, the winner's other entries hear already_issued
+// last unit: one entry wins, the winner's other entries hear duplicate
 // (the per-user limit is checked before the stock), the other user's hear
 // sold_out, and redeliveries of the winning key get its ID back. Calls that
 // planned to issue and lost the race must not answer sold_out for a key or
@@ -529,7 +529,7 @@ func TestRaceAtSellOut(t *testing.T) {
 				assert.Equal(t, couponq.Issued, iss.Outcome, "round %d index %d", round, i)
 				assert.Equal(t, id, iss.ID, "round %d index %d", round, i)
 			case rs[i].User == winner.User:
-				assert.Equal(t, couponq.AlreadyIssued, iss.Outcome, "round %d index %d", round, i)
+				assert.Equal(t, couponq.Duplicate, iss.Outcome, "round %d index %d", round, i)
 			default:
 				assert.Equal(t, couponq.SoldOut, iss.Outcome, "round %d index %d", round, i)
 			}

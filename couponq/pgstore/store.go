@@ -442,7 +442,7 @@ func run(rs []couponq.IssueRequest, snap *snapshot, base map[string]int64, idFor
 			out[i] = couponq.Issuance{Outcome: couponq.Issued, ID: id, SoldOut: n >= r.Stock}
 			continue
 		case h >= max(r.PerUserLimit, 1):
-			out[i] = couponq.Issuance{Outcome: couponq.AlreadyIssued, SoldOut: n >= r.Stock}
+			out[i] = couponq.Issuance{Outcome: couponq.Duplicate, SoldOut: n >= r.Stock}
 			continue
 		case n >= r.Stock:
 			out[i] = couponq.Issuance{Outcome: couponq.SoldOut, SoldOut: true}

@@ -93,32 +93,30 @@
 //
 // # The pre-queue's seating
 //
-// Queue.Seat (couponq.Seater) puts a campaign's pre-queue in the random
+// Seating (couponq.Seater) puts a campaign's pre-queue in the random
 // order couponq.SeatSwaps draws: each swap exchanges the users waiting at
 // two entry numbers, i.e. their index entries (u:<i>) and order bucket
 // members (q:<b>); the numbers keep their clock checkpoints, so the places
 // keep their admission times, and no bucket's count of those out of line
-// changes, so the tree is not written. The record, P+"seat"
-// , is a hash of the seed (a decimal string: Lua numbers are
+// changes, so the tree is not written. The record, P+"seat", is a hash of the seed (a decimal string: Lua numbers are
 // doubles, which cannot hold every uint64, and the scripts never compute
 // with it), n, the step seating stands at and whether it is done, and
-// the pre-queue's end that Queue.Seal marks (lua/seal.lua) before the
+// the pre-queue's end that Seal marks before the
 // first admission after opening, which n is taken from if present.
-// lua/seat_begin.lua records seed and n once; lua/seat.lua applies one
-// chunk of swaps, if the recorded step is where the chunk starts, and
+// One script records seed and n once; another applies one chunk of swaps, if the recorded step is where the chunk starts, and
 // moves the step on: a seating that stops resumes from the last chunk
 // applied, with the recorded seed.
 //
-// A line of the older layout (one sorted set at Keys.Line) makes every
-// script of its campaign fail with WRONGTYPE before anything is written:
-// drain or archive campaigns before upgrading.
+// A line kept as one sorted set (a layout couponq no longer writes) makes
+// every script of its campaign fail with WRONGTYPE before anything is
+// written: drain or retire such campaigns before moving to this one.
 //
-// A campaign's keys (KeysFor; Keys.All lists them) have no expiry while it
-// runs. Once it is finished, Queue.Archive puts it away with one script on
-// its slot: if nobody waits or is in flight, every key is set to expire
-// after a retention (PEXPIRE), during which users still read their
-// outcomes, or deleted at once for a retention of 0; and Registry.Delete
-// removes its record. The only keys outside a campaign's slot, the agenda
+// A campaign's keys have no expiry while it runs. Once it is finished,
+// retiring it (node.RetireCampaign) puts it away with one script on its
+// slot: if nobody waits or is in flight, every key is set to expire after
+// a retention (PEXPIRE), during which users still read their outcomes, or
+// deleted at once for a retention of 0; then its registry record is
+// removed. The only keys outside a campaign's slot, the agenda
 // ("prefix:agenda") and the Registry's index ("prefix:campaigns"), hold
-// one member per campaign, which Archive and Delete remove.
+// one member per campaign, which retiring removes.
 package redisq

@@ -184,3 +184,6 @@ func newID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b[:])
 }
+
+// Ping reports whether Redis answers (PING), for a node's readiness.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }

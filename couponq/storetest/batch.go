@@ -77,7 +77,7 @@ func lawBatchSameUser(c *checker) {
 	}
 	c.batch(rs, []want{issued(false), duplicate(false), duplicate(false), issued(false)},
 		"IssueBatch holding three entries of user u (PerUserLimit 1, stock %d)", stock)
-	c.remaining(cp, stock, 1, "an IssueBatch issuing users u and v and answering u's two other entries already_issued")
+	c.remaining(cp, stock, 1, "an IssueBatch issuing users u and v and answering u's two other entries duplicate")
 
 	cp = c.campaign()
 	rs = []couponq.IssueRequest{req(cp, "p", 1, 10, 2), req(cp, "p", 2, 10, 2), req(cp, "p", 3, 10, 2)}
@@ -117,7 +117,7 @@ func lawBatchMixed(c *checker) {
 	k1 := req(cp, "u1", 1, stock, 1)
 	first := c.issue(k1, issued(false), "user u1's Issue, before the batch,")
 	rs := []couponq.IssueRequest{
-		req(cp, "u1", 2, stock, 1), // already_issued: u1 was served by the earlier call
+		req(cp, "u1", 2, stock, 1), // duplicate: u1 was served by the earlier call
 		k1,                         // redelivered: u1's first issuance
 		req(cp, "u2", 3, stock, 1), // issued
 		req(cp, "u3", 4, stock, 1), // issued, the last unit
@@ -138,7 +138,7 @@ func lawBatchIndependent(c *checker) {
 		req(a, "v", 2, 1, 1), // A: sold_out
 		req(b, "v", 2, 2, 1), // B: issued, the last unit
 		req(b, "w", 3, 2, 1), // B: sold_out
-		req(a, "u", 3, 1, 1), // A: already_issued
+		req(a, "u", 3, 1, 1), // A: duplicate
 		ka,                   // A: redelivered
 	}
 	got := c.batch(rs, nil, "IssueBatch of campaigns A (stock 1) and B (stock 2)")

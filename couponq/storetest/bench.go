@@ -42,7 +42,7 @@ type BenchOptions struct {
 	Stock int64
 	// Users is how many distinct users each campaign's requests cycle
 	// through; with fewer users than requests, users come back and are
-	// answered already_issued once at PerUserLimit. Zero means every request
+	// answered duplicate once at PerUserLimit. Zero means every request
 	// is a new user.
 	Users int
 	// PerUserLimit is each campaign's limit per user. Zero means 1.
@@ -62,8 +62,8 @@ type BenchResult struct {
 	Calls int64
 	// Batched tells whether the calls were IssueBatch calls.
 	Batched bool
-	// Issued, AlreadyIssued and SoldOut count the answers by outcome.
-	Issued, AlreadyIssued, SoldOut int64
+	// Issued, Duplicate and SoldOut count the answers by outcome.
+	Issued, Duplicate, SoldOut int64
 	// Errors counts calls that returned an error; the first is Bench's error.
 	Errors int64
 	// Elapsed is the wall time from the first call's start to the last
@@ -81,9 +81,9 @@ func (r BenchResult) String() string {
 	if r.Batched {
 		call = "IssueBatch"
 	}
-	return fmt.Sprintf("%d requests in %v (%.0f req/s), %d %s calls (p50 %v, p99 %v, max %v): issued %d, already_issued %d, sold_out %d, errors %d",
+	return fmt.Sprintf("%d requests in %v (%.0f req/s), %d %s calls (p50 %v, p99 %v, max %v): issued %d, duplicate %d, sold_out %d, errors %d",
 		r.Requests, r.Elapsed.Round(time.Microsecond), r.Throughput, r.Calls, call, r.P50, r.P99, r.Max,
-		r.Issued, r.AlreadyIssued, r.SoldOut, r.Errors)
+		r.Issued, r.Duplicate, r.SoldOut, r.Errors)
 }
 
 const (
@@ -238,10 +238,10 @@ func Bench(ctx context.Context, s couponq.Store, o BenchOptions) (BenchResult, e
 		r.Errors += wk.errors
 		lat = append(lat, wk.lat...)
 		r.Issued += wk.issued
-		r.AlreadyIssued += wk.duplicate
+		r.Duplicate += wk.duplicate
 		r.SoldOut += wk.soldOut
 	}
-	r.Requests = r.Issued + r.AlreadyIssued + r.SoldOut
+	r.Requests = r.Issued + r.Duplicate + r.SoldOut
 	if elapsed > 0 {
 		r.Throughput = float64(r.Requests) / elapsed.Seconds()
 	}
@@ -318,7 +318,7 @@ func (w *benchWorker) record(i int64, iss couponq.Issuance) {
 		if iss.ID == "" {
 			w.bad = append(w.bad, fmt.Sprintf("request %d answered %s, an issuance without an ID", i, show(iss)))
 		}
-	case couponq.AlreadyIssued:
+	case couponq.Duplicate:
 		w.duplicate++
 	case couponq.SoldOut:
 		w.soldOut++

@@ -37,7 +37,7 @@
 // # Every answer
 //
 // Whatever the law, every answer is checked: issued carries a non-empty ID
-// that no other key was ever answered with; already_issued and sold_out carry
+// that no other key was ever answered with; duplicate and sold_out carry
 // no ID; sold_out always comes with SoldOut true.
 //
 // # The laws of Issue
@@ -46,19 +46,19 @@
 //     units, each under its own ID; SoldOut turns true on the call that takes
 //     the last unit, and every later call answers sold_out with no ID.
 //   - PerUserLimitOne: with PerUserLimit 1 a user's second entry answers
-//     already_issued with no ID and takes no stock; SoldOut tells whether
-//     stock remains, and a user at the limit still hears already_issued after
+//     duplicate with no ID and takes no stock; SoldOut tells whether
+//     stock remains, and a user at the limit still hears duplicate after
 //     the sell-out.
 //   - PerUserLimitTwo: with PerUserLimit 2 a user is issued two units under
-//     two keys and the third entry answers already_issued; PerUserLimit 0
+//     two keys and the third entry answers duplicate; PerUserLimit 0
 //     means 1.
 //   - RedeliveryGetsTheSameOutcome: a redelivered key gets its first outcome
 //     back (issued, same ID), takes no stock and does not count again toward
 //     the user's limit; SoldOut is recomputed now, not replayed.
 //   - RejectedKeyGetsTheSameAnswer: a redelivered key first answered sold_out
-//     or already_issued is answered the same again, with no ID, and takes no
+//     or duplicate is answered the same again, with no ID, and takes no
 //     stock.
-//   - DuplicateTakesNoStock: an already_issued answer takes no stock: after
+//   - DuplicateTakesNoStock: an duplicate answer takes no stock: after
 //     any number of them, Stock distinct users are still issued.
 //   - ConcurrentNeverOverIssues: concurrent calls of more users than Stock
 //     issue exactly Stock units, none to a user twice, all under distinct IDs.
@@ -75,7 +75,7 @@
 //
 // In practice: decide each request atomically (one transaction or one
 // script) in this order: a known key gets its first issuance back (with
-// SoldOut read now); else a user at the limit gets already_issued; else no
+// SoldOut read now); else a user at the limit gets duplicate; else no
 // stock left gets sold_out; else issue, recording the key, the user's count
 // and the campaign's count together. Only issuances need recording: a
 // rejected key is rejected again on redelivery, since stock never comes back
@@ -99,11 +99,11 @@
 //     issued with the same ID at both indexes and takes one unit.
 //   - Batch/SameUserTwiceInOneBatch: a user repeated within one batch under
 //     new keys is issued up to PerUserLimit (0 means 1) and then answered
-//     already_issued, which takes no stock.
+//     duplicate, which takes no stock.
 //   - Batch/ReplayedBatchGetsTheSameOutcomes: a batch sent again answers every
 //     index with its first outcome and ID and takes no stock; SoldOut is
 //     recomputed now.
-//   - Batch/MixedOutcomes: one batch answers issued, already_issued (a user
+//   - Batch/MixedOutcomes: one batch answers issued, duplicate (a user
 //     served by an earlier call), a redelivered key's first issuance and
 //     sold_out, each at its own index with its own SoldOut.
 //   - Batch/CampaignsAreIndependent: a batch naming several campaigns decides

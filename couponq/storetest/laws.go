@@ -76,7 +76,7 @@ func lawRedelivery(c *checker) {
 }
 
 func lawRejectedKey(c *checker) {
-	// A key first answered already_issued while stock remains.
+	// A key first answered duplicate while stock remains.
 	cp := c.campaign()
 	const stock = 2
 	c.issue(req(cp, "u", 1, stock, 1), issued(false), "user u's first Issue")
@@ -84,7 +84,7 @@ func lawRejectedKey(c *checker) {
 	c.issue(dup, duplicate(false), "with stock left, user u's second entry: first Issue")
 	c.issue(dup, duplicate(false), "with stock left, user u's second entry: second Issue")
 	c.issue(dup, duplicate(false), "with stock left, user u's second entry: third Issue")
-	c.remaining(cp, stock, 1, fmt.Sprintf("three Issues of the already_issued key %q", dup.Key))
+	c.remaining(cp, stock, 1, fmt.Sprintf("three Issues of the duplicate key %q", dup.Key))
 
 	// A key first answered sold_out.
 	cp = c.campaign()
@@ -175,7 +175,7 @@ func lawConcurrentUser(c *checker) {
 	}
 	g.openAndWait()
 	if t.issued != limit || t.duplicate != calls-limit {
-		c.errorf("%d concurrent Issues of user u under distinct keys (PerUserLimit %d, stock %d) answered %s; want issued %d, already_issued %d",
+		c.errorf("%d concurrent Issues of user u under distinct keys (PerUserLimit %d, stock %d) answered %s; want issued %d, duplicate %d",
 			calls, limit, stock, t, limit, calls-limit)
 	}
 	c.issue(req(cp, "v", calls+1, stock, limit), issued(true), "after u's %d concurrent Issues, user v's Issue (the last of the stock of 3)", calls)

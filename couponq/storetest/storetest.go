@@ -39,19 +39,19 @@ var (
 			"distinct users are issued exactly Stock units, each under its own ID; SoldOut turns true on the call that takes the last unit, and every later call answers sold_out with no ID"},
 			lawStock},
 		{Law{"PerUserLimitOne",
-			"with PerUserLimit 1 a user's second entry answers already_issued with no ID and takes no stock; SoldOut tells whether stock remains, and a user at the limit still hears already_issued after the sell-out"},
+			"with PerUserLimit 1 a user's second entry answers duplicate with no ID and takes no stock; SoldOut tells whether stock remains, and a user at the limit still hears duplicate after the sell-out"},
 			lawLimitOne},
 		{Law{"PerUserLimitTwo",
-			"with PerUserLimit 2 a user is issued two units under two keys and the third entry answers already_issued; PerUserLimit 0 means 1"},
+			"with PerUserLimit 2 a user is issued two units under two keys and the third entry answers duplicate; PerUserLimit 0 means 1"},
 			lawLimitTwo},
 		{Law{"RedeliveryGetsTheSameOutcome",
 			"a redelivered key gets its first outcome back (issued, same ID), takes no stock and does not count again toward the user's limit; SoldOut is recomputed now, not replayed"},
 			lawRedelivery},
 		{Law{"RejectedKeyGetsTheSameAnswer",
-			"a redelivered key first answered sold_out or already_issued is answered the same again, with no ID, and takes no stock"},
+			"a redelivered key first answered sold_out or duplicate is answered the same again, with no ID, and takes no stock"},
 			lawRejectedKey},
 		{Law{"DuplicateTakesNoStock",
-			"an already_issued answer takes no stock: after any number of them, Stock distinct users are still issued"},
+			"an duplicate answer takes no stock: after any number of them, Stock distinct users are still issued"},
 			lawDuplicateNoStock},
 		{Law{"ConcurrentNeverOverIssues",
 			"concurrent calls of more users than Stock issue exactly Stock units, none to a user twice, all under distinct IDs"},
@@ -84,13 +84,13 @@ var (
 			"a key repeated within one batch answers issued with the same ID at both indexes and takes one unit"},
 			lawBatchSameKey},
 		{Law{"Batch/SameUserTwiceInOneBatch",
-			"a user repeated within one batch under new keys is issued up to PerUserLimit (0 means 1) and then answered already_issued, which takes no stock"},
+			"a user repeated within one batch under new keys is issued up to PerUserLimit (0 means 1) and then answered duplicate, which takes no stock"},
 			lawBatchSameUser},
 		{Law{"Batch/ReplayedBatchGetsTheSameOutcomes",
 			"a batch sent again answers every index with its first outcome and ID and takes no stock; SoldOut is recomputed now"},
 			lawBatchReplay},
 		{Law{"Batch/MixedOutcomes",
-			"one batch answers issued, already_issued (a user served by an earlier call), a redelivered key's first issuance and sold_out, each at its own index with its own SoldOut"},
+			"one batch answers issued, duplicate (a user served by an earlier call), a redelivered key's first issuance and sold_out, each at its own index with its own SoldOut"},
 			lawBatchMixed},
 		{Law{"Batch/CampaignsAreIndependent",
 			"a batch naming several campaigns decides each request against its own campaign's stock, users and keys, in slice order"},
@@ -259,8 +259,8 @@ func reissued(id string, gone bool) want {
 	return want{outcome: couponq.Issued, id: id, soldOut: gone}
 }
 
-// duplicate wants already_issued; gone tells whether the stock is gone.
-func duplicate(gone bool) want { return want{outcome: couponq.AlreadyIssued, soldOut: gone} }
+// duplicate wants duplicate; gone tells whether the stock is gone.
+func duplicate(gone bool) want { return want{outcome: couponq.Duplicate, soldOut: gone} }
 
 // soldOut wants sold_out.
 func soldOut() want { return want{outcome: couponq.SoldOut, soldOut: true} }
@@ -323,7 +323,7 @@ func showReq(r couponq.IssueRequest) string {
 func (c *checker) shape(call string, r couponq.IssueRequest, got couponq.Issuance) {
 	c.t.Helper()
 	switch {
-	case got.Outcome != couponq.Issued && got.Outcome != couponq.AlreadyIssued && got.Outcome != couponq.SoldOut:
+	case got.Outcome != couponq.Issued && got.Outcome != couponq.Duplicate && got.Outcome != couponq.SoldOut:
 		c.errorf("%s answered %s, an outcome that does not exist", call, show(got))
 	case got.Outcome == couponq.Issued && got.ID == "":
 		c.errorf("%s answered %s, an issuance without an ID", call, show(got))
@@ -429,7 +429,7 @@ func (t *tally) add(iss couponq.Issuance) {
 		if iss.SoldOut {
 			t.soldOutFlag++
 		}
-	case couponq.AlreadyIssued:
+	case couponq.Duplicate:
 		t.duplicate++
 	case couponq.SoldOut:
 		t.soldOut++
@@ -439,7 +439,7 @@ func (t *tally) add(iss couponq.Issuance) {
 }
 
 func (t tally) String() string {
-	s := fmt.Sprintf("issued %d (%d with SoldOut true), already_issued %d, sold_out %d", t.issued, t.soldOutFlag, t.duplicate, t.soldOut)
+	s := fmt.Sprintf("issued %d (%d with SoldOut true), duplicate %d, sold_out %d", t.issued, t.soldOutFlag, t.duplicate, t.soldOut)
 	if t.other > 0 {
 		s += fmt.Sprintf(", unknown outcomes %d", t.other)
 	}

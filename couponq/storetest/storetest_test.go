@@ -191,7 +191,7 @@ func TestFailureMessages(t *testing.T) {
 		{cachesAnswer, "RedeliveryGetsTheSameOutcome",
 			`after other users sold the campaign out, the fourth Issue of key "[^"]+/1/u" answered \{Outcome: issued, ID: "(id[0-9]+)", SoldOut: false\}, want issued with ID "id[0-9]+", SoldOut true$`},
 		{limitBeforeKey, "RedeliveryGetsTheSameOutcome",
-			`with stock left, the second Issue of key "[^"]+/1/u" answered \{Outcome: already_issued, ID: "", SoldOut: false\}, want issued with ID "id[0-9]+", SoldOut false$`},
+			`with stock left, the second Issue of key "[^"]+/1/u" answered \{Outcome: duplicate, ID: "", SoldOut: false\}, want issued with ID "id[0-9]+", SoldOut false$`},
 		{takesStockOnCancel, "CancelledContext",
 			`after a cancelled call, user v's Issue \(the stock of 1\) of key "[^"]+" answered \{Outcome: sold_out, ID: "", SoldOut: true\}, want issued with an ID, SoldOut true$`},
 		{raceGap, "ConcurrentNeverOverIssues",
@@ -265,7 +265,7 @@ func TestBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Requests != 2000 || r.Calls != 2000 || r.Batched || r.Issued != 500 || r.AlreadyIssued+r.SoldOut != 1500 || r.Errors != 0 {
+		if r.Requests != 2000 || r.Calls != 2000 || r.Batched || r.Issued != 500 || r.Duplicate+r.SoldOut != 1500 || r.Errors != 0 {
 			t.Errorf("got %v", r)
 		}
 		if r.Elapsed <= 0 || r.Throughput <= 0 || r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.Max {
@@ -363,16 +363,16 @@ type flaw int
 const (
 	sound                 flaw = iota
 	cachesAnswer               // replays the first answer whole, SoldOut included
-	limitBeforeKey             // checks the user's limit before the key, so a redelivery hears already_issued
+	limitBeforeKey             // checks the user's limit before the key, so a redelivery hears duplicate
 	replayCountsUser           // counts a redelivery toward the user's limit
 	takesStockOnCancel         // decides, then notices the cancelled context
 	raceGap                    // checks, releases the lock, then writes
 	soldOutFlagNever           // never sets SoldOut on an issuance
 	constantID                 // answers every issuance with the same ID
-	stockBeforeLimit           // answers sold_out before already_issued
+	stockBeforeLimit           // answers sold_out before duplicate
 	limitAlwaysOne             // ignores PerUserLimit
 	zeroLimitUnlimited         // reads PerUserLimit 0 as no limit
-	duplicateTakesStock        // counts an already_issued answer against the stock
+	duplicateTakesStock        // counts an duplicate answer against the stock
 	recordsRejectedKey         // records a rejected key as issued, without an ID
 	sharedStock                // counts the stock of all campaigns together
 	noValidation               // accepts empty IDs and Stock <= 0
@@ -550,14 +550,14 @@ func (s *flawed) decide(r couponq.IssueRequest, batch bool) (couponq.Issuance, f
 		limit = math.MaxInt
 	}
 	gone := func(n int64) bool { return n >= r.Stock }
-	duplicate := couponq.Issuance{Outcome: couponq.AlreadyIssued, SoldOut: gone(*count)}
+	duplicate := couponq.Issuance{Outcome: couponq.Duplicate, SoldOut: gone(*count)}
 	soldOut := couponq.Issuance{Outcome: couponq.SoldOut, SoldOut: true}
 	reject := func(iss couponq.Issuance) (couponq.Issuance, func()) {
 		switch s.flaw {
 		case recordsRejectedKey:
 			return iss, func() { keys[r.Key] = couponq.Issuance{Outcome: couponq.Issued} }
 		case duplicateTakesStock:
-			if iss.Outcome == couponq.AlreadyIssued {
+			if iss.Outcome == couponq.Duplicate {
 				return iss, func() { *count++ }
 			}
 		}

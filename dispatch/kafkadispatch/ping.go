@@ -44,11 +44,26 @@ func (d *dispatcher) Ping(ctx context.Context) error {
 		return context.DeadlineExceeded
 	}
 	topic := d.cfg.Topic
-	md, err := p.GetMetadata(&topic, false, int(timeout/time.Millisecond))
-	if err != nil {
-		return fmt.Errorf("kafkadispatch: metadata for topic %s: %w", topic, err)
+	deadline := time.Now().Add(timeout)
+	for try := 0; ; try++ {
+		md, err := p.GetMetadata(&topic, false, int(time.Until(deadline)/time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("kafkadispatch: metadata for topic %s: %w", topic, err)
+		}
+		err = checkTopic(md, topic)
+		// A topic the broker creates on this very request is answered as
+		// unknown: ask once more, a moment later, within the deadline.
+		var ke kafka.Error
+		if err == nil || try > 0 || !errors.As(err, &ke) || ke.Code() != kafka.ErrUnknownTopicOrPart ||
+			time.Until(deadline) < 500*time.Millisecond {
+			return err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return checkTopic(md, topic)
 }
 
 // checkTopic reads a metadata answer for one topic.

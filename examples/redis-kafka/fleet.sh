@@ -72,9 +72,10 @@ admin2=(-admin "http://127.0.0.1:$port2/admin")
 campaign() { "$dir/campaign" "$@"; }
 
 say "run $run: store=$store users=$USERS arrival=$ARRIVAL repeat=$REPEAT (logs in $dir)"
-start api-1 api "${infra[@]}" -addr "127.0.0.1:$port1"
-start api-2 api "${infra[@]}" -addr "127.0.0.1:$port2"
-wflags=("${infra[@]}" -kafka "$COUPONQ_KAFKA_BROKERS" -topic "$run" -store "$store" -leader-ttl "$LEADER_TTL")
+kafka=(-kafka "$COUPONQ_KAFKA_BROKERS" -topic "$run")
+start api-1 api "${infra[@]}" "${kafka[@]}" -addr "127.0.0.1:$port1"
+start api-2 api "${infra[@]}" "${kafka[@]}" -addr "127.0.0.1:$port2"
+wflags=("${infra[@]}" "${kafka[@]}" -store "$store" -leader-ttl "$LEADER_TTL")
 start worker-1 worker "${wflags[@]}"
 start worker-2 worker "${wflags[@]}"
 until grep -q "api serving" "$dir/api-1.log" && grep -q "api serving" "$dir/api-2.log"; do
@@ -109,7 +110,7 @@ load=$!
 pids+=("$load")
 at() { awk -v now="${EPOCHREALTIME/./}" -v t0="$t0" 'BEGIN { printf "t=%5.1fs", (now - t0) / 1e6 }'; }
 row() { campaign "$@" list "$silver" | sed 1d; }
-header=$(campaign "${admin1[@]}" list "$silver" | head -n 1)
+header=$(campaign "${admin1[@]}" list "$silver" | sed -n 1p) # sed reads it all: no SIGPIPE
 
 sleep "$PAUSE_AT"
 echo "$(at) \$ campaign pause $silver     # via api-2; rows below read via api-1"

@@ -61,7 +61,8 @@ trap cleanup EXIT
 deadline=$((SECONDS + TIMEOUT))
 
 infra=(-redis "$COUPONQ_REDIS_ADDR" -prefix "$run")
-wflags=("${infra[@]}" -kafka "$COUPONQ_KAFKA_BROKERS" -topic "$run" -store "$store" -leader-ttl "$LEADER_TTL")
+kafka=(-kafka "$COUPONQ_KAFKA_BROKERS" -topic "$run")
+wflags=("${infra[@]}" "${kafka[@]}" -store "$store" -leader-ttl "$LEADER_TTL")
 count=("$dir/count" "${infra[@]}" -store "$store" -campaign "$run")
 worker() { # worker NAME: starts a worker logging to $dir/NAME.log, sets $wpid
   "$dir/worker" "${wflags[@]}" >"$dir/$1.log" 2>&1 &
@@ -70,7 +71,7 @@ worker() { # worker NAME: starts a worker logging to $dir/NAME.log, sets $wpid
 }
 
 say "run $run: store=$store stock=$STOCK users=$USERS batch=$BATCH interval=$INTERVAL (logs in $dir)"
-"$dir/api" "${infra[@]}" -addr "127.0.0.1:$port" >"$dir/api.log" 2>&1 &
+"$dir/api" "${infra[@]}" "${kafka[@]}" -addr "127.0.0.1:$port" >"$dir/api.log" 2>&1 &
 api=$!
 pids+=("$api")
 worker worker-1; w1=$wpid

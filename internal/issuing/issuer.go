@@ -279,7 +279,7 @@ func issueErr(iss couponq.Issuance, err error) error {
 		return err
 	case iss.Outcome == couponq.SoldOut:
 		return couponq.ErrSoldOut
-	case iss.Outcome == couponq.AlreadyIssued:
+	case iss.Outcome == couponq.Duplicate:
 		return couponq.ErrDuplicate
 	}
 	return nil
@@ -292,7 +292,7 @@ func result(e couponq.Entry, iss couponq.Issuance) (couponq.Result, bool) {
 	switch iss.Outcome {
 	case couponq.Issued:
 		res.State, res.IssuanceID = couponq.StateIssued, iss.ID
-	case couponq.AlreadyIssued:
+	case couponq.Duplicate:
 		res.State, res.Reason = couponq.StateRejected, couponq.ReasonDuplicate
 	case couponq.SoldOut:
 		res.State, res.Reason = couponq.StateRejected, couponq.ReasonSoldOut
@@ -311,6 +311,9 @@ func (i *Issuer) checkOverIssue(ctx context.Context, c couponq.Campaign) {
 	}
 	n, err := i.counter.IssuedCount(ctx, c.ID)
 	if err != nil {
+		if ctx.Err() != nil {
+			return // stopping: the next delivery checks again
+		}
 		i.log.Warn("couponq: issuer could not read the issued count", "campaign", c.ID, "err", err)
 		return
 	}

@@ -1,7 +1,7 @@
 // Command campaign manages the example's campaigns through the api's admin
 // HTTP handler (/admin/). The token is $COUPONQ_ADMIN_TOKEN (or -token).
 //
-//	go run ./campaign create -id spring -stock 1000 [-batch 100 -interval 1s -per-user 1 -max-waiting 0 -opens RFC3339 -closes RFC3339 -paused]
+//	go run ./campaign create -id spring -stock 1000 [-batch 100 -interval 1s -per-user 1 -max-waiting 0 -opens RFC3339 -closes RFC3339 -paused -shards N -v1]
 //	go run ./campaign list [ID ...]        # a table with the live numbers
 //	go run ./campaign get ID               # one campaign, as JSON
 //	go run ./campaign pause ID | resume ID | close ID
@@ -33,7 +33,7 @@ import (
 const usage = `usage: campaign [-admin URL] [-token T] COMMAND ...
 
 commands:
-  create -id ID -stock N [-batch B] [-interval D] [-per-user N] [-max-waiting M] [-opens T] [-closes T] [-paused]
+  create -id ID -stock N [-batch B] [-interval D] [-per-user N] [-max-waiting M] [-opens T] [-closes T] [-paused] [-shards N] [-v1]
   list [ID ...]          every campaign (or those named) with its live numbers
   get ID                 one campaign as JSON
   pause ID               stop moving its line (admission goes on)
@@ -120,8 +120,8 @@ func run(ctx context.Context, c *client, cmd string, args []string) error {
 			return usageError("set wants ID first")
 		}
 		fs := flag.NewFlagSet("set", flag.ContinueOnError)
-		batch := fs.Int("batch", 0, "entries per throttle tick")
-		interval := fs.Duration("interval", 0, "throttle tick")
+		batch := fs.Int("batch", 0, "entries the scheduler moves per interval")
+		interval := fs.Duration("interval", 0, "how often the scheduler moves a batch")
 		perUser := fs.Int("per-user", 0, "issuances one user may hold")
 		maxWaiting := fs.Int64("max-waiting", -1, "line cap (0: none)")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -159,13 +159,15 @@ func create(ctx context.Context, c *client, args []string) error {
 	fs := flag.NewFlagSet("create", flag.ContinueOnError)
 	id := fs.String("id", "", "campaign ID (required)")
 	stock := fs.Int64("stock", 0, "stock (required)")
-	batch := fs.Int("batch", 0, "entries per throttle tick (0: the default, 100)")
-	interval := fs.Duration("interval", 0, "throttle tick, whole milliseconds (0: the default, 1s)")
+	batch := fs.Int("batch", 0, "entries the scheduler moves per interval (0: the default, 100)")
+	interval := fs.Duration("interval", 0, "how often the scheduler moves a batch, whole milliseconds (0: the default, 1s)")
 	perUser := fs.Int("per-user", 0, "issuances one user may hold (0: the default, 1)")
 	maxWaiting := fs.Int64("max-waiting", 0, "line cap: newcomers hear sold out once this many wait (0: none)")
 	opens := fs.String("opens", "", "when admission opens, RFC 3339 (empty: now)")
 	closes := fs.String("closes", "", "when admission closes, RFC 3339 (empty: never)")
 	paused := fs.Bool("paused", false, "create it paused")
+	shards := fs.Int("shards", 0, "spread the line over this many sub-lines (a Redis Cluster spreads them over its masters; 0: one line)")
+	v1 := fs.Bool("v1", false, "a V1 (validate-first) campaign: admission decides the stock and publishes to Kafka from the request itself")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -193,6 +195,12 @@ func create(ctx context.Context, c *client, args []string) error {
 	}
 	if *paused {
 		body["paused"] = true
+	}
+	if *shards != 0 {
+		body["shards"] = *shards
+	}
+	if *v1 {
+		body["mode"] = "v1-validate-first"
 	}
 	var v httpapi.AdminCampaign
 	if err := c.do(ctx, "POST", "/campaigns", body, &v); err != nil {

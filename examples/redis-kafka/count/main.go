@@ -1,9 +1,13 @@
 // Command count prints campaigns' final counts from the shared backends:
 // the stock (from the registry), how many entries the line admitted and
-// recorded as issued (what users were told), and what the Store issued and
-// to how many distinct users.
+// recorded as issued (what users were told; every sub-line of a sharded
+// campaign together), and what the Store issued and to how many distinct
+// users.
 //
 //	go run ./count -redis 127.0.0.1:6379 -store postgres -campaign gold,silver,bronze
+//
+// -redis is the fleet's address list (a Cluster's seeds, or Sentinels with
+// -redis-master).
 //
 // With -store memory only the line's counts exist outside the workers.
 package main
@@ -18,35 +22,44 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
-	"github.com/couponq/couponq/internal/catalog"
-	"github.com/couponq/couponq/internal/redisline"
+	"github.com/couponq/couponq/internal/shard"
 )
 
 func main() {
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address (the line and the registry)")
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis addresses, comma-separated (the line and the registry)")
+	master := flag.String("redis-master", "", "the Sentinel master name: -redis then lists the Sentinels")
 	prefix := flag.String("prefix", "example", "Redis key prefix of the fleet")
 	kind := flag.String("store", "redis", "Store: "+stores.Kinds)
 	dsn := flag.String("postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN for -store postgres (default $COUPONQ_POSTGRES_DSN)")
 	ids := flag.String("campaign", "launch", "campaign IDs, comma-separated")
 	brief := flag.Bool("issued", false, "print only the Store's issued count (the recorded one for -store memory), one line per campaign")
 	flag.Parse()
-	if err := run(*redisAddr, *prefix, *kind, *dsn, strings.Split(*ids, ","), *brief); err != nil {
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(*redisAddr, ","), MasterName: *master})
+	err := run(rdb, *prefix, *kind, *dsn, strings.Split(*ids, ","), *brief)
+	rdb.Close()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "count:", err)
 		os.Exit(1)
 	}
 }
 
-func run(redisAddr, prefix, kind, dsn string, campaigns []string, brief bool) error {
+func run(rdb redis.UniversalClient, prefix, kind, dsn string, campaigns []string, brief bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rdb.Close()
-	queue, err := redisline.New(redisline.Config{Client: rdb, Prefix: prefix})
+	backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: prefix})
 	if err != nil {
 		return err
 	}
-	registry, err := redisline.NewRegistry(redisline.RegistryConfig{Client: rdb, Prefix: prefix})
+	// A campaign with Shards lives in several sub-lines: the sub-line
+	// wrapper (the node's own, internal) sums their counts.
+	base, ok := backend.Queue.(shard.Base)
+	if !ok {
+		return fmt.Errorf("the %s Backend's Queue cannot carry sub-lines", backend.Name)
+	}
+	queue, err := shard.New(shard.Config{Queue: base, Catalog: backend.Registry})
 	if err != nil {
 		return err
 	}
@@ -60,14 +73,14 @@ func run(redisAddr, prefix, kind, dsn string, campaigns []string, brief bool) er
 		store = s
 	}
 	for _, id := range campaigns {
-		if err := one(ctx, queue, registry, store, kind, id, brief); err != nil {
+		if err := one(ctx, queue, backend.Registry, store, kind, id, brief); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func one(ctx context.Context, queue *redisline.Queue, registry catalog.Catalog, store stores.Store, kind, id string, brief bool) error {
+func one(ctx context.Context, queue couponq.LineStatser, registry couponq.Registry, store stores.Store, kind, id string, brief bool) error {
 	line, err := queue.LineStats(ctx, id)
 	if err != nil {
 		return err

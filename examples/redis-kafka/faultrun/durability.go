@@ -58,9 +58,16 @@ func measureDurability(ctx context.Context, log *slog.Logger, o options, mode, t
 	if err := f.redisReady(ctx); err != nil {
 		return res, err
 	}
+	// The api's Kafka producer stays idle: the campaign is V2, and no
+	// worker runs.
+	brokers, err := env("COUPONQ_KAFKA_CLUSTER")
+	if err != nil {
+		return res, err
+	}
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
 	api := &proc{name: "api", bin: filepath.Join(o.bin, "api"), dir: dir,
-		args: []string{"-addr", apiAddr, "-redis", addr, "-prefix", "dur"}, env: []string{"COUPONQ_ADMIN_TOKEN=" + token}}
+		args: []string{"-addr", apiAddr, "-redis", addr, "-prefix", "dur", "-kafka", brokers, "-topic", "faultrun-durability-" + mode},
+		env:  []string{"COUPONQ_ADMIN_TOKEN=" + token}}
 	if err := api.start(); err != nil {
 		return res, err
 	}

@@ -265,7 +265,7 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	for i := 1; i <= 2; i++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
 		p := &proc{name: fmt.Sprintf("api-%d", i), bin: filepath.Join(o.bin, "api"), dir: dir,
-			args: []string{"-addr", addr, "-redis", rdbAddr, "-prefix", run},
+			args: []string{"-addr", addr, "-redis", rdbAddr, "-prefix", run, "-kafka", brokers, "-topic", run},
 			env:  []string{"COUPONQ_ADMIN_TOKEN=" + token}}
 		f.apis = append(f.apis, p)
 		apiURLs = append(apiURLs, "http://"+addr)

@@ -54,7 +54,7 @@ func (r *report) write(file string) error {
 		p("## Setup")
 		p("")
 		p("- Machine: %s", machine())
-		p("- Processes: 2 `api` (the public and admin HTTP handlers, Redis directly), 2 `worker` (scheduler, one leader by lease, TTL 3s, at most %d batches of a campaign in flight; issuer, Kafka consumer group; both reach Redis and Kafka **through toxiproxy**), all separate OS processes started from `examples/redis-kafka`.", o.maxInFlight)
+		p("- Processes: 2 `api` (nodes with the API role: the public and admin HTTP handlers; Redis and Kafka directly, the Kafka producer idle since every campaign is V2), 2 `worker` (nodes with the worker role: scheduler, one leader by lease, TTL 3s, at most %d batches of a campaign in flight; issuer, Kafka consumer group; both reach Redis and Kafka **through toxiproxy**), all separate OS processes started from `examples/redis-kafka`.", o.maxInFlight)
 		p("- Redis: %s, its own server for this run, `appendonly %s`%s.", version("redis-server", "--version"), yesNo(o.fsync != fsyncOff), fsyncNote(o.fsync))
 		p("- Kafka: 3 brokers (KRaft, `scripts/kafka.sh start 3`), topic `%s` auto-created with 4 partitions, replication factor 3, `min.insync.replicas=2`; the producer is idempotent with `acks=all`.", f.run)
 		p("- Store of record: PostgreSQL (%s, `scripts/postgres.sh`), `pgstore`, a schema of this run's own.", version("psql", "--version"))

@@ -9,54 +9,67 @@
 //	go run ./worker -redis 127.0.0.1:6379 -kafka 127.0.0.1:9092                      # Store in that Redis
 //	go run ./worker -redis 127.0.0.1:6379 -kafka 127.0.0.1:9092 -store postgres -postgres postgres://...
 //
+// -redis is a comma-separated address list, as the api's: one address is a
+// single Redis, several the seeds of a Cluster, the Sentinels with
+// -redis-master.
+//
 // Run as many workers as you like with a shared Store (-store redis, the
 // default, or -store postgres): the Store, not the process, enforces the
 // stock. -store memory keeps issuances in the process and is only correct
 // with a single worker; with two, each enforces the stock on its own and the
 // issuer's over-issue detector reports it.
+//
+// Probes and metrics are on -ops-addr: /healthz, /readyz (Redis and Kafka
+// answer), /metrics (Prometheus) and /debug/vars (expvar).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log/slog"
 	"maps"
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/metrics"
+	"github.com/couponq/couponq/couponq/metrics/prom"
+	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/examples/redis-kafka/internal/ops"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/stores"
-	"github.com/couponq/couponq/internal/issuing"
-	"github.com/couponq/couponq/internal/redisline"
-	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/issuer"
-	"github.com/couponq/couponq/lock/redislocker"
 	"github.com/couponq/couponq/node"
 )
 
 type options struct {
-	redis, prefix, brokers, topic, group string
-	store, postgres                      string
-	progress, leaderTTL                  time.Duration
-	maxInFlight                          int
+	opsAddr, redis, redisMaster, prefix string
+	brokers, topic, group               string
+	store, postgres                     string
+	progress, leaderTTL, session        time.Duration
+	maxInFlight                         int
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis address (the line, the registry, the scheduler's leader lease, and the Store with -store redis)")
+	flag.StringVar(&o.opsAddr, "ops-addr", "127.0.0.1:0", "listen address for /healthz, /readyz, /metrics and /debug/vars (port 0: a free one, logged)")
+	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis addresses, comma-separated (the line, the registry, the scheduler's leader lease, and the Store with -store redis): one for a single Redis, several for a Cluster's seeds, the Sentinels with -redis-master")
+	flag.StringVar(&o.redisMaster, "redis-master", "", "the Sentinel master name: -redis then lists the Sentinels")
 	flag.StringVar(&o.prefix, "prefix", "example", "Redis key prefix; every api and worker of one fleet uses the same")
 	flag.StringVar(&o.brokers, "kafka", "127.0.0.1:9092", "Kafka bootstrap servers")
 	flag.StringVar(&o.topic, "topic", "couponq-entries", "Kafka topic (one for every campaign)")
-	flag.StringVar(&o.group, "group", "couponq-issuers", "Kafka consumer group (every worker of the fleet shares it)")
+	flag.StringVar(&o.group, "group", kafkadispatch.DefaultGroup, "Kafka consumer group (every worker of the fleet shares it)")
+	flag.DurationVar(&o.session, "session-timeout", 6*time.Second, "how long the consumer group waits for a worker that stopped heartbeating (kill -9) before its partitions go to the others")
 	flag.StringVar(&o.store, "store", "redis", "Store: "+stores.Kinds+" (memory is only correct with a single worker)")
 	flag.StringVar(&o.postgres, "postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN for -store postgres (default $COUPONQ_POSTGRES_DSN)")
 	flag.DurationVar(&o.progress, "progress", 2*time.Second, "how often to log each busy campaign's issued count (0: never)")
@@ -73,13 +86,11 @@ func main() {
 func run(log *slog.Logger, o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rdb := redis.NewClient(&redis.Options{Addr: o.redis})
+
+	// One address: a single Redis; several: a Cluster; -redis-master: Sentinel.
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(o.redis, ","), MasterName: o.redisMaster})
 	defer rdb.Close()
-	registry, err := redisline.NewRegistry(redisline.RegistryConfig{Client: rdb, Prefix: o.prefix})
-	if err != nil {
-		return err
-	}
-	queue, err := redisline.New(redisline.Config{Client: rdb, Prefix: o.prefix})
+	backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
 	if err != nil {
 		return err
 	}
@@ -96,48 +107,29 @@ func run(log *slog.Logger, o options) error {
 	if !stores.Durable(o.store) {
 		log.Warn("the memory Store lives in this process: only correct with a single worker; with more, each enforces the stock on its own and the campaign is over-issued", "store", o.store)
 	}
-	// The Locker holds the scheduler's leader lease, so one worker leads
-	// whatever the number of workers. The issuer gets no Locker: a per-user
-	// lock only cuts contention, and the Store's own atomicity is the
-	// guard; without one it takes the batch path (one IssueBatch, one
-	// transaction or script, and one Record per delivered batch).
-	locker, err := redislocker.New(rdb, o.prefix)
+	transport, err := kafkadispatch.New(kafkadispatch.Config{
+		Brokers: o.brokers, Topic: o.topic, Group: o.group, SessionTimeout: o.session, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	producer, err := kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: o.topic, ConfigMap: kafka.ConfigMap{"bootstrap.servers": o.brokers}, Logger: log})
+	defer transport.Close()
+	reg := prometheus.NewRegistry()
+	pm, err := prom.New(prom.Config{Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer producer.Close()
-	consumer, err := kafkadispatch.NewConsumer(kafkadispatch.ConsumerConfig{Topic: o.topic, Group: o.group, Logger: log,
-		ConfigMap: kafka.ConfigMap{
-			"bootstrap.servers": o.brokers,
-			// A worker that dies without leaving the group (kill -9) keeps its
-			// partitions until its session times out; librdkafka's default is
-			// 45s, 6s (the broker's minimum) hands them over sooner. (The
-			// consumer's dead-letter producer, built from this map, logs a
-			// CONFWARN that it ignores these two.)
-			"session.timeout.ms":    6000,
-			"heartbeat.interval.ms": 1500,
-		}})
-	if err != nil {
-		return err
-	}
-
-	tally := newTally()
+	// The Redis Backend's lock holds the scheduler's leader lease, so one
+	// worker leads whatever the number of workers. The issuer takes no
+	// per-user lock (Config.UserLock): it would only cut contention, and the
+	// Store's own atomicity is the guard; without one it takes the batch
+	// path (one IssueBatch, one transaction or script, and one Record per
+	// delivered batch).
+	tally := newTally(log, o.store)
 	n, err := node.New(node.Config{
-		Roles: node.RoleWorker, Catalog: registry, Queue: queue, Locker: locker,
-		Dispatcher: producer, Consumer: consumer, Store: store, Logger: log,
-		Scheduler: scheduler.Config{LeaderTTL: o.leaderTTL, OnTick: tally.tick, MaxInFlightBatches: o.maxInFlight},
-		Issuer: issuing.Config{
-			OnIssue: tally.issue,
-			// The issuer logs an over-issue at error level already; the hook
-			// is where a host would page someone.
-			OnOverIssue: func(ev issuer.OverIssue) {
-				log.Error("OVER-ISSUE", "campaign", ev.Campaign, "recorded_issued", ev.Issued, "stock", ev.Stock, "store", o.store)
-			},
-		},
+		Roles: node.RoleWorker, Backend: backend, Transport: transport, Store: store, Logger: log,
+		Observer:  ops.Observers{pm, metrics.NewExpvar("couponq"), tally},
+		LeaderTTL: o.leaderTTL, MaxInFlightBatches: o.maxInFlight,
 	})
 	if err != nil {
 		return err
@@ -145,43 +137,68 @@ func run(log *slog.Logger, o options) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	log.Info("worker running", "prefix", o.prefix, "store", o.store, "topic", o.topic, "group", o.group)
+	stopNode := func() error {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return n.Stop(stopCtx)
+	}
+	defer stopNode() //nolint:errcheck // the ordered stop below reports its error; this one covers early returns
 
-	p := progress{log: log, registry: registry, agenda: queue, store: store, tally: tally, last: map[string]int64{}}
+	p := progress{log: log, n: n, store: store, tally: tally, last: map[string]int64{}}
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopProgress(); wg.Wait() }()
 	if o.progress > 0 {
-		go func() {
+		wg.Go(func() {
 			t := time.NewTicker(o.progress)
 			defer t.Stop()
 			for {
 				select {
-				case <-ctx.Done():
+				case <-progressCtx.Done():
 					return
 				case <-t.C:
-					p.report(ctx, "progress", false)
+					p.report(progressCtx, "progress", false)
 				}
 			}
-		}()
+		})
 	}
 
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Serve the probes until SIGINT or SIGTERM; then the ops server shuts
+	// down, the node stops (the scheduler hands nothing more downstream,
+	// the issuer finishes what it holds), and the Kafka transport closes.
+	err = ops.Serve(ctx, log, 10*time.Second,
+		func() {
+			log.Info("worker running", "prefix", o.prefix, "store", o.store, "topic", o.topic, "group", o.group)
+		},
+		ops.Listener{Name: "ops", Addr: o.opsAddr, Handler: ops.Handler(n, reg)})
+	err = errors.Join(err, stopNode())
+	reportCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = n.Stop(stopCtx)
-	p.report(stopCtx, "worker stopped", true)
+	p.report(reportCtx, "worker stopped", true)
+	transport.Close()
 	return err
 }
 
 // counts is what this worker did for one campaign.
 type counts struct{ moved, issued, rejected int64 }
 
-// tally counts, per campaign, the entries this worker's scheduler moved and
-// its issuer decided.
+// tally is the worker's own node.Observer: it counts, per campaign, the
+// entries this worker's scheduler moved and its issuer decided, for the
+// progress lines, and logs OVER-ISSUE when the issuer finds more issuances
+// recorded than the stock (it logs that at error level itself; this hook is
+// where a host would page someone).
 type tally struct {
-	mu sync.Mutex
-	by map[string]*counts
+	log   *slog.Logger
+	store string
+	mu    sync.Mutex
+	by    map[string]*counts
 }
 
-func newTally() *tally { return &tally{by: map[string]*counts{}} }
+var _ node.Observer = (*tally)(nil)
+
+func newTally(log *slog.Logger, store string) *tally {
+	return &tally{log: log, store: store, by: map[string]*counts{}}
+}
 
 func (t *tally) get(campaign string) *counts {
 	c := t.by[campaign]
@@ -192,7 +209,11 @@ func (t *tally) get(campaign string) *counts {
 	return c
 }
 
-func (t *tally) tick(ev dispatch.TickEvent) {
+// OnAdmit implements node.Observer; a worker admits nobody.
+func (t *tally) OnAdmit(couponq.AdmitEvent) {}
+
+// OnTick counts the entries the scheduler handed to Kafka.
+func (t *tally) OnTick(ev dispatch.TickEvent) {
 	if moved := ev.Leased - ev.Failed; moved > 0 {
 		t.mu.Lock()
 		t.get(ev.Campaign).moved += int64(moved)
@@ -200,7 +221,8 @@ func (t *tally) tick(ev dispatch.TickEvent) {
 	}
 }
 
-func (t *tally) issue(ev issuer.Event) {
+// OnIssue counts the issuer's decisions.
+func (t *tally) OnIssue(ev issuer.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ev.Result.State == couponq.StateIssued {
@@ -208,6 +230,14 @@ func (t *tally) issue(ev issuer.Event) {
 	} else {
 		t.get(ev.Entry.Campaign).rejected++
 	}
+}
+
+// OnStoreCall implements node.Observer; the Prometheus observer times them.
+func (t *tally) OnStoreCall(issuer.StoreCall) {}
+
+// OnOverIssue logs msg=OVER-ISSUE.
+func (t *tally) OnOverIssue(ev issuer.OverIssue) {
+	t.log.Error("OVER-ISSUE", "campaign", ev.Campaign, "recorded_issued", ev.Issued, "stock", ev.Stock, "store", t.store)
 }
 
 func (t *tally) snapshot() map[string]counts {
@@ -221,13 +251,12 @@ func (t *tally) snapshot() map[string]counts {
 }
 
 // progress logs, per campaign, the Store's issued count beside what this
-// worker did. It looks only at the campaigns on the agenda (people waiting
-// or in flight), those this worker moved or decided, and those it logged
-// before, so a registry of many idle campaigns costs nothing.
+// worker did. It looks only at the campaigns this worker moved or decided
+// and those it logged before, so a registry of many idle campaigns costs
+// nothing.
 type progress struct {
 	log      *slog.Logger
-	registry couponq.Registry
-	agenda   couponq.Agenda
+	n        *node.Node
 	store    stores.Store
 	tally    *tally
 	mu       sync.Mutex
@@ -245,13 +274,6 @@ func (p *progress) report(ctx context.Context, msg string, all bool) {
 	defer cancel()
 	mine := p.tally.snapshot()
 	ids := map[string]bool{}
-	if awake, err := p.agenda.Awake(ctx); err == nil {
-		for _, id := range awake {
-			ids[id] = true
-		}
-	} else {
-		p.log.Warn(msg, "err", err)
-	}
 	for id := range mine {
 		ids[id] = true
 	}
@@ -262,7 +284,7 @@ func (p *progress) report(ctx context.Context, msg string, all bool) {
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		var stock any = "?"
 		var paused any = "?"
-		if c, err := p.registry.Campaign(ctx, id); err == nil {
+		if c, err := p.n.Campaign(ctx, id); err == nil {
 			stock, paused = c.Stock, c.Paused
 		}
 		issued, err := p.store.Issued(ctx, id)

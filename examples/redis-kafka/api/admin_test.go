@@ -1,4 +1,4 @@
-package demo_test
+package main
 
 import (
 	"net/http"
@@ -9,34 +9,37 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
-	"github.com/couponq/couponq/examples/internal/demo"
+	"github.com/couponq/couponq/node"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const token = "0123456789abcdef"
 
 func TestAdminAuthorizeCookieOnlyForReads(t *testing.T) {
-	auth := demo.AdminAuthorize(token)
+	auth := adminAuthorize(token)
 	req := func(method, bearer, cookie string) *http.Request {
 		r := httptest.NewRequest(method, "/admin/campaigns", nil)
 		if bearer != "" {
 			r.Header.Set("Authorization", "Bearer "+bearer)
 		}
 		if cookie != "" {
-			r.AddCookie(&http.Cookie{Name: demo.AdminCookie, Value: cookie})
+			r.AddCookie(&http.Cookie{Name: adminCookie, Value: cookie})
 		}
 		return r
 	}
 	assert.NoError(t, auth(req("POST", token, "")))
-	assert.Error(t, auth(req("POST", "wrong-token-0000", "")))
+	assert.ErrorIs(t, auth(req("POST", "wrong-token-0000", "")), node.ErrUnauthenticated)
 	assert.NoError(t, auth(req("GET", "", token)), "a read with the cookie")
-	assert.Error(t, auth(req("GET", "", "wrong-token-0000")))
-	assert.Error(t, auth(req("POST", "", token)), "a change never with the cookie alone")
-	assert.Error(t, auth(req("GET", "", "")))
+	assert.ErrorIs(t, auth(req("GET", "", "wrong-token-0000")), node.ErrUnauthenticated)
+	assert.ErrorIs(t, auth(req("POST", "", token)), node.ErrUnauthenticated, "a change never with the cookie alone")
+	assert.ErrorIs(t, auth(req("GET", "", "")), node.ErrUnauthenticated)
 }
 
 func TestLogin(t *testing.T) {
-	h := demo.Login(token, "/admin/live")
+	h := login(token, "/admin/live")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/login", nil))
 	assert.Contains(t, w.Body.String(), `<form method="post">`)
@@ -54,7 +57,8 @@ func TestLogin(t *testing.T) {
 	assert.Equal(t, "/admin/live", w.Header().Get("Location"))
 	c := w.Result().Cookies()
 	require.Len(t, c, 1)
-	assert.Equal(t, demo.AdminCookie, c[0].Name)
+	assert.Equal(t, adminCookie, c[0].Name)
 	assert.True(t, c[0].HttpOnly)
 	assert.Equal(t, http.SameSiteStrictMode, c[0].SameSite)
+	assert.Equal(t, "/admin", c[0].Path)
 }
