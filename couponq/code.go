@@ -27,6 +27,9 @@ const (
 	CodeBusy             = "busy"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
+	// CodeFailed is the reason of an entry rejected because it kept
+	// failing (dead-lettered); no error maps to it.
+	CodeFailed = "failed"
 )
 
 // Code returns the code of err's meaning: "" for nil, the code of the first

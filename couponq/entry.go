@@ -75,18 +75,6 @@ const (
 // Terminal reports whether s is final (issued or rejected).
 func (s State) Terminal() bool { return s == StateIssued || s == StateRejected }
 
-// Reason says why an entry was rejected.
-type Reason string
-
-const (
-	// ReasonSoldOut: the stock was gone before the entry's turn.
-	ReasonSoldOut Reason = "sold_out"
-	// ReasonDuplicate: the user already held PerUserLimit issuances.
-	ReasonDuplicate Reason = "duplicate"
-	// ReasonFailed: the entry kept failing and went to the dead-letter path.
-	ReasonFailed Reason = "failed"
-)
-
 // Admission is what Queue.Admit records.
 type Admission struct {
 	Campaign  string
@@ -154,8 +142,11 @@ type Status struct {
 	BeyondStock bool
 	// IssuanceID is set when State is StateIssued.
 	IssuanceID string
-	// Reason is set when State is StateRejected.
-	Reason Reason
+	// Reason is set when State is StateRejected: a code (Code) saying
+	// why: CodeSoldOut (the stock was gone before the entry's turn),
+	// CodeDuplicate (the user already held PerUserLimit units) or
+	// CodeFailed (the entry kept failing and went to the dead letter).
+	Reason string
 	// PreQueue is as in Ticket.
 	PreQueue bool
 }
@@ -166,7 +157,8 @@ type Result struct {
 	// State is StateIssued or StateRejected.
 	State      State
 	IssuanceID string
-	Reason     Reason
+	// Reason is set when State is StateRejected, as in Status.
+	Reason string
 }
 
 // Outcome is the Store's typed answer.

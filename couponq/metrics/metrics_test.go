@@ -45,7 +45,7 @@ func TestExpvarCounts(t *testing.T) {
 	m.OnAdmit(couponq.AdmitEvent{LockWait: 3 * time.Millisecond})
 	m.OnTick(dispatch.TickEvent{Leased: 10, Failed: 2, Err: errors.New("x")})
 	m.OnIssue(issuer.Event{Result: couponq.Result{State: couponq.StateIssued}})
-	m.OnIssue(issuer.Event{Result: couponq.Result{State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}})
+	m.OnIssue(issuer.Event{Result: couponq.Result{State: couponq.StateRejected, Reason: couponq.CodeSoldOut}})
 	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 12, Stock: 10})
 	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 11, Stock: 10}) // an older, smaller count adds nothing
 	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 15, Stock: 10})

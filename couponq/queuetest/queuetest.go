@@ -359,7 +359,7 @@ func testRecord(t *testing.T, q couponq.Queue, c string) {
 	require.NoError(t, err)
 	require.NoError(t, q.Record(ctx, c,
 		couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "iss-1"},
-		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate},
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeDuplicate},
 	))
 	a := status(t, q, c, "a")
 	assert.Equal(t, couponq.StateIssued, a.State)
@@ -367,7 +367,7 @@ func testRecord(t *testing.T, q couponq.Queue, c string) {
 	assert.Equal(t, int64(1), a.Entry)
 	b := status(t, q, c, "b")
 	assert.Equal(t, couponq.StateRejected, b.State)
-	assert.Equal(t, couponq.ReasonDuplicate, b.Reason)
+	assert.Equal(t, couponq.CodeDuplicate, b.Reason)
 
 	again := admit(t, q, c, "a")
 	assert.True(t, again.Repeat, "a served user gets the same ticket back")
@@ -393,16 +393,16 @@ func testRecordIdempotent(t *testing.T, q couponq.Queue, c string) {
 	issued := couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "first"}
 	require.NoError(t, q.Record(ctx, c, issued))
 	require.NoError(t, q.Record(ctx, c, issued))
-	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateRejected, Reason: couponq.CodeSoldOut}))
 	a := status(t, q, c, "a")
 	assert.Equal(t, couponq.StateIssued, a.State, "the first outcome stays")
 	assert.Equal(t, "first", a.IssuanceID)
 
 	later := couponq.Entry{Campaign: c, User: "a", Number: 99}
-	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: later, State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: later, State: couponq.StateRejected, Reason: couponq.CodeDuplicate}))
 	assert.Equal(t, couponq.StateIssued, status(t, q, c, "a").State, "a duplicate rejection never replaces an issued status")
 
-	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonFailed}))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeFailed}))
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateIssued, IssuanceID: "late"}))
 	b := status(t, q, c, "b")
 	assert.Equal(t, couponq.StateIssued, b.State, "an issuance replaces a rejection")
@@ -464,7 +464,7 @@ func testSoldOut(t *testing.T, q couponq.Queue, c string) {
 
 	st := status(t, q, c, "u3")
 	assert.Equal(t, couponq.StateRejected, st.State, "waiting entries of a sold-out campaign are final")
-	assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+	assert.Equal(t, couponq.CodeSoldOut, st.Reason)
 	waiting := admit(t, q, c, "u3")
 	assert.True(t, waiting.Repeat)
 	assert.Equal(t, couponq.StateRejected, waiting.State, "a waiting user asking again hears the outcome")
@@ -481,7 +481,7 @@ func testSoldOut(t *testing.T, q couponq.Queue, c string) {
 	for i := 1; i < 5; i++ {
 		st := status(t, q, c, fmt.Sprintf("u%d", i))
 		assert.Equal(t, couponq.StateRejected, st.State)
-		assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+		assert.Equal(t, couponq.CodeSoldOut, st.Reason)
 		assert.Zero(t, st.Position)
 	}
 	_, err = q.Admit(ctx, couponq.Admission{Campaign: c, User: "u4", At: time.Now()})
@@ -542,7 +542,7 @@ func testIssuedCount(t *testing.T, q couponq.Queue, c string) {
 	require.NoError(t, q.Record(ctx, c, issued, issued))
 	require.NoError(t, q.Record(ctx, c, issued))
 	assert.EqualValues(t, 1, count(), "one entry recorded issued three times counts once")
-	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeSoldOut}))
 	assert.EqualValues(t, 1, count(), "a rejection does not count")
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[1], State: couponq.StateIssued, IssuanceID: "i2"}))
 	assert.EqualValues(t, 2, count(), "an issuance replacing a rejection counts")
@@ -586,7 +586,7 @@ func testLineStats(t *testing.T, q couponq.Queue, c string) {
 
 	issued := couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"}
 	require.NoError(t, q.Record(ctx, c, issued,
-		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeDuplicate}))
 	require.NoError(t, q.Record(ctx, c, issued))
 	assert.Equal(t, couponq.LineStats{Admitted: 4, Waiting: 2, Issued: 1, Head: 3}, stats(c), "recorded")
 
@@ -646,7 +646,7 @@ func testReopen(t *testing.T, q couponq.Queue, c string) {
 	for _, u := range []string{"u2", "u3"} {
 		st = status(t, q, c, u)
 		assert.Equal(t, couponq.StateRejected, st.State, "an entry resolved as sold out keeps its outcome (%s)", u)
-		assert.Equal(t, couponq.ReasonSoldOut, st.Reason)
+		assert.Equal(t, couponq.CodeSoldOut, st.Reason)
 	}
 	got, err = q.Lease(ctx, c, 10, time.Minute)
 	require.NoError(t, err)
@@ -708,7 +708,7 @@ func testClaimed(t *testing.T, q couponq.Queue, c string) {
 	require.Len(t, got, 2)
 	assert.EqualValues(t, 2, status(t, q, c, "d").Claimed, "two in flight")
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"},
-		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeDuplicate}))
 	st := status(t, q, c, "d")
 	assert.EqualValues(t, 1, st.Claimed, "one issued, none in flight: a rejection claims nothing")
 	assert.EqualValues(t, 1, st.Position)
@@ -780,12 +780,12 @@ func testArchive(t *testing.T, q couponq.Queue, c string) {
 	assert.ErrorIs(t, archiver.Archive(ctx, c, archiveRetention), couponq.ErrCampaignBusy, "entries in flight")
 	require.NoError(t, q.Record(ctx, c,
 		couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i-a"},
-		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeSoldOut}))
 	require.NoError(t, q.MarkSoldOut(ctx, c))
 	assert.ErrorIs(t, archiver.Archive(ctx, c, archiveRetention), couponq.ErrCampaignBusy, "one entry still in flight")
 	st := status(t, q, c, "d")
 	assert.Equal(t, couponq.StateInFlight, st.State, "a refused Archive changes nothing")
-	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[2], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[2], State: couponq.StateRejected, Reason: couponq.CodeSoldOut}))
 	before := stats(c)
 
 	start := time.Now()
@@ -799,7 +799,7 @@ func testArchive(t *testing.T, q couponq.Queue, c string) {
 		assert.Equal(t, couponq.StateIssued, a.State)
 		assert.Equal(t, "i-a", a.IssuanceID)
 		assert.Equal(t, couponq.StateRejected, b.State)
-		assert.Equal(t, couponq.ReasonSoldOut, b.Reason)
+		assert.Equal(t, couponq.CodeSoldOut, b.Reason)
 		assert.Equal(t, before, during, "and LineStats")
 		if statser != nil {
 			assert.Equal(t, couponq.LineStats{Admitted: 3, Issued: 1, SoldOut: true}, during)
@@ -1023,7 +1023,7 @@ func testSeatSkips(t *testing.T, q couponq.Queue, c string) {
 	require.NoError(t, q.Record(ctx, c, couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "i1"}))
 	require.NoError(t, q.Ack(ctx, c, got[1:2], time.Minute))
 	require.NoError(t, q.Record(ctx, c, couponq.Result{
-		Entry: couponq.Entry{Campaign: c, User: arrived[6], Number: 6}, State: couponq.StateRejected, Reason: couponq.ReasonFailed,
+		Entry: couponq.Entry{Campaign: c, User: arrived[6], Number: 6}, State: couponq.StateRejected, Reason: couponq.CodeFailed,
 	}))
 
 	rec, err := s.Seat(ctx, c, seed)
@@ -1060,7 +1060,7 @@ func testSeatSkips(t *testing.T, q couponq.Queue, c string) {
 		{User: arrived[1], State: couponq.StateIssued, Entry: 1, IssuanceID: "i1"},
 		{User: arrived[2], State: couponq.StateInFlight, Entry: 2},
 		{User: arrived[3], State: couponq.StateInFlight, Entry: 3},
-		{User: arrived[6], State: couponq.StateRejected, Entry: 6, Reason: couponq.ReasonFailed},
+		{User: arrived[6], State: couponq.StateRejected, Entry: 6, Reason: couponq.CodeFailed},
 	} {
 		st := status(t, q, c, want.User)
 		assert.Equal(t, want.State, st.State, want.User)

@@ -45,7 +45,7 @@ func TestBeyondStock(t *testing.T) {
 	assert.True(t, st.BeyondStock, "1 unit left, position 2")
 	assert.Zero(t, st.EstimatedWait)
 	// An entry in flight that is rejected frees its claim.
-	require.NoError(t, e.queue.Record(ctx, "c", couponq.Result{Entry: got[0], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+	require.NoError(t, e.queue.Record(ctx, "c", couponq.Result{Entry: got[0], State: couponq.StateRejected, Reason: couponq.CodeDuplicate}))
 	st, err = e.svc.Status(ctx, "c", "u4")
 	require.NoError(t, err)
 	assert.False(t, st.BeyondStock, "2 units left, position 2")

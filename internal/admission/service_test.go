@@ -94,7 +94,7 @@ func TestV2ServedUserGetsErrorWithTicket(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, e.queue.Record(ctx, "c",
 		couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "x"},
-		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeSoldOut}))
 	require.NoError(t, e.queue.MarkSoldOut(ctx, "c"))
 
 	tk, err := e.svc.Admit(ctx, req("c", "a"))

@@ -92,7 +92,7 @@ func TestAdmitAndStatus(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, q.Record(ctx, "drop",
 		couponq.Result{Entry: got[0], State: couponq.StateIssued, IssuanceID: "iss-a"},
-		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}))
+		couponq.Result{Entry: got[1], State: couponq.StateRejected, Reason: couponq.CodeSoldOut}))
 	require.NoError(t, q.MarkSoldOut(ctx, "drop"))
 
 	resp, body = do(t, srv, "GET", "/api/campaigns/drop/entries/me", "alice", "")

@@ -315,7 +315,7 @@ func (p *linePoller) tick() {
 			// Still waiting on a sold-out campaign: that is its outcome, as
 			// Service.Status reports it.
 			s.deliver(statusUpdate{resp: StatusResponse{Campaign: p.campaign, Entry: s.entry,
-				State: string(couponq.StateRejected), Reason: string(couponq.ReasonSoldOut)}})
+				State: string(couponq.StateRejected), Reason: string(couponq.CodeSoldOut)}})
 		default:
 			// Entries leave the line from the head only, so entry n waits at
 			// n - Head + 1: exact without a gap, an upper bound with one.

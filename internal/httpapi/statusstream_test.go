@@ -294,7 +294,7 @@ func TestStatusEventsLastInLine(t *testing.T) {
 	es := lease(t, e.q, "drop", 1)
 	assert.Equal(t, "in_flight", c.nextStatus(t).State)
 	require.NoError(t, e.q.Record(context.Background(), "drop",
-		couponq.Result{Entry: es[0], State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}))
+		couponq.Result{Entry: es[0], State: couponq.StateRejected, Reason: couponq.CodeDuplicate}))
 	st := c.nextStatus(t)
 	assert.Equal(t, httpapi.StatusResponse{Campaign: "drop", Entry: 1, State: "rejected", Reason: "duplicate"}, st)
 	c.ends(t)
@@ -311,7 +311,7 @@ func TestStatusEventsBeyondStock(t *testing.T) {
 		c.nextStatus(t))
 	// One of them fails: its unit is free again and u4's position may get it.
 	require.NoError(t, e.q.Record(context.Background(), "drop",
-		couponq.Result{Entry: es[0], State: couponq.StateRejected, Reason: couponq.ReasonFailed}))
+		couponq.Result{Entry: es[0], State: couponq.StateRejected, Reason: couponq.CodeFailed}))
 	assert.Equal(t, httpapi.StatusResponse{Campaign: "drop", Entry: 4, State: "waiting", Position: 2, EstimatedWaitMS: 2000},
 		c.nextStatus(t))
 	// It matches what GET .../entries/me says.

@@ -62,9 +62,9 @@ func TestHandleBatchMixedOutcomes(t *testing.T) {
 		"c/a":    {State: couponq.StateIssued},
 		"c/held": {State: couponq.StateIssued}, // a duplicate never replaces an issued status
 		"c/b":    {State: couponq.StateIssued},
-		"c/late": {State: couponq.StateRejected, Reason: couponq.ReasonSoldOut},
+		"c/late": {State: couponq.StateRejected, Reason: couponq.CodeSoldOut},
 		"d/x":    {State: couponq.StateIssued},
-		"d/y":    {State: couponq.StateRejected, Reason: couponq.ReasonSoldOut},
+		"d/y":    {State: couponq.StateRejected, Reason: couponq.CodeSoldOut},
 	}
 	for k, w := range want {
 		var camp, user string

@@ -293,9 +293,9 @@ func result(e couponq.Entry, iss couponq.Issuance) (couponq.Result, bool) {
 	case couponq.Issued:
 		res.State, res.IssuanceID = couponq.StateIssued, iss.ID
 	case couponq.Duplicate:
-		res.State, res.Reason = couponq.StateRejected, couponq.ReasonDuplicate
+		res.State, res.Reason = couponq.StateRejected, couponq.CodeDuplicate
 	case couponq.SoldOut:
-		res.State, res.Reason = couponq.StateRejected, couponq.ReasonSoldOut
+		res.State, res.Reason = couponq.StateRejected, couponq.CodeSoldOut
 	default:
 		return res, false
 	}
@@ -372,7 +372,7 @@ func (i *Issuer) deadLetter(ctx context.Context, e couponq.Entry, reason error) 
 	} else {
 		i.log.Error("couponq: entry dead-lettered", "key", e.Key(), "reason", reason)
 	}
-	res := couponq.Result{Entry: e, State: couponq.StateRejected, Reason: couponq.ReasonFailed}
+	res := couponq.Result{Entry: e, State: couponq.StateRejected, Reason: couponq.CodeFailed}
 	if err := i.record(ctx, res, false); err != nil {
 		return err
 	}

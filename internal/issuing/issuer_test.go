@@ -88,9 +88,9 @@ func TestHandleOutcomes(t *testing.T) {
 	require.NoError(t, i.Handle(ctx, entry("c", "d", 3)))
 	d := status(t, f.queue, "c", "d")
 	assert.Equal(t, couponq.StateRejected, d.State)
-	assert.Equal(t, couponq.ReasonSoldOut, d.Reason)
+	assert.Equal(t, couponq.CodeSoldOut, d.Reason)
 	require.Len(t, events, 5)
-	assert.Equal(t, couponq.ReasonDuplicate, events[2].Result.Reason)
+	assert.Equal(t, couponq.CodeDuplicate, events[2].Result.Reason)
 }
 
 func TestHandleRetriesStoreThenSucceeds(t *testing.T) {
@@ -132,7 +132,7 @@ func TestHandleDeadLettersWhatKeepsFailing(t *testing.T) {
 	assert.ErrorIs(t, dead[e.Key()], down)
 	st := status(t, f.queue, "c", "u")
 	assert.Equal(t, couponq.StateRejected, st.State, "a dead-lettered entry still ends with a status")
-	assert.Equal(t, couponq.ReasonFailed, st.Reason)
+	assert.Equal(t, couponq.CodeFailed, st.Reason)
 
 	// An entry for a campaign nobody knows goes straight to the dead letters.
 	ghost := entry("nope", "u", 1)

@@ -56,7 +56,7 @@ type deadline struct {
 type userRec struct {
 	entry  int64
 	state  couponq.State
-	reason couponq.Reason
+	reason string
 	id     string
 	issued []int64 // entry numbers recorded as issued
 }
@@ -158,7 +158,7 @@ func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Stat
 	st := couponq.Status{Campaign: campaign, User: user, State: u.state, Entry: u.entry, IssuanceID: u.id, Reason: u.reason}
 	if u.state == couponq.StateWaiting {
 		if l.soldOut {
-			st.State, st.Reason = couponq.StateRejected, couponq.ReasonSoldOut
+			st.State, st.Reason = couponq.StateRejected, couponq.CodeSoldOut
 		} else {
 			st.Position = l.rank(u.entry)
 			st.Claimed = l.claimed()
@@ -201,7 +201,7 @@ func (q *Queue) Lease(ctx context.Context, campaign string, n int, ttl time.Dura
 		for _, num := range take {
 			e := l.entries[num]
 			u := l.users[e.User]
-			u.state, u.reason = couponq.StateRejected, couponq.ReasonSoldOut
+			u.state, u.reason = couponq.StateRejected, couponq.CodeSoldOut
 			delete(l.entries, num)
 		}
 		l.waiting = l.waiting[len(take):]
@@ -306,7 +306,7 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 		switch {
 		case num < u.entry:
 			continue // an older entry of a user who lined up again; counted above
-		case u.state == couponq.StateIssued && r.Reason == couponq.ReasonDuplicate:
+		case u.state == couponq.StateIssued && r.Reason == couponq.CodeDuplicate:
 			continue // "already issued" adds nothing to an issued status
 		case num == u.entry && u.state == couponq.StateIssued:
 			continue // decided already: the first outcome stays

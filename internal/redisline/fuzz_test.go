@@ -231,7 +231,7 @@ func (lc *lineCheck) run(user, user2, requestID, trace string, limit int, maxWai
 
 	// 4. Record the first, release the rest.
 	first := leased[0]
-	res := couponq.Result{Entry: first, State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}
+	res := couponq.Result{Entry: first, State: couponq.StateRejected, Reason: couponq.CodeSoldOut}
 	if issued {
 		res = couponq.Result{Entry: first, State: couponq.StateIssued, IssuanceID: "iss-" + first.User}
 	}

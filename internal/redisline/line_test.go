@@ -249,7 +249,7 @@ func testLineMatchesModel(t *testing.T, c redis.UniversalClient, coalesce bool) 
 		for i, e := range got2[third : third+third] {
 			r := couponq.Result{Entry: e, State: couponq.StateIssued, IssuanceID: "i-" + e.User}
 			if i%3 == 0 {
-				r = couponq.Result{Entry: e, State: couponq.StateRejected, Reason: couponq.ReasonDuplicate}
+				r = couponq.Result{Entry: e, State: couponq.StateRejected, Reason: couponq.CodeDuplicate}
 			}
 			results = append(results, r)
 			delete(m.flight, e.User)

@@ -254,7 +254,7 @@ func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Stat
 	}
 	return couponq.Status{
 		Campaign: campaign, User: user, State: couponq.State(toStr(res[0])), Entry: toInt(res[1]),
-		Position: toInt(res[2]), Reason: couponq.Reason(toStr(res[3])), IssuanceID: toStr(res[4]),
+		Position: toInt(res[2]), Reason: toStr(res[3]), IssuanceID: toStr(res[4]),
 		Claimed: toInt(res[5]),
 	}, nil
 }

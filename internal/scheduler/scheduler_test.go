@@ -299,7 +299,7 @@ func TestSchedulerDrainsSoldOutCampaign(t *testing.T) {
 	status, err := w.svc.Status(context.Background(), c.ID, "u99")
 	require.NoError(t, err)
 	assert.Equal(t, couponq.StateRejected, status.State)
-	assert.Equal(t, couponq.ReasonSoldOut, status.Reason)
+	assert.Equal(t, couponq.CodeSoldOut, status.Reason)
 }
 
 func TestSchedulerKeepsUnknownCampaignAwake(t *testing.T) {

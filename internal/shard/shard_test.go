@@ -175,7 +175,7 @@ func TestAdmitRepeatStatusAndRecord(t *testing.T) {
 	for i, e := range es {
 		r := couponq.Result{Entry: e, State: couponq.StateIssued, IssuanceID: "iss-" + e.User}
 		if i%2 == 1 {
-			r = couponq.Result{Entry: e, State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}
+			r = couponq.Result{Entry: e, State: couponq.StateRejected, Reason: couponq.CodeSoldOut}
 		}
 		results = append(results, r)
 	}

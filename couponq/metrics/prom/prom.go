@@ -273,8 +273,8 @@ func (m *Metrics) OnIssue(ev issuer.Event) {
 	if ev.Result.State != couponq.StateIssued {
 		outcome = string(ev.Result.Reason)
 		switch ev.Result.Reason {
-		case couponq.ReasonSoldOut, couponq.ReasonDuplicate:
-		case couponq.ReasonFailed:
+		case couponq.CodeSoldOut, couponq.CodeDuplicate:
+		case couponq.CodeFailed:
 			m.deadLetters.WithLabelValues(c).Inc()
 		default:
 			outcome = "other"

@@ -141,8 +141,8 @@ func TestTicksAndIssues(t *testing.T) {
 	e := couponq.Entry{Campaign: "c", User: "u", Number: 1}
 	m.OnIssue(issuer.Event{Entry: e, Result: couponq.Result{State: couponq.StateIssued}, Attempts: 1, Duration: 20 * time.Millisecond})
 	m.OnIssue(issuer.Event{Entry: e, Result: couponq.Result{State: couponq.StateIssued}, Attempts: 3, Duration: 30 * time.Millisecond})
-	m.OnIssue(issuer.Event{Entry: e, Result: couponq.Result{State: couponq.StateRejected, Reason: couponq.ReasonSoldOut}, Attempts: 1})
-	m.OnIssue(issuer.Event{Entry: e, Result: couponq.Result{State: couponq.StateRejected, Reason: couponq.ReasonFailed}}) // dead letter
+	m.OnIssue(issuer.Event{Entry: e, Result: couponq.Result{State: couponq.StateRejected, Reason: couponq.CodeSoldOut}, Attempts: 1})
+	m.OnIssue(issuer.Event{Entry: e, Result: couponq.Result{State: couponq.StateRejected, Reason: couponq.CodeFailed}}) // dead letter
 	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 12, Stock: 10})
 	m.OnOverIssue(issuer.OverIssue{Campaign: "c", Issued: 11, Stock: 10}) // older, smaller: ignored
 	m.OnOverIssue(issuer.OverIssue{Campaign: "d", Issued: 2, Stock: 2})   // not over
