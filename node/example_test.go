@@ -6,28 +6,41 @@ import (
 	"time"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
 )
 
-// A whole V2 service on the in-memory backends: admission, the scheduler
-// and the issuer in one node.
+// A whole V2 service in one process: with no Backend, Transport or Store
+// given, the node runs on the in-memory ones.
 func Example() {
 	ctx := context.Background()
-	campaigns, _ := memline.NewRegistry(couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond})
-	n, _ := node.New(node.Config{Catalog: campaigns}) // no backends given: in-memory ones
-	_ = n.Start(ctx)
+	n, err := node.New(node.Config{})
+	if err != nil {
+		panic(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		panic(err)
+	}
 	defer n.Stop(ctx)
+	if _, err := n.CreateCampaign(ctx, couponq.Campaign{ID: "spring-sale", Stock: 2, Interval: 10 * time.Millisecond}); err != nil {
+		panic(err)
+	}
 
-	for _, user := range []string{"ann", "bo", "cy"} {
-		t, _ := n.Admit(ctx, couponq.Request{Campaign: "spring-sale", User: user})
+	users := []string{"ann", "bo", "cy"}
+	for _, user := range users {
+		t, err := n.Admit(ctx, couponq.Request{Campaign: "spring-sale", User: user})
+		if err != nil {
+			panic(err)
+		}
 		fmt.Printf("%s: entry %d, position %d, beyond stock %v\n", user, t.Entry, t.Position, t.BeyondStock)
 	}
-	for _, user := range []string{"ann", "bo", "cy"} {
-		st, _ := n.Status(ctx, "spring-sale", user)
-		for !st.State.Terminal() {
+	for _, user := range users {
+		st, err := n.Status(ctx, "spring-sale", user)
+		for err == nil && !st.State.Terminal() {
 			time.Sleep(5 * time.Millisecond)
-			st, _ = n.Status(ctx, "spring-sale", user)
+			st, err = n.Status(ctx, "spring-sale", user)
+		}
+		if err != nil {
+			panic(err)
 		}
 		if st.Reason != "" {
 			fmt.Println(user+":", st.State, st.Reason)

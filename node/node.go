@@ -16,6 +16,7 @@ import (
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/health"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/scheduler"
 	"github.com/couponq/couponq/internal/shard"
 	"github.com/couponq/couponq/issuer"
@@ -204,8 +205,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, backend: cfg.Backend, transport: cfg.Transport, store: cfg.Store, log: log}
 	if b := n.backend; b.Queue == nil && b.Registry == nil && b.Locker == nil && b.Tally == nil && b.Ping == nil {
-		n.backend, n.memory = memory.New(), true
+		n.backend = memory.New()
 	}
+	_, n.memory = n.backend.Queue.(*memline.Queue)
 	switch {
 	case n.store != nil:
 	case n.memory:
@@ -223,6 +225,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err := checkBackend(n.backend); err != nil {
 		return nil, err
+	}
+	for name, check := range cfg.ReadinessChecks {
+		if name == "" || check == nil || name == "store" || name == "transport" || name == n.backend.Name || name == "backend" {
+			return nil, fmt.Errorf("%w: node: ReadinessChecks[%q]: a check needs a name of its own (not the Backend's, \"store\" or \"transport\") and a func",
+				couponq.ErrInvalidConfig, name)
+		}
 	}
 	agenda := n.backend.Queue.(couponq.Agenda)
 
@@ -340,8 +348,9 @@ func checkBackend(b couponq.Backend) error {
 func is[T any](v any) bool { _, ok := v.(T); return ok }
 
 // serves reports whether the node has the backends a campaign needs: V1
-// needs the Backend's Tally, a pre-queue a Queue that seats, sub-lines a
-// Queue that carries them. The error wraps couponq.ErrUnsupported.
+// needs the Backend's Tally and a Transport an issuer consumes, a pre-queue
+// a Queue that seats. (Every Backend the node accepts carries sub-lines.)
+// The error wraps couponq.ErrUnsupported.
 func (n *Node) serves(c couponq.Campaign) error {
 	switch {
 	case c.Mode == couponq.ValidateFirst && n.backend.Tally == nil:
@@ -354,9 +363,6 @@ func (n *Node) serves(c couponq.Campaign) error {
 	case c.PreQueue > 0 && !is[couponq.Seater](n.backend.Queue):
 		return fmt.Errorf("%w: campaign %s has a pre-queue, which the %s Backend's Queue cannot seat",
 			couponq.ErrUnsupported, c.ID, n.backend.Name)
-	case c.Shards > 1 && !is[*shard.Queue](n.queue):
-		return fmt.Errorf("%w: campaign %s has %d sub-lines, which the %s Backend's Queue cannot carry",
-			couponq.ErrUnsupported, c.ID, c.Shards, n.backend.Name)
 	}
 	return nil
 }
@@ -404,9 +410,10 @@ func (n *Node) Status(ctx context.Context, campaign, user string) (couponq.Statu
 }
 
 // Start starts the worker role's scheduler and issuer (the API role has
-// nothing to run: it answers calls). A node runs once: Start after a
-// successful Start, or after Stop, returns an error; a failed Start may be
-// tried again.
+// nothing to run: it answers calls). They run until Stop, whatever becomes
+// of ctx, so a host may start the node with its signal context and still
+// shut its servers down before it stops the node. A node runs once: Start
+// after Start, or after Stop, returns an error.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -3,19 +3,21 @@
 //
 //   - HTTP admission driven by wrk (one process, distinct users, every 10th a
 //     repeat) at several concurrencies: a no-op net/http handler (the box's
-//     HTTP ceiling), V2 queue-first (plain and coalesced), and V1
-//     validate-first with a per-user and a campaign-wide lock;
-//   - admission through the Go API against redis-benchmark running the same
-//     Lua script at the same concurrency (the Redis ceiling);
-//   - the throttle: unthrottled drain to Kafka, and achieved vs configured rate;
+//     HTTP ceiling), and a node's public handler (node.New with the API
+//     role, the Redis backend and the Kafka transport) serving V2
+//     queue-first (plain and coalesced) and V1 validate-first with a
+//     per-user and a campaign-wide lock;
+//   - admission through the line's Go API against redis-benchmark running
+//     the same Lua script at the same concurrency (the Redis ceiling);
+//   - one campaign throttled by a scheduler of its own: unthrottled drain to
+//     Kafka, and achieved vs configured rate;
 //   - the scheduler: Redis commands/s, goroutines and heap of 10, 1,000 and
-//     10,000 idle campaigns under one Scheduler per process, against one
-//     Throttle per campaign; and 100 busy campaigns at once, each one's
-//     achieved vs configured rate;
-//   - end-to-end issuance per second, Redis → throttle → Kafka → issuer →
+//     10,000 idle campaigns under one Scheduler per process; and 100 busy
+//     campaigns at once, each one's achieved vs configured rate;
+//   - end-to-end issuance per second, Redis → scheduler → Kafka → issuer →
 //     Store, for the in-memory, Redis and Postgres Stores, one entry per
 //     Store call and batched, with where the consumer's time goes;
-//   - one hot campaign over 1, 3 and 6 sub-lines (couponq/shard) on the
+//   - one hot campaign over 1, 3 and 6 sub-lines (Campaign.Shards) on the
 //     3-master Redis Cluster (shardline.go): admissions/s, where the Redis
 //     work lands, position estimates and the order of issuance;
 //   - status streams (sse.go): 10,000 users holding Server-Sent Events status
@@ -54,12 +56,12 @@ type options struct {
 	postgres string
 
 	// The scheduler sections.
-	idleSched, idleThrottle []int
-	idleWindow, busyWindow  time.Duration
-	busyDispatch            string
-	busyWays                []string
-	busyWorkers             int
-	busyCatalogTTL          time.Duration
+	idleSched              []int
+	idleWindow, busyWindow time.Duration
+	busy                   bool
+	busyDispatch           string
+	busyWorkers            int
+	busyCatalogTTL         time.Duration
 }
 
 func main() {
@@ -76,13 +78,12 @@ func main() {
 	httpOnly := flag.String("http-only", "", "measure only these HTTP scenarios (comma-separated, e.g. v2,noop) at -conc and print them with the Prometheus check; writes no report")
 	schedOnly := flag.Bool("scheduler-only", false, "measure only the scheduler sections (idle cost, busy campaigns) and print them as markdown; writes no report")
 	idleSched := flag.String("idle-campaigns", ints(idleSchedulerCounts), "scheduler section: idle campaign counts under one Scheduler per process")
-	idleThrottle := flag.String("idle-throttles", "", "scheduler section: idle campaign counts under one Throttle per campaign (the baseline)")
 	flag.DurationVar(&o.idleWindow, "idle-window", 10*time.Second, "scheduler section: each idle measurement window")
 	flag.DurationVar(&o.busyWindow, "busy-window", 10*time.Second, "scheduler section: the busy campaigns' steady window")
 	flag.StringVar(&o.busyDispatch, "busy-dispatch", "kafka", "scheduler section: where busy campaigns' batches go: kafka (the producer, counted) or count (only counted)")
-	busyWays := flag.String("busy-ways", "scheduler,throttle", "scheduler section: which ways to drive the busy campaigns")
+	flag.BoolVar(&o.busy, "busy", true, "scheduler section: measure the busy campaigns (false: the idle cost only)")
 	flag.IntVar(&o.busyWorkers, "busy-workers", 0, "scheduler section, diagnosis: the busy Scheduler's Workers (0: its default, 16)")
-	flag.DurationVar(&o.busyCatalogTTL, "busy-catalog-ttl", 0, "scheduler section, diagnosis: the busy Scheduler's CatalogCache TTL (0: its default, 1s)")
+	flag.DurationVar(&o.busyCatalogTTL, "busy-catalog-ttl", 0, "scheduler section, diagnosis: the TTL of the busy Scheduler's catalog cache (0: its default, 1s)")
 	flag.Parse()
 	if *sseOnly || *sseClient != "" { // sse.go: the status-stream section alone, or its client process
 		if err := sseMain(o); err != nil {
@@ -108,18 +109,6 @@ func main() {
 	}
 	if o.idleSched, err = parseInts(*idleSched); err != nil {
 		log.Fatalf("bad -idle-campaigns: %v", err)
-	}
-	if o.idleThrottle, err = parseInts(*idleThrottle); err != nil {
-		log.Fatalf("bad -idle-throttles: %v", err)
-	}
-	for _, w := range strings.Split(*busyWays, ",") {
-		switch w = strings.TrimSpace(w); w {
-		case "scheduler", "throttle":
-			o.busyWays = append(o.busyWays, w)
-		case "":
-		default:
-			log.Fatalf("bad -busy-ways %q: scheduler, throttle or both", *busyWays)
-		}
 	}
 	if o.busyDispatch != "kafka" && o.busyDispatch != "count" {
 		log.Fatalf("bad -busy-dispatch %q: kafka or count", o.busyDispatch)
@@ -198,7 +187,7 @@ func main() {
 	if rep.RedisCeiling, err = b.runRedisCeiling(ctx, 1000, 200_000); err != nil {
 		log.Fatal(err)
 	}
-	progress("throttle: unthrottled drain, then throttled rate")
+	progress("one campaign: unthrottled drain, then throttled rate")
 	if rep.Throttle, err = b.runThrottle(ctx); err != nil {
 		log.Fatal(err)
 	}
@@ -211,7 +200,7 @@ func main() {
 	}
 	rep.Shard = &sh
 	for _, v := range e2eVariants {
-		progress("end to end: redis -> throttle -> kafka -> issuer -> %s", v.Name)
+		progress("end to end: redis -> scheduler -> kafka -> issuer -> %s", v.Name)
 		r, err := b.runE2E(ctx, e2eEntries, v)
 		if err != nil {
 			log.Fatal(err)
@@ -261,18 +250,45 @@ func render(path string, o options) error {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return err
 	}
+	if err := schedulerRowsOnly(b, &rep); err != nil {
+		return err
+	}
 	if err := plots(rep, o.out); err != nil {
 		return err
 	}
 	return os.WriteFile(o.md, []byte(markdown(rep, o)), 0o644)
 }
 
-// microBenchmarks runs the hot-path testing.B benchmarks and keeps their result lines.
-// memoryLines runs the redisq memory test at 1,000,000 waiting users on the
-// bench's Redis and keeps the lines it prints (bytes per waiting entry,
-// Status latency).
+// schedulerRowsOnly leaves out of rep, read from js, the scheduler
+// sections' rows whose "Way" is not "scheduler": results that also measured
+// campaigns driven another way. The report presents the Scheduler's.
+func schedulerRowsOnly(js []byte, rep *Report) error {
+	var ways struct{ Idle, Busy []struct{ Way string } }
+	if err := json.Unmarshal(js, &ways); err != nil {
+		return err
+	}
+	keep := func(way string) bool { return way == "" || way == "scheduler" }
+	var idle []IdleResult
+	for i, r := range rep.Idle {
+		if keep(ways.Idle[i].Way) {
+			idle = append(idle, r)
+		}
+	}
+	var busy []BusyResult
+	for i, r := range rep.Busy {
+		if keep(ways.Busy[i].Way) {
+			busy = append(busy, r)
+		}
+	}
+	rep.Idle, rep.Busy = idle, busy
+	return nil
+}
+
+// memoryLines runs the Redis line's memory test at 1,000,000 waiting users
+// on the bench's Redis and keeps the lines it prints (bytes per waiting
+// entry, Status latency).
 func memoryLines(ctx context.Context, o options) []string {
-	cmd := exec.CommandContext(ctx, "go", "test", "-v", "-run", "^TestMemoryPerWaitingEntry$", "-count=1", "-timeout", "10m", "./couponq/redisq/")
+	cmd := exec.CommandContext(ctx, "go", "test", "-v", "-run", "^TestMemoryPerWaitingEntry$", "-count=1", "-timeout", "10m", "./internal/redisline/")
 	cmd.Env = append(os.Environ(), "COUPONQ_REDIS_ADDR="+o.redis, "COUPONQ_REDIS_MEMORY_ENTRIES=1000000")
 	out, err := cmd.CombinedOutput()
 	var lines []string
@@ -287,12 +303,14 @@ func memoryLines(ctx context.Context, o options) []string {
 	return lines
 }
 
+// microBenchmarks runs the hot-path testing.B benchmarks and keeps their
+// result lines.
 func microBenchmarks(ctx context.Context) []string {
 	var lines []string
 	for _, args := range [][]string{
-		{"test", "-run", "^$", "-bench", ".", "-benchmem", "./dispatch/wire/", "./issuer/"},
-		{"test", "-run", "^$", "-bench", "^BenchmarkAdmit$", "-benchmem", "-benchtime", "100000x", "./couponq/redisq/"},
-		{"test", "-run", "^$", "-bench", "^BenchmarkAdmitHandler$", "-benchmem", "-benchtime", "200000x", "./couponq/httpapi/"},
+		{"test", "-run", "^$", "-bench", ".", "-benchmem", "./dispatch/wire/", "./internal/issuing/"},
+		{"test", "-run", "^$", "-bench", "^BenchmarkAdmit$", "-benchmem", "-benchtime", "100000x", "./internal/redisline/"},
+		{"test", "-run", "^$", "-bench", "^BenchmarkAdmitHandler$", "-benchmem", "-benchtime", "200000x", "./internal/httpapi/"},
 	} {
 		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
 		if err != nil {

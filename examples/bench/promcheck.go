@@ -17,7 +17,7 @@ import (
 )
 
 // promProbe is the Prometheus adapter as a host runs it: a registry fed by
-// the Service's OnAdmit hook, served by promhttp on a listener of its own,
+// the node it is the Observer of, served by promhttp on a listener of its own,
 // and read by scraping that listener over HTTP, as Prometheus would. The
 // bench compares the admission rate the scrapes show with the rate wrk
 // measured on the same run.

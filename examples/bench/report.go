@@ -24,9 +24,10 @@ type Report struct {
 	Duration     string
 	HTTP         []HTTPResult
 	RedisCeiling RedisResult
-	Throttle     ThrottleResult
-	E2E          []E2EResult
-	Micro        []string
+	// Throttle is one campaign moved by a scheduler of its own.
+	Throttle ThrottleResult
+	E2E      []E2EResult
+	Micro    []string
 	// The scheduler sections (absent from results of runs before them).
 	Idle []IdleResult `json:",omitempty"`
 	Busy []BusyResult `json:",omitempty"`
@@ -34,7 +35,7 @@ type Report struct {
 	SSE *SSEResult `json:",omitempty"`
 	// The sharded-line section (shardline.go; absent from runs before it).
 	Shard *ShardResult `json:",omitempty"`
-	// Memory is what the redisq memory test printed at 1,000,000 waiting
+	// Memory is what the Redis line's memory test printed at 1,000,000 waiting
 	// users (absent from runs before it).
 	Memory []string `json:",omitempty"`
 	// E2EProfile is the profiled in-memory batch run and its pprof top
@@ -97,6 +98,9 @@ type RedisResult struct {
 	RedisBenchmark, GoAPI, GoAPICoalesced float64
 }
 
+// ThrottleResult is one campaign moved to Kafka by a scheduler of its own:
+// drained as fast as it goes, then throttled to a configured rate, both
+// timed from the scheduler's first move.
 type ThrottleResult struct {
 	DrainEntries                     int64
 	DrainPerSec                      float64
@@ -168,9 +172,12 @@ func markdown(rep Report, o options) string {
 
 	w("## HTTP admission\n\n")
 	w("wrk drives `POST /campaigns/{id}/entries` for %s per row; each request is a distinct user except every 10th,\n", rep.Duration)
-	w("a repeat. `noop` is a net/http handler that answers 202 and does nothing (the HTTP ceiling). `v2` is\n")
-	w("queue-first admission as configured by default: `redisq` coalesces admissions that arrive while another of the\n")
-	w("campaign's is on its way to Redis into one script call (a lone one goes out at once); `v2-uncoalesced` sets\n")
+	w("a repeat. `noop` is a net/http handler that answers 202 and does nothing (the HTTP ceiling). Every other\n")
+	w("scenario is the public handler of a node as a host runs it: `node.New` with the API role, the Redis backend\n")
+	w("(`redisq.New`) and the Kafka transport (`kafkadispatch.New`), the campaign created through the node, and\n")
+	w("`Node.Handler`. `v2` is queue-first admission as configured by default: the Redis backend coalesces admissions\n")
+	w("that arrive while another of the campaign's is on its way to Redis into one script call (a lone one goes out at\n")
+	w("once); `v2-uncoalesced` sets\n")
 	w("`redisq.Config{DisableCoalescing: true}`, one script call per request. Both are also measured at one connection.\n")
 	w("`v1-*` is validate-first: lock, SADD, INCR, publish to Kafka, answer — with a per-user or a campaign-wide lock.\n")
 	w("`failed` counts 503s, timeouts (5 s) and socket errors; 409 (a repeat in V1) is a correct answer.\n\n")
@@ -208,7 +215,7 @@ func markdown(rep Report, o options) string {
 	w("| Go API / redis-benchmark (same script, %d connections) | %s | %s | ≥ 1.5 (default) |\n",
 		rc.Conns, ratio(rc.GoAPICoalesced, rc.RedisBenchmark), ratio(rc.GoAPI, rc.RedisBenchmark))
 	t := rep.Throttle
-	w("| throttle achieved / configured rate | %s | | 1 ± 0.02 |\n\n", ratio(t.AchievedPerSec, t.ConfiguredPerSec))
+	w("| one campaign throttled: achieved / configured rate | %s | | 1 ± 0.02 |\n\n", ratio(t.AchievedPerSec, t.ConfiguredPerSec))
 	var missed []string
 	if v1u.GoodRPS() > 0 && v2.GoodRPS()/v1u.GoodRPS() < 5 {
 		missed = append(missed, fmt.Sprintf("V2 / V1 per-user lock is %.2f against ≥ 5 (%.0f%% short): V1 with a per-user lock "+
@@ -236,11 +243,15 @@ func markdown(rep Report, o options) string {
 
 	w("## Redis ceiling\n\n")
 	w("%d admissions of new users at %d connections: redis-benchmark running the admission script with EVALSHA\n", rc.Admissions, rc.Conns)
-	w("(`user:__rand_int__`), the Go API (`redisq.Queue.Admit`), and the Go API coalescing concurrent admissions.\n\n")
+	w("(`user:__rand_int__`), the Redis line's Go API (`Queue.Admit`, the Redis backend's line), and the Go API\n")
+	w("coalescing concurrent admissions.\n\n")
 	w("| path | admissions/s |\n|---|---:|\n| redis-benchmark | %.0f |\n| Go API | %.0f |\n| Go API, coalesced | %.0f |\n\n",
 		rc.RedisBenchmark, rc.GoAPI, rc.GoAPICoalesced)
 
-	w("## Throttle\n\n")
+	w("## Throttling one campaign\n\n")
+	w("One campaign, its line in Redis, moved to Kafka by a scheduler of its own: first a full line drained as fast\n")
+	w("as it goes, then a throttled rate. Both are timed from the scheduler's first move, which comes one Interval\n")
+	w("after it took its lease.\n\n")
 	w("| measure | result |\n|---|---:|\n")
 	w("| unthrottled drain to Kafka (batch 5,000 every 1 ms, %d entries) | %.0f entries/s |\n", t.DrainEntries, t.DrainPerSec)
 	w("| throttled: configured | %.0f entries/s (100 every 100 ms) |\n", t.ConfiguredPerSec)
@@ -250,7 +261,7 @@ func markdown(rep Report, o options) string {
 	b.WriteString(shardMarkdown(rep))
 
 	w("## End to end\n\n")
-	w("%d waiting users, stock %d, per variant: Redis line → throttle (2,000 every 10 ms) → Kafka (8 partitions,\n", e2eEntries, e2eEntries)
+	w("%d waiting users, stock %d, per variant: Redis line → scheduler (2,000 every 10 ms) → Kafka (8 partitions,\n", e2eEntries, e2eEntries)
 	w("one consumer, a worker per partition) → one issuer → Store, outcomes recorded in Redis. Issuances/s count from\n")
 	w("the first tick to the last issuance; *steady* from the first issuance to the last. The first row is the\n")
 	w("configuration before the batch path (one Store call per entry under a per-user Redis lock), the baseline\n")
@@ -279,8 +290,8 @@ func markdown(rep Report, o options) string {
 	if p := rep.E2EProfile; p != nil {
 		w("### Where the issuer's time goes (in memory, batched)\n\n")
 		w("The same pipeline with the in-memory Store and the issuer's batch path, one worker process, %d users, under a\n", p.Entries)
-		w("CPU profile of the bench process (throttle, Kafka producer and consumer, issuer, Store, outcome recording) from the\n")
-		w("throttle's start to the last issuance: **%.0f issued/s** (steady %.0f/s; target ≥ 20,000), %d Store calls of %.1f\n",
+		w("CPU profile of the bench process (scheduler, Kafka producer and consumer, issuer, Store, outcome recording) from the\n")
+		w("scheduler's start to the last issuance: **%.0f issued/s** (steady %.0f/s; target ≥ 20,000), %d Store calls of %.1f\n",
 			p.IssuedPerSec, p.SteadyIssuedPerSec, p.StoreCalls, p.EntriesPerStoreCall())
 		w("entries. `go tool pprof -top -cum`, regenerated by every run (librdkafka's own threads are C, outside Go's profile;\n")
 		w("calls into it show as `runtime.cgocall`):\n\n```\n")
@@ -293,9 +304,9 @@ func markdown(rep Report, o options) string {
 	b.WriteString(sseMarkdown(rep))
 	if len(rep.Memory) > 0 {
 		w("## Memory per waiting entry\n\n")
-		w("`couponq/redisq`'s TestMemoryPerWaitingEntry on the bench's Redis: 1,000,000 users (IDs of 12 bytes) admitted to one\n")
-		w("campaign's line, Redis's `used_memory` growth divided by the entries; then Queue.Status of 10,000 random waiting\n")
-		w("users, one at a time. Target: ≤ 100 bytes per waiting entry.\n\n```\n")
+		w("The Redis line's TestMemoryPerWaitingEntry (`internal/redisline`) on the bench's Redis: 1,000,000 users (IDs\n")
+		w("of 12 bytes) admitted to one campaign's line, Redis's `used_memory` growth divided by the entries; then\n")
+		w("Queue.Status of 10,000 random waiting users, one at a time. Target: ≤ 100 bytes per waiting entry.\n\n```\n")
 		for _, l := range rep.Memory {
 			w("%s\n", l)
 		}
@@ -303,10 +314,10 @@ func markdown(rep Report, o options) string {
 	}
 	w("## Micro-benchmarks\n\n")
 	w("Hot paths with allocations: message encode/decode (`dispatch/wire`), one issuer step on the in-memory\n")
-	w("backends (`issuer`), one admission script call on the test Redis at 50 concurrent callers (`redisq`), and the\n")
-	w("admission handler's own cost per request with a Service that answers at once, beside the no-op handler the HTTP\n")
-	w("table compares with (`httpapi`, BenchmarkAdmitHandler: allocations per request are the handler's plus the\n")
-	w("request's own, the same for both):\n\n```\n")
+	w("backends (`internal/issuing`), one admission script call on the test Redis at 50 concurrent callers\n")
+	w("(`internal/redisline`), and the admission handler's own cost per request with a Service that answers at once,\n")
+	w("beside the no-op handler the HTTP table compares with (`internal/httpapi`, BenchmarkAdmitHandler: allocations\n")
+	w("per request are the handler's plus the request's own, the same for both):\n\n```\n")
 	for _, l := range rep.Micro {
 		w("%s\n", l)
 	}
@@ -314,8 +325,8 @@ func markdown(rep Report, o options) string {
 	w("## Profile of the V2 path\n\n")
 	w("`scripts/bench.sh -profile DIR` writes CPU profiles of the V2 scenarios. Taken once (2026-11-23, 1,000\n")
 	w("connections, 5 s; `go tool pprof -top`): without coalescing, 41%% of the server's CPU samples were in\n")
-	w("syscalls, and `redisq.(*Queue).Admit` alone was 39%% cumulative, most of it flushing one Redis write per\n")
-	w("request. Coalescing concurrent admissions into one script call (now redisq's default) attacks\n")
+	w("syscalls, and the Redis line's `(*Queue).Admit` alone was 39%% cumulative, most of it flushing one Redis write\n")
+	w("per request. Coalescing concurrent admissions into one script call (now the Redis backend's default) attacks\n")
 	w("exactly that: in its profile `Service.Admit` fell to 12%% cumulative and what remains is net/http's own\n")
 	w("reads and writes of requests and responses, which the no-op handler pays too.\n\n")
 	w("## Reproduce\n\n```\nscripts/bench.sh                   # starts Redis, Kafka and Postgres, installs wrk if missing, runs examples/bench, rewrites this file\n")
@@ -386,8 +397,8 @@ func promCheckMarkdown(rep Report) string {
 	}
 	var b strings.Builder
 	b.WriteString("### Prometheus adapter against wrk\n\n")
-	b.WriteString("Each V2 run feeds `couponq/metrics/prom` through `OnAdmit` and serves it with promhttp on a listener of its\n")
-	b.WriteString("own; the bench scrapes it over HTTP twice while wrk runs, a fifth of the duration after wrk starts and a\n")
+	b.WriteString("Each V2 run gives the node `couponq/metrics/prom` as its Observer and serves it with promhttp on a listener of\n")
+	b.WriteString("its own; the bench scrapes it over HTTP twice while wrk runs, a fifth of the duration after wrk starts and a\n")
 	b.WriteString("fifth before it ends. *scraped/s* is the growth of `couponq_admissions_total` (all campaigns and outcomes)\n")
 	b.WriteString("between the two over the time between them; *wrk req/s* is wrk's whole-run figure. Target: within 5%.\n")
 	b.WriteString("*whole run* compares counts instead: the counter's growth from just before wrk starts to a second after it\n")

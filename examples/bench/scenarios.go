@@ -23,17 +23,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/redisq"
+	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
-	"github.com/couponq/couponq/internal/admission"
-	"github.com/couponq/couponq/internal/httpapi"
-	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/internal/redisline"
+	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
+	"github.com/couponq/couponq/node"
 )
 
 // The HTTP scenarios, in report order. v2 is the default configuration
-// (redisq coalesces concurrent admissions); v2-uncoalesced sets
-// DisableCoalescing, one script call per admission.
+// (the Redis backend coalesces concurrent admissions); v2-uncoalesced sets
+// redisq.Config.DisableCoalescing, one script call per admission.
 var httpScenarios = []string{"noop", "v2", "v2-uncoalesced", "v1-user-lock", "v1-campaign-lock"}
 
 // oneConnScenarios are also measured at one connection: coalescing must
@@ -46,8 +47,10 @@ type backends struct {
 	prefix string
 	cm     kafka.ConfigMap
 	topic  string
-	prod   *kafkadispatch.Dispatcher
-	seq    atomic.Int64
+	// prod is the Kafka transport to b.topic; only its producing side is
+	// used (nothing consumes b.topic).
+	prod *kafkadispatch.Transport
+	seq  atomic.Int64
 }
 
 func newBackends(ctx context.Context, o options) (*backends, error) {
@@ -62,7 +65,7 @@ func newBackends(ctx context.Context, o options) (*backends, error) {
 		return nil, err
 	}
 	var err error
-	b.prod, err = kafkadispatch.NewDispatcher(kafkadispatch.ProducerConfig{Topic: b.topic, ConfigMap: b.cm})
+	b.prod, err = kafkadispatch.New(kafkadispatch.Config{Topic: b.topic, ConfigMap: b.cm})
 	return b, err
 }
 
@@ -96,47 +99,63 @@ func (b *backends) campaign(mode couponq.Mode) couponq.Campaign {
 	return couponq.Campaign{ID: fmt.Sprintf("%s-c%d", b.prefix, b.seq.Add(1)), Stock: 1 << 40, Mode: mode}
 }
 
-// handler builds the scenario's server side; lockWaits collects V1's lock waits.
-// onAdmit, if set, is the Service's OnAdmit hook (the Prometheus probe).
-func (b *backends) handler(sc string, c couponq.Campaign, lockWaits *durations, onAdmit func(couponq.AdmitEvent)) (http.Handler, error) {
+// handler builds the scenario's server side: for all but noop, the public
+// handler of a node as a host runs it, with the API role, the Redis
+// backend and the Kafka transport (V1 publishes each admission to it), the
+// campaign created through the node. lockWaits collects V1's lock waits;
+// observer, if set, is the V2 node's Observer (the Prometheus probe). stop
+// stops the node.
+func (b *backends) handler(ctx context.Context, sc string, c couponq.Campaign, lockWaits *durations, observer node.Observer) (h http.Handler, stop func(), err error) {
 	if sc == "noop" {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = w.Write([]byte(`{"ok":true}` + "\n"))
-		}), nil
+		}), func() {}, nil
 	}
-	catalog, err := memline.NewRegistry(c)
+	backend, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: sc == "v2-uncoalesced"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: sc == "v2-uncoalesced"})
-	if err != nil {
-		return nil, err
-	}
-	cfg := admission.Config{Catalog: catalog, Queue: q, OnAdmit: onAdmit}
+	cfg := node.Config{Roles: node.RoleAPI, Backend: backend, Transport: b.prod, Observer: observer} // the workers hold the Store
 	if strings.HasPrefix(sc, "v1") {
-		tally, err := redisline.NewTally(b.rdb, b.prefix)
-		if err != nil {
-			return nil, err
-		}
-		locker, err := redislocker.New(b.rdb, b.prefix)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Tally, cfg.Locker, cfg.Dispatcher = tally, locker, b.prod
 		if sc == "v1-campaign-lock" {
 			cfg.LockScope = couponq.LockPerCampaign
 		}
-		cfg.OnAdmit = func(ev couponq.AdmitEvent) { lockWaits.add(ev.LockWait) }
+		cfg.Observer = lockWaitObserver{lockWaits}
 	}
-	svc, err := admission.New(cfg)
+	n, err := node.New(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User")})
+	if err := n.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = n.Stop(sctx)
+	}
+	if _, err := n.CreateCampaign(ctx, c); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	if h, err = n.Handler(node.HandlerConfig{User: node.HeaderUser("X-User")}); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return h, stop, nil
 }
+
+// lockWaitObserver collects the lock wait of every V1 admission.
+type lockWaitObserver struct{ waits *durations }
+
+func (o lockWaitObserver) OnAdmit(ev couponq.AdmitEvent) { o.waits.add(ev.LockWait) }
+func (lockWaitObserver) OnTick(dispatch.TickEvent)       {}
+func (lockWaitObserver) OnIssue(issuer.Event)            {}
+func (lockWaitObserver) OnStoreCall(issuer.StoreCall)    {}
+func (lockWaitObserver) OnOverIssue(issuer.OverIssue)    {}
 
 // runHTTP serves one scenario on a loopback port and drives it with wrk.
 func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResult, error) {
@@ -147,19 +166,20 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 	c := b.campaign(mode)
 	var waits durations
 	var probe *promProbe
-	var onAdmit func(couponq.AdmitEvent)
+	var observer node.Observer
 	if strings.HasPrefix(sc, "v2") {
 		var err error
 		if probe, err = newPromProbe(); err != nil {
 			return HTTPResult{}, err
 		}
 		defer probe.close()
-		onAdmit = probe.metrics.OnAdmit
+		observer = probe.metrics
 	}
-	h, err := b.handler(sc, c, &waits, onAdmit)
+	h, stop, err := b.handler(ctx, sc, c, &waits, observer)
 	if err != nil {
 		return HTTPResult{}, err
 	}
+	defer stop()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return HTTPResult{}, err
@@ -396,6 +416,10 @@ func (c *counting) count() int64 {
 	return c.n
 }
 
+// runThrottle measures one campaign moved by a mover (a scheduler of its
+// own) to Kafka: a drain as fast as it goes, then a throttled rate. Both
+// time from the mover's first move, which comes one Interval after its
+// start.
 func (b *backends) runThrottle(ctx context.Context) (ThrottleResult, error) {
 	var res ThrottleResult
 	// Unthrottled: a batch as large as the line, every millisecond.
@@ -406,22 +430,33 @@ func (b *backends) runThrottle(ctx context.Context) (ThrottleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	locker, _ := redislocker.New(b.rdb, b.prefix)
+	locker, err := redislocker.New(b.rdb, b.prefix)
+	if err != nil {
+		return res, err
+	}
 	cd := &counting{d: b.prod}
 	th, err := newMover(c, q, cd, locker, nil)
 	if err != nil {
 		return res, err
 	}
-	start := time.Now()
-	_ = th.Start(ctx)
+	if err := th.Start(ctx); err != nil {
+		return res, err
+	}
+	start, err := th.waitFirstMove(10 * time.Second)
+	if err != nil {
+		_ = th.Stop(ctx)
+		return res, err
+	}
 	for cd.count() < drainN && time.Since(start) < 2*time.Minute {
 		time.Sleep(2 * time.Millisecond)
 	}
+	elapsed := time.Since(start)
 	_ = th.Stop(ctx)
 	res.DrainEntries = cd.count()
-	res.DrainPerSec = float64(cd.count()) / time.Since(start).Seconds()
+	res.DrainPerSec = float64(res.DrainEntries) / elapsed.Seconds()
 
-	// Throttled: 100 every 100 ms, configured 1,000/s, measured over 10 s.
+	// Throttled: 100 every 100 ms, configured 1,000/s, measured over the
+	// 10 s from the first move.
 	c = b.campaign(couponq.QueueFirst)
 	c.BatchSize, c.Interval = 100, 100*time.Millisecond
 	q, err = b.fill(ctx, c, 20_000)
@@ -433,8 +468,14 @@ func (b *backends) runThrottle(ctx context.Context) (ThrottleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	_ = th.Start(ctx)
-	time.Sleep(10*time.Second + 50*time.Millisecond)
+	if err := th.Start(ctx); err != nil {
+		return res, err
+	}
+	if start, err = th.waitFirstMove(10 * time.Second); err != nil {
+		_ = th.Stop(ctx)
+		return res, err
+	}
+	time.Sleep(time.Until(start.Add(10*time.Second + 50*time.Millisecond)))
 	_ = th.Stop(ctx)
 	cd.mu.Lock()
 	defer cd.mu.Unlock()

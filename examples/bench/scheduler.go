@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -26,24 +25,15 @@ import (
 )
 
 // The scheduler sections: what campaigns cost while nobody is in line (one
-// scheduler.Scheduler per process against one dispatch.Throttle per campaign,
-// the way before it), and whether one Scheduler keeps 100 busy campaigns at
-// their configured rates.
+// scheduler.Scheduler per process), and whether one Scheduler keeps 100
+// busy campaigns at their configured rates.
 
-// Defaults of the scheduler sections' flags.
-var (
-	idleSchedulerCounts = []int{10, 1_000, 10_000}
-	// 10,000 Throttles would send about 30,000 commands a second from this
-	// 2-core box (each runs a lease script and refreshes its lease every
-	// second; each standby tries to obtain it every second): measured only
-	// up to 1,000.
-	idleThrottleCounts = []int{10, 1_000}
-)
+// idleSchedulerCounts is the default of -idle-campaigns.
+var idleSchedulerCounts = []int{10, 1_000, 10_000}
 
 const (
-	// idleWarmup lets a process start before its window: the first obtain
-	// (or, for Throttles, every campaign's first tick), a new leader's sweep,
-	// the connection handshakes.
+	// idleWarmup lets a process start before its window: the first obtain,
+	// a new leader's sweep, the connection handshakes.
 	idleWarmup = 2 * time.Second
 	// busyCampaigns is how many campaigns the busy section drives at once.
 	busyCampaigns = 100
@@ -52,14 +42,11 @@ const (
 	busyWarmup = 2 * time.Second
 )
 
-// IdleResult is what N campaigns with nobody in line cost, driven one way:
-// "scheduler" (one Scheduler per process, campaigns in a redisline.Registry)
-// or "throttle" (one Throttle per campaign per process). Two processes run,
-// each with its own Redis client: the first (which leads: the Scheduler's
-// lease, or every Throttle's) alone for one window, then with the second
-// (standing by) for another.
+// IdleResult is what N campaigns with nobody in line cost under one
+// Scheduler per process, the campaigns in the Redis registry. Two processes
+// run, each with its own Redis client: the first (which leads) alone for
+// one window, then with the second (standing by) for another.
 type IdleResult struct {
-	Way       string
 	Campaigns int
 	WindowSec float64
 	// Commands each process's client sent per second (a go-redis hook;
@@ -82,10 +69,9 @@ type IdleResult struct {
 // BusyResult is 100 campaigns with full lines driven at once, each at its
 // own BatchSize per Interval, for a window after a warm-up.
 type BusyResult struct {
-	Way        string // "scheduler" or "throttle"
 	Dispatcher string // "kafka" or "count" (a dispatcher that only counts)
 	Workers    int    // the Scheduler's
-	// CatalogTTLms is the Scheduler's CatalogCache TTL.
+	// CatalogTTLms is the TTL of the catalog cache the Scheduler reads.
 	CatalogTTLms int64
 	WindowSec    float64
 	Campaigns    []BusyCampaign
@@ -115,9 +101,9 @@ type BusyCampaign struct {
 	Configured, Achieved float64
 	Ticks                int
 	LatenessMs           float64
-	// A Scheduler's ticks only: the mean Catalog read at the start of a tick
-	// and the mean delay of a tick's start past its due time; they add up
-	// to the lateness (give or take the window's edges).
+	// The mean Catalog read at the start of a tick and the mean delay of a
+	// tick's start past its due time; they add up to the lateness (give or
+	// take the window's edges).
 	CatalogMs, StartDelayMs float64
 }
 
@@ -280,8 +266,8 @@ func memNow() (heap int64, goroutines int) {
 	return int64(m.HeapAlloc), runtime.NumGoroutine()
 }
 
-// process is one worker process of the group: its own Redis client and
-// either a Scheduler or one Throttle per campaign.
+// process is one worker process of the group: its own Redis client and a
+// Scheduler.
 type process struct {
 	rdb   *redis.Client
 	cmds  *commandCounter
@@ -296,13 +282,13 @@ func (b *backends) newProcess() *process {
 // schedOpts tunes a process's Scheduler; zero values are the defaults.
 type schedOpts struct {
 	workers    int
-	catalogTTL time.Duration                         // the CatalogCache's TTL
+	catalogTTL time.Duration                         // the catalog cache's TTL
 	catalog    func(catalog.Catalog) catalog.Catalog // wraps the cache, if set
 	onTick     func(dispatch.TickEvent)
 }
 
 // startScheduler builds and starts the process's Scheduler over prefix,
-// reading campaigns from a redisline.Registry through a CatalogCache, as a
+// reading campaigns from the Redis registry through a catalog cache, as a
 // worker node does.
 func (p *process) startScheduler(ctx context.Context, prefix string, d couponq.Dispatcher, so schedOpts) error {
 	reg, err := redisline.NewRegistry(redisline.RegistryConfig{Client: p.rdb, Prefix: prefix})
@@ -331,12 +317,6 @@ func (p *process) startScheduler(ctx context.Context, prefix string, d couponq.D
 		return err
 	}
 	return p.sched.Start(ctx)
-}
-
-// startThrottles is the baseline of one Throttle per campaign, retired
-// from the library: the section reports it as not run.
-func (p *process) startThrottles(context.Context, string, []couponq.Campaign, couponq.Dispatcher, func(dispatch.TickEvent)) error {
-	return errors.New("the per-campaign Throttle was retired; only the Scheduler runs")
 }
 
 func (p *process) stop() {
@@ -408,33 +388,26 @@ func (b *backends) dropPrefix(ctx context.Context, prefix string) {
 // have anything to dispatch.
 var nopDispatcher = couponq.DispatcherFunc(func(context.Context, []couponq.Entry) error { return nil })
 
-// runIdle measures n campaigns with nobody in line, driven one way.
-func (b *backends) runIdle(ctx context.Context, way string, n int, win time.Duration) (IdleResult, error) {
-	res := IdleResult{Way: way, Campaigns: n}
-	prefix := fmt.Sprintf("%s-idle-%s-%d", b.prefix, way, n)
+// runIdle measures n campaigns with nobody in line.
+func (b *backends) runIdle(ctx context.Context, n int, win time.Duration) (IdleResult, error) {
+	res := IdleResult{Campaigns: n}
+	prefix := fmt.Sprintf("%s-idle-%d", b.prefix, n)
 	defer b.dropPrefix(context.WithoutCancel(ctx), prefix)
 	cs := make([]couponq.Campaign, n)
 	for i := range cs {
 		cs[i] = couponq.Campaign{ID: fmt.Sprintf("idle-%05d", i), Stock: 1000} // BatchSize 100 per Interval 1s, the defaults
 	}
-	if way == "scheduler" {
-		if err := b.createCampaigns(ctx, prefix, cs); err != nil {
-			return res, err
-		}
+	if err := b.createCampaigns(ctx, prefix, cs); err != nil {
+		return res, err
 	}
 	// cs stays live to the end, so the heap deltas are the processes' alone.
 	defer runtime.KeepAlive(cs)
-	start := func(p *process) error {
-		if way == "scheduler" {
-			return p.startScheduler(ctx, prefix, nopDispatcher, schedOpts{})
-		}
-		return p.startThrottles(ctx, prefix, cs, nopDispatcher, nil)
-	}
+	start := func(p *process) error { return p.startScheduler(ctx, prefix, nopDispatcher, schedOpts{}) }
 
 	// The processes' timers run whole seconds from their start (the
-	// Scheduler's Agenda poll every 1 s, its lease every 2 s; a Throttle's
-	// tick every 1 s): the windows open and close half a second off them, so
-	// each holds whole periods, and the standby starts on a whole second.
+	// Scheduler's Agenda poll every 1 s, its lease refresh or obtain every
+	// 3.3 s): the windows open and close half a second off them, so each
+	// holds whole poll periods, and the standby starts on a whole second.
 	heap0, gor0 := memNow()
 	ref := time.Now()
 	at := func(d time.Duration) { time.Sleep(time.Until(ref.Add(d))) }
@@ -443,10 +416,8 @@ func (b *backends) runIdle(ctx context.Context, way string, n int, win time.Dura
 	if err := start(leader); err != nil {
 		return res, err
 	}
-	if way == "scheduler" {
-		if err := leader.waitLeading(); err != nil {
-			return res, err
-		}
+	if err := leader.waitLeading(); err != nil {
+		return res, err
 	}
 	at(idleWarmup)
 	heap1, gor1 := memNow()
@@ -476,7 +447,7 @@ func (b *backends) runIdle(ctx context.Context, way string, n int, win time.Dura
 	at(second + idleWarmup)
 	heap2, gor2 := memNow()
 	res.StandbyGoroutines, res.StandbyHeapKiB = gor2-gor1, float64(heap2-heap1)/1024
-	if way == "scheduler" && standby.sched.Leading() {
+	if standby.sched.Leading() {
 		return res, fmt.Errorf("the standby leads")
 	}
 	at(second + idleWarmup + time.Second/2)
@@ -488,7 +459,7 @@ func (b *backends) runIdle(ctx context.Context, way string, n int, win time.Dura
 	if err := w.close(ctx); err != nil {
 		return res, err
 	}
-	if way == "scheduler" && !leader.sched.Leading() {
+	if !leader.sched.Leading() {
 		return res, fmt.Errorf("the leader lost its lease")
 	}
 	res.WindowSec = w.sec
@@ -632,22 +603,19 @@ type busyOpts struct {
 	catalogTTL time.Duration // the CatalogCache's TTL
 }
 
-// runBusy drives busyCampaigns full lines at once, way "scheduler" (one
-// Scheduler and a standby) or "throttle" (one Throttle per campaign, and a
-// standby for each), and measures each campaign's rate over the window.
-func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyResult, error) {
+// runBusy drives busyCampaigns full lines at once with one Scheduler and a
+// standby, and measures each campaign's rate over the window.
+func (b *backends) runBusy(ctx context.Context, bo busyOpts) (BusyResult, error) {
 	win := bo.window
-	res := BusyResult{Way: way, Dispatcher: bo.dispatcher, WindowSec: win.Seconds()}
-	prefix := fmt.Sprintf("%s-busy-%s", b.prefix, way)
+	res := BusyResult{Dispatcher: bo.dispatcher, WindowSec: win.Seconds()}
+	prefix := fmt.Sprintf("%s-busy", b.prefix)
 	defer b.dropPrefix(context.WithoutCancel(ctx), prefix)
 	cs := busyCampaignSet()
 	for _, c := range cs {
 		res.ConfiguredPerSec += configuredRate(c)
 	}
-	if way == "scheduler" {
-		if err := b.createCampaigns(ctx, prefix, cs); err != nil {
-			return res, err
-		}
+	if err := b.createCampaigns(ctx, prefix, cs); err != nil {
+		return res, err
 	}
 	// Enough for the warm-up, the window and 3 s more, plus two batches.
 	need := func(c couponq.Campaign) int {
@@ -667,42 +635,32 @@ func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyRe
 	leader, standby := b.newProcess(), b.newProcess()
 	defer leader.stop()
 	defer standby.stop()
-	if way == "scheduler" {
-		// The lines were filled without admission.Service, so nothing woke
-		// them: wake them as admission would have (the new leader's sweep
-		// would find them too).
-		q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: prefix})
-		if err != nil {
-			return res, err
-		}
-		for _, c := range cs {
-			if err := q.Wake(ctx, c.ID); err != nil {
-				return res, err
-			}
-		}
-		so := schedOpts{workers: bo.workers, catalogTTL: bo.catalogTTL, onTick: ticks.onTick,
-			catalog: func(c catalog.Catalog) catalog.Catalog { reads.src = c; return reads }}
-		if err := leader.startScheduler(ctx, prefix, log, so); err != nil {
-			return res, err
-		}
-		if err := leader.waitLeading(); err != nil {
-			return res, err
-		}
-		so.catalog = nil
-		if err := standby.startScheduler(ctx, prefix, log, so); err != nil {
-			return res, err
-		}
-		res.Workers = cmp.Or(bo.workers, 16) // 16 is the default
-		res.CatalogTTLms = cmp.Or(bo.catalogTTL, catalog.DefaultTTL).Milliseconds()
-	} else {
-		if err := leader.startThrottles(ctx, prefix, cs, log, ticks.onTick); err != nil {
-			return res, err
-		}
-		time.Sleep(300 * time.Millisecond) // every first tick has obtained its lease
-		if err := standby.startThrottles(ctx, prefix, cs, log, ticks.onTick); err != nil {
+	// The lines were filled without admission, so nothing woke them: wake
+	// them as admission would have (the new leader's sweep would find them
+	// too).
+	q, err := redisline.New(redisline.Config{Client: b.rdb, Prefix: prefix})
+	if err != nil {
+		return res, err
+	}
+	for _, c := range cs {
+		if err := q.Wake(ctx, c.ID); err != nil {
 			return res, err
 		}
 	}
+	so := schedOpts{workers: bo.workers, catalogTTL: bo.catalogTTL, onTick: ticks.onTick,
+		catalog: func(c catalog.Catalog) catalog.Catalog { reads.src = c; return reads }}
+	if err := leader.startScheduler(ctx, prefix, log, so); err != nil {
+		return res, err
+	}
+	if err := leader.waitLeading(); err != nil {
+		return res, err
+	}
+	so.catalog = nil
+	if err := standby.startScheduler(ctx, prefix, log, so); err != nil {
+		return res, err
+	}
+	res.Workers = cmp.Or(bo.workers, 16) // 16 is the default
+	res.CatalogTTLms = cmp.Or(bo.catalogTTL, catalog.DefaultTTL).Milliseconds()
 	time.Sleep(busyWarmup)
 	w, err := b.openWindow(ctx, leader.cmds, standby.cmds)
 	if err != nil {
@@ -714,7 +672,7 @@ func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyRe
 	if err := w.close(ctx); err != nil {
 		return res, err
 	}
-	if way == "scheduler" && !leader.sched.Leading() {
+	if !leader.sched.Leading() {
 		return res, fmt.Errorf("the leader lost its lease during the window")
 	}
 	res.LeaderSentPerSec, res.StandbySentPerSec = float64(w.sent[0])/w.sec, float64(w.sent[1])/w.sec
@@ -745,8 +703,7 @@ func (b *backends) runBusy(ctx context.Context, way string, bo busyOpts) (BusyRe
 			bc.Achieved = float64(n) / span.Seconds()
 			bc.LatenessMs = float64(span/time.Duration(len(ms)-1)-c.Interval) / 1e6
 		}
-		// A Scheduler's tick: the gap from one tick's start (its Catalog
-		// read) to the next, less Interval, is the Catalog read (the next
+		// The gap from one tick's start (its Catalog read) to the next, less Interval, is the Catalog read (the next
 		// tick is due an Interval after it returned) plus the next tick's
 		// start delay past its due time.
 		var rs []catalogRead
@@ -811,51 +768,60 @@ func ratioStats(cs []BusyCampaign) (lo, med, hi float64, within int) {
 // schedulerSections runs the idle and busy sections.
 func (b *backends) schedulerSections(ctx context.Context, o options) ([]IdleResult, []BusyResult, error) {
 	var idle []IdleResult
-	for _, run := range []struct {
-		way    string
-		counts []int
-	}{{"scheduler", o.idleSched}, {"throttle", o.idleThrottle}} {
-		for _, n := range run.counts {
-			progress("scheduler: idle cost, %s, %d campaigns (2 × %s windows)", run.way, n, o.idleWindow)
-			r, err := b.runIdle(ctx, run.way, n, o.idleWindow)
-			if err != nil {
-				return nil, nil, fmt.Errorf("idle %s %d: %w", run.way, n, err)
-			}
-			progress("   %s", idleLine(r))
-			idle = append(idle, r)
-		}
-	}
-	var busy []BusyResult
-	bo := busyOpts{dispatcher: o.busyDispatch, window: o.busyWindow, workers: o.busyWorkers, catalogTTL: o.busyCatalogTTL}
-	for _, way := range o.busyWays {
-		progress("scheduler: %d busy campaigns, %s, to %s, %s window", busyCampaigns, way, o.busyDispatch, o.busyWindow)
-		r, err := b.runBusy(ctx, way, bo)
+	for _, n := range o.idleSched {
+		progress("scheduler: idle cost, %d campaigns (2 × %s windows)", n, o.idleWindow)
+		r, err := b.runIdle(ctx, n, o.idleWindow)
 		if err != nil {
-			return nil, nil, fmt.Errorf("busy %s: %w", way, err)
+			return nil, nil, fmt.Errorf("idle %d: %w", n, err)
 		}
-		progress("   %s", busyLine(r))
-		busy = append(busy, r)
+		progress("   %s", idleLine(r))
+		idle = append(idle, r)
 	}
-	return idle, busy, nil
+	if !o.busy {
+		return idle, nil, nil
+	}
+	bo := busyOpts{dispatcher: o.busyDispatch, window: o.busyWindow, workers: o.busyWorkers, catalogTTL: o.busyCatalogTTL}
+	progress("scheduler: %d busy campaigns, to %s, %s window", busyCampaigns, o.busyDispatch, o.busyWindow)
+	r, err := b.runBusy(ctx, bo)
+	if err != nil {
+		return nil, nil, fmt.Errorf("busy: %w", err)
+	}
+	progress("   %s", busyLine(r))
+	return idle, []BusyResult{r}, nil
 }
 
 func idleLine(r IdleResult) string {
-	return fmt.Sprintf("%-9s %5d campaigns: sent/s leader %.2f standby %.2f; Redis executed/s leader %.2f standby %.2f both %.2f; goroutines +%d/+%d, heap %+.0f/%+.0f KiB",
-		r.Way, r.Campaigns, r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerLeaderPerSec, r.ServerStandbyPerSec, r.ServerBothPerSec,
+	return fmt.Sprintf("%5d campaigns: sent/s leader %.2f standby %.2f; Redis executed/s leader %.2f standby %.2f both %.2f; goroutines +%d/+%d, heap %+.0f/%+.0f KiB",
+		r.Campaigns, r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerLeaderPerSec, r.ServerStandbyPerSec, r.ServerBothPerSec,
 		r.LeaderGoroutines, r.StandbyGoroutines, r.LeaderHeapKiB, r.StandbyHeapKiB)
 }
 
 func busyLine(r BusyResult) string {
 	lo, med, hi, in := ratioStats(r.Campaigns)
-	return fmt.Sprintf("%-9s achieved/configured min %.4f median %.4f max %.4f, %d/%d within ±2%%; %.0f of %.0f entries/s; sent/s leader %.0f standby %.1f, Redis executed %.0f/s; %d moves p50 %.2f ms p99 %.2f ms max %.1f ms, %.2f moves running on average",
-		r.Way, lo, med, hi, in, len(r.Campaigns), r.AchievedPerSec, r.ConfiguredPerSec, r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerPerSec,
+	return fmt.Sprintf("achieved/configured min %.4f median %.4f max %.4f, %d/%d within ±2%%; %.0f of %.0f entries/s; sent/s leader %.0f standby %.1f, Redis executed %.0f/s; %d moves p50 %.2f ms p99 %.2f ms max %.1f ms, %.2f moves running on average",
+		lo, med, hi, in, len(r.Campaigns), r.AchievedPerSec, r.ConfiguredPerSec, r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerPerSec,
 		r.Moves, r.MoveP50ms, r.MoveP99ms, r.MoveMaxms, r.BusyWorkerAvg)
 }
 
-// newMover drives one campaign from q to d with a Scheduler of its own (a
-// lease key of its own too), as a worker node does; the campaign comes from
-// c, not a registry, and the Agenda is q's, which admission wakes.
-func newMover(c couponq.Campaign, q couponq.Queue, d couponq.Dispatcher, l lock.Locker, onTick func(dispatch.TickEvent)) (*scheduler.Scheduler, error) {
+// mover drives one campaign from its line to a Dispatcher, for the
+// sections that measure one campaign's pipeline: a Scheduler of its own
+// (its own lease key), with the default timings, that sees only that
+// campaign. It does not sweep: the campaign is woken when the mover is
+// built, and a sweep would scan every key of the Redis it runs on.
+//
+// A Scheduler moves a campaign for the first time one Interval after it won
+// its lease (it obtains its own key at once and reads the Agenda at once,
+// so PollInterval plays no part): sections that time from the first move
+// read it from firstMove, not from Start.
+type mover struct {
+	*scheduler.Scheduler
+	first atomic.Int64  // when the first move began, Unix ns; 0 before
+	moved chan struct{} // closed then
+}
+
+// newMover wakes c on q's Agenda and returns its mover; onTick, if set,
+// sees every tick that moved or tried to move the campaign.
+func newMover(c couponq.Campaign, q couponq.Queue, d couponq.Dispatcher, l lock.Locker, onTick func(dispatch.TickEvent)) (*mover, error) {
 	agenda, ok := q.(couponq.Agenda)
 	if !ok {
 		return nil, fmt.Errorf("the queue %T is not an Agenda", q)
@@ -863,9 +829,65 @@ func newMover(c couponq.Campaign, q couponq.Queue, d couponq.Dispatcher, l lock.
 	if err := agenda.Wake(context.Background(), c.ID); err != nil {
 		return nil, err
 	}
-	return scheduler.New(scheduler.Config{
-		Catalog: catalog.Func(func(context.Context, string) (couponq.Campaign, error) { return c, nil }),
-		Agenda:  agenda, Queue: q, Dispatcher: d, Locker: l, OnTick: onTick,
-		Key: "couponq:bench:mover:" + c.ID, PollInterval: 10 * time.Millisecond,
+	m := &mover{moved: make(chan struct{})}
+	s, err := scheduler.New(scheduler.Config{
+		Catalog: catalog.Func(func(_ context.Context, id string) (couponq.Campaign, error) {
+			if id != c.ID {
+				return couponq.Campaign{}, couponq.ErrUnknownCampaign
+			}
+			return c, nil
+		}),
+		Agenda: oneCampaign{Agenda: agenda, id: c.ID}, Queue: q, Dispatcher: d, Locker: l,
+		Key: "couponq:bench:mover:" + c.ID, SweepInterval: -1,
+		OnTick: func(ev dispatch.TickEvent) {
+			if ev.Leased > 0 && m.first.CompareAndSwap(0, time.Now().Add(-ev.Duration).UnixNano()) {
+				close(m.moved)
+			}
+			if onTick != nil {
+				onTick(ev)
+			}
+		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	m.Scheduler = s
+	return m, nil
+}
+
+// firstMove returns when the first move began; false before it.
+func (m *mover) firstMove() (time.Time, bool) {
+	ns := m.first.Load()
+	return time.Unix(0, ns), ns != 0
+}
+
+// waitFirstMove waits for the first move, up to timeout, and returns when
+// it began.
+func (m *mover) waitFirstMove(timeout time.Duration) (time.Time, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-m.moved:
+		at, _ := m.firstMove()
+		return at, nil
+	case <-t.C:
+		return time.Time{}, fmt.Errorf("the mover made no move within %s", timeout)
+	}
+}
+
+// oneCampaign is an Agenda that shows one campaign only: a line's Agenda
+// lists every awake campaign under its key prefix, and a mover, whose
+// Catalog knows one campaign, must leave the others alone. It is not a
+// Sweeper.
+type oneCampaign struct {
+	couponq.Agenda
+	id string
+}
+
+func (a oneCampaign) Awake(ctx context.Context) ([]string, error) {
+	ids, err := a.Agenda.Awake(ctx)
+	if err != nil || !slices.Contains(ids, a.id) {
+		return nil, err
+	}
+	return []string{a.id}, nil
 }

@@ -26,84 +26,55 @@ func schedulerMarkdown(rep Report) string {
 
 func idleMarkdown(w func(string, ...any), idle []IdleResult) {
 	win := idle[0].WindowSec
-	var throttleNs []string
-	for _, r := range idle {
-		if r.Way == "throttle" {
-			throttleNs = append(throttleNs, fmt.Sprintf("%d", r.Campaigns))
-		}
-	}
 	w("## Scheduler: idle cost\n\n")
-	w("These two sections alone: `scripts/bench.sh -scheduler-only` (prints them; `-idle-campaigns`, `-idle-throttles`,\n")
-	w("`-busy-ways`, `-busy-workers`, `-busy-dispatch count` and `-busy-catalog-ttl` narrow or vary them).\n\n")
+	w("These two sections alone: `scripts/bench.sh -scheduler-only` (prints them; `-idle-campaigns`, `-busy=false`,\n")
+	w("`-busy-workers`, `-busy-dispatch count` and `-busy-catalog-ttl` narrow or vary them).\n\n")
 	w("N campaigns exist and nobody is in line. Two worker processes, each with its own Redis client (here both\n")
 	w("in the bench process), run the campaigns: the first starts alone and is measured over %.0f s after a 2.5 s\n", win)
-	w("warm-up, then the second starts and, 2.5 s later, both are measured over another %.0f s. *scheduler* is the way now:\n", win)
-	w("campaigns in a `redisq.Registry` (read through a `CatalogCache`), one `scheduler.Scheduler` per process with\n")
-	w("the default timings (Agenda read every 1 s, leader lease of 10 s refreshed every 3.3 s; the standby tries to\n")
-	w("obtain it every 3.3 s). *throttle* is the way before, the baseline: one `dispatch.Throttle` per campaign per\n")
-	w("process, default Interval 1 s (every second the lease holder refreshes its lease and runs the lease script,\n")
-	if len(throttleNs) > 0 {
-		w("the other tries to obtain the lease), measured at %s campaigns only: at 10,000 it would send about\n", strings.Join(throttleNs, " and "))
-		w("30,000 commands a second from this box.\n\n")
-	} else {
-		w("the other tries to obtain the lease), not measured in this run.\n\n")
-	}
+	w("warm-up, then the second starts and, 2.5 s later, both are measured over another %.0f s. The campaigns are\n", win)
+	w("in the Redis backend's registry (read through a catalog cache), with one `scheduler.Scheduler` per process\n")
+	w("at the default timings (Agenda read every 1 s, leader lease of 10 s refreshed every 3.3 s; the standby tries\n")
+	w("to obtain it every 3.3 s).\n\n")
 	w("*sent/s* counts the commands a process's client sent (a go-redis hook; an EVALSHA is one; connection\n")
 	w("handshakes left out). *executed/s* is what Redis counted, `INFO stats` `total_commands_processed` over the\n")
 	w("window less the INFO calls: the leader's from the first window, the standby's the second's less the first's.\n")
 	w("Redis also counts each command a Lua script runs: one lease refresh (EVALSHA of GET and PEXPIRE) is 3, one\n")
-	w("failed obtain (SET NX, GETRANGE) 3, one Throttle lease script on an empty line 5. Goroutines and heap\n")
-	w("(`HeapAlloc` after GC) are what each process added. The processes' timers run whole seconds from their\n")
-	w("start (the Scheduler's Agenda read every 1 s and lease every 3.3 s, a Throttle's tick every 1 s) and each\n")
-	w("window opens and closes half a second off them, so it holds whole periods.\n\n")
-	w("| way | campaigns | leader sent/s | standby sent/s | leader executed/s | standby executed/s | Redis executed/s, both | goroutines leader / standby | heap KiB leader / standby |\n")
-	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("failed obtain (SET NX, GETRANGE) 3. Goroutines and heap (`HeapAlloc` after GC) are what each process added.\n")
+	w("The processes' timers run whole seconds from their start (the Agenda read every 1 s, the lease every 3.3 s)\n")
+	w("and each window opens and closes half a second off them, so it holds whole Agenda periods.\n\n")
+	w("| campaigns | leader sent/s | standby sent/s | leader executed/s | standby executed/s | Redis executed/s, both | goroutines leader / standby | heap KiB leader / standby |\n")
+	w("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range idle {
-		w("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %d / %d | %.0f / %.0f |\n", r.Way, r.Campaigns,
+		w("| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %d / %d | %.0f / %.0f |\n", r.Campaigns,
 			r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerLeaderPerSec, r.ServerStandbyPerSec, r.ServerBothPerSec,
 			r.LeaderGoroutines, r.StandbyGoroutines, r.LeaderHeapKiB, r.StandbyHeapKiB)
 	}
 	w("\n")
-	w("By command, per second, with both processes running:\n\n")
+	most := maxCampaigns(idle)
 	for _, r := range idle {
-		if r.Campaigns != maxCampaigns(idle, r.Way) {
-			continue
+		if r.Campaigns == most {
+			w("By command, per second, with both processes running, at %d campaigns: leader sent %s; standby sent %s;\n",
+				r.Campaigns, byCommand(r.LeaderSent), byCommand(r.StandbySent))
+			w("Redis executed %s.\n\n", byCommand(r.ServerCommands))
+			break
 		}
-		w("- %s at %d campaigns: leader sent %s; standby sent %s; Redis executed %s.\n",
-			r.Way, r.Campaigns, byCommand(r.LeaderSent), byCommand(r.StandbySent), byCommand(r.ServerCommands))
 	}
-	w("\n")
 
-	w("### Ratios and targets, idle\n\n")
-	w("| measure | result | target |\n|---|---:|---|\n")
 	for _, r := range idle {
-		if r.Way == "scheduler" && r.Campaigns == 10_000 {
+		if r.Campaigns == 10_000 {
+			w("### Targets, idle\n\n")
+			w("| measure | result | target |\n|---|---:|---|\n")
 			w("| 10,000 idle campaigns, one process: commands sent/s, leader / standby | %.2f / %.2f | ≤ 2 |\n", r.LeaderSentPerSec, r.StandbySentPerSec)
-			w("| 10,000 idle campaigns, one process: Redis executed/s (script commands included), leader / standby | %.2f / %.2f | ≤ 2 |\n", r.ServerLeaderPerSec, r.ServerStandbyPerSec)
+			w("| 10,000 idle campaigns, one process: Redis executed/s (script commands included), leader / standby | %.2f / %.2f | ≤ 2 |\n\n", r.ServerLeaderPerSec, r.ServerStandbyPerSec)
+			break
 		}
 	}
-	for _, t := range idle {
-		if t.Way != "throttle" {
-			continue
-		}
-		for _, s := range idle {
-			if s.Way == "scheduler" && s.Campaigns == t.Campaigns {
-				w("| %d campaigns, Throttles / Scheduler: sent by both processes | %s | |\n", t.Campaigns,
-					ratio(t.LeaderSentPerSec+t.StandbySentPerSec, s.LeaderSentPerSec+s.StandbySentPerSec))
-				w("| %d campaigns, Throttles / Scheduler: Redis executed, both | %s | |\n", t.Campaigns, ratio(t.ServerBothPerSec, s.ServerBothPerSec))
-			}
-		}
-		w("| Throttle: Redis executed/s per idle campaign, both processes, at %d | %.2f | |\n", t.Campaigns, t.ServerBothPerSec/float64(t.Campaigns))
-	}
-	w("\n")
 }
 
-func maxCampaigns(idle []IdleResult, way string) int {
+func maxCampaigns(idle []IdleResult) int {
 	n := 0
 	for _, r := range idle {
-		if r.Way == way {
-			n = max(n, r.Campaigns)
-		}
+		n = max(n, r.Campaigns)
 	}
 	return n
 }
@@ -135,35 +106,35 @@ func busyMarkdown(w func(string, ...any), busy []BusyResult) {
 	}
 	w("%d campaigns, each with its own BatchSize per Interval (Intervals %s; BatchSize %d to %d: rates\n", len(r0.Campaigns), strings.Join(ivs, ", "), bmin, bmax)
 	w("from %.0f to %.0f entries/s, %.0f in all), each line filled beforehand with enough entries to stay\n", rmin, rmax, r0.ConfiguredPerSec)
-	w("busy, driven at once by two worker processes (each its own Redis client): *scheduler*, one\n")
-	w("`scheduler.Scheduler` each (campaigns in a `redisq.Registry` behind a `CatalogCache` with a TTL of %d ms,\n", schedulerOf(busy).CatalogTTLms)
-	w("default timings, %d workers), or *throttle*, one `dispatch.Throttle` per campaign each (the baseline). Batches go to ", schedulerOf(busy).Workers)
+	w("busy, driven at once by two worker processes (each its own Redis client), one `scheduler.Scheduler` each\n")
+	w("(campaigns in the Redis backend's registry behind a catalog cache with a TTL of %d ms, default timings, %d\n", r0.CatalogTTLms, r0.Workers)
+	w("workers). Batches go to ")
 	if r0.Dispatcher == "kafka" {
-		w("the Kafka\nproducer (`kafkadispatch`, 8 partitions), counted per campaign as it takes them.")
+		w("the Kafka producer (`kafkadispatch`, 8 partitions), counted per campaign as it takes them.")
 	} else {
-		w("a dispatcher\nthat only counts them per campaign.")
+		w("a dispatcher that only counts them per campaign.")
 	}
-	w(" After a 2 s warm-up, each campaign's\nrate over a %.0f s window is measured over whole ticks: the entries of every batch in the window but the\n", r0.WindowSec)
-	w("first, over the time from the first batch to the last. *lateness* is the mean gap between a campaign's\n")
-	w("batches less its Interval. A Scheduler schedules each tick one Interval after the previous tick was *due*\n")
-	w("(but never sooner than 19/20 of an Interval after the previous tick began), so a tick that starts a little\n")
-	w("late is made up at the next and lateness stays near zero. The two columns after it time the leader's\n")
-	w("Catalog reads (each tick starts with one): the read itself, and the gap between two reads less the\n")
-	w("Interval and the read, which the catch-up makes about minus the read.\n")
+	w("\nAfter a 2 s warm-up, each campaign's rate over a %.0f s window is measured over whole ticks: the entries of\n", r0.WindowSec)
+	w("every batch in the window but the first, over the time from the first batch to the last. *lateness* is the\n")
+	w("mean gap between a campaign's batches less its Interval. A Scheduler schedules each tick one Interval after\n")
+	w("the previous tick was *due* (but never sooner than 19/20 of an Interval after the previous tick began), so a\n")
+	w("tick that starts a little late is made up at the next and lateness stays near zero. The two columns after it\n")
+	w("time the leader's Catalog reads (each tick starts with one): the read itself, and the gap between two reads\n")
+	w("less the Interval and the read, which the catch-up makes about minus the read.\n")
 	w("*moves running* is the moves' summed duration over the window, the\n")
 	w("average number under way (the Scheduler runs at most its workers at once). *executed/s* is Redis's count,\n")
 	w("scripts' inner commands included.\n\n")
-	w("| way | achieved / configured: min | median | max | within ±2%% | entries/s achieved / configured | leader sent/s | standby sent/s | Redis executed/s | moves/s | move p50 / p99 ms | moves running (avg) |\n")
-	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| achieved / configured: min | median | max | within ±2%% | entries/s achieved / configured | leader sent/s | standby sent/s | Redis executed/s | moves/s | move p50 / p99 ms | moves running (avg) |\n")
+	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range busy {
 		lo, med, hi, in := ratioStats(r.Campaigns)
-		w("| %s | %.4f | %.4f | %.4f | %d / %d | %.0f / %.0f | %.0f | %.1f | %.0f | %.0f | %.2f / %.2f | %.2f |\n",
-			r.Way, lo, med, hi, in, len(r.Campaigns), r.AchievedPerSec, r.ConfiguredPerSec,
+		w("| %.4f | %.4f | %.4f | %d / %d | %.0f / %.0f | %.0f | %.1f | %.0f | %.0f | %.2f / %.2f | %.2f |\n",
+			lo, med, hi, in, len(r.Campaigns), r.AchievedPerSec, r.ConfiguredPerSec,
 			r.LeaderSentPerSec, r.StandbySentPerSec, r.ServerPerSec, float64(r.Moves)/r.WindowSec, r.MoveP50ms, r.MoveP99ms, r.BusyWorkerAvg)
 	}
 	w("\nBy Interval:\n\n")
-	w("| way | Interval | campaigns | configured entries/s | achieved / configured: min | median | max | within ±2%% | lateness per tick, mean ms | of which Catalog read | of which start delay |\n")
-	w("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| Interval | campaigns | configured entries/s | achieved / configured: min | median | max | within ±2%% | lateness per tick, mean ms | of which Catalog read | of which start delay |\n")
+	w("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range busy {
 		groups := map[int64][]BusyCampaign{}
 		for _, c := range r.Campaigns {
@@ -181,30 +152,14 @@ func busyMarkdown(w func(string, ...any), busy []BusyResult) {
 				rmin, rmax = min(rmin, c.Configured), max(rmax, c.Configured)
 			}
 			k := float64(len(g))
-			parts := "— | —"
-			if r.Way == "scheduler" {
-				parts = fmt.Sprintf("%.2f | %.2f", cat/k, delay/k)
-			}
-			w("| %s | %d ms | %d | %.0f–%.0f | %.4f | %.4f | %.4f | %d / %d | %.2f | %s |\n",
-				r.Way, iv, len(g), rmin, rmax, lo, med, hi, in, len(g), late/k, parts)
+			w("| %d ms | %d | %.0f–%.0f | %.4f | %.4f | %.4f | %d / %d | %.2f | %.2f | %.2f |\n",
+				iv, len(g), rmin, rmax, lo, med, hi, in, len(g), late/k, cat/k, delay/k)
 		}
 	}
 	w("\n")
 	for _, r := range busy {
-		if r.Way == "scheduler" {
-			lo, _, hi, in := ratioStats(r.Campaigns)
-			w("Target: %d busy campaigns each within ±2%% of its configured rate — %d of %d are (ratios %.4f to %.4f).\n\n",
-				len(r.Campaigns), in, len(r.Campaigns), lo, hi)
-		}
+		lo, _, hi, in := ratioStats(r.Campaigns)
+		w("Target: %d busy campaigns each within ±2%% of its configured rate — %d of %d are (ratios %.4f to %.4f).\n\n",
+			len(r.Campaigns), in, len(r.Campaigns), lo, hi)
 	}
-}
-
-// schedulerOf returns the busy run driven by the Scheduler (or a zero one).
-func schedulerOf(busy []BusyResult) BusyResult {
-	for _, r := range busy {
-		if r.Way == "scheduler" {
-			return r
-		}
-	}
-	return BusyResult{}
 }

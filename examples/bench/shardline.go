@@ -1,12 +1,13 @@
 package main
 
 // The sharded-line section: one hot campaign's line spread over
-// Campaign.Shards sub-lines (package couponq/shard) on the 3-master Redis
-// Cluster scripts/redis.sh starts, against the same campaign on one line.
+// Campaign.Shards sub-lines (the sub-line wrapper, internal/shard) on the
+// 3-master Redis Cluster scripts/redis.sh starts, against the same campaign
+// on one line.
 // Per sub-line count: how fast a crowd is admitted and where its Redis work
 // lands (commands and CPU per master), how far the estimated positions are
 // from the true ones, and, after the whole pipeline drained the line in
-// process (throttle → in-memory transport → issuer → in-memory Store), how
+// process (scheduler → in-memory transport → issuer → in-memory Store), how
 // far the order of issuance is from the order of admission.
 
 import (
@@ -105,9 +106,9 @@ type ShardRun struct {
 	// place being the rank the answers came back in.
 	PositionSamples                int
 	PositionErrP50, PositionErrP99 float64
-	// The drain: from the throttle's start to the last issuance, and to
-	// the line and flight empty (every admitted user decided); Redis CPU
-	// per master over each.
+	// The drain: from the scheduler's first move to the last issuance, and
+	// to the line and flight empty (every admitted user decided); Redis CPU
+	// per master over each (from just before the scheduler's start).
 	DrainSec, SettleSec                   float64
 	DrainMasterCPUSec, SettleMasterCPUSec []float64
 	// The outcome: units the Store issued, users holding a unit, of them
@@ -171,7 +172,7 @@ func (r ShardRun) AdmissionsPerScript() float64 {
 	return float64(r.Admitted) / float64(s)
 }
 
-// DrainCPUMicrosPerUnit is the masters' CPU from the throttle's start to
+// DrainCPUMicrosPerUnit is the masters' CPU from the scheduler's start to
 // the last issuance, per unit issued.
 func (r ShardRun) DrainCPUMicrosPerUnit() float64 { return microsPer(r.DrainMasterCPUSec, r.Issued) }
 
@@ -309,7 +310,7 @@ func keySlot(key string) int {
 }
 
 // lineKeys returns a key of each line of a campaign of n sub-lines, as
-// redisq names them: the campaign's own line for n <= 1.
+// the Redis line names them: the campaign's own line for n <= 1.
 func lineKeys(prefix, campaign string, n int) []string {
 	if n <= 1 {
 		return []string{redisline.KeysFor(prefix, campaign).Seq}
@@ -629,8 +630,10 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	r.PositionSamples = len(errs)
 	r.PositionErrP50, r.PositionErrP99 = percentile(errs, 0.50), percentile(errs, 0.99)
 
-	// The drain: throttle → in-memory transport (one worker: dispatch
-	// order) → issuer (batch path) → the order-keeping Store.
+	// The drain: a scheduler of the campaign's own → in-memory transport
+	// (one worker: dispatch order) → issuer (batch path) → the
+	// order-keeping Store. Its first move comes one Interval after its
+	// start; the drain's times run from that move.
 	store := newOrderStore()
 	transport, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 	if err != nil {
@@ -650,7 +653,6 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	if err != nil {
 		return r, err
 	}
-	start = time.Now()
 	if err := iss.Start(runCtx); err != nil {
 		return r, err
 	}
@@ -659,7 +661,7 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 		return r, err
 	}
 	defer func() { _ = th.Stop(context.Background()) }()
-	deadline := start.Add(shardDrainTimeout)
+	deadline := time.Now().Add(shardDrainTimeout)
 	var dLast []masterStats // at the first poll that saw the stock issued
 	for {
 		done := store.s.Issued(c.ID) >= int64(p.Stock)
@@ -677,7 +679,11 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.SettleSec = time.Since(start).Seconds()
+	first, ok := th.firstMove()
+	if !ok {
+		return r, errors.New("drained without a move")
+	}
+	r.SettleSec = time.Since(first).Seconds()
 	d1, err := l.stats(ctx)
 	if err != nil {
 		return r, err
@@ -723,7 +729,7 @@ func runShardLine(ctx context.Context, cc *redis.ClusterClient, l *clusterLayout
 	if store.bad != "" {
 		return r, fmt.Errorf("the Store issued to %q, not a user of this run", store.bad)
 	}
-	r.DrainSec = last.Sub(start).Seconds()
+	r.DrainSec = last.Sub(first).Seconds()
 	r.Issued = store.s.Issued(c.ID)
 	holders := store.s.Holders(c.ID)
 	r.Holders = len(holders)

@@ -5,10 +5,11 @@ package main
 // while a crowd holds its streams open, against the same pipeline with no
 // stream open.
 //
-// The server side (the Redis line, a Throttle, the in-memory transport, an
-// issuer and the public handler on a loopback port) runs in the bench
-// process; the clients run in a child process (this binary with
-// -sse-client), so the server's memory is measured without them.
+// The server side (the Redis line, a scheduler of the campaign's own, the
+// in-memory transport, an issuer and the public handler on a loopback port)
+// runs in the bench process; the clients run in a child process (this
+// binary with -sse-client), so the server's memory is measured without
+// them.
 
 import (
 	"bufio"
@@ -90,7 +91,7 @@ type SSEResult struct {
 	HoldStatusPerSec, HoldLineStatsPerSec float64
 	// Events the clients received during the hold, per second.
 	EventsPerSec float64
-	// From the end of the throttle tick that moved the head to the event
+	// From the end of the scheduler tick that moved the head to the event
 	// telling a waiting user the new position.
 	LatencyMinMs, LatencyP50ms, LatencyP99ms, LatencyMaxMs float64
 	LatencySamples                                         int
@@ -287,7 +288,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 		return res, err
 	}
 	prefix := fmt.Sprintf("benchsse%d", time.Now().Unix())
-	// Three clients: the pipeline's (admission, throttle, issuer), the
+	// Three clients: the pipeline's (admission, scheduler, issuer), the
 	// stream handler's, and one for INFO.
 	pipeRDB := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 300})
 	streamRDB := redis.NewClient(&redis.Options{Addr: addr, PoolSize: sseStreamPool})
@@ -337,7 +338,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	}
 	progress("   admitted %d + %d users in %s", sseWarmUsers, n, time.Since(start).Round(time.Millisecond))
 
-	// The pipeline: throttle → in-memory transport → issuer → in-memory Store.
+	// The pipeline: scheduler → in-memory transport → issuer → in-memory Store.
 	transport, err := dispatch.NewMemory(dispatch.MemoryConfig{})
 	if err != nil {
 		return res, err
@@ -382,8 +383,13 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 		h.Close()
 	}()
 
-	// The pipeline alone.
-	time.Sleep(1500 * time.Millisecond) // its first tick
+	// The pipeline alone, from half an Interval after its first move (one
+	// Interval after the mover's start), so the window holds whole ticks.
+	first, err := th.waitFirstMove(10 * time.Second)
+	if err != nil {
+		return res, err
+	}
+	time.Sleep(time.Until(first.Add(sseInterval / 2)))
 	win, err := b.openWindow(ctx, pipeCmds, streamCmds)
 	if err != nil {
 		return res, err
@@ -767,9 +773,9 @@ func sseMarkdown(rep Report) string {
 	w("This section alone: `scripts/bench.sh -sse-only` (needs only Redis; it rewrites this section and its part\n")
 	w("of results.json, nothing else; `-sse-streams` and `-sse-hold` vary it).\n\n")
 	w("Users who would poll `GET .../entries/me` hold `GET .../entries/me/events` open instead. One campaign, stock\n")
-	w("%d, its line in Redis, drained at %d per %d ms by a `dispatch.Throttle` → the in-memory transport → an issuer\n", r.Stock, r.BatchSize, r.IntervalMs)
-	w("with the in-memory Store; the public handler on a loopback port with `Stats` (the Redis queue) and `Catalog`\n")
-	w("(a `CatalogCache`), polling the line every %d ms. %d users are admitted first, then %d more, one stream\n", r.PollMs, r.WarmUsers, r.Streams)
+	w("%d, its line in Redis, drained at %d per %d ms by a scheduler of its own → the in-memory transport → an issuer\n", r.Stock, r.BatchSize, r.IntervalMs)
+	w("with the in-memory Store; the public handler on a loopback port, reading the Redis line's numbers and the\n")
+	w("campaign through a catalog cache, polling the line every %d ms. %d users are admitted first, then %d more, one stream\n", r.PollMs, r.WarmUsers, r.Streams)
 	w("each. The pipeline runs alone for %.0f s (the baseline); then a second process (this binary with `-sse-client`)\n", r.BaselineSec)
 	w("opens the %d streams, %d connecting at once, and they are held for %.0f s while the line drains. Server and\n", r.Streams, sseOpenParallel, r.HoldSec)
 	w("clients are separate processes, so the memory below is the server's alone; they share the box and Redis with\n")
@@ -795,8 +801,8 @@ func sseMarkdown(rep Report) string {
 	w("| server goroutines: before / with the streams | %d / %d |\n\n", r.GoroutinesBefore, r.GoroutinesAfter)
 	w("Polling once a second instead would be %d Status calls/s for the same crowd. A stream holds two goroutines\n", r.Streams)
 	w("(net/http's, which writes its events, and its background read) and net/http's buffers; the hub adds one\n")
-	w("small struct, a channel and a timer. *head moved → event* runs from the end of the throttle tick that moved\n")
-	w("the line's head to the client parsing the new position: the poll and the throttle both tick once a second,\n")
+	w("small struct, a channel and a timer. *head moved → event* runs from the end of the scheduler tick that moved\n")
+	w("the line's head to the client parsing the new position: the poll and the scheduler both tick once a second,\n")
 	w("so the minimum is their phase difference, and the spread above it is the fan-out to every stream (and any\n")
 	w("late poll).\n\n")
 	w("After the hold the line drains on until the stock runs out, and every stream ended with its outcome (%d issued,\n", r.Issued)
@@ -807,7 +813,7 @@ func sseMarkdown(rep Report) string {
 	}
 	w("From the sold-out mark, the last final event arrived %.2f s later, and the handler made %d Status\n", r.LastFinalSec, r.SoldOutStatus)
 	w("calls meanwhile: few means a poll saw the mark while the rest of the line still waited and told every waiting\n")
-	w("stream `rejected/sold_out` from the line's counts; had the throttle resolved the line in bulk before a poll saw\n")
+	w("stream `rejected/sold_out` from the line's counts; had the scheduler resolved the line in bulk before a poll saw\n")
 	w("the mark, each stream still open would have been read once (the exception the package doc names).\n\n")
 	return b.String()
 }

@@ -1,67 +1,173 @@
-// Command chi serves couponq from a chi router: the public handler under
-// /api/ behind a bearer-token middleware in chi's idiom (it puts the user ID
-// in the request context, where the handler's User function finds it), the
-// admin handler under /admin/ behind its own admin-token check, on a node
-// with the in-memory backends and one campaign, "spring-sale", created at
-// start. SIGINT or SIGTERM shuts the server down gracefully, then the node.
+// Command chi serves couponq from a chi router, on a node with the
+// in-memory backends and one campaign, "spring-sale":
+//
+//   - /api/: the public handler, behind a bearer-token middleware that puts
+//     the user ID in the request context, where the handler's User finds it;
+//   - /admin/: the admin handler and its live page, behind chi's BasicAuth
+//     (user "admin", the admin token as password) and cross-origin
+//     protection;
+//   - /livez and /readyz: the probes.
+//
+// SIGINT or SIGTERM shuts the server down gracefully, then stops the node.
 //
 //	COUPONQ_ADMIN_TOKEN=change-me-0123456789 go run . -addr 127.0.0.1:8080
 //
 // The user tokens are a fixed demo table (ann-token → ann, bo-token → bo):
-// a stand-in for your session or JWT check. What the three framework
-// examples share (the node, the handlers, the admin token check, serving
-// with graceful shutdown) is in examples/internal/demo; this file holds
-// what is particular to the framework.
+// a stand-in for your session or JWT check.
 package main
 
 import (
-	"io"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/examples/internal/demo"
 	"github.com/couponq/couponq/node"
 )
 
-func main() { demo.Main("chi example", newRouter) }
+// users maps demo bearer tokens to user IDs.
+var users = map[string]string{"ann-token": "ann", "bo-token": "bo"}
 
-// newRouter mounts the public handler under /api/, behind userAuth, and the
-// admin handler under /admin/.
-func newRouter(n *node.Node, registry couponq.Registry, adminToken string) (http.Handler, error) {
-	public, admin, err := demo.Handlers(n, registry, adminToken)
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "admin password for /admin/ (default $COUPONQ_ADMIN_TOKEN), at least 16 characters")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *addr)
+	if err == nil {
+		err = run(ctx, log, ln, *token)
+	}
+	if err != nil {
+		log.Error("chi example", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run serves on ln until ctx ends, then shuts the server down and stops the
+// node.
+func run(ctx context.Context, log *slog.Logger, ln net.Listener, adminToken string) error {
+	defer ln.Close()
+	if len(adminToken) < 16 {
+		return errors.New("an admin token of at least 16 characters is required (-admin-token or COUPONQ_ADMIN_TOKEN)")
+	}
+	n, err := node.New(node.Config{Logger: log}) // no backends given: the in-memory ones
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Stop(stopCtx); err != nil {
+			log.Error("node stop", "err", err)
+		}
+	}()
+	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: "spring-sale", Stock: 100, Interval: 100 * time.Millisecond})
+	if err != nil && !errors.Is(err, couponq.ErrCampaignExists) {
+		return err
+	}
+	router, err := newRouter(n, adminToken)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: it would cut the status and live streams, which
+		// bound each of their writes themselves.
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Shutdown ends the node's open streams (status, live page) too.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-errc
+	log.Info("stopped")
+	return nil
+}
+
+// newRouter mounts the node's handlers and probes on a chi router.
+func newRouter(n *node.Node, adminToken string) (http.Handler, error) {
+	public, err := n.Handler(node.HandlerConfig{User: userFromContext, BasePath: "/api"})
+	if err != nil {
+		return nil, err
+	}
+	admin, err := n.AdminHandler(node.AdminConfig{
+		BasePath: "/admin",
+		// BasicAuth in front lets only the operator through.
+		Authorize: func(*http.Request) error { return nil },
+	})
 	if err != nil {
 		return nil, err
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Route("/api", func(r chi.Router) {
-		r.Use(userAuth(demo.Users))
+		r.Use(userAuth)
 		r.Handle("/*", public)
 	})
-	r.Handle("/admin/*", admin)
+	r.Route("/admin", func(r chi.Router) {
+		r.Use(middleware.BasicAuth("couponq admin", map[string]string{"admin": adminToken})) // compares in constant time
+		// A browser sends the operator's credentials with any request to
+		// this origin: refuse changes that other sites' pages start.
+		r.Handle("/*", http.NewCrossOriginProtection().Handler(admin))
+	})
+	r.Method(http.MethodGet, "/livez", n.Liveness())
+	r.Method(http.MethodGet, "/readyz", n.Readiness()) // in production, on a port only the orchestrator reaches
 	return r, nil
 }
 
-// userAuth is the authentication middleware, in chi's idiom: it maps the
-// request's bearer token to a user ID and puts it in the request context,
-// or answers 401.
-func userAuth(users map[string]string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			user, ok := users[token]
-			if token == "" || !ok {
-				w.Header().Set("WWW-Authenticate", "Bearer")
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusUnauthorized)
-				_, _ = io.WriteString(w, demo.Unauthenticated+"\n")
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(demo.WithUser(r.Context(), user)))
-		})
+type userKey struct{}
+
+// userAuth maps the request's bearer token to a user ID and puts it in the
+// request context, or answers 401.
+func userAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		user, ok := users[token]
+		if !ok {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintln(w, `{"error":{"code":"unauthenticated","message":"send Authorization: Bearer <user token>"}}`)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+	})
+}
+
+// userFromContext is the public handler's User: the ID userAuth set.
+func userFromContext(r *http.Request) (string, error) {
+	if user, ok := r.Context().Value(userKey{}).(string); ok {
+		return user, nil
 	}
+	return "", node.ErrUnauthenticated
 }

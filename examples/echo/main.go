@@ -1,69 +1,175 @@
-// Command echo serves couponq from an echo server: the public handler under
-// /api/ behind echo's key-auth middleware (its validator puts the user ID in
-// echo's context and in the request's, where the handler's User function
-// finds it), mounted with echo.WrapHandler; the
-// admin handler under /admin/ behind its own admin-token check, on a node
-// with the in-memory backends and one campaign, "spring-sale", created at
-// start. SIGINT or SIGTERM shuts the server down gracefully, then the node.
+// Command echo serves couponq from an echo server, on a node with the
+// in-memory backends and one campaign, "spring-sale":
+//
+//   - /api/: the public handler (echo.WrapHandler), behind echo's KeyAuth,
+//     whose validator puts the user ID in echo's context and in the
+//     request's, where the handler's User finds it;
+//   - /admin/: the admin handler and its live page, behind echo's BasicAuth
+//     (user "admin", the admin token as password) and cross-origin
+//     protection;
+//   - /livez and /readyz: the probes.
+//
+// SIGINT or SIGTERM shuts the server down gracefully, then stops the node.
 //
 //	COUPONQ_ADMIN_TOKEN=change-me-0123456789 go run . -addr 127.0.0.1:8080
 //
 // The user tokens are a fixed demo table (ann-token → ann, bo-token → bo):
-// a stand-in for your session or JWT check. What the three framework
-// examples share (the node, the handlers, the admin token check, serving
-// with graceful shutdown) is in examples/internal/demo; this file holds
-// what is particular to the framework.
+// a stand-in for your session or JWT check.
 package main
 
 import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/examples/internal/demo"
 	"github.com/couponq/couponq/node"
 )
 
-func main() { demo.Main("echo example", newRouter) }
+// users maps demo bearer tokens to user IDs.
+var users = map[string]string{"ann-token": "ann", "bo-token": "bo"}
 
-// newRouter mounts the public handler under /api/, behind userAuth, and the
-// admin handler under /admin/.
-func newRouter(n *node.Node, registry couponq.Registry, adminToken string) (http.Handler, error) {
-	public, admin, err := demo.Handlers(n, registry, adminToken)
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "admin password for /admin/ (default $COUPONQ_ADMIN_TOKEN), at least 16 characters")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *addr)
+	if err == nil {
+		err = run(ctx, log, ln, *token)
+	}
+	if err != nil {
+		log.Error("echo example", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run serves on ln until ctx ends, then shuts the server down and stops the
+// node.
+func run(ctx context.Context, log *slog.Logger, ln net.Listener, adminToken string) error {
+	defer ln.Close()
+	if len(adminToken) < 16 {
+		return errors.New("an admin token of at least 16 characters is required (-admin-token or COUPONQ_ADMIN_TOKEN)")
+	}
+	n, err := node.New(node.Config{Logger: log}) // no backends given: the in-memory ones
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Stop(stopCtx); err != nil {
+			log.Error("node stop", "err", err)
+		}
+	}()
+	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: "spring-sale", Stock: 100, Interval: 100 * time.Millisecond})
+	if err != nil && !errors.Is(err, couponq.ErrCampaignExists) {
+		return err
+	}
+	router, err := newRouter(n, adminToken)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: it would cut the status and live streams, which
+		// bound each of their writes themselves.
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Shutdown ends the node's open streams (status, live page) too.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-errc
+	log.Info("stopped")
+	return nil
+}
+
+// newRouter mounts the node's handlers and probes on an echo server.
+func newRouter(n *node.Node, adminToken string) (http.Handler, error) {
+	public, err := n.Handler(node.HandlerConfig{User: userFromContext, BasePath: "/api"})
+	if err != nil {
+		return nil, err
+	}
+	admin, err := n.AdminHandler(node.AdminConfig{
+		BasePath: "/admin",
+		// BasicAuth in front lets only the operator through.
+		Authorize: func(*http.Request) error { return nil },
+	})
 	if err != nil {
 		return nil, err
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
-	api := e.Group("/api", userAuth(demo.Users))
-	api.Any("/*", echo.WrapHandler(public))
-	e.Any("/admin/*", echo.WrapHandler(admin))
+	e.Group("/api", userAuth).Any("/*", echo.WrapHandler(public))
+	// A browser sends the operator's credentials with any request to this
+	// origin: refuse changes that other sites' pages start.
+	admins := e.Group("/admin", middleware.BasicAuth(func(user, pass string, _ echo.Context) (bool, error) {
+		return user == "admin" && subtle.ConstantTimeCompare([]byte(pass), []byte(adminToken)) == 1, nil
+	}))
+	admins.Any("/*", echo.WrapHandler(http.NewCrossOriginProtection().Handler(admin)))
+	e.GET("/livez", echo.WrapHandler(n.Liveness()))
+	e.GET("/readyz", echo.WrapHandler(n.Readiness())) // in production, on a port only the orchestrator reaches
 	return e, nil
 }
 
-// userAuth is the authentication middleware, echo's KeyAuth (it reads
-// "Authorization: Bearer TOKEN"): the validator maps the token to a user ID
-// and puts it in echo's context (c.Set, for echo handlers) and in the
-// request's context (for the wrapped couponq handler). A missing or unknown
-// token answers 401.
-func userAuth(users map[string]string) echo.MiddlewareFunc {
-	return middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
-		Validator: func(token string, c echo.Context) (bool, error) {
-			user, ok := users[token]
-			if !ok {
-				return false, nil
-			}
+type userKey struct{}
+
+// userAuth is echo's KeyAuth (it reads "Authorization: Bearer TOKEN"): the
+// validator maps the token to a user ID and puts it in echo's context
+// (c.Set, for echo handlers) and in the request's (for the wrapped couponq
+// handler). A missing or unknown token answers 401.
+var userAuth = middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
+	Validator: func(token string, c echo.Context) (bool, error) {
+		user, ok := users[token]
+		if ok {
 			c.Set("user", user)
-			c.SetRequest(c.Request().WithContext(demo.WithUser(c.Request().Context(), user)))
-			return true, nil
-		},
-		// KeyAuth answers a missing key with 400; a missing credential is a 401.
-		ErrorHandler: func(err error, c echo.Context) error {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
-			return echo.NewHTTPError(http.StatusUnauthorized, "send Authorization: Bearer <user token>")
-		},
-	})
+			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), userKey{}, user)))
+		}
+		return ok, nil
+	},
+	// KeyAuth answers a missing key with 400; a missing credential is a 401.
+	ErrorHandler: func(err error, c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, "Bearer")
+		return echo.NewHTTPError(http.StatusUnauthorized, "send Authorization: Bearer <user token>")
+	},
+})
+
+// userFromContext is the public handler's User: the ID userAuth set.
+func userFromContext(r *http.Request) (string, error) {
+	if user, ok := r.Context().Value(userKey{}).(string); ok {
+		return user, nil
+	}
+	return "", node.ErrUnauthenticated
 }

@@ -1,69 +1,171 @@
-// Command gin serves couponq from a gin engine: the public handler under
-// /api/ behind a gin bearer-token middleware (it puts the user ID in gin's
-// context and in the request's, where the handler's User function finds
-// it), mounted with gin.WrapH; the
-// admin handler under /admin/ behind its own admin-token check, on a node
-// with the in-memory backends and one campaign, "spring-sale", created at
-// start. SIGINT or SIGTERM shuts the server down gracefully, then the node.
+// Command gin serves couponq from a gin engine, on a node with the
+// in-memory backends and one campaign, "spring-sale":
+//
+//   - /api/: the public handler (gin.WrapH), behind a bearer-token
+//     middleware that puts the user ID in gin's context and in the
+//     request's, where the handler's User finds it;
+//   - /admin/: the admin handler and its live page, behind gin.BasicAuth
+//     (user "admin", the admin token as password) and cross-origin
+//     protection;
+//   - /livez and /readyz: the probes.
+//
+// SIGINT or SIGTERM shuts the server down gracefully, then stops the node.
 //
 //	COUPONQ_ADMIN_TOKEN=change-me-0123456789 go run . -addr 127.0.0.1:8080
 //
 // The user tokens are a fixed demo table (ann-token → ann, bo-token → bo):
-// a stand-in for your session or JWT check. What the three framework
-// examples share (the node, the handlers, the admin token check, serving
-// with graceful shutdown) is in examples/internal/demo; this file holds
-// what is particular to the framework.
+// a stand-in for your session or JWT check.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/couponq/couponq/couponq"
-	"github.com/couponq/couponq/examples/internal/demo"
 	"github.com/couponq/couponq/node"
 )
 
+// users maps demo bearer tokens to user IDs.
+var users = map[string]string{"ann-token": "ann", "bo-token": "bo"}
+
 func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "admin password for /admin/ (default $COUPONQ_ADMIN_TOKEN), at least 16 characters")
+	flag.Parse()
 	if os.Getenv(gin.EnvGinMode) == "" {
 		gin.SetMode(gin.ReleaseMode) // no debug route listing; GIN_MODE=debug brings it back
 	}
-	demo.Main("gin example", newRouter)
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *addr)
+	if err == nil {
+		err = run(ctx, log, ln, *token)
+	}
+	if err != nil {
+		log.Error("gin example", "err", err)
+		stop()
+		os.Exit(1)
+	}
 }
 
-// newRouter mounts the public handler under /api/, behind userAuth, and the
-// admin handler under /admin/.
-func newRouter(n *node.Node, registry couponq.Registry, adminToken string) (http.Handler, error) {
-	public, admin, err := demo.Handlers(n, registry, adminToken)
+// run serves on ln until ctx ends, then shuts the server down and stops the
+// node.
+func run(ctx context.Context, log *slog.Logger, ln net.Listener, adminToken string) error {
+	defer ln.Close()
+	if len(adminToken) < 16 {
+		return errors.New("an admin token of at least 16 characters is required (-admin-token or COUPONQ_ADMIN_TOKEN)")
+	}
+	n, err := node.New(node.Config{Logger: log}) // no backends given: the in-memory ones
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Stop(stopCtx); err != nil {
+			log.Error("node stop", "err", err)
+		}
+	}()
+	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: "spring-sale", Stock: 100, Interval: 100 * time.Millisecond})
+	if err != nil && !errors.Is(err, couponq.ErrCampaignExists) {
+		return err
+	}
+	router, err := newRouter(n, adminToken)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: it would cut the status and live streams, which
+		// bound each of their writes themselves.
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Shutdown ends the node's open streams (status, live page) too.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-errc
+	log.Info("stopped")
+	return nil
+}
+
+// newRouter mounts the node's handlers and probes on a gin engine.
+func newRouter(n *node.Node, adminToken string) (http.Handler, error) {
+	public, err := n.Handler(node.HandlerConfig{User: userFromContext, BasePath: "/api"})
+	if err != nil {
+		return nil, err
+	}
+	admin, err := n.AdminHandler(node.AdminConfig{
+		BasePath: "/admin",
+		// gin.BasicAuth in front lets only the operator through.
+		Authorize: func(*http.Request) error { return nil },
+	})
 	if err != nil {
 		return nil, err
 	}
 	r := gin.New()
 	r.Use(gin.Recovery())
-	api := r.Group("/api", userAuth(demo.Users))
-	api.Any("/*path", gin.WrapH(public))
-	r.Any("/admin/*path", gin.WrapH(admin))
+	r.Group("/api", userAuth).Any("/*path", gin.WrapH(public))
+	// A browser sends the operator's credentials with any request to this
+	// origin: refuse changes that other sites' pages start.
+	admins := r.Group("/admin", gin.BasicAuth(gin.Accounts{"admin": adminToken})) // compares in constant time
+	admins.Any("/*path", gin.WrapH(http.NewCrossOriginProtection().Handler(admin)))
+	r.GET("/livez", gin.WrapH(n.Liveness()))
+	r.GET("/readyz", gin.WrapH(n.Readiness())) // in production, on a port only the orchestrator reaches
 	return r, nil
 }
 
-// userAuth is the authentication middleware: it maps the request's bearer
-// token to a user ID and puts it in gin's context (c.Set, for gin handlers)
-// and in the request's context (for the wrapped couponq handler), or answers
-// 401.
-func userAuth(users map[string]string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		token, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		user, ok := users[token]
-		if token == "" || !ok {
-			c.Header("WWW-Authenticate", "Bearer")
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": gin.H{"code": "unauthenticated", "message": "send Authorization: Bearer <user token>"}})
-			return
-		}
-		c.Set("user", user)
-		c.Request = c.Request.WithContext(demo.WithUser(c.Request.Context(), user))
-		c.Next()
+type userKey struct{}
+
+// userAuth maps the request's bearer token to a user ID and puts it in
+// gin's context (c.Set, for gin handlers) and in the request's (for the
+// wrapped couponq handler), or answers 401.
+func userAuth(c *gin.Context) {
+	token, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	user, ok := users[token]
+	if !ok {
+		c.Header("WWW-Authenticate", "Bearer")
+		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": gin.H{
+			"code": "unauthenticated", "message": "send Authorization: Bearer <user token>"}})
+		return
 	}
+	c.Set("user", user)
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), userKey{}, user))
+	c.Next()
+}
+
+// userFromContext is the public handler's User: the ID userAuth set.
+func userFromContext(r *http.Request) (string, error) {
+	if user, ok := r.Context().Value(userKey{}).(string); ok {
+		return user, nil
+	}
+	return "", node.ErrUnauthenticated
 }

@@ -1,8 +1,9 @@
 // Command quickstart runs the whole V2 pipeline in one process with the
 // in-memory backends: 10,000 simulated users (some retrying) line up for a
-// stock of 1,000, a fast throttle drains the line, an issuer decides each
-// entry through the Store, and every admitted user polls until their entry
-// is final. It ends with one summary line.
+// stock of 1,000, the scheduler drains the line fast, the issuer decides
+// each entry through the Store, and every admitted user polls until their
+// entry is final. It ends with a summary line. -v1 runs the same crowd
+// through V1 (validate-first) admission.
 //
 //	go run ./examples/quickstart
 package main
@@ -21,8 +22,6 @@ import (
 
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/memory"
-	"github.com/couponq/couponq/internal/admission"
-	"github.com/couponq/couponq/internal/memline"
 	"github.com/couponq/couponq/node"
 )
 
@@ -52,13 +51,13 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 	if v1 {
 		campaign.Mode = couponq.ValidateFirst
 	}
-	campaigns, err := memline.NewRegistry(campaign)
-	if err != nil {
-		return err
-	}
-	// One node runs admission, the scheduler and the issuer; with no
-	// backends given it uses the in-memory ones.
-	n, err := node.New(node.Config{Catalog: campaigns, Logger: logger})
+	// One node runs admission, the scheduler and the issuer on the
+	// in-memory backends. The Store is given only so the summary can read
+	// who holds what; PollInterval has the scheduler look for woken
+	// campaigns every 5ms instead of every second, since the whole crowd
+	// arrives within 200ms.
+	store := memory.NewStore()
+	n, err := node.New(node.Config{Store: store, Logger: logger, PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -70,7 +69,9 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 		defer c()
 		_ = n.Stop(stopCtx)
 	}()
-	svc, store := n.Service(), n.Store().(*memory.Store)
+	if _, err := n.CreateCampaign(ctx, campaign); err != nil {
+		return err
+	}
 
 	start := time.Now()
 	var admitted, soldOut, repeats, failed atomic.Int64
@@ -89,7 +90,7 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 				tries = 2 // an impatient user presses the button again
 			}
 			for range tries {
-				t, err := svc.Admit(ctx, req)
+				t, err := n.Admit(ctx, req)
 				switch {
 				case err == nil && t.Repeat:
 					repeats.Add(1)
@@ -115,7 +116,7 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 		if !ok {
 			continue
 		}
-		st, err := waitFinal(ctx, svc, campaign.ID, fmt.Sprintf("user-%05d", u))
+		st, err := waitFinal(ctx, n, campaign.ID, fmt.Sprintf("user-%05d", u))
 		switch {
 		case err != nil:
 			lost++
@@ -126,9 +127,9 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 		}
 	}
 	duplicates := 0
-	for _, n := range store.Holders(campaign.ID) {
-		if n > 1 {
-			duplicates += n - 1
+	for _, held := range store.Holders(campaign.ID) {
+		if held > 1 {
+			duplicates += held - 1
 		}
 	}
 	fmt.Printf("mode=%s users=%d admitted=%d sold_out_answers=%d repeat_answers=%d admit_errors=%d admit_time=%s total_time=%s\n",
@@ -142,9 +143,9 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 	return nil
 }
 
-func waitFinal(ctx context.Context, svc *admission.Service, campaign, user string) (couponq.Status, error) {
+func waitFinal(ctx context.Context, n *node.Node, campaign, user string) (couponq.Status, error) {
 	for {
-		st, err := svc.Status(ctx, campaign, user)
+		st, err := n.Status(ctx, campaign, user)
 		if err == nil && st.State.Terminal() {
 			return st, nil
 		}

@@ -51,7 +51,6 @@ import (
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/couponq/redisq"
-	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/ops"
 	"github.com/couponq/couponq/node"
@@ -94,13 +93,6 @@ func run(log *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
-	// The API role never calls the Store (the workers decide), but a node
-	// on a shared Backend asks for one: the Redis Store on the same client
-	// opens nothing of its own, and is the workers' own with -store redis.
-	store, err := redisstore.New(redisstore.Config{Client: rdb, Prefix: o.prefix})
-	if err != nil {
-		return err
-	}
 	transport, err := kafkadispatch.New(kafkadispatch.Config{Brokers: o.brokers, Topic: o.topic, Logger: log})
 	if err != nil {
 		return err
@@ -112,7 +104,7 @@ func run(log *slog.Logger, o options) error {
 		return err
 	}
 	n, err := node.New(node.Config{
-		Roles: node.RoleAPI, Backend: backend, Transport: transport, Store: store, Logger: log,
+		Roles: node.RoleAPI, Backend: backend, Transport: transport, Logger: log, // the workers hold the Store
 		Observer: ops.Observers{pm, metrics.NewExpvar("couponq")},
 	})
 	if err != nil {
