@@ -26,8 +26,7 @@ type Config struct {
 	Queue couponq.Queue
 	// Agenda is woken by V2 admissions, so a scheduler.Scheduler drives the
 	// campaign (see Service.Admit). Nil means the Queue, if it implements
-	// Agenda (memline.Queue and redisq.Queue do); otherwise admission wakes
-	// nothing, which suits per-campaign dispatch.Throttles.
+	// Agenda (both shipped lines are); otherwise admission wakes nothing.
 	Agenda couponq.Agenda
 
 	// Tally, Locker and Dispatcher serve V1 (ValidateFirst) campaigns and

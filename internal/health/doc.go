@@ -15,7 +15,7 @@
 // each bounded by Config.Timeout (2s by default), and answers 200 with
 // every check "ok", or 503 with each failing check's error message and
 // Retry-After. Both answer JSON with Cache-Control: no-store, to GET and
-// HEAD only (405 otherwise, in couponq/httpapi's JSON error shape).
+// HEAD only (405 otherwise, in couponq's JSON error shape).
 //
 // A probe storm — many replicas of a load balancer, an impatient operator —
 // costs the backends little: requests that arrive while the checks run wait
@@ -36,7 +36,7 @@
 //
 //	health.Check(func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 //
-// node.Node's HealthChecks gathers checks for the node's own backends.
+// node.Node's Readiness gathers the checks of the node's own backends.
 //
 // The readiness answer names the backends and their errors: mount both
 // handlers on an internal listener, not on the public API's.

@@ -65,7 +65,7 @@ type Response struct {
 }
 
 // ErrorResponse is the body of a 405 answer, in the JSON error shape of
-// couponq/httpapi.
+// couponq's HTTP handlers.
 type ErrorResponse struct {
 	Error struct {
 		Code    string `json:"code"`

@@ -484,7 +484,7 @@ func (a *admin) patch(w http.ResponseWriter, r *http.Request) {
 	if err != nil && saved.Version != 0 {
 		// Saved, but the sold-out mark is still there: say at which version
 		// to repeat the change.
-		a.log.Warn("couponq/httpapi: admin: reopen failed after a stock update", "campaign", id, "version", saved.Version, "err", err)
+		a.log.Warn("couponq: http: admin: reopen failed after a stock update", "campaign", id, "version", saved.Version, "err", err)
 		a.retryLater(w, fmt.Sprintf("campaign %s was saved at version %d, but its sold-out mark could not be taken back; "+
 			"repeat the PATCH with version %d and the same stock to retry", id, saved.Version, saved.Version))
 		return
@@ -599,7 +599,7 @@ func (a *admin) modify(w http.ResponseWriter, r *http.Request, op string, fn fun
 func (a *admin) answer(w http.ResponseWriter, r *http.Request, status int, c couponq.Campaign) {
 	var s *couponq.LineStats
 	if got, err := a.ops.LineStats(r.Context(), c.ID); err != nil {
-		a.log.Warn("couponq/httpapi: admin: line stats unavailable after a change", "campaign", c.ID, "err", err)
+		a.log.Warn("couponq: http: admin: line stats unavailable after a change", "campaign", c.ID, "err", err)
 	} else {
 		s = &got
 	}
@@ -733,7 +733,7 @@ func (a *admin) error(w http.ResponseWriter, r *http.Request, op string, err err
 		a.fail(w, http.StatusBadRequest, "invalid_id", err.Error())
 	default:
 		if r.Context().Err() == nil {
-			a.log.Warn("couponq/httpapi: admin: backend unavailable", "op", op, "path", r.URL.Path, "err", err)
+			a.log.Warn("couponq: http: admin: backend unavailable", "op", op, "path", r.URL.Path, "err", err)
 		}
 		a.retryLater(w, "cannot "+op+": a backend is unavailable, retry shortly")
 	}

@@ -311,7 +311,7 @@ func (h *Handler) error(w http.ResponseWriter, r *http.Request, err error, prior
 		return
 	case couponq.CodeUnavailable:
 		if r.Context().Err() == nil {
-			h.log.Warn("couponq/httpapi: backend unavailable", "path", r.URL.Path, "err", err)
+			h.log.Warn("couponq: http: backend unavailable", "path", r.URL.Path, "err", err)
 		}
 		h.retryLater(w, code, "a backend is unavailable, retry shortly")
 		return
@@ -319,11 +319,11 @@ func (h *Handler) error(w http.ResponseWriter, r *http.Request, err error, prior
 		h.fail(w, http.StatusNotFound, code, "no entry for this user", nil)
 		return
 	case couponq.CodeUnsupported:
-		h.log.Error("couponq/httpapi: campaign mode not served here", "path", r.URL.Path, "err", err)
+		h.log.Error("couponq: http: campaign mode not served here", "path", r.URL.Path, "err", err)
 	}
 	status, ok := statusOf[code]
 	if !ok {
-		h.log.Error("couponq/httpapi: unexpected error", "path", r.URL.Path, "err", err)
+		h.log.Error("couponq: http: unexpected error", "path", r.URL.Path, "err", err)
 		h.fail(w, http.StatusInternalServerError, couponq.CodeInternal, "internal error", nil)
 		return
 	}

@@ -52,7 +52,7 @@ var pageHeaders = map[string]string{
 func (a *admin) routeLive(basePath string) {
 	a.feed = &feed{interval: a.cfg.StreamInterval, gather: a.campaigns, turn: make(chan struct{}, 1),
 		onFailure: func(op string, err error) {
-			a.log.Warn("couponq/httpapi: admin: live stream: backend unavailable", "op", op, "err", err)
+			a.log.Warn("couponq: http: admin: live stream: backend unavailable", "op", op, "err", err)
 		}}
 	a.streams = make(chan struct{}, a.cfg.MaxStreams)
 	a.route(basePath+"/live/stream", map[string]http.HandlerFunc{"GET": a.stream})

@@ -278,7 +278,7 @@ func (p *linePoller) tick() {
 	deleted := errors.Is(err, couponq.ErrUnknownCampaign)
 	if err != nil && !deleted {
 		if p.ctx.Err() == nil && !p.failing {
-			hub.log.Warn("couponq/httpapi: status streams: cannot read the line; retrying every poll",
+			hub.log.Warn("couponq: http: status streams: cannot read the line; retrying every poll",
 				"campaign", p.campaign, "err", err)
 		}
 		p.failing = true
@@ -354,7 +354,7 @@ func (p *linePoller) readAll(reads map[string][]*statusStream) {
 			defer func() { <-sem }()
 			if err := p.read(user, streams); err != nil && p.ctx.Err() == nil {
 				failed.Do(func() {
-					p.hub.log.Warn("couponq/httpapi: status streams: status read failed; retrying next poll",
+					p.hub.log.Warn("couponq: http: status streams: status read failed; retrying next poll",
 						"campaign", p.campaign, "err", err)
 				})
 			}

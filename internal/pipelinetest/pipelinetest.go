@@ -51,8 +51,7 @@ var seq atomic.Int64
 //     statuses match the Store;
 //   - no batch handed downstream is larger than BatchSize.
 //
-// V2 runs with a per-campaign Throttle, and (the "scheduler" cases) with a
-// scheduler.Scheduler woken by admission, if the Queue is a couponq.Agenda.
+// The scheduler, woken by admission, moves the line.
 func Run(t *testing.T, newBackends func(t *testing.T) Backends) {
 	RunSharded(t, 0, newBackends)
 }
@@ -151,7 +150,7 @@ func (l *lossyConsumer) ConsumeBatches(ctx context.Context, max int, h couponq.B
 	})
 }
 
-// runner is a Throttle or a Scheduler.
+// runner is the scheduler or the issuer.
 type runner interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error

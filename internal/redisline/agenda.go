@@ -109,8 +109,7 @@ const sweepPage = 1000
 // had anyone in line have no keys at all. The Scheduler calls it when it
 // gains leadership (scheduler.Sweeper), which repairs an agenda that lost a
 // wake: a process that died between its admission and its wake, a leader
-// that died in the middle of a Rest, a deployment that ran per-campaign
-// Throttles before.
+// that died in the middle of a Rest.
 func (q *Queue) Sweep(ctx context.Context) (int, error) {
 	pattern := globEscape(q.prefix) + ":{*}:[lf]*"
 	var mu sync.Mutex

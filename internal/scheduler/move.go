@@ -13,8 +13,7 @@ import (
 	"github.com/couponq/couponq/couponq"
 )
 
-// mover is the leased hand-off of one batch, the step the Throttle and the
-// Scheduler share so their hand-off semantics are the same.
+// mover is the leased hand-off of one batch.
 type mover struct {
 	queue      couponq.Leaser
 	dispatcher couponq.Dispatcher

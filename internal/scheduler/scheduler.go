@@ -112,8 +112,7 @@ type Config struct {
 // Scheduler drives every campaign that has entries to move, for a whole
 // process group: one Scheduler per process, one of them leading. The leader
 // reads the Agenda, moves each awake campaign at most BatchSize per
-// Interval (its own, from the Catalog) with the same leased hand-off as a
-// Throttle, and lets a campaign rest once a tick finds nothing to lease and
+// Interval (its own, from the Catalog) with a leased hand-off, and lets a campaign rest once a tick finds nothing to lease and
 // its line and flight are empty. The package doc describes the design.
 type Scheduler struct {
 	cfg     Config
