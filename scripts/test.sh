@@ -20,7 +20,7 @@ scripts/tracked-files.sh
 
 step "go vet"
 go vet ./...
-(cd examples/bench && go vet ./...) # the benchmark tool is its own module
+(cd examples/bench && go vet ./... && go test -race -count=1 ./...) # the benchmark tool is its own module
 (cd examples/redis-kafka && go vet ./...) # so is the Redis + Kafka example (it pulls in pgx)
 for m in gin chi echo; do (cd examples/$m && go vet ./... && go test -race -count=1 ./...); done
 
