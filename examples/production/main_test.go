@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/internal/testenv"
 )
@@ -86,3 +87,5 @@ func TestProductionWiring(t *testing.T) {
 		t.Fatal("did not stop within 30 s")
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
