@@ -22,30 +22,65 @@ func newToxi(addr string) *toxi {
 	return &toxi{api: "http://" + addr, http: &http.Client{Timeout: 5 * time.Second}}
 }
 
+// do calls the API. Every call faultrun makes is idempotent (create a
+// proxy or toxic under a fixed name, set a proxy's state, delete by name),
+// so a call whose connection failed — toxiproxy, busy on a loaded box, can
+// reset one — is sent again, up to three times: a toxic left in place by a
+// lost DELETE would slow the link for the rest of the run. A DELETE sent
+// again that finds nothing to delete, or a create that finds its name
+// taken, means the lost call had done its work.
 func (t *toxi) do(ctx context.Context, method, path string, body any) error {
-	var r io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return err
 		}
-		r = bytes.NewReader(b)
+	}
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		var status int
+		var msg []byte
+		status, msg, err = t.send(ctx, method, path, b)
+		switch {
+		case err != nil:
+			continue // the connection failed: send it again
+		case attempt > 0 && (status == http.StatusNotFound && method == http.MethodDelete ||
+			status == http.StatusConflict && method == http.MethodPost):
+			return nil // the lost call had done it
+		case status >= 300:
+			return fmt.Errorf("toxiproxy %s %s: %d: %s", method, path, status, bytes.TrimSpace(msg))
+		}
+		return nil
+	}
+	return fmt.Errorf("toxiproxy %s %s: %w", method, path, err)
+}
+
+// send makes one call and returns its status and (the start of) its body.
+func (t *toxi) send(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, t.api+path, r)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := t.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("toxiproxy %s %s: %w", method, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("toxiproxy %s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	return nil
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, msg, nil
 }
 
 // proxy creates (or re-creates) a proxy listening on listen, forwarding to
