@@ -51,9 +51,9 @@
 // once nobody waits, keeping its users' outcomes for a retention. A
 // campaign the node has no backends for — V1 (couponq.ValidateFirst)
 // without a Backend Tally or on an API-only node with the in-process
-// Transport, a pre-queue on a Queue that cannot seat one — is refused when it is created or updated, with an error wrapping
-// couponq.ErrUnsupported, so nothing is created that admission would then
-// refuse.
+// Transport, a pre-queue on a Queue that cannot seat one — is refused when
+// it is created or updated, with an error wrapping couponq.ErrUnsupported,
+// so nothing is created that admission would then refuse.
 //
 // # HTTP
 //
