@@ -179,7 +179,7 @@ type Node struct {
 	scheduler *scheduler.Scheduler
 	issuer    *issuing.Issuer
 	log       *slog.Logger
-	memory    bool // the Backend is the in-memory one the node made
+	memory    bool // the Backend is the in-memory one (memory.New)
 	local     bool // the Transport is the in-memory one the node made
 
 	healthOnce sync.Once

@@ -192,7 +192,14 @@ func (r *report) durabilitySection(p func(string, ...any)) {
 			d.OldestLost.Round(time.Millisecond), d.Reused, kv(d.States))
 	}
 	p("")
-	p("`kill -9` ends the Redis process, not the machine: what Redis had written to its append-only file is in the operating system's page cache and survives, so with AOF on a process crash loses nothing whether Redis fsyncs every write (`always`) or once a second (`everysec`). What the two differ in is a crash of the machine (power, kernel): then `everysec` can lose the last second or so of writes and `always` nothing, at the admission cost in the first column. This run cannot crash the machine, so that second figure is not measured here. Without AOF, Redis restarts from its last RDB snapshot: everything since is gone — in this run the campaign itself, created seconds before.")
+	everysecLost := 0
+	for _, d := range r.durability {
+		if d.Mode == fsyncEverysec {
+			everysecLost = d.Lost
+		}
+	}
+	p("`kill -9` ends the Redis process, not the machine: what Redis had written to its append-only file is in the operating system's page cache and survives, so with `appendfsync always` a process crash loses nothing. With `everysec`, Redis also writes the file before it answers, except while its once-a-second fsync is still running on a slow disk: then it may postpone the write by up to 2 s and answer anyway, so a kill in that window loses those answers (%s). Beyond that, the two differ in a crash of the machine (power, kernel): then `everysec` can lose the last second or so of writes and `always` nothing, at the admission cost in the first column. This run cannot crash the machine, so that figure is not measured here. Without AOF, Redis restarts from its last RDB snapshot: everything since is gone — in this run the campaign itself, created seconds before.",
+		map[bool]string{true: fmt.Sprintf("this run lost %d", everysecLost), false: "this run lost none"}[everysecLost > 0])
 	p("")
 	p("A lost entry is detectable, never silent: its user's status answers 404 `not_found` (or `unknown_campaign`, when the campaign was lost with it) instead of a place in line — the *statuses after restart* column counts exactly those answers. Had an older snapshot held the campaign, the entry numbers handed out after the restart would repeat ones already promised; the *given twice* column counts such numbers. What was already issued is not at stake: issuances live in the Store, not in Redis. See the README's \"Durability\" section for the trade-off.")
 	p("")
