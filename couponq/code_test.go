@@ -27,7 +27,7 @@ func TestCode(t *testing.T) {
 		couponq.ErrDuplicate:                           "duplicate",
 		couponq.ErrLineFull:                            "line_full",
 		couponq.ErrSoldOut:                             "sold_out",
-		couponq.ErrUnsupported:                     "unsupported",
+		couponq.ErrUnsupported:                         "unsupported",
 		couponq.ErrBusy:                                "busy",
 		couponq.ErrUnavailable:                         "unavailable",
 		context.DeadlineExceeded:                       "unavailable",

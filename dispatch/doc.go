@@ -152,5 +152,4 @@
 // campaign per second per API process (the pre-mark) and one per entry that
 // finds its line empty. A leader's sweep costs one SCAN per 1,000 keys in
 // the database once per change of leader.
-//
 package dispatch
