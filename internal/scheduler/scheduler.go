@@ -107,6 +107,11 @@ type Config struct {
 	// couponq.LineStatser (redisq and memory do). Zero means no bound: every
 	// tick moves up to BatchSize whatever is in flight.
 	MaxInFlightBatches int
+	// NoCutoff turns the exact cutoff off: every tick moves up to BatchSize
+	// whatever stock remains undecided, and the Store gives the last units
+	// to whichever entries in flight reach it first. It exists as the
+	// benchmark's baseline for the cutoff's price; nodes never set it.
+	NoCutoff bool
 }
 
 // Scheduler drives every campaign that has entries to move, for a whole
