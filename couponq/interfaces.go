@@ -225,12 +225,15 @@ type BatchStore interface {
 	IssueBatch(ctx context.Context, rs []IssueRequest) ([]Issuance, error)
 }
 
-// IssuedCounter is implemented by Recorders that count, per campaign, the
-// distinct entries recorded as issued. The issuer compares that count with
-// the campaign's Stock after recording issuances: a count above Stock means
-// the Store over-issued (for example, two workers each running their own
-// in-memory Store), which the issuer reports at error level and through
-// its OnOverIssue hook.
+// IssuedCounter counts a campaign's issued units. Recorders implement it
+// with the distinct entries recorded as issued: the issuer compares that
+// count with the campaign's Stock after recording issuances, and a count
+// above Stock means the Store over-issued (for example, two workers each
+// running their own in-memory Store), which it reports at error level and
+// through its OnOverIssue hook. Stores implement it with the units they
+// issued, by any route: the scheduler reads it for the exact cutoff (see
+// package dispatch), falling back to the Queue's count for a Store
+// without it.
 type IssuedCounter interface {
 	IssuedCount(ctx context.Context, campaign string) (int64, error)
 }

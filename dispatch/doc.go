@@ -128,8 +128,98 @@
 //     after 1, 2, 4, 8, then every 16 ticks, its Lease going on every tick
 //     to recover expired leases.
 //
+// # First come, first served: the exact cutoff
+//
+// Entries leave the line in entry order, but a campaign's last units are
+// decided by issuers running in parallel (over a topic's partitions, on
+// several workers, in batches), and the Store takes requests in whatever
+// order they reach it. Were more entries in flight than units left, a
+// later entry could take the unit an earlier one is then refused: an
+// inversion, a user told sold out while someone who came after them holds
+// a unit. So a tick moves at most the stock that remains undecided:
+//
+//	room = Stock − issued − in flight
+//
+// issued being the Store's count of units (couponq.IssuedCounter: pgstore,
+// redisstore and memory have it; for a Store without it, the Queue's count
+// of entries recorded as issued) and in flight the Queue's
+// (LineStats.InFlight: handed downstream, no outcome recorded yet). Issued
+// units plus entries in flight never exceed the stock, so every entry
+// handed downstream gets a unit unless its user already holds
+// PerUserLimit of them; and an entry is handed downstream only after every
+// entry ahead of it. Hence nobody told sold out was passed by a later
+// entry. The entries behind the cutoff wait in line while the outcomes
+// come in, and each outcome that does not take its unit lets a later tick
+// move one more entry. Case by case:
+//
+//   - Per-user limits and duplicates: a user who already holds
+//     PerUserLimit units hears Duplicate, and the next tick gives that
+//     entry's share of the room to the next entry in line. The Store's
+//     count includes units it issued by any route (a host's own issuance,
+//     an earlier run), which the line's count would miss.
+//   - Redeliveries (the transport's, or an entry whose hand-off ran out and
+//     went back to the line): the same entry, with the same key, counted
+//     in flight once; the Store answers it with its first outcome, never a
+//     second unit.
+//   - Dead letters: an entry that keeps failing is recorded rejected/failed,
+//     not sold out, and its unit goes to the next entry; if its Store call
+//     had committed after all, the Store's count says so.
+//   - A raised stock: the room grows at the first tick that reads the new
+//     Stock (through the node's cache, within CacheTTL), and a sold-out mark
+//     is taken back when the stock is raised. Issuers read the Stock through
+//     their own caches, so until those refresh they may still answer sold
+//     out for entries the raise covers.
+//   - A lowered stock: never below the issued count (couponq.
+//     ErrStockBelowIssued); below issued + in flight, the entries in flight
+//     compete for what is left in the order they reach the Store, so at
+//     most that many are decided out of order.
+//   - No room, nothing in flight, entries waiting (the counts say the stock
+//     is gone, yet no answer marked the line sold out — a stock lowered to
+//     the issued count, a Queue whose count is ahead of a Store without
+//     one): the tick moves the head of the line alone and the Store answers
+//     it; a sold-out answer marks the line, whose entries then resolve in
+//     bulk. A tick never waits on a count that cannot move.
+//   - A sold-out line is leased in full: Lease resolves its entries in bulk.
+//     A tick held at 0 by the cutoff still calls Lease (for nothing), so
+//     entries whose hand-off ran out return to the line and their unit
+//     comes back to them.
+//
+// The in-flight count is read before the issued count, so an entry decided
+// between the two reads is counted twice (the tick moves one fewer), never
+// not at all. While the Stock stays put, nothing but the leader's own moves
+// lowers the room (an outcome turns an entry in flight into a unit issued,
+// or frees it), so the leader keeps the room it read less what it moved
+// since, and reads the two counts again only when a tick needs more than
+// that or the Stock changed: a campaign far from its cutoff costs no extra
+// reads, one near it two per tick (a Lua script on the line's slot and the
+// Store's count: one GET on redisstore, one primary-key SELECT on pgstore).
+// A new leader starts by reading them.
+//
+// Sharded campaigns (couponq.Campaign.Shards) have the same room, counted
+// over all sub-lines; the entries moved are the oldest by admission time
+// among those admitted at least the watermark (100 ms) ago. So the cutoff
+// is exact against admission time up to the merge's own bound: a user told
+// sold out while one admitted after them holds a unit had an admission
+// that reached its sub-line more than 100 ms after its admission time, or
+// was admitted within the clock difference between two API processes plus
+// 10 ms (redisq's resolution of admission times) of that later user.
+//
+// V1 campaigns do not pass through the scheduler: their order is the order
+// in which requests take the lock and the Tally's counter, not the order
+// they arrived in. internal/fcfstest measures both modes.
+//
+// The price is drain time at the cutoff. A campaign whose last entries all
+// take their units drains as it would without the cutoff: the move that
+// reaches the stock carries exactly the entries it covers. Each entry near
+// the cutoff that frees its unit costs a round trip (its outcome recorded,
+// then the next tick moves its replacement, up to one Interval later).
+// BENCHMARKS.md measures drain time at the cutoff against the same
+// pipeline without it.
+//
 // # Guarantees
 //
+//   - First come, first served, exactly: no entry told sold out while a
+//     later one holds a unit (above, with the bound for sharded campaigns).
 //   - At most BatchSize entries per Interval per campaign, recovered entries
 //     included, also across a change of leader (above).
 //   - One mover per campaign across processes: one leader at a time, moving
@@ -148,7 +238,8 @@
 // BENCHMARKS.md has the figures measured at 10, 1,000 and 10,000 idle
 // campaigns. Active: per awake campaign and Interval one Lease script, plus
 // one Ack or Release script when a batch moved, plus Rest (two or three
-// commands) on ticks that lease nothing. Admission adds at most one ZADD per
+// commands) on ticks that lease nothing, plus, once the room the leader
+// knows falls below BatchSize, the cutoff's two reads (above). Admission adds at most one ZADD per
 // campaign per second per API process (the pre-mark) and one per entry that
 // finds its line empty. A leader's sweep costs one SCAN per 1,000 keys in
 // the database once per change of leader.

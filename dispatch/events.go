@@ -23,6 +23,10 @@ type TickEvent struct {
 	// because of MaxInFlightBatches: the campaign had that many batches'
 	// worth in flight.
 	Held bool
+	// Cutoff is set when the tick moved less than BatchSize (or nothing)
+	// because that little stock remains undecided: the entries behind wait
+	// for the outcomes in flight (the exact cutoff, in the package doc).
+	Cutoff bool
 	// PreQueue is set when the tick moved nothing because the campaign's
 	// pre-queue is not seated yet (before OpensAt, or seating failed).
 	PreQueue bool

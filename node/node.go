@@ -286,6 +286,7 @@ func New(cfg Config) (*Node, error) {
 		if cfg.UserLock {
 			ic.Locker = n.backend.Locker
 		}
+		sc.Issued, _ = n.store.(couponq.IssuedCounter)
 		if obs != nil {
 			sc.OnTick = obs.OnTick
 			ic.OnIssue, ic.OnStoreCall, ic.OnOverIssue = obs.OnIssue, obs.OnStoreCall, obs.OnOverIssue

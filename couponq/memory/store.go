@@ -26,7 +26,10 @@ type stock struct {
 // NewStore returns an empty Store.
 func NewStore() *Store { return &Store{campaigns: make(map[string]*stock)} }
 
-var _ couponq.BatchStore = (*Store)(nil)
+var (
+	_ couponq.BatchStore    = (*Store)(nil)
+	_ couponq.IssuedCounter = (*Store)(nil)
+)
 
 // Issue implements couponq.Store.
 func (s *Store) Issue(ctx context.Context, r couponq.IssueRequest) (couponq.Issuance, error) {
@@ -90,6 +93,12 @@ func (s *Store) issue(r couponq.IssueRequest) couponq.Issuance {
 	c.byUser[r.User]++
 	c.byKey[r.Key] = id
 	return couponq.Issuance{Outcome: couponq.Issued, ID: id, SoldOut: c.issued >= r.Stock}
+}
+
+// IssuedCount implements couponq.IssuedCounter: how many units of the
+// campaign were issued. It never fails.
+func (s *Store) IssuedCount(_ context.Context, campaign string) (int64, error) {
+	return s.Issued(campaign), nil
 }
 
 // Issued returns how many units of the campaign were issued.

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/couponq/memory"
 	"github.com/couponq/couponq/couponq/metrics"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/issuer"
@@ -83,21 +84,26 @@ func TestExpvarCounts(t *testing.T) {
 func TestExpvarObservesNode(t *testing.T) {
 	ctx := context.Background()
 	m := newExpvar(t)
-	n, err := node.New(node.Config{Observer: m, PollInterval: 10 * time.Millisecond})
+	store := memory.NewStore()
+	n, err := node.New(node.Config{Observer: m, Store: store, PollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, n.Start(ctx))
 	defer func() { require.NoError(t, n.Stop(ctx)) }()
-	// Paused until both wait, so the second is refused by the Store, not at admission.
-	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: "sale", Stock: 1, Interval: 5 * time.Millisecond, Paused: true})
+	// b holds one of the two units already, so the Store answers b
+	// duplicate and a takes the last unit. Paused until all three wait, so
+	// c is refused in the line (sold out), not at admission.
+	_, err = store.Issue(ctx, couponq.IssueRequest{Campaign: "sale", User: "b", Key: "earlier/b", Stock: 2, PerUserLimit: 1})
 	require.NoError(t, err)
-	for _, u := range []string{"a", "b"} {
+	_, err = n.CreateCampaign(ctx, couponq.Campaign{ID: "sale", Stock: 2, Interval: 5 * time.Millisecond, Paused: true})
+	require.NoError(t, err)
+	for _, u := range []string{"b", "a", "c"} {
 		_, err := n.Admit(ctx, couponq.Request{Campaign: "sale", User: u})
 		require.NoError(t, err)
 	}
 	_, err = n.ResumeCampaign(ctx, "sale")
 	require.NoError(t, err)
 	decided := func() bool {
-		for _, u := range []string{"a", "b"} {
+		for _, u := range []string{"a", "b", "c"} {
 			st, err := n.Status(ctx, "sale", u)
 			if err != nil || !st.State.Terminal() {
 				return false
@@ -112,9 +118,13 @@ func TestExpvarObservesNode(t *testing.T) {
 		}
 		return "<nil>"
 	}
-	assert.Equal(t, "2", get("admit.accepted"))
+	assert.Equal(t, "3", get("admit.accepted"))
 	assert.Equal(t, "1", get("issue.issued"))
-	assert.Equal(t, "1", get("issue.sold_out"))
+	assert.Equal(t, "1", get("issue.duplicate"))
+	assert.Equal(t, "<nil>", get("issue.sold_out"), "the exact cutoff never hands the issuers an entry past the stock")
+	st, err := n.Status(ctx, "sale", "c")
+	require.NoError(t, err)
+	assert.Equal(t, couponq.CodeSoldOut, st.Reason)
 	assert.NotEqual(t, "<nil>", get("scheduler.ticks"))
 	assert.NotEqual(t, "<nil>", get("store.calls"))
 }

@@ -123,7 +123,7 @@ func TestInvalidRequests(t *testing.T) {
 		_, err = s.IssueBatch(ctx, []couponq.IssueRequest{req(c, "ok", 1, 1, 1), r})
 		assert.Error(t, err, "%+v", r)
 	}
-	n, err := s.Issued(ctx, c)
+	n, err := s.IssuedCount(ctx, c)
 	require.NoError(t, err)
 	assert.Zero(t, n, "a batch with an invalid request issues nothing")
 }
@@ -159,7 +159,7 @@ func TestMigrate(t *testing.T) {
 		require.NoError(t, pgstore.Migrate(ctx, p))
 		works(t, p)
 		require.NoError(t, pgstore.Migrate(ctx, p), "a second Migrate changes nothing")
-		n, err := mustStore(t, p).Issued(ctx, "m")
+		n, err := mustStore(t, p).IssuedCount(ctx, "m")
 		require.NoError(t, err)
 		assert.EqualValues(t, 1, n, "a second Migrate keeps the data")
 	})
@@ -230,7 +230,7 @@ func TestBatchMixedCampaigns(t *testing.T) {
 		ids[got[i].ID] = true
 	}
 	for c, n := range map[string]int64{a: 3, b: 2} {
-		issued, err := s.Issued(ctx, c)
+		issued, err := s.IssuedCount(ctx, c)
 		require.NoError(t, err)
 		assert.Equal(t, n, issued, c)
 	}
@@ -303,7 +303,7 @@ func TestMatchesMemory(t *testing.T) {
 		}
 	}
 	for _, c := range cs {
-		n, err := s.Issued(ctx, c)
+		n, err := s.IssuedCount(ctx, c)
 		require.NoError(t, err)
 		assert.Equal(t, ref.Issued(c), n, c)
 		h, err := s.Holders(ctx, c)
@@ -367,7 +367,7 @@ func TestConcurrentBatches(t *testing.T) {
 	wg.Wait()
 	assert.Len(t, issued, stock, "exactly the stock is issued")
 	assert.Positive(t, soldOut)
-	n, err := s.Issued(ctx, c)
+	n, err := s.IssuedCount(ctx, c)
 	require.NoError(t, err)
 	assert.EqualValues(t, stock, n)
 	var rows int64
@@ -425,7 +425,7 @@ func TestConcurrentCampaigns(t *testing.T) {
 	wg.Wait()
 	assert.Less(t, time.Since(start), 5*time.Second)
 	for _, c := range cs {
-		n, err := s.Issued(ctx, c)
+		n, err := s.IssuedCount(ctx, c)
 		require.NoError(t, err)
 		assert.EqualValues(t, 8*20, n, c)
 	}
@@ -442,7 +442,7 @@ func TestCancelled(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	_, err = s.Issue(ctx, req(c, "u", 1, 1, 1))
 	assert.ErrorIs(t, err, context.Canceled)
-	n, err := s.Issued(context.Background(), c)
+	n, err := s.IssuedCount(context.Background(), c)
 	require.NoError(t, err)
 	assert.Zero(t, n)
 
@@ -459,7 +459,7 @@ func TestCancelled(t *testing.T) {
 			assert.Equal(t, couponq.Issued, iss.Outcome)
 		}
 	}
-	n, err = s.Issued(context.Background(), c+"-mid")
+	n, err = s.IssuedCount(context.Background(), c+"-mid")
 	require.NoError(t, err)
 	assert.EqualValues(t, 40, n)
 }

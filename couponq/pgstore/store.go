@@ -64,7 +64,10 @@ type Store struct {
 	maxRetries int
 }
 
-var _ couponq.BatchStore = (*Store)(nil)
+var (
+	_ couponq.BatchStore    = (*Store)(nil)
+	_ couponq.IssuedCounter = (*Store)(nil)
+)
 
 // New validates cfg and returns a Store. It does not touch the database.
 func New(cfg Config) (*Store, error) {
@@ -460,15 +463,18 @@ func run(rs []couponq.IssueRequest, snap *snapshot, base map[string]int64, idFor
 	return out, cands, nil
 }
 
-// Issued returns how many units of the campaign were issued.
-func (s *Store) Issued(ctx context.Context, campaign string) (int64, error) {
+// IssuedCount implements couponq.IssuedCounter: how many units of the
+// campaign were issued, the counter's one row (0 without one). A node's
+// scheduler reads it for the exact cutoff while a campaign's last units
+// are decided.
+func (s *Store) IssuedCount(ctx context.Context, campaign string) (int64, error) {
 	var n int64
 	err := s.db.QueryRow(ctx, `SELECT issued FROM couponq_counters WHERE campaign = $1`, campaign).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("pgstore: issued: %w", err)
+		return 0, fmt.Errorf("pgstore: issued count: %w", err)
 	}
 	return n, nil
 }

@@ -47,7 +47,10 @@ type Store struct {
 	keys   sync.Map // campaign -> []string
 }
 
-var _ couponq.BatchStore = (*Store)(nil)
+var (
+	_ couponq.BatchStore    = (*Store)(nil)
+	_ couponq.IssuedCounter = (*Store)(nil)
+)
 
 // New validates cfg and returns a Store.
 func New(cfg Config) (*Store, error) {
@@ -129,14 +132,16 @@ func (s *Store) IssueBatch(ctx context.Context, rs []couponq.IssueRequest) ([]co
 	return out, nil
 }
 
-// Issued returns the campaign's issued count.
-func (s *Store) Issued(ctx context.Context, campaign string) (int64, error) {
+// IssuedCount implements couponq.IssuedCounter: the campaign's issued
+// count (one GET). A node's scheduler reads it for the exact cutoff while
+// a campaign's last units are decided.
+func (s *Store) IssuedCount(ctx context.Context, campaign string) (int64, error) {
 	n, err := s.rdb.Get(ctx, s.Keys(campaign)[0]).Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("redisstore: issued: %w", err)
+		return 0, fmt.Errorf("redisstore: issued count: %w", err)
 	}
 	return n, nil
 }

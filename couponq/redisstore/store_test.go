@@ -54,7 +54,7 @@ func TestBatchAcrossCampaignsOnCluster(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{"camp-0": 4, "camp-1": 4, "camp-2": 4}, got)
 	for i := range 3 {
-		n, err := s.Issued(context.Background(), fmt.Sprintf("camp-%d", i))
+		n, err := s.IssuedCount(context.Background(), fmt.Sprintf("camp-%d", i))
 		require.NoError(t, err)
 		assert.EqualValues(t, 4, n)
 	}

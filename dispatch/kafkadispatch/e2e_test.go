@@ -128,7 +128,7 @@ func (r *rig) check(t *testing.T, admitted []string, want int64, wait time.Durat
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	stored, err := r.store.Issued(context.Background(), r.campaign.ID)
+	stored, err := r.store.IssuedCount(context.Background(), r.campaign.ID)
 	require.NoError(t, err)
 	holders, err := r.store.Holders(context.Background(), r.campaign.ID)
 	require.NoError(t, err)
@@ -197,12 +197,12 @@ func TestConsumerKilledAndRestarted(t *testing.T) {
 	first := startWorker()
 	// Kill it once it has issued a few hundred, mid-stream.
 	require.Eventually(t, func() bool {
-		n, err := r.store.Issued(ctx, r.campaign.ID)
+		n, err := r.store.IssuedCount(ctx, r.campaign.ID)
 		return err == nil && n >= 300
 	}, 2*time.Minute, 2*time.Millisecond)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
-	atKill, err := r.store.Issued(ctx, r.campaign.ID)
+	atKill, err := r.store.IssuedCount(ctx, r.campaign.ID)
 	require.NoError(t, err)
 	require.Less(t, atKill, int64(stock), "the kill must land mid-stream")
 	t.Logf("killed the worker with %d of %d issued", atKill, stock)

@@ -99,8 +99,10 @@ func TestTraceFollowsTheEntry(t *testing.T) {
 			require.NoError(t, err)
 			svc, err := admission.New(admission.Config{Catalog: catalog, Queue: q, Tracer: tr})
 			require.NoError(t, err)
+			// Without the cutoff, the Store itself answers the entries past
+			// the stock, and their issue spans carry the sold-out outcome.
 			sched, err := scheduler.New(scheduler.Config{Catalog: catalog, Agenda: q, Queue: q,
-				Dispatcher: transport, Locker: lock.NewMemory(), PollInterval: 5 * time.Millisecond, Tracer: tr})
+				Dispatcher: transport, Locker: lock.NewMemory(), PollInterval: 5 * time.Millisecond, Tracer: tr, NoCutoff: true})
 			require.NoError(t, err)
 			cfg := issuing.Config{Consumer: transport, Store: memory.NewStore(), Catalog: catalog, Recorder: q, Tracer: tr, MaxBatch: 1}
 			if batch {

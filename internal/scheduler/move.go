@@ -130,11 +130,15 @@ func checkInFlightBound(q couponq.Leaser, batches int) error {
 
 // inFlightRoom is how many of the campaign's entries a tick may move under
 // a MaxInFlightBatches bound: batch, less whatever would take the entries
-// in flight past batches × batch.
-func inFlightRoom(ctx context.Context, q couponq.Leaser, campaign string, batch, batches int) (int, error) {
-	st, err := q.(couponq.LineStatser).LineStats(ctx, campaign)
-	if err != nil {
-		return 0, fmt.Errorf("in flight: %w", err)
+// in flight past batches × batch. st is the tick's LineStats if it read
+// them already.
+func inFlightRoom(ctx context.Context, q couponq.Leaser, st *couponq.LineStats, campaign string, batch, batches int) (int, error) {
+	if st == nil {
+		read, err := q.(couponq.LineStatser).LineStats(ctx, campaign)
+		if err != nil {
+			return 0, fmt.Errorf("in flight: %w", err)
+		}
+		st = &read
 	}
 	room := int64(batches)*int64(batch) - st.InFlight
 	return int(max(0, min(room, int64(batch)))), nil

@@ -113,7 +113,10 @@ func TestSchedulerPreQueueNeedsASeater(t *testing.T) {
 	w := newWorld(t, c)
 	errs := make(chan error, 100)
 	s := w.scheduler(t, "s", func(cfg *scheduler.Config) {
-		cfg.Queue = struct{ couponq.Queue }{w.queue} // hides Seat
+		cfg.Queue = struct {
+			couponq.Queue
+			couponq.LineStatser
+		}{w.queue, w.queue} // hides Seat
 		cfg.OnTick = func(ev dispatch.TickEvent) {
 			if ev.Err != nil {
 				select {

@@ -107,10 +107,17 @@ type Config struct {
 	// couponq.LineStatser (redisq and memory do). Zero means no bound: every
 	// tick moves up to BatchSize whatever is in flight.
 	MaxInFlightBatches int
+	// Issued counts each campaign's issued units for the exact cutoff (see
+	// package dispatch's doc, "First come, first served"): the Store's own
+	// count when it has one (pgstore, redisstore and memory do), which
+	// includes units the line never saw. Nil means the Queue's count of
+	// entries recorded as issued (LineStats.Issued).
+	Issued couponq.IssuedCounter
 	// NoCutoff turns the exact cutoff off: every tick moves up to BatchSize
 	// whatever stock remains undecided, and the Store gives the last units
 	// to whichever entries in flight reach it first. It exists as the
-	// benchmark's baseline for the cutoff's price; nodes never set it.
+	// benchmark's baseline for the cutoff's price and for tests of the
+	// Store's own sold-out answers; nodes never set it.
 	NoCutoff bool
 }
 
@@ -141,6 +148,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if err := checkInFlightBound(cfg.Queue, cfg.MaxInFlightBatches); err != nil {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: %w", couponq.ErrInvalidConfig, err)
+	}
+	if _, ok := cfg.Queue.(couponq.LineStatser); !ok && !cfg.NoCutoff {
+		return nil, fmt.Errorf("%w: dispatch: scheduler: the exact cutoff needs a Queue that implements couponq.LineStatser", couponq.ErrInvalidConfig)
 	}
 	if cfg.Workers < 0 {
 		return nil, fmt.Errorf("%w: dispatch: scheduler: Workers must be >= 0, got %d", couponq.ErrInvalidConfig, cfg.Workers)
@@ -335,6 +345,8 @@ type campaign struct {
 	// decided, keep a campaign awake).
 	restAfter time.Time
 	restFails int
+	// room is what the cutoff knows of the stock that remains undecided.
+	room room
 }
 
 // dueHeap orders campaigns by their next tick.
@@ -361,6 +373,7 @@ type tickResult struct {
 	tried    bool // Rest was tried
 	rested   bool
 	catErr   error // the Catalog's error, if it failed
+	room     room  // the campaign's room after the tick
 }
 
 // drive is the leader's loop: it polls the Agenda, runs due ticks on at
@@ -401,9 +414,9 @@ func (l *leadership) drive(ctx context.Context) {
 		now := time.Now()
 		for running < s.cfg.Workers && due.Len() > 0 && !due[0].next.After(now) {
 			c := heap.Pop(&due).(*campaign)
-			mayRest, dueAt := !now.Before(c.restAfter), c.next
+			mayRest, dueAt, rm := !now.Before(c.restAfter), c.next, c.room
 			running++
-			ticks.Go(func() { results <- l.tick(ctx, c.id, mayRest, dueAt) })
+			ticks.Go(func() { results <- l.tick(ctx, c.id, mayRest, dueAt, rm) })
 		}
 		var wakeC <-chan time.Time
 		if running < s.cfg.Workers && due.Len() > 0 {
@@ -440,7 +453,7 @@ func (l *leadership) drive(ctx context.Context) {
 				c.restFails++
 				c.restAfter = time.Now().Add(r.interval << min(c.restFails-1, 4))
 			}
-			c.next = r.next
+			c.next, c.room = r.next, r.room
 			heap.Push(&due, c)
 		}
 	}
@@ -457,9 +470,9 @@ const catchUpShare = 20
 // does not lower the campaign's rate; but never sooner than
 // Interval×(1-1/20) after this tick began, so two moves of a campaign always
 // begin at least that far apart and a late tick is not followed by a burst.
-func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt time.Time) tickResult {
+func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt time.Time, rm room) tickResult {
 	s := l.s
-	r := tickResult{id: id}
+	r := tickResult{id: id, room: rm}
 	start := time.Now()
 	c, err := s.cfg.Catalog.Campaign(ctx, id)
 	if err != nil {
@@ -491,18 +504,27 @@ func (l *leadership) tick(ctx context.Context, id string, mayRest bool, dueAt ti
 	if !ready {
 		n = 0
 	}
-	if s.cfg.MaxInFlightBatches > 0 && n > 0 {
-		n, ev.Err = inFlightRoom(ctx, s.cfg.Queue, id, c.BatchSize, s.cfg.MaxInFlightBatches)
-		ev.Held = ev.Err == nil && n < c.BatchSize
+	var stats *couponq.LineStats // read at most once per tick
+	if !s.cfg.NoCutoff && n > 0 {
+		n, ev.Cutoff, stats, ev.Err = s.cutoff(ctx, c, n, &r.room)
 	}
-	if n > 0 && ev.Err == nil {
+	if s.cfg.MaxInFlightBatches > 0 && n > 0 && ev.Err == nil {
+		var room int
+		room, ev.Err = inFlightRoom(ctx, s.cfg.Queue, stats, id, c.BatchSize, s.cfg.MaxInFlightBatches)
+		ev.Held = ev.Err == nil && room < n
+		n = min(n, room)
+	}
+	if (n > 0 || ev.Cutoff) && ev.Err == nil {
+		// A tick the cutoff holds at 0 still leases nothing, which returns
+		// entries whose lease or hand-off ran out to the line.
 		ev.Leased, ev.Failed, ev.Err = s.mv.move(ctx, id, n)
+		r.room.spend(ev.Leased)
 	}
 	r.next, r.leased = dueAt.Add(c.Interval), ev.Leased
 	if floor := start.Add(c.Interval - c.Interval/catchUpShare); r.next.Before(floor) {
 		r.next = floor
 	}
-	if ev.Err == nil && ev.Leased == 0 && !ev.Held && !ev.PreQueue && mayRest {
+	if ev.Err == nil && ev.Leased == 0 && !ev.Held && !ev.Cutoff && !ev.PreQueue && mayRest {
 		r.tried = true
 		r.rested, ev.Err = s.cfg.Agenda.Rest(ctx, id)
 		ev.Rested = r.rested

@@ -352,6 +352,17 @@ func (q *Queue) Lease(ctx context.Context, campaign string, max int, ttl time.Du
 	if n == 1 {
 		return q.cfg.Queue.Lease(ctx, campaign, max, ttl)
 	}
+	if max == 0 {
+		// Nothing to take: each sub-line returns its expired leases.
+		err := each(n, func(k int) error {
+			_, err := q.cfg.Queue.Lease(ctx, SubLine(campaign, k), 0, ttl)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("shard: lease %s: %w", campaign, err)
+		}
+		return nil, nil
+	}
 	got := make([][]couponq.Entry, n)
 	full := make([]bool, n) // the sub-line gave all it was asked: it may hold more
 	ask := make([]int, n)

@@ -94,7 +94,7 @@ func one(ctx context.Context, queue couponq.LineStatser, registry couponq.Regist
 		}
 		return nil
 	}
-	issued, err := store.Issued(ctx, id)
+	issued, err := store.IssuedCount(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -287,7 +287,7 @@ func (p *progress) report(ctx context.Context, msg string, all bool) {
 		if c, err := p.n.Campaign(ctx, id); err == nil {
 			stock, paused = c.Stock, c.Paused
 		}
-		issued, err := p.store.Issued(ctx, id)
+		issued, err := p.store.IssuedCount(ctx, id)
 		if err != nil {
 			p.log.Warn(msg, "campaign", id, "err", err)
 			continue

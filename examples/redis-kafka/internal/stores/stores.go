@@ -20,8 +20,8 @@ const Kinds = "postgres|redis|memory"
 // Store is a couponq.BatchStore that can also count what it issued.
 type Store interface {
 	couponq.BatchStore
-	// Issued returns the campaign's issued count.
-	Issued(ctx context.Context, campaign string) (int64, error)
+	// IssuedCount returns the campaign's issued count.
+	IssuedCount(ctx context.Context, campaign string) (int64, error)
 	// Holders returns how many units each user holds.
 	Holders(ctx context.Context, campaign string) (map[string]int, error)
 }
@@ -63,7 +63,7 @@ func Open(ctx context.Context, cfg Config) (Store, func(), error) {
 // memStore gives memory.Store the Store interface's method shapes.
 type memStore struct{ *memory.Store }
 
-func (m memStore) Issued(_ context.Context, campaign string) (int64, error) {
+func (m memStore) IssuedCount(_ context.Context, campaign string) (int64, error) {
 	return m.Store.Issued(campaign), nil
 }
 
