@@ -60,6 +60,10 @@
 //     stock.
 //   - DuplicateTakesNoStock: an duplicate answer takes no stock: after
 //     any number of them, Stock distinct users are still issued.
+//   - IssuedCountCountsUnits: a Store that implements
+//     couponq.IssuedCounter counts each campaign's units issued: 0 before
+//     any, one per issuance, nothing for duplicate, sold_out or
+//     redelivered answers, and nothing of another campaign's.
 //   - ConcurrentNeverOverIssues: concurrent calls of more users than Stock
 //     issue exactly Stock units, none to a user twice, all under distinct IDs.
 //   - ConcurrentUserNeverOverLimit: concurrent calls of one user under

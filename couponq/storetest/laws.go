@@ -285,3 +285,33 @@ func overLimit(perUser map[string]int, limit int) (int, string) {
 	}
 	return len(over), strings.Join(some, ", ")
 }
+
+func lawIssuedCount(c *checker) {
+	counter, ok := c.s.(couponq.IssuedCounter)
+	if !ok {
+		return // the law is about the counter: a Store without one has nothing to break
+	}
+	cp, other := c.campaign(), c.campaign()
+	count := func(campaign string, want int64, after string) {
+		c.t.Helper()
+		n, err := counter.IssuedCount(c.ctx, campaign)
+		if err != nil {
+			c.fatalf("IssuedCount after %s failed: %v", after, err)
+		}
+		if n != want {
+			c.errorf("IssuedCount after %s is %d, want %d", after, n, want)
+		}
+	}
+	const stock = 2
+	count(cp, 0, "no call")
+	first := req(cp, "a", 1, stock, 1)
+	got := c.issue(first, issued(false), "user a's Issue")
+	count(cp, 1, "one issuance")
+	c.issue(first, reissued(got.ID, false), "user a's redelivery")
+	c.issue(req(cp, "a", 2, stock, 1), duplicate(false), "user a's second entry")
+	count(cp, 1, "a redelivery and a duplicate")
+	c.issue(req(cp, "b", 3, stock, 1), issued(true), "user b's Issue")
+	c.issue(req(cp, "c", 4, stock, 1), soldOut(), "user c's Issue")
+	count(cp, 2, "the sell-out and a sold_out answer")
+	count(other, 0, "issuances of another campaign")
+}

@@ -142,6 +142,7 @@ var catches = []struct {
 	{batchOwnKeys, []string{"Batch/AgreesWithIssue"}},
 	{batchEmptyIsAnError, []string{"Batch/EmptyBatch"}},
 	{batchIgnoresContext, []string{"Batch/CancelledContext"}},
+	{countsAnswers, []string{"IssuedCountCountsUnits"}},
 }
 
 func TestSuiteCatchesBrokenStores(t *testing.T) {
@@ -383,6 +384,7 @@ const (
 	batchOwnKeys               // keeps the keys of IssueBatch apart from those of Issue
 	batchEmptyIsAnError        // refuses an empty batch
 	batchIgnoresContext        // decides a batch whatever its context
+	countsAnswers              // IssuedCount counts every answer, not the units issued
 )
 
 func (f flaw) String() string {
@@ -393,6 +395,7 @@ func (f flaw) String() string {
 		"records rejected keys", "shares stock across campaigns", "skips validation", "sets batch flags at the end",
 		"snapshots a batch's keys and users", "drops sold_out from batches", "groups batch answers by campaign",
 		"keeps batch keys apart", "refuses empty batches", "ignores a batch's context",
+		"counts answers as units",
 	}[f]
 }
 
@@ -407,6 +410,7 @@ type flawed struct {
 
 type camp struct {
 	issued     int64
+	answers    int64 // calls answered, for countsAnswers
 	users      map[string]int
 	keys       map[string]couponq.Issuance // key -> first answer
 	batchKeys  map[string]couponq.Issuance // under batchOwnKeys
@@ -512,9 +516,26 @@ func (s *flawed) snapshot(rs []couponq.IssueRequest, on bool) {
 
 // issue decides r under the lock and writes its effects, releasing the lock
 // in between under raceGap.
+// IssuedCount implements couponq.IssuedCounter.
+func (s *flawed) IssuedCount(_ context.Context, campaign string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.camps[campaign]
+	switch {
+	case c == nil:
+		return 0, nil
+	case s.flaw == countsAnswers:
+		return c.answers, nil
+	}
+	return c.issued, nil
+}
+
 func (s *flawed) issue(r couponq.IssueRequest, batch bool) couponq.Issuance {
 	s.mu.Lock()
 	iss, apply := s.decide(r, batch)
+	if c := s.camps[r.Campaign]; c != nil {
+		c.answers++
+	}
 	if s.flaw == raceGap && apply != nil {
 		s.mu.Unlock()
 		time.Sleep(time.Millisecond)
