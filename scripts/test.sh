@@ -63,7 +63,20 @@ echo "kafka $COUPONQ_KAFKA_BROKERS, 3-broker cluster $COUPONQ_KAFKA_CLUSTER"
 echo "postgres $COUPONQ_POSTGRES_DSN"
 
 step "go test -race"
-go test -race -count=1 -timeout 20m ./...
+# internal/fcfstest runs in the next step, verbosely, so its figures show.
+pkgs=$(go list ./... | grep -v /internal/fcfstest)
+go test -race -count=1 -timeout 20m $pkgs
+
+step "first come, first served on Redis and Kafka: the exact cutoff (internal/fcfstest)"
+# go test's status decides, never grep's: a pass shows the figures (the
+# fcfs: lines) and the verdicts, a failure shows everything.
+fcfs_out=$(mktemp)
+if go test -race -count=1 -timeout 10m -v -run TestFirstComeFirstServed ./internal/fcfstest >"$fcfs_out" 2>&1; then
+  grep -E 'fcfs: |^ *--- (PASS|FAIL|SKIP)|^(PASS|FAIL)$|^ok ' "$fcfs_out" || true
+  rm -f "$fcfs_out"
+else
+  cat "$fcfs_out"; rm -f "$fcfs_out"; exit 1
+fi
 
 step "couponq/pgstore (its own module: go vet ./... in the root does not descend into it)"
 (cd couponq/pgstore && go vet ./... && go test -race -count=1 -timeout 10m ./...)
