@@ -131,19 +131,20 @@ func (r *report) verdict(p func(string, ...any)) {
 		state = "**invariants violated** (see below)"
 	}
 	p("**Result:** %d users, %d accepted, %d faults injected: %s.", len(f.clients), accepted, len(f.faults), state)
-	var over, dup, lost, issued int64
+	var over, dup, lost, inverted, issued int64
 	var stock int64
 	for _, c := range r.check.Campaigns {
 		over += max(c.Rows-c.Stock, 0)
 		dup += int64(c.OverLimitUsers)
 		lost += int64(c.Lost)
+		inverted += int64(c.Inversions)
 		issued += c.Rows
 		stock += c.Stock
 	}
 	p("")
-	p("| over-issue | duplicates (users over their per-user limit) | lost (accepted, no outcome) | issued / stock | violations |")
-	p("|--:|--:|--:|--:|--:|")
-	p("| %d | %d | %d | %d / %d | %d |", over, dup, lost, issued, stock, len(r.check.Violations))
+	p("| over-issue | duplicates (users over their per-user limit) | lost (accepted, no outcome) | inversions (told sold out, a later user holds a unit) | issued / stock | violations |")
+	p("|--:|--:|--:|--:|--:|--:|")
+	p("| %d | %d | %d | %d | %d / %d | %d |", over, dup, lost, inverted, issued, stock, len(r.check.Violations))
 }
 
 func (r *report) crowd(p func(string, ...any)) {

@@ -15,8 +15,8 @@ var t0 = time.Date(2025, 1, 2, 12, 0, 0, 0, time.UTC)
 func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
 // fixture is a small clean run of one campaign: stock 5, BatchSize 2 per
-// 100 ms; u1..u5 accepted and dispatched two per tick; u1..u3 issued,
-// u4 and u5 rejected sold_out.
+// 100 ms; u1..u5 accepted (entries 1001..1005) and dispatched two per
+// tick; u1..u3 issued, u4 and u5 rejected sold_out.
 type fixture struct {
 	in    Inputs
 	store storeData
@@ -31,15 +31,16 @@ func cleanFixture() *fixture {
 	for i := 1; i <= 5; i++ {
 		u := fmt.Sprintf("u%d", i)
 		dispatched := at(100 * ((i - 1) / 2)) // ticks at 0, 100, 200 ms
-		cl := Client{User: u, Campaign: "c1", Presses: 1, Accepted: true, AcceptedAt: at(-1000), Entry: int64(i), API: 1}
+		entry := int64(1000 + i)
+		cl := Client{User: u, Campaign: "c1", Presses: 1, Accepted: true, AcceptedAt: at(-1000), Entry: entry, API: 1}
 		if i <= 3 {
 			cl.Final, cl.IssuanceID = "issued", "id"+u
-			rows = append(rows, storeRow{User: u, N: 1, ID: "id" + u, IssuedAt: dispatched.Add(20 * time.Millisecond)})
+			rows = append(rows, storeRow{User: u, N: 1, Key: fmt.Sprintf("c1/%d/%s", entry, u), ID: "id" + u, IssuedAt: dispatched.Add(20 * time.Millisecond)})
 		} else {
 			cl.Final = "rejected:sold_out"
 		}
 		f.in.Clients = append(f.in.Clients, cl)
-		f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: u, Entry: int64(i), At: dispatched, Offset: int64(i - 1)})
+		f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: u, Entry: entry, At: dispatched, AdmittedAt: at(-1000), Offset: int64(i - 1)})
 	}
 	f.topic.Partitions = 1
 	f.store = storeData{Campaigns: map[string]storeCampaign{"c1": {Rows: rows, Counter: &counterRow{Issued: 3, Stock: 5}}}}
@@ -63,7 +64,8 @@ func (f *fixture) c1() *storeCampaign {
 func (f *fixture) setC1(sc *storeCampaign) { f.store.Campaigns["c1"] = *sc }
 
 // burst adds n users with messages (and, when issue, Store rows and
-// accepted issued clients) starting at start, spaced by step.
+// accepted issued clients) starting at start, spaced by step. Their entries,
+// 100 on, come before the fixture's users'.
 func (f *fixture) burst(prefix string, n int, start time.Time, step time.Duration, issue bool) {
 	sc := f.c1()
 	for i := range n {
@@ -71,7 +73,7 @@ func (f *fixture) burst(prefix string, n int, start time.Time, step time.Duratio
 		t := start.Add(time.Duration(i) * step)
 		f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: u, Entry: int64(100 + i), At: t})
 		if issue {
-			sc.Rows = append(sc.Rows, storeRow{User: u, N: 1, ID: "id" + u, IssuedAt: t})
+			sc.Rows = append(sc.Rows, storeRow{User: u, N: 1, Key: fmt.Sprintf("c1/%d/%s", 100+i, u), ID: "id" + u, IssuedAt: t})
 			sc.Counter.Issued++
 			f.in.Clients = append(f.in.Clients, Client{User: u, Campaign: "c1", Accepted: true, Final: "issued", IssuanceID: "id" + u})
 		}
@@ -81,6 +83,37 @@ func (f *fixture) burst(prefix string, n int, start time.Time, step time.Duratio
 		sc.Counter.Stock += int64(n)
 	}
 	f.setC1(sc)
+}
+
+// issue gives user a unit: told issued, and a Store row for its entry (no
+// idempotency key when keyless).
+func (f *fixture) issue(user string, keyless bool) {
+	c := f.client(user)
+	c.Final, c.IssuanceID = "issued", "id"+user
+	sc := f.c1()
+	key := fmt.Sprintf("c1/%d/%s", c.Entry, user)
+	if keyless {
+		key = "c1/" + user
+	}
+	sc.Rows = append(sc.Rows, storeRow{User: user, N: 1, Key: key, ID: "id" + user, IssuedAt: at(300)})
+	sc.Counter.Issued++
+	f.setC1(sc)
+}
+
+// shard makes c1 a campaign of two sub-lines whose holders u1 and u2 were
+// admitted long before everyone's 202 (at -1000 ms), and u3 at ms: u4 and
+// u5, told sold out, are the ones that may be inverted against u3.
+func (f *fixture) shard(ms int) {
+	f.in.Campaigns[0].Shards = 2
+	for i := range f.topic.Messages {
+		m := &f.topic.Messages[i]
+		switch m.User {
+		case "u1", "u2":
+			m.AdmittedAt = at(-2000)
+		case "u3":
+			m.AdmittedAt = at(ms)
+		}
+	}
 }
 
 func TestEvaluate(t *testing.T) {
@@ -108,6 +141,8 @@ func TestEvaluate(t *testing.T) {
 				eq(t, "Bound", c.Bound, 22)
 				eq(t, "TopicMax1", c.TopicMax1, 2)
 				eq(t, "TopicMax10", c.TopicMax10, 5)
+				eq(t, "Shards", c.Shards, 1)
+				eq(t, "Inversions", c.Inversions, 0)
 			},
 		},
 		{
@@ -257,13 +292,13 @@ func TestEvaluate(t *testing.T) {
 		{
 			name: "redelivery is informational",
 			mutate: func(f *fixture) {
-				f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: "u1", Entry: 1, At: at(5000)})
+				f.topic.Messages = append(f.topic.Messages, topicMsg{Campaign: "c1", User: "u1", Entry: 1001, At: at(5000)})
 			},
 			row: func(t *testing.T, c CampaignRow) {
 				eq(t, "Redeliveries", c.Redeliveries, 1)
 				eq(t, "DispatchedUsers", c.DispatchedUsers, 5)
 			},
-			notes: []string{"campaign c1: 1 redeliveries", "u1#1 ×2"},
+			notes: []string{"campaign c1: 1 redeliveries", "u1#1001 ×2"},
 		},
 		{
 			name: "topic at the throttle bound",
@@ -350,6 +385,127 @@ func TestEvaluate(t *testing.T) {
 				f.burst("t", 5, at(30000), time.Millisecond, false) // BatchSize 2: at most 4 in an Interval
 			},
 			want: []string{"campaign c1: dispatch throttle: 5 messages on the topic in the Interval starting 12:00:30.000 (bound 2×BatchSize = 4)"},
+		},
+		{
+			name: "inversion on one line",
+			// u5 (entry 1005) holds a unit, u4 (entry 1004) was told sold
+			// out; a user refused at the door was never in line.
+			mutate: func(f *fixture) {
+				f.issue("u5", false)
+				f.in.Clients = append(f.in.Clients, Client{User: "d", Campaign: "c1", Presses: 1, Door: "sold_out", Final: "none"})
+			},
+			want: []string{"campaign c1: inversions: 1 users were told sold out while a user with a later entry number holds a unit (e.g. entry 1004 (u4) sold out but entry 1005 (u5) issued)"},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Inversions", c.Inversions, 1)
+				eq(t, "InversionExamples", strings.Join(c.InversionExamples, ","), "entry 1004 (u4) sold out but entry 1005 (u5) issued")
+				eq(t, "InversionsWithinBound", c.InversionsWithinBound, 0)
+			},
+		},
+		{
+			name: "inversions on one line: each sold-out user once, the closest holder as example",
+			mutate: func(f *fixture) {
+				f.client("u2").Final, f.client("u2").IssuanceID = "rejected:sold_out", ""
+				sc := f.c1()
+				sc.Rows = slices.DeleteFunc(sc.Rows, func(s storeRow) bool { return s.User == "u2" })
+				sc.Counter.Issued--
+				f.setC1(sc)
+				f.issue("u5", false)
+			},
+			want: []string{"campaign c1: inversions: 2 users were told sold out while a user with a later entry number holds a unit (e.g. entry 1002 (u2) sold out but entry 1003 (u3) issued, entry 1004 (u4) sold out but entry 1005 (u5) issued)"},
+			row:  func(t *testing.T, c CampaignRow) { eq(t, "Inversions", c.Inversions, 2) },
+		},
+		{
+			name: "inversion on one line, the unit's entry from the holder's 202",
+			mutate: func(f *fixture) {
+				f.issue("u5", true)
+			},
+			want:  []string{"campaign c1: inversions: 1 users were told sold out while a user with a later entry number holds a unit (e.g. entry 1004 (u4) sold out but entry 1005 (u5) issued)"},
+			notes: []string{"campaign c1: 1 Store rows have an idempotency key not of the form c1/<entry>/<user>"},
+		},
+		{
+			name: "on one line only sold_out counts",
+			// u2 (entry 1002, below u3's unit) was rejected for another
+			// reason and holds nothing: not an inversion.
+			mutate: func(f *fixture) {
+				f.client("u2").Final, f.client("u2").IssuanceID = "rejected:closed", ""
+				sc := f.c1()
+				sc.Rows = slices.DeleteFunc(sc.Rows, func(s storeRow) bool { return s.User == "u2" })
+				sc.Counter.Issued--
+				f.setC1(sc)
+			},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Inversions", c.Inversions, 0)
+				eq(t, "Rejected[closed]", c.Rejected["closed"], 1)
+			},
+		},
+		{
+			name:   "sub-lines: a later winner within the bound is not an inversion",
+			mutate: func(f *fixture) { f.shard(-1000 + 10) }, // u3 admitted 10 ms after u4's and u5's 202
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Shards", c.Shards, 2)
+				eq(t, "OrderBound", c.OrderBound, 15*time.Millisecond)
+				eq(t, "Inversions", c.Inversions, 0)
+				eq(t, "InversionsWithinBound", c.InversionsWithinBound, 2)
+			},
+		},
+		{
+			name:   "sub-lines: a later winner beyond the bound is an inversion",
+			mutate: func(f *fixture) { f.shard(-1000 + 200) },
+			want:   []string{"campaign c1: inversions: 2 users were told sold out while a user admitted more than 15ms after their 202 holds a unit (e.g. u4 (entry 1004; 202 at 11:59:59.000) sold out but u3 (entry 1003; admitted at 11:59:59.200, 200ms later) issued, u5 (entry 1005; 202 at 11:59:59.000) sold out but u3 (entry 1003; admitted at 11:59:59.200, 200ms later) issued)"},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Inversions", c.Inversions, 2)
+				eq(t, "InversionsWithinBound", c.InversionsWithinBound, 0)
+			},
+		},
+		{
+			name: "sub-lines: entry numbers do not order them",
+			// u5 (entry 1005) holds a unit and u4 (entry 1004) was told sold
+			// out, but every holder was admitted before u4's 202.
+			mutate: func(f *fixture) {
+				f.shard(-2000)
+				f.issue("u5", false)
+				for i := range f.topic.Messages {
+					if f.topic.Messages[i].User == "u5" {
+						f.topic.Messages[i].AdmittedAt = at(-3000)
+					}
+				}
+			},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "Inversions", c.Inversions, 0)
+				eq(t, "InversionsWithinBound", c.InversionsWithinBound, 0)
+			},
+		},
+		{
+			name: "sub-lines: a wider OrderBound leaves a later winner within it",
+			mutate: func(f *fixture) {
+				f.shard(-1000 + 200)
+				f.in.OrderBound = 300 * time.Millisecond
+			},
+			row: func(t *testing.T, c CampaignRow) {
+				eq(t, "OrderBound", c.OrderBound, 300*time.Millisecond)
+				eq(t, "InversionsWithinBound", c.InversionsWithinBound, 2)
+			},
+		},
+		{
+			name: "sub-lines: an explicit OrderBound",
+			mutate: func(f *fixture) {
+				f.shard(-1000 + 200)
+				f.in.OrderBound = 150 * time.Millisecond
+			},
+			want: []string{"campaign c1: inversions: 2 users were told sold out while a user admitted more than 150ms after their 202 holds a unit"},
+		},
+		{
+			name: "sub-lines: a unit with no admission time is left out, with a note",
+			mutate: func(f *fixture) {
+				f.shard(-1000 + 200)
+				for i := range f.topic.Messages {
+					if f.topic.Messages[i].User == "u3" {
+						f.topic.Messages[i].AdmittedAt = time.Time{}
+					}
+				}
+			},
+			row:   func(t *testing.T, c CampaignRow) { eq(t, "Inversions", c.Inversions, 0) },
+			notes: []string{"campaign c1: 1 units held went to entries with no admission time on the topic"},
 		},
 		{
 			name: "store over the bound long after every fault",
@@ -720,6 +876,9 @@ func TestWriteMarkdownSections(t *testing.T) {
 		"- ❌ campaign c1: lost: 1 accepted users ended on not_found",
 		"No faults were injected.",
 		"**Recovery**: the earliest dispatch time D",
+		"| Inversions: told sold out, a user admitted after them holds a unit | 0 | 0 (one line: by entry number) |",
+		"| Told sold out, a unit holder admitted ≤ the bound after their 202 | info (sub-lines) | - |",
+		"The bound is 15ms (10 ms resolution + 5 ms for clocks",
 	} {
 		if !strings.Contains(md, s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md)
@@ -744,7 +903,7 @@ func TestDecodeEntry(t *testing.T) {
 		switch {
 		case tt.wantErr == "" && err != nil:
 			t.Errorf("decodeEntry(%s) = %v", tt.in, err)
-		case tt.wantErr == "" && (e.Campaign != "c" || e.User != "u" || e.Entry != 3):
+		case tt.wantErr == "" && (e.Campaign != "c" || e.User != "u" || e.Entry != 3 || e.AdmittedAtUS != 1):
 			t.Errorf("decodeEntry(%s) = %+v", tt.in, e)
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("decodeEntry(%s) = %v, want %q", tt.in, err, tt.wantErr)

@@ -9,10 +9,13 @@ import (
 	"time"
 )
 
-// storeRow is one couponq_issuances row.
+// storeRow is one couponq_issuances row. N numbers the user's units (1,
+// 2, ... up to the per-user limit), not the line: the entry the unit went
+// to is in Key, the idempotency key "campaign/entry/user".
 type storeRow struct {
 	User     string
 	N        int64
+	Key      string
 	ID       string
 	IssuedAt time.Time
 }
@@ -39,6 +42,7 @@ type topicMsg struct {
 	Campaign, User string
 	Entry          int64
 	At             time.Time // the record's timestamp
+	AdmittedAt     time.Time // the entry's admission time (admitted_at_us); zero if absent
 	Partition      int32
 	Offset         int64
 }
@@ -85,9 +89,12 @@ type userKey struct{ campaign, user string }
 
 // evaluate checks every invariant over what was read. It is pure: no I/O.
 func evaluate(in Inputs, store storeData, topic topicData) *Report {
-	r := &Report{RecoveredLag: in.RecoveredLag}
+	r := &Report{RecoveredLag: in.RecoveredLag, OrderBound: in.OrderBound}
 	if r.RecoveredLag <= 0 {
 		r.RecoveredLag = defaultRecoveredLag
+	}
+	if r.OrderBound <= 0 {
+		r.OrderBound = admissionResolution + clockAllowance
 	}
 	violate := func(format string, a ...any) { r.Violations = append(r.Violations, fmt.Sprintf(format, a...)) }
 	note := func(format string, a ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, a...)) }
@@ -142,7 +149,7 @@ func evaluate(in Inputs, store storeData, topic topicData) *Report {
 	seenID := map[string]userKey{}
 	for _, c := range in.Campaigns {
 		row := CampaignRow{
-			ID: c.ID, Stock: c.Stock, BatchSize: c.BatchSize, Interval: c.Interval, PerUserLimit: max(c.PerUserLimit, 1), MaxInFlight: c.MaxInFlight,
+			ID: c.ID, Stock: c.Stock, BatchSize: c.BatchSize, Interval: c.Interval, PerUserLimit: max(c.PerUserLimit, 1), MaxInFlight: c.MaxInFlight, Shards: max(c.Shards, 1),
 			Rejected: map[string]int{}, LostByFinal: map[string]int{},
 		}
 		sc := store.Campaigns[c.ID]
@@ -313,13 +320,19 @@ func evaluate(in Inputs, store storeData, topic topicData) *Report {
 			note("campaign %s: %d accepted users never appeared on the topic (%s)", c.ID, row.NotDispatched, notDispatched)
 		}
 
-		// 6. Throttle.
+		// 6. Inversions.
+		if row.Shards > 1 {
+			row.OrderBound = r.OrderBound
+		}
+		inversions(&row, clientsOf[c.ID], holdings, msgs, violate, note)
+
+		// 7. Throttle.
 		throttle(&row, msgs, sc.Rows, in.Faults, violate, note)
 
 		r.Campaigns = append(r.Campaigns, row)
 	}
 
-	// 7. Recovery per fault.
+	// 8. Recovery per fault.
 	r.Faults = faultRows(in, allTimes, r.RecoveredLag)
 	for _, f := range r.Faults {
 		if f.Fault.End.IsZero() {

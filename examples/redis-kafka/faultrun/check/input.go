@@ -15,8 +15,10 @@ type Campaign struct {
 	// any window, faults or not; without one, a backlog that queued in the
 	// transport while consumers were away arrives at consumer speed.
 	MaxInFlight int
-	// Shards is the campaign's sub-line count (couponq's Campaign.Shards),
-	// for the report: the checks are the same however the line is kept.
+	// Shards is the campaign's sub-line count (couponq's Campaign.Shards).
+	// The checks are the same however the line is kept, except what
+	// "admitted after" means for inversions: the entry number on one line
+	// (Shards <= 1), the admission time over sub-lines (see OrderBound).
 	Shards int
 }
 
@@ -106,4 +108,11 @@ type Inputs struct {
 	// RecoveredLag is the decision lag (DecidedAt - DispatchedAt) under which
 	// the pipeline counts as working normally again; 0 means 2s.
 	RecoveredLag time.Duration
+	// OrderBound is how much later than a sold-out user's 202 a unit
+	// holder of a sharded campaign must have been admitted for the pair to
+	// count as an inversion. 0 means 10ms (the resolution of admission
+	// times) + 5ms (clocks). The merge's watermark plays no part: the
+	// sold-out user's entry was in its sub-line before their 202 was sent,
+	// so the merge saw it before the holder's became eligible.
+	OrderBound time.Duration
 }

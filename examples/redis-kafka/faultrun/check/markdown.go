@@ -117,6 +117,18 @@ var campaignFigures = []campaignFigure{
 	{"Told rejected (not duplicate), holds a unit", "0", func(c CampaignRow) string {
 		return mark(fmt.Sprint(c.RejectedHolding), c.RejectedHolding > 0)
 	}},
+	{"Inversions: told sold out, a user admitted after them holds a unit", "0", func(c CampaignRow) string {
+		if c.Shards > 1 {
+			return mark(fmt.Sprintf("%d (%d sub-lines: admitted > %v after the 202)", c.Inversions, c.Shards, c.OrderBound), c.Inversions > 0)
+		}
+		return mark(fmt.Sprintf("%d (one line: by entry number)", c.Inversions), c.Inversions > 0)
+	}},
+	{"Told sold out, a unit holder admitted ≤ the bound after their 202", "info (sub-lines)", func(c CampaignRow) string {
+		if c.Shards <= 1 {
+			return "-"
+		}
+		return fmt.Sprint(c.InversionsWithinBound)
+	}},
 	{"Holds a unit, no 202 reached the user", "info", func(c CampaignRow) string { return fmt.Sprint(c.HeldUnannounced) }},
 	{"Topic messages / distinct users", "", func(c CampaignRow) string { return fmt.Sprintf("%d / %d", c.Messages, c.DispatchedUsers) }},
 	{"Redeliveries", "info", func(c CampaignRow) string { return fmt.Sprint(c.Redeliveries) }},
@@ -285,6 +297,7 @@ func (r *Report) writeDefinitions(m *mdWriter) {
 		"**Per-user limit**: users with more rows than PerUserLimit (1 when unset). **Repeated issuance IDs**: rows whose `id` an earlier row of any campaign already has.",
 		"**Clients** are the crowd's records (one per user); **accepted** means some press was answered 202. **Lost** is an accepted client whose last status was not terminal (`issued` or `rejected:<reason>`): split into `not_found` (the line forgot the entry) and the rest (`waiting`, `in_flight`, `unknown`: no outcome when the run ended).",
 		"**Told issued, holds nothing**: final status `issued` and no Store row for (campaign, user). **Issuance ID differs**: final status `issued` with an issuance ID that none of the user's rows has. **Told rejected, holds a unit**: final `rejected:<reason>` other than `rejected:duplicate` while the user holds a row.",
+		fmt.Sprintf("**Inversions**: accepted users told `rejected:sold_out` while a user admitted after them holds a unit, each counted once. Users refused at the door (`sold_out` without a 202) were never in line and do not count; neither do users who hold a unit themselves (they are *told rejected, holds a unit*). On one line (Shards ≤ 1) the order is the entry number: a sold-out user's is the one their 202 carried, a unit's is the entry in its Store row's idempotency key (`campaign/entry/user`; `n` only numbers the user's units), and a sold-out user below the highest entry number holding a unit is an inversion. Over sub-lines entry numbers interleave (sub-line k's m-th entry is m×N+k), so the order is admission time, which the scheduler's merge follows for entries that are in their sub-lines and older than its watermark, up to the 10 ms resolution of admission times: a sold-out user A counts when a unit holder B was admitted more than the bound after A's 202 arrived, B's admission time taken from its topic message (`admitted_at_us`) and A's 202 time from the crowd's clock. A's entry was in its sub-line before its 202 was sent, so by the time B's was old enough to be moved, A's was too and older: only the resolution and clocks can order B first. The bound is %v (10 ms resolution + 5 ms for clocks, unless the run set another). **Told sold out, a unit holder admitted ≤ the bound after their 202** (informational, sub-lines): sold-out users with a holder admitted after their 202 but within the bound, whose order the merge does not promise.", r.OrderBound),
 		"**Holds a unit, no 202 reached the user**: Store rows of users with no accepted client (the answer was lost, e.g. the api died mid-answer). Informational.",
 		"**Topic**: every message from the start of each partition to its high watermark at the time of the check, decoded as JSON `{\"v\":1,...}` by the checker itself. **Redeliveries**: messages beyond the first for the same (campaign, user, entry). **Issued without passing the topic**: a user holding a Store row who never appears on the topic.",
 		"**Most in 1 / 10 Intervals**: the largest number of timestamps in any half-open window [t, t+Interval) or [t, t+10×Interval), found with a two-pointer sweep over the sorted times (the topic's record timestamps, or the Store's `issued_at`). On the topic the 10-Interval figure must be at most 11×BatchSize (ten ticks plus one for the window's phase) and the 1-Interval figure at most 2×BatchSize (a tick delayed by a few ms puts two ticks in one window). In the Store both may exceed those by the campaign's MaxInFlight, no more. The Store's 10-Interval figure may exceed that by the campaign's MaxInFlight (the scheduler's bound on entries handed downstream and not yet decided, which is what consumers can catch up at once after an outage), and any excess over it is a violation; a campaign run without that bound gets the old allowance instead: a Store window over 11×BatchSize that overlaps [Start, End+15s] of a fault is consumers catching up a backlog (a note), anywhere else a violation. Topic windows over the bound are always violations.",

@@ -62,13 +62,13 @@ func readStore(ctx context.Context, dsn string, campaigns []string) (storeData, 
 
 	out := storeData{Campaigns: make(map[string]storeCampaign, len(campaigns))}
 	for _, c := range campaigns {
-		rows, err := tx.Query(ctx, `SELECT user_id, n, id, issued_at FROM couponq_issuances WHERE campaign = $1 ORDER BY issued_at, user_id, n`, c)
+		rows, err := tx.Query(ctx, `SELECT user_id, n, idem_key, id, issued_at FROM couponq_issuances WHERE campaign = $1 ORDER BY issued_at, user_id, n`, c)
 		if err != nil {
 			return storeData{}, fmt.Errorf("issuances of %s: %w", c, err)
 		}
 		list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storeRow, error) {
 			var s storeRow
-			err := row.Scan(&s.User, &s.N, &s.ID, &s.IssuedAt)
+			err := row.Scan(&s.User, &s.N, &s.Key, &s.ID, &s.IssuedAt)
 			return s, err
 		})
 		if err != nil {
@@ -99,6 +99,10 @@ type wireEntry struct {
 	Campaign string `json:"campaign"`
 	User     string `json:"user"`
 	Entry    int64  `json:"entry"`
+	// AdmittedAtUS is when the entry was admitted, in Unix microseconds
+	// (the line's admission time, to its 10 ms clock checkpoints); 0 when
+	// the writer had none.
+	AdmittedAtUS int64 `json:"admitted_at_us"`
 }
 
 // decodeEntry decodes one message value; the error says why it is not an entry.
@@ -215,6 +219,9 @@ func readTopic(ctx context.Context, brokers, topic string) (topicData, error) {
 				}
 			} else {
 				m := topicMsg{Campaign: w.Campaign, User: w.User, Entry: w.Entry, Partition: p, Offset: off}
+				if w.AdmittedAtUS != 0 {
+					m.AdmittedAt = time.UnixMicro(w.AdmittedAtUS).UTC()
+				}
 				if e.TimestampType != kafka.TimestampNotAvailable {
 					m.At = e.Timestamp
 				}

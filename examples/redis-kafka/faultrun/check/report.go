@@ -11,6 +11,9 @@ type Report struct {
 	Topic     TopicSummary
 	// RecoveredLag is the lag bound the recovery figures used.
 	RecoveredLag time.Duration
+	// OrderBound is the bound the inversion check of sharded campaigns
+	// used (Inputs.OrderBound, default applied).
+	OrderBound time.Duration
 	// Violations are broken invariants, each a sentence naming the campaign
 	// (or fault) and the figures. Empty means the run passed.
 	Violations []string
@@ -87,6 +90,20 @@ type CampaignRow struct {
 	NotDispatched int
 	// RowsNotOnTopic: users holding a row who never appear on the topic.
 	RowsNotOnTopic int
+
+	// Order. Shards is the campaign's sub-line count (1 for one line).
+	Shards int
+	// Inversions: accepted users told rejected:sold_out, holding nothing,
+	// while a user admitted after them holds a unit. On one line "after" is
+	// a higher entry number; over sub-lines it is an admission time more
+	// than OrderBound after the sold-out user's 202. A violation.
+	Inversions        int
+	InversionExamples []string
+	// InversionsWithinBound (sharded campaigns, info): sold-out users with
+	// a unit holder admitted after their 202, but not more than OrderBound
+	// after it: too close to tell the order the merge promises.
+	InversionsWithinBound int
+	OrderBound            time.Duration // 0 for one line
 
 	// Throttle. Bound = 11 × BatchSize: the most a 10-Interval window may hold.
 	Bound        int
