@@ -50,6 +50,11 @@
 //   - scheduler: the dam that moves at most BatchSize entries of each
 //     campaign per Interval from the line to the transport; one leader per
 //     fleet.
+//   - cutoff: where the stock runs out in the line. The scheduler never has
+//     more entries in flight than the stock that remains undecided, so the
+//     units go to the earliest entries (package dispatch's doc); an
+//     inversion, a user told sold out while a later one holds a unit, does
+//     not happen.
 //   - transport: what carries entries from the scheduler to the issuers
 //     (Transport: a Dispatcher and a Consumer; in memory or Kafka).
 //   - issuer: decides each delivered entry through the Store and records
