@@ -14,7 +14,8 @@ import (
 type MemoryConfig struct {
 	// Workers is how many handlers each Consume call runs at once. Zero
 	// means 1, which hands entries to the Store in dispatch order; more
-	// workers trade that order (within the entries in flight) for throughput.
+	// workers decide the entries in flight in any order, which the exact
+	// cutoff makes harmless (every entry in flight has its unit).
 	Workers int
 	// RedeliveryDelay is how long an entry whose handler failed waits before
 	// it is delivered again. Zero means 50ms.
