@@ -20,7 +20,7 @@ scripts/tracked-files.sh
 
 step "go vet"
 go vet ./...
-(cd examples/bench && go vet ./... && go test -race -count=1 ./...) # the benchmark tool is its own module
+(cd examples/bench && go vet ./...) # the benchmark tool is its own module (its tests run with the servers below)
 (cd examples/redis-kafka && go vet ./...) # so is the Redis + Kafka example (it pulls in pgx)
 for m in gin chi echo; do (cd examples/$m && go vet ./... && go test -race -count=1 ./...); done
 
@@ -77,6 +77,9 @@ if go test -race -count=1 -timeout 10m -v -run TestFirstComeFirstServed ./intern
 else
   cat "$fcfs_out"; rm -f "$fcfs_out"; exit 1
 fi
+
+step "examples/bench (its own module): the benchmark tool's sections, briefly, on the servers above"
+(cd examples/bench && go test -race -count=1 ./...)
 
 step "couponq/pgstore (its own module: go vet ./... in the root does not descend into it)"
 (cd couponq/pgstore && go vet ./... && go test -race -count=1 -timeout 10m ./...)

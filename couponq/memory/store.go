@@ -98,17 +98,12 @@ func (s *Store) issue(r couponq.IssueRequest) couponq.Issuance {
 // IssuedCount implements couponq.IssuedCounter: how many units of the
 // campaign were issued. It never fails.
 func (s *Store) IssuedCount(_ context.Context, campaign string) (int64, error) {
-	return s.Issued(campaign), nil
-}
-
-// Issued returns how many units of the campaign were issued.
-func (s *Store) Issued(campaign string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c := s.campaigns[campaign]; c != nil {
-		return c.issued
+		return c.issued, nil
 	}
-	return 0
+	return 0, nil
 }
 
 // Holders returns, per user, how many units of the campaign the user holds.

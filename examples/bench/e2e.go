@@ -122,13 +122,13 @@ func (b *backends) store(ctx context.Context, kind string) (couponq.BatchStore, 
 	switch kind {
 	case "memory":
 		s := memory.NewStore()
-		return s, func(_ context.Context, c string) (int64, error) { return s.Issued(c), nil }, func() {}, nil
+		return s, s.IssuedCount, func() {}, nil
 	case "redis":
 		s, err := redisstore.New(redisstore.Config{Client: b.rdb, Prefix: b.prefix})
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return s, s.Issued, func() {}, nil
+		return s, s.IssuedCount, func() {}, nil
 	case "postgres":
 		if b.o.postgres == "" {
 			return nil, nil, nil, errors.New("COUPONQ_POSTGRES_DSN is not set: run scripts/bench.sh")
@@ -146,7 +146,7 @@ func (b *backends) store(ctx context.Context, kind string) (couponq.BatchStore, 
 			pool.Close()
 			return nil, nil, nil, err
 		}
-		return s, s.Issued, pool.Close, nil
+		return s, s.IssuedCount, pool.Close, nil
 	}
 	return nil, nil, nil, fmt.Errorf("unknown store %q", kind)
 }

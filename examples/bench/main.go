@@ -20,6 +20,10 @@
 //   - one hot campaign over 1, 3 and 6 sub-lines (Campaign.Shards) on the
 //     3-master Redis Cluster (shardline.go): admissions/s, where the Redis
 //     work lands, position estimates and the order of issuance;
+//   - the exact cutoff (cutoff.go): drain time at the end of a campaign's
+//     stock with the scheduler's exact cutoff against scheduler.Config's
+//     NoCutoff, both in the same run, Redis line → Kafka (three consumers)
+//     → Redis Store, with users who already hold a unit;
 //   - status streams (sse.go): 10,000 users holding Server-Sent Events status
 //     streams open on one draining campaign, clients in a child process:
 //     Redis commands and Status calls against the pipeline alone, events,
@@ -91,6 +95,12 @@ func main() {
 		}
 		return
 	}
+	if *cutoffOnly { // cutoff.go: the cutoff section alone
+		if err := cutoffMain(o); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *shardOnly { // shardline.go: the sharded-line section alone
 		if err := shardMain(); err != nil {
 			log.Fatal(err)
@@ -112,6 +122,10 @@ func main() {
 	}
 	if o.busyDispatch != "kafka" && o.busyDispatch != "count" {
 		log.Fatalf("bad -busy-dispatch %q: kafka or count", o.busyDispatch)
+	}
+	cutoff, err := cutoffFlags()
+	if err != nil {
+		log.Fatal(err)
 	}
 	o.redis, o.brokers, o.postgres = os.Getenv("COUPONQ_REDIS_ADDR"), os.Getenv("COUPONQ_KAFKA_BROKERS"), os.Getenv("COUPONQ_POSTGRES_DSN")
 	if o.redis == "" || o.brokers == "" || o.postgres == "" || (!*schedOnly && *httpOnly == "" && !*e2eOnly && os.Getenv("COUPONQ_REDIS_CLUSTER") == "") {
@@ -208,6 +222,12 @@ func main() {
 		progress("   %s", e2eLine(r))
 		rep.E2E = append(rep.E2E, r)
 	}
+	progress("exact cutoff against NoCutoff: drain time at the end of the stock, %d repetitions", cutoff.Reps)
+	cr, err := b.runCutoffSection(ctx, cutoff)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rep.Cutoff = &cr
 	progress("status streams (SSE): %d streams held %s", *sseStreams, *sseHold)
 	sse, err := runSSE(ctx, o.redis, *sseStreams, *sseHold)
 	if err != nil {

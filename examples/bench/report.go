@@ -35,6 +35,8 @@ type Report struct {
 	SSE *SSEResult `json:",omitempty"`
 	// The sharded-line section (shardline.go; absent from runs before it).
 	Shard *ShardResult `json:",omitempty"`
+	// The cutoff section (cutoff.go; absent from runs before it).
+	Cutoff *CutoffResult `json:",omitempty"`
 	// Memory is what the Redis line's memory test printed at 1,000,000 waiting
 	// users (absent from runs before it).
 	Memory []string `json:",omitempty"`
@@ -301,6 +303,7 @@ func markdown(rep Report, o options) string {
 		w("```\n\n")
 	}
 
+	b.WriteString(cutoffMarkdown(rep))
 	b.WriteString(sseMarkdown(rep))
 	if len(rep.Memory) > 0 {
 		w("## Memory per waiting entry\n\n")
@@ -331,7 +334,9 @@ func markdown(rep Report, o options) string {
 	w("reads and writes of requests and responses, which the no-op handler pays too.\n\n")
 	w("## Reproduce\n\n```\nscripts/bench.sh                   # starts Redis, Kafka and Postgres, installs wrk if missing, runs examples/bench, rewrites this file\n")
 	w("scripts/bench.sh -scheduler-only   # only the two scheduler sections, printed as markdown; rewrites nothing\n")
-	w("scripts/bench.sh -shard-only       # only the sharded-line section, printed as markdown; rewrites nothing\n```\n")
+	w("scripts/bench.sh -shard-only       # only the sharded-line section, printed as markdown; rewrites nothing\n")
+	w("scripts/bench.sh -cutoff-only      # only the cutoff section; rewrites it and its part of results.json, nothing else\n")
+	w("scripts/bench.sh -sse-only         # only the status-stream section; rewrites it and its part of results.json, nothing else\n```\n")
 	return b.String()
 }
 

@@ -822,6 +822,29 @@ type mover struct {
 // newMover wakes c on q's Agenda and returns its mover; onTick, if set,
 // sees every tick that moved or tried to move the campaign.
 func newMover(c couponq.Campaign, q couponq.Queue, d couponq.Dispatcher, l lock.Locker, onTick func(dispatch.TickEvent)) (*mover, error) {
+	return newMoverWith(c, q, d, l, moverOpts{onTick: onTick})
+}
+
+// moverOpts tunes a mover; zero values are newMover's.
+type moverOpts struct {
+	// onTick, if set, sees every tick that moved or tried to move the
+	// campaign.
+	onTick func(dispatch.TickEvent)
+	// campaign, if set, is what the mover's Catalog answers at each tick (a
+	// campaign paused, then resumed); nil answers the campaign given.
+	campaign func() couponq.Campaign
+	// noCutoff and issued are scheduler.Config's NoCutoff and Issued.
+	noCutoff bool
+	issued   couponq.IssuedCounter
+}
+
+// newMoverWith is newMover with more options.
+func newMoverWith(c couponq.Campaign, q couponq.Queue, d couponq.Dispatcher, l lock.Locker, o moverOpts) (*mover, error) {
+	current := o.campaign
+	if current == nil {
+		current = func() couponq.Campaign { return c }
+	}
+	onTick := o.onTick
 	agenda, ok := q.(couponq.Agenda)
 	if !ok {
 		return nil, fmt.Errorf("the queue %T is not an Agenda", q)
@@ -835,10 +858,10 @@ func newMover(c couponq.Campaign, q couponq.Queue, d couponq.Dispatcher, l lock.
 			if id != c.ID {
 				return couponq.Campaign{}, couponq.ErrUnknownCampaign
 			}
-			return c, nil
+			return current(), nil
 		}),
 		Agenda: oneCampaign{Agenda: agenda, id: c.ID}, Queue: q, Dispatcher: d, Locker: l,
-		Key: "couponq:bench:mover:" + c.ID, SweepInterval: -1,
+		Key: "couponq:bench:mover:" + c.ID, SweepInterval: -1, NoCutoff: o.noCutoff, Issued: o.issued,
 		OnTick: func(ev dispatch.TickEvent) {
 			if ev.Leased > 0 && m.first.CompareAndSwap(0, time.Now().Add(-ev.Duration).UnixNano()) {
 				close(m.moved)

@@ -123,18 +123,23 @@ func sseMain(o options) error {
 	}
 	section := sseMarkdown(Report{SSE: &res})
 	fmt.Print(section)
-	// Its part of the run's files only: the result merged into results.json
-	// (the file -from renders the report from) and the section put into the
-	// report where a full render puts it; every other byte stays as it was.
+	return writeSection(o, "SSE", res, section, spliceSSE)
+}
+
+// writeSection writes one section's part of the run's files only: res
+// merged into results.json's field (the file -from renders the report
+// from) and section put into the report where a full render puts it (by
+// splice); every other byte stays as it was.
+func writeSection(o options, field string, res any, section string, splice func(md, section string) string) error {
 	path := filepath.Join(o.out, "results.json")
-	if err := mergeSSE(path, res); err != nil {
+	if err := mergeField(path, field, res); err != nil {
 		return err
 	}
 	md, err := os.ReadFile(o.md)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(o.md, []byte(spliceSSE(string(md), section)), 0o644); err != nil {
+	if err := os.WriteFile(o.md, []byte(splice(string(md), section)), 0o644); err != nil {
 		return err
 	}
 	progress("merged into %s and wrote the section into %s", path, o.md)
@@ -143,7 +148,11 @@ func sseMain(o options) error {
 
 // mergeSSE sets the "SSE" field of the results file at path to res,
 // leaving the rest of the file byte for byte.
-func mergeSSE(path string, res SSEResult) error {
+func mergeSSE(path string, res SSEResult) error { return mergeField(path, "SSE", res) }
+
+// mergeField sets the top-level field of the results file at path to res,
+// leaving the rest of the file byte for byte.
+func mergeField(path, field string, res any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -156,10 +165,10 @@ func mergeSSE(path string, res SSEResult) error {
 	if err != nil {
 		return err
 	}
-	if old, ok := top["SSE"]; ok {
+	if old, ok := top[field]; ok {
 		i := bytes.LastIndex(b, old)
 		if i < 0 {
-			return fmt.Errorf("%s: cannot find its SSE field", path)
+			return fmt.Errorf("%s: cannot find its %s field", path, field)
 		}
 		b = slices.Concat(b[:i], val, b[i+len(old):])
 	} else {
@@ -168,10 +177,10 @@ func mergeSSE(path string, res SSEResult) error {
 			return fmt.Errorf("%s: not a JSON object", path)
 		}
 		body = bytes.TrimRight(body[:len(body)-1], " \t\r\n")
-		b = slices.Concat(body, []byte(",\n  \"SSE\": "), val, []byte("\n}"), b[len(bytes.TrimRight(b, " \t\r\n")):])
+		b = slices.Concat(body, []byte(",\n  \""+field+"\": "), val, []byte("\n}"), b[len(bytes.TrimRight(b, " \t\r\n")):])
 	}
 	if !json.Valid(b) {
-		return fmt.Errorf("%s: merging the SSE result would not leave valid JSON", path)
+		return fmt.Errorf("%s: merging the %s result would not leave valid JSON", path, field)
 	}
 	return os.WriteFile(path, b, 0o644)
 }
@@ -182,14 +191,22 @@ const sseHeading = "## Status streams (Server-Sent Events)\n"
 // spliceSSE replaces the section in the report md, or puts it where
 // markdown puts it: before the micro-benchmarks (else at the end).
 func spliceSSE(md, section string) string {
-	if i := strings.Index(md, sseHeading); i >= 0 {
+	return spliceSection(md, sseHeading, section, []string{"## Memory per waiting entry\n", "## Micro-benchmarks\n"})
+}
+
+// spliceSection replaces the section that starts with heading in the
+// report md (up to the next "## " heading), or, if md has none, puts it
+// before the first of the headings in before that md has (what follows
+// it in a full render), else at the end.
+func spliceSection(md, heading, section string, before []string) string {
+	if i := strings.Index(md, heading); i >= 0 {
 		end := len(md)
-		if j := strings.Index(md[i+len(sseHeading):], "\n## "); j >= 0 {
-			end = i + len(sseHeading) + j + 1
+		if j := strings.Index(md[i+len(heading):], "\n## "); j >= 0 {
+			end = i + len(heading) + j + 1
 		}
 		return md[:i] + section + md[end:]
 	}
-	for _, next := range []string{"## Memory per waiting entry\n", "## Micro-benchmarks\n"} { // what follows it in a full render
+	for _, next := range before {
 		if i := strings.Index(md, next); i >= 0 {
 			return md[:i] + section + md[i:]
 		}

@@ -135,9 +135,13 @@ func run(users int, stock int64, retryShare float64, arrival time.Duration, v1, 
 	fmt.Printf("mode=%s users=%d admitted=%d sold_out_answers=%d repeat_answers=%d admit_errors=%d admit_time=%s total_time=%s\n",
 		campaign.Mode, users, admitted.Load(), soldOut.Load(), repeats.Load(), failed.Load(),
 		admitTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	stored, err := store.IssuedCount(ctx, campaign.ID)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("issued=%d stock=%d duplicates=%d lost=%d rejected=%d store_issued=%d\n",
-		issued, stock, duplicates, lost, rejected, store.Issued(campaign.ID))
-	if store.Issued(campaign.ID) != issued || issued > stock || duplicates != 0 || lost != 0 {
+		issued, stock, duplicates, lost, rejected, stored)
+	if stored != issued || issued > stock || duplicates != 0 || lost != 0 {
 		return errors.New("invariant broken")
 	}
 	return nil

@@ -73,8 +73,8 @@ func TestHandleBatchMixedOutcomes(t *testing.T) {
 		assert.Equal(t, w.State, st.State, k)
 		assert.Equal(t, w.Reason, st.Reason, k)
 	}
-	assert.EqualValues(t, 3, f.store.Issued("c"))
-	assert.EqualValues(t, 1, f.store.Issued("d"))
+	assert.EqualValues(t, 3, issued(f.store, "c"))
+	assert.EqualValues(t, 1, issued(f.store, "d"))
 	// The invalid campaign ID was dead-lettered; every other entry has an event.
 	assert.Len(t, events, 1+len(batch), "one event per entry (the bad ID as dead-lettered), after the first Handle's")
 
@@ -83,7 +83,7 @@ func TestHandleBatchMixedOutcomes(t *testing.T) {
 
 	// A redelivered batch changes nothing.
 	require.NoError(t, i.HandleBatch(ctx, batch))
-	assert.EqualValues(t, 3, f.store.Issued("c"))
+	assert.EqualValues(t, 3, issued(f.store, "c"))
 }
 
 func TestHandleBatchFallsBackToSingleCalls(t *testing.T) {
@@ -138,7 +138,7 @@ func TestRunChoosesThePath(t *testing.T) {
 			}
 			require.NoError(t, tr.Dispatch(context.Background(), es))
 			require.NoError(t, i.Start(context.Background()))
-			require.Eventually(t, func() bool { return store.Issued(camp) == 250 }, 10*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return issued(store, camp) == 250 }, 10*time.Second, 5*time.Millisecond)
 			require.NoError(t, i.Stop(context.Background()))
 			if tc.batched {
 				assert.Zero(t, store.single.Load())

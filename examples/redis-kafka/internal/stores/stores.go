@@ -64,7 +64,7 @@ func Open(ctx context.Context, cfg Config) (Store, func(), error) {
 type memStore struct{ *memory.Store }
 
 func (m memStore) IssuedCount(_ context.Context, campaign string) (int64, error) {
-	return m.Store.Issued(campaign), nil
+	return m.Store.IssuedCount(context.Background(), campaign)
 }
 
 func (m memStore) Holders(_ context.Context, campaign string) (map[string]int, error) {
