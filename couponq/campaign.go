@@ -2,6 +2,7 @@ package couponq
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -39,22 +40,30 @@ const (
 )
 
 // Campaign describes one limited stock handed out first come, first served.
+//
+// Every numeric field is bounded (Validate says which bound a value
+// breaks), so that nothing computed from a campaign overflows: counts stay
+// below 2^53, exact as a double (Redis scripts, JSON read by JavaScript),
+// and the throttle's figures fit a time.Duration.
 type Campaign struct {
 	// ID names the campaign; see ValidateID for the allowed form. Required.
 	ID string
-	// Stock is how many issuances exist in total. Required, > 0.
+	// Stock is how many issuances exist in total. Required: 1 to 10^15.
 	Stock int64
-	// PerUserLimit is how many issuances one user may hold. Zero means 1.
+	// PerUserLimit is how many issuances one user may hold: 0 to
+	// 1,000,000. Zero means 1.
 	PerUserLimit int
-	// OpensAt, if not zero, is when admission opens; earlier requests get ErrNotOpen.
+	// OpensAt, if not zero, is when admission opens; earlier requests get
+	// ErrNotOpen. In the years 1 to 9999 (what RFC 3339 can write).
 	OpensAt time.Time
 	// ClosesAt, if not zero, is when admission closes; later requests get
-	// ErrClosed. Entries admitted before it are still served.
+	// ErrClosed. Entries admitted before it are still served. After
+	// OpensAt, in the years 1 to 9999.
 	ClosesAt time.Time
-	// BatchSize is the most entries the throttle hands downstream per tick.
-	// Zero means 100.
+	// BatchSize is the most entries the throttle hands downstream per tick:
+	// 1 to 100,000. Zero means 100.
 	BatchSize int
-	// Interval is the throttle's tick. Zero means 1s.
+	// Interval is the throttle's tick: 1ms to 1h. Zero means 1s.
 	Interval time.Duration
 	// Mode selects V2 (QueueFirst, the zero value) or V1 (ValidateFirst).
 	Mode Mode
@@ -62,7 +71,8 @@ type Campaign struct {
 	// new users answers ErrLineFull (which is ErrSoldOut to errors.Is)
 	// without growing the line, so a drop of 100 units does not hold a
 	// million people in a line that can never serve them. Zero means no
-	// cap. The seed's design capped the line at ten times the stock.
+	// cap; at most 10^15. The seed's design capped the line at ten times
+	// the stock.
 	MaxWaiting int64
 	// Paused stops the throttle: nobody is moved downstream while it is
 	// true, though admission goes on (users keep their places).
@@ -82,14 +92,33 @@ type Campaign struct {
 	// ErrNotOpen, and at OpensAt the scheduler seats them in a uniformly
 	// random order drawn from a recorded seed (Seater), ahead of everyone
 	// who arrives after opening. Requires OpensAt; V2 only; not with
-	// Shards > 1. Zero means no pre-queue: strict arrival order from
-	// OpensAt, ErrNotOpen before it.
+	// Shards > 1; at most 7 days (168h). Zero means no pre-queue: strict
+	// arrival order from OpensAt, ErrNotOpen before it.
 	PreQueue time.Duration
 	// Version is set by a Registry: 1 when created, one more at each
 	// update. An update must name the version it read, so a stale writer
-	// cannot overwrite a newer change. Zero outside a Registry.
+	// cannot overwrite a newer change. Zero outside a Registry; never
+	// negative.
 	Version int64
 }
+
+// The bounds Validate enforces, documented on each field of Campaign.
+const (
+	// maxCount bounds Stock and MaxWaiting: 10^15, below 2^53, so counts
+	// are exact as doubles (Redis scripts, JavaScript) and leave room for
+	// arithmetic on them.
+	maxCount        = 1_000_000_000_000_000
+	maxPerUserLimit = 1_000_000
+	// maxBatchSize is 1,000 times the default: at the shortest Interval,
+	// 10^8 entries a second, beyond what any Store takes.
+	maxBatchSize = 100_000
+	minInterval  = time.Millisecond
+	maxInterval  = time.Hour
+	maxPreQueue  = 7 * 24 * time.Hour
+	// minYear and maxYear bound OpensAt and ClosesAt to what RFC 3339 (and
+	// so JSON and every Registry) writes.
+	minYear, maxYear = 1, 9999
+)
 
 // State is a campaign's state as operators see it.
 func (c Campaign) State(now time.Time, soldOut bool) CampaignState {
@@ -141,8 +170,9 @@ func (c Campaign) WithDefaults() Campaign {
 	return c
 }
 
-// Validate reports whether c, after defaults, is usable. The error wraps
-// ErrInvalidCampaign (and ErrInvalidID for a bad ID).
+// Validate reports whether c, after defaults, is usable: every field
+// within the bounds documented on it. The error wraps ErrInvalidCampaign
+// (and ErrInvalidID for a bad ID) and names the field and its bound.
 func (c Campaign) Validate() error {
 	if err := ValidateID(c.ID); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidCampaign, err)
@@ -151,18 +181,28 @@ func (c Campaign) Validate() error {
 	switch {
 	case c.Stock <= 0:
 		return fmt.Errorf("%w: %s: stock must be > 0, got %d", ErrInvalidCampaign, c.ID, c.Stock)
+	case c.Stock > maxCount:
+		return fmt.Errorf("%w: %s: stock must be at most %d, got %d", ErrInvalidCampaign, c.ID, int64(maxCount), c.Stock)
 	case c.PerUserLimit < 0:
 		return fmt.Errorf("%w: %s: per-user limit must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.PerUserLimit)
-	case c.BatchSize < 0:
-		return fmt.Errorf("%w: %s: batch size must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.BatchSize)
-	case c.Interval < 0:
-		return fmt.Errorf("%w: %s: interval must be >= 0, got %s", ErrInvalidCampaign, c.ID, c.Interval)
+	case c.PerUserLimit > maxPerUserLimit:
+		return fmt.Errorf("%w: %s: per-user limit must be at most %d, got %d", ErrInvalidCampaign, c.ID, maxPerUserLimit, c.PerUserLimit)
+	case c.BatchSize < 0 || c.BatchSize > maxBatchSize:
+		return fmt.Errorf("%w: %s: batch size must be 1 to %d (0 means %d), got %d",
+			ErrInvalidCampaign, c.ID, maxBatchSize, DefaultBatchSize, c.BatchSize)
+	case c.Interval < minInterval || c.Interval > maxInterval:
+		return fmt.Errorf("%w: %s: interval must be %s to %s (0 means %s), got %s",
+			ErrInvalidCampaign, c.ID, minInterval, maxInterval, DefaultInterval, c.Interval)
+	case !inYears(c.OpensAt):
+		return fmt.Errorf("%w: %s: opens at %s, outside the years %d to %d", ErrInvalidCampaign, c.ID, c.OpensAt, minYear, maxYear)
+	case !inYears(c.ClosesAt):
+		return fmt.Errorf("%w: %s: closes at %s, outside the years %d to %d", ErrInvalidCampaign, c.ID, c.ClosesAt, minYear, maxYear)
 	case !c.OpensAt.IsZero() && !c.ClosesAt.IsZero() && !c.ClosesAt.After(c.OpensAt):
 		return fmt.Errorf("%w: %s: closes at %s, not after opens at %s", ErrInvalidCampaign, c.ID, c.ClosesAt, c.OpensAt)
 	case c.Mode != QueueFirst && c.Mode != ValidateFirst:
 		return fmt.Errorf("%w: %s: unknown mode %d", ErrInvalidCampaign, c.ID, c.Mode)
-	case c.MaxWaiting < 0:
-		return fmt.Errorf("%w: %s: max waiting must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.MaxWaiting)
+	case c.MaxWaiting < 0 || c.MaxWaiting > maxCount:
+		return fmt.Errorf("%w: %s: max waiting must be 0 (no cap) to %d, got %d", ErrInvalidCampaign, c.ID, int64(maxCount), c.MaxWaiting)
 	case c.Version < 0:
 		return fmt.Errorf("%w: %s: version must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.Version)
 	case strings.Contains(c.ID, subLineMark):
@@ -173,8 +213,8 @@ func (c Campaign) Validate() error {
 		return fmt.Errorf("%w: %s: shards need V2 (queue-first)", ErrInvalidCampaign, c.ID)
 	case c.Shards > 1 && len(c.ID) > MaxIDLen-4:
 		return fmt.Errorf("%w: %s: a sharded campaign's ID is at most %d bytes", ErrInvalidCampaign, c.ID, MaxIDLen-4)
-	case c.PreQueue < 0:
-		return fmt.Errorf("%w: %s: pre-queue must be >= 0, got %s", ErrInvalidCampaign, c.ID, c.PreQueue)
+	case c.PreQueue < 0 || c.PreQueue > maxPreQueue:
+		return fmt.Errorf("%w: %s: pre-queue must be 0 (none) to %s, got %s", ErrInvalidCampaign, c.ID, maxPreQueue, c.PreQueue)
 	case c.PreQueue > 0 && c.OpensAt.IsZero():
 		return fmt.Errorf("%w: %s: a pre-queue needs OpensAt", ErrInvalidCampaign, c.ID)
 	case c.PreQueue > 0 && c.Mode != QueueFirst:
@@ -183,6 +223,15 @@ func (c Campaign) Validate() error {
 		return fmt.Errorf("%w: %s: a pre-queue and shards together are not supported", ErrInvalidCampaign, c.ID)
 	}
 	return nil
+}
+
+// inYears reports whether t is zero or in the years minYear to maxYear (UTC).
+func inYears(t time.Time) bool {
+	if t.IsZero() {
+		return true
+	}
+	y := t.UTC().Year()
+	return y >= minYear && y <= maxYear
 }
 
 // MaxShards is the most sub-lines a campaign's line may have.
@@ -210,16 +259,62 @@ func (c Campaign) CheckWindow(now time.Time) error {
 	return nil
 }
 
-// EstimatedWait is how long the entry at a 1-based position in line waits
-// for the throttle to hand it downstream, at BatchSize per Interval.
-// Position 0 (not waiting) gives 0.
-func (c Campaign) EstimatedWait(position int64) time.Duration {
+// EstimateWait is how long the entry at a 1-based position in line waits
+// for the scheduler to hand it downstream, at BatchSize per Interval: one
+// Interval per BatchSize entries up to and including it, rounded up. claimed
+// is how many units were claimed (issued or in flight, as Ticket.Claimed
+// and Status.Claimed; negative if unknown, which counts the whole Stock as
+// remaining). A position past the stock that remains (Stock - claimed)
+// counts as the first one past it: by the time that stock has drained,
+// everyone further back hears sold out. Never negative: it saturates at the
+// longest time.Duration, whatever the campaign's values. known is false when there is no
+// estimate: position 0 or less (not waiting), or the campaign is paused
+// (nobody moves until it resumes). A known wait is at least one Interval.
+func (c Campaign) EstimateWait(position, claimed int64) (wait time.Duration, known bool) {
+	if position <= 0 || c.Paused {
+		return 0, false
+	}
+	remaining := c.Stock
+	if claimed >= 0 {
+		remaining = max(0, c.Stock-min(claimed, c.Stock)) // no overflow
+	}
+	return c.waitFor(position, remaining), true
+}
+
+// waitFor is the wait of a 1-based position in line when at most remaining
+// units are left to hand out: ⌈min(position, remaining+1) / BatchSize⌉
+// Intervals, saturating at the longest time.Duration. Values a Campaign
+// would not validate with count as the nearest valid ones (a BatchSize
+// below 1 as 1; an Interval below 0 as 0), so it never panics nor turns
+// negative.
+func (c Campaign) waitFor(position, remaining int64) time.Duration {
 	if position <= 0 {
 		return 0
 	}
 	c = c.WithDefaults()
-	ticks := (position + int64(c.BatchSize) - 1) / int64(c.BatchSize)
-	return time.Duration(ticks) * c.Interval
+	if remaining >= 0 && position > remaining {
+		position = remaining + 1 // remaining < position <= MaxInt64: no overflow
+	}
+	batch := max(int64(c.BatchSize), 1)
+	ticks := position / batch
+	if position%batch != 0 {
+		ticks++
+	}
+	return mulDuration(ticks, c.Interval)
+}
+
+// maxDuration is where wait estimates saturate.
+const maxDuration = time.Duration(math.MaxInt64)
+
+// mulDuration is n × d for n >= 0, saturating at maxDuration; 0 for d <= 0.
+func mulDuration(n int64, d time.Duration) time.Duration {
+	if n <= 0 || d <= 0 {
+		return 0
+	}
+	if n > int64(maxDuration/d) {
+		return maxDuration
+	}
+	return time.Duration(n) * d
 }
 
 // Lock key scopes for V1 admission.

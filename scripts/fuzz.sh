@@ -30,6 +30,7 @@ targets=(
   "./internal/httpapi FuzzPublicHandler"
   "./internal/httpapi FuzzAdminHandler"
   "./internal/redisline FuzzLineArgs"
+  "./internal/scheduler FuzzCampaignMoves"
 )
 
 scripts/redis.sh start >/dev/null

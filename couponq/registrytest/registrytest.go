@@ -170,6 +170,12 @@ func testCreateInvalid(t *testing.T, r couponq.Registry) {
 		},
 		"unknown mode":         func(c *couponq.Campaign) { c.Mode = 9 },
 		"negative max waiting": func(c *couponq.Campaign) { c.MaxWaiting = -1 },
+		// Beyond the bounds (issue 20's values among them): arithmetic on
+		// them would overflow, and admitted users would never be served.
+		"batch size 2^61":          func(c *couponq.Campaign) { c.BatchSize = 1 << 61 },
+		"interval 9223372036854ms": func(c *couponq.Campaign) { c.Interval = 9223372036854 * time.Millisecond },
+		"stock beyond 10^15":       func(c *couponq.Campaign) { c.Stock = 1e15 + 1 },
+		"max waiting beyond 10^15": func(c *couponq.Campaign) { c.MaxWaiting = 1e15 + 1 },
 	}
 	for name, spoil := range bad {
 		c := base(newID())
@@ -246,16 +252,19 @@ func testUpdateUnknown(t *testing.T, r couponq.Registry) {
 func testUpdateInvalid(t *testing.T, r couponq.Registry) {
 	c := create(t, r, base(newID()))
 	bad := map[string]func(c *couponq.Campaign){
-		"version 0":              func(c *couponq.Campaign) { c.Version = 0 },
-		"version -1":             func(c *couponq.Campaign) { c.Version = -1 },
-		"stock 0":                func(c *couponq.Campaign) { c.Stock = 0 },
-		"negative stock":         func(c *couponq.Campaign) { c.Stock = -5 },
-		"negative per-user":      func(c *couponq.Campaign) { c.PerUserLimit = -1 },
-		"negative batch":         func(c *couponq.Campaign) { c.BatchSize = -1 },
-		"negative interval":      func(c *couponq.Campaign) { c.Interval = -time.Second },
-		"closes when it opens":   func(c *couponq.Campaign) { c.ClosesAt = c.OpensAt },
-		"unknown mode":           func(c *couponq.Campaign) { c.Mode = 9 },
-		"closes before it opens": func(c *couponq.Campaign) { c.ClosesAt = c.OpensAt.Add(-time.Hour) },
+		"version 0":               func(c *couponq.Campaign) { c.Version = 0 },
+		"version -1":              func(c *couponq.Campaign) { c.Version = -1 },
+		"stock 0":                 func(c *couponq.Campaign) { c.Stock = 0 },
+		"negative stock":          func(c *couponq.Campaign) { c.Stock = -5 },
+		"negative per-user":       func(c *couponq.Campaign) { c.PerUserLimit = -1 },
+		"negative batch":          func(c *couponq.Campaign) { c.BatchSize = -1 },
+		"negative interval":       func(c *couponq.Campaign) { c.Interval = -time.Second },
+		"closes when it opens":    func(c *couponq.Campaign) { c.ClosesAt = c.OpensAt },
+		"unknown mode":            func(c *couponq.Campaign) { c.Mode = 9 },
+		"closes before it opens":  func(c *couponq.Campaign) { c.ClosesAt = c.OpensAt.Add(-time.Hour) },
+		"batch size beyond":       func(c *couponq.Campaign) { c.BatchSize = 100_001 },
+		"interval beyond an hour": func(c *couponq.Campaign) { c.Interval = time.Hour + time.Millisecond },
+		"per-user beyond":         func(c *couponq.Campaign) { c.PerUserLimit = 1_000_001 },
 	}
 	for name, spoil := range bad {
 		next := c

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/couponq/couponq/couponq"
 )
@@ -21,7 +22,7 @@ type room struct {
 
 func (r *room) spend(leased int) {
 	if r.known {
-		r.units -= int64(leased)
+		r.units = undecided(r.units, int64(leased), 0)
 	}
 }
 
@@ -60,7 +61,7 @@ func (s *Scheduler) cutoff(ctx context.Context, c couponq.Campaign, want int, r 
 		r.known = false
 		return want, false, st, nil
 	}
-	units := c.Stock - issued - read.InFlight
+	units := undecided(c.Stock, issued, read.InFlight) // an int below only when under want
 	*r = room{known: true, stock: c.Stock, units: units}
 	switch {
 	case units >= int64(want):
@@ -73,4 +74,20 @@ func (s *Scheduler) cutoff(ctx context.Context, c couponq.Campaign, want int, r 
 		return want, false, st, nil // nothing to hold back: the campaign may rest
 	}
 	return 0, true, st, nil
+}
+
+// undecided is the stock that remains undecided, stock − issued − inFlight,
+// the counts taken as at least 0. It saturates rather than wraps around,
+// whatever the counts (a Stock that validates is at most 10^15, so only a
+// broken count could take it there).
+func undecided(stock, issued, inFlight int64) int64 {
+	u := stock
+	for _, n := range [2]int64{issued, inFlight} {
+		n = max(n, 0)
+		if u < math.MinInt64+n {
+			return math.MinInt64
+		}
+		u -= n
+	}
+	return u
 }

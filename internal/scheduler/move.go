@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -140,8 +141,23 @@ func inFlightRoom(ctx context.Context, q couponq.Leaser, st *couponq.LineStats, 
 		}
 		st = &read
 	}
-	room := int64(batches)*int64(batch) - st.InFlight
-	return int(max(0, min(room, int64(batch)))), nil
+	return inFlightLimit(batch, batches, st.InFlight), nil
+}
+
+// inFlightLimit is inFlightRoom's arithmetic: min(batch, batches × batch −
+// inFlight), at least 0. The product saturates at math.MaxInt64 (a
+// wrapped product would hold every tick at 0, and the line would never
+// move again, with nothing logged), and so does the difference.
+func inFlightLimit(batch, batches int, inFlight int64) int {
+	if batch <= 0 || batches <= 0 {
+		return 0
+	}
+	bound := int64(math.MaxInt64)
+	if int64(batches) <= math.MaxInt64/int64(batch) {
+		bound = int64(batches) * int64(batch)
+	}
+	room := bound - max(inFlight, 0) // both >= 0: no overflow
+	return int(max(0, min(room, int64(batch))))
 }
 
 // seats keeps, per process, which campaigns' pre-queues are seated, so a

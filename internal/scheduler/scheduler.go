@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -451,12 +452,24 @@ func (l *leadership) drive(ctx context.Context) {
 				// Entries in flight, awaiting results: try again after 1, 2,
 				// 4, ... up to 16 ticks.
 				c.restFails++
-				c.restAfter = time.Now().Add(r.interval << min(c.restFails-1, 4))
+				c.restAfter = time.Now().Add(restBackoff(r.interval, c.restFails))
 			}
 			c.next, c.room = r.next, r.room
 			heap.Push(&due, c)
 		}
 	}
+}
+
+// restBackoff is how long a campaign that failed to rest fails times in a
+// row waits before it tries again: interval × 1, 2, 4, 8, then 16,
+// saturating (an Interval that would overflow the shift waits the longest
+// time.Duration instead of a negative one, which would try at every tick).
+func restBackoff(interval time.Duration, fails int) time.Duration {
+	shift := min(max(fails-1, 0), 4)
+	if interval > math.MaxInt64>>shift {
+		return math.MaxInt64
+	}
+	return interval << shift
 }
 
 // catchUpShare bounds how much of its lateness a tick makes up: the next
