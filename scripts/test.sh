@@ -63,8 +63,9 @@ echo "kafka $COUPONQ_KAFKA_BROKERS, 3-broker cluster $COUPONQ_KAFKA_CLUSTER"
 echo "postgres $COUPONQ_POSTGRES_DSN"
 
 step "go test -race"
-# internal/fcfstest runs in the next step, verbosely, so its figures show.
-pkgs=$(go list ./... | grep -v /internal/fcfstest)
+# internal/fcfstest and internal/hostiletest run in steps of their own,
+# verbosely, so their figures show.
+pkgs=$(go list ./... | grep -v -e /internal/fcfstest -e /internal/hostiletest)
 go test -race -count=1 -timeout 20m $pkgs
 
 step "first come, first served on Redis and Kafka: the exact cutoff (internal/fcfstest)"
@@ -76,6 +77,15 @@ if go test -race -count=1 -timeout 10m -v -run TestFirstComeFirstServed ./intern
   rm -f "$fcfs_out"
 else
   cat "$fcfs_out"; rm -f "$fcfs_out"; exit 1
+fi
+
+step "hostile clients on Redis: unknown campaign IDs cost nothing (internal/hostiletest, 200,000 requests, no -race)"
+hostile_out=$(mktemp)
+if go test -count=1 -timeout 5m -v ./internal/hostiletest >"$hostile_out" 2>&1; then
+  grep -E 'hostile: |^ *--- (PASS|FAIL|SKIP)|^(PASS|FAIL)$|^ok ' "$hostile_out" || true
+  rm -f "$hostile_out"
+else
+  cat "$hostile_out"; rm -f "$hostile_out"; exit 1
 fi
 
 step "examples/bench (its own module): the benchmark tool's sections, briefly, on the servers above"

@@ -68,15 +68,31 @@ type Service struct {
 	// woke holds, per campaign, when this process last woke it (unix ns,
 	// *atomic.Int64), so admission pre-marks a campaign at most once per
 	// premarkEvery.
-	woke sync.Map
+	woke  sync.Map
+	wokeN atomic.Int64 // entries in woke, about (see remembered)
 	// sealed holds the campaigns (ID and OpensAt) whose pre-queue this
 	// process has marked the end of (Seater.Seal).
-	sealed sync.Map
+	sealed  sync.Map
+	sealedN atomic.Int64
 }
 
 // premarkEvery is how often, at most, this process wakes a campaign before
 // admitting to it.
 const premarkEvery = time.Second
+
+// rememberMax bounds woke and sealed, which hold only campaigns the Catalog
+// knows, but every one of them a long-lived process ever admitted to:
+// past it, a map starts over. What they remember only saves a round trip
+// (a wake, a seal; both idempotent), so forgetting costs one more of it
+// per campaign.
+const rememberMax = 4096
+
+// remembered counts one more entry of m and clears m past rememberMax.
+func remembered(m *sync.Map, n *atomic.Int64) {
+	if c := n.Add(1); c > rememberMax && n.CompareAndSwap(c, 0) {
+		m.Clear()
+	}
+}
 
 // New validates cfg and returns a Service.
 func New(cfg Config) (*Service, error) {
@@ -213,7 +229,7 @@ func (s *Service) admit(ctx context.Context, r couponq.Request, ev *couponq.Admi
 	}
 	t.BeyondStock = c.BeyondStock(t.Position, t.Claimed)
 	if !t.BeyondStock {
-		t.EstimatedWait = c.EstimatedWait(t.Position)
+		t.EstimatedWait, _ = c.EstimateWait(t.Position, t.Claimed) // none while paused
 	}
 	return t, repeatErr(t)
 }
@@ -240,7 +256,9 @@ func (s *Service) seal(ctx context.Context, c couponq.Campaign, pre bool) error 
 	if err := seater.Seal(ctx, c.ID); err != nil {
 		return backendErr("seal", err)
 	}
-	s.sealed.Store(key, true)
+	if _, loaded := s.sealed.LoadOrStore(key, true); !loaded {
+		remembered(&s.sealed, &s.sealedN)
+	}
 	return nil
 }
 
@@ -253,7 +271,10 @@ func (s *Service) premark(ctx context.Context, campaign string, now time.Time) e
 	}
 	v, ok := s.woke.Load(campaign)
 	if !ok {
-		v, _ = s.woke.LoadOrStore(campaign, new(atomic.Int64))
+		var loaded bool
+		if v, loaded = s.woke.LoadOrStore(campaign, new(atomic.Int64)); !loaded {
+			remembered(&s.woke, &s.wokeN)
+		}
 	}
 	last := v.(*atomic.Int64)
 	prev, at := last.Load(), now.UnixNano()
@@ -400,7 +421,7 @@ func (s *Service) Status(ctx context.Context, campaign, user string) (couponq.St
 	case err == nil:
 		st.BeyondStock = c.BeyondStock(st.Position, st.Claimed)
 		if !st.BeyondStock {
-			st.EstimatedWait = c.EstimatedWait(st.Position)
+			st.EstimatedWait, _ = c.EstimateWait(st.Position, st.Claimed) // none while paused
 		}
 		return st, nil
 	case !errors.Is(err, couponq.ErrNotFound):

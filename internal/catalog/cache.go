@@ -16,6 +16,7 @@ const (
 	DefaultTTL         = time.Second
 	DefaultNegativeTTL = time.Second
 	DefaultMaxStale    = 30 * time.Second
+	DefaultMaxNegative = 1024
 )
 
 // CacheConfig configures a Cache. Zero values take the
@@ -30,6 +31,12 @@ type CacheConfig struct {
 	// for an ID that does not exist (yet) do not each reach the source.
 	// Zero means DefaultNegativeTTL (1s); negative turns it off.
 	NegativeTTL time.Duration
+	// MaxNegative bounds how many unknown IDs the cache holds at once: past
+	// it, the one learnt longest ago is forgotten (and read from the source
+	// again if asked for), so a flood of made-up IDs costs at most
+	// MaxNegative entries, however many there are. Zero means
+	// DefaultMaxNegative (1,024); negative is invalid.
+	MaxNegative int
 	// MaxStale is how old a campaign may be and still be served when the
 	// source fails (an error other than couponq.ErrUnknownCampaign): up to MaxStale
 	// after the last successful read, the cache keeps serving that read and
@@ -66,9 +73,12 @@ type CacheConfig struct {
 // served stale; an ID not read successfully before fails with the source's
 // error.
 //
-// Memory grows with the IDs looked up; entries that are no longer of any use
-// (expired unknown IDs, campaigns older than MaxStale) are swept out as new
-// IDs arrive, so a flood of made-up IDs does not grow the cache for ever.
+// Memory is bounded: unknown IDs are held MaxNegative at most, the one
+// learnt longest ago forgotten first, so a flood of made-up IDs leaves at
+// most that many behind; campaigns are held while the source knows them,
+// and entries that are no longer of any use (expired unknown IDs,
+// campaigns older than MaxStale, lookups that got no answer) are swept out
+// as new IDs arrive.
 type Cache struct {
 	src                   Catalog
 	ttl, negTTL, maxStale time.Duration
@@ -77,6 +87,10 @@ type Cache struct {
 	slots                 sync.Map // id -> *cacheSlot
 	size, sweepAt         atomic.Int64
 	sweeping, degraded    atomic.Bool
+
+	negMu sync.Mutex
+	neg   []string // the unknown IDs learnt last, a ring of MaxNegative
+	negAt int      // where the next one goes in neg
 }
 
 var _ Catalog = (*Cache)(nil)
@@ -116,8 +130,14 @@ func NewCache(src Catalog, cfg CacheConfig) (*Cache, error) {
 	if cfg.TTL < 0 {
 		return nil, fmt.Errorf("%w: catalog cache: TTL must be >= 0, got %s", couponq.ErrInvalidConfig, cfg.TTL)
 	}
+	if cfg.MaxNegative < 0 {
+		return nil, fmt.Errorf("%w: catalog cache: MaxNegative must be >= 0, got %d", couponq.ErrInvalidConfig, cfg.MaxNegative)
+	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
+	}
+	if cfg.MaxNegative == 0 {
+		cfg.MaxNegative = DefaultMaxNegative
 	}
 	if cfg.NegativeTTL == 0 {
 		cfg.NegativeTTL = DefaultNegativeTTL
@@ -132,7 +152,7 @@ func NewCache(src Catalog, cfg CacheConfig) (*Cache, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	k := &Cache{src: src, ttl: cfg.TTL, negTTL: max(cfg.NegativeTTL, 0), maxStale: max(cfg.MaxStale, 0),
-		now: cfg.Now, log: cfg.Logger}
+		now: cfg.Now, log: cfg.Logger, neg: make([]string, cfg.MaxNegative)}
 	k.sweepAt.Store(minSweep)
 	return k, nil
 }
@@ -187,7 +207,8 @@ func (k *Cache) fetch(ctx context.Context, id string, s *cacheSlot, call *cacheC
 	call.err = errSourcePanicked
 	defer func() {
 		s.mu.Lock()
-		if v != nil && s.gen == gen {
+		stored := v != nil && s.gen == gen
+		if stored {
 			s.val.Store(v)
 		}
 		if s.call == call {
@@ -195,6 +216,9 @@ func (k *Cache) fetch(ctx context.Context, id string, s *cacheSlot, call *cacheC
 		}
 		s.mu.Unlock()
 		close(call.done)
+		if stored && v.err != nil {
+			k.learntUnknown(id)
+		}
 	}()
 	c, err := k.src.Campaign(ctx, id)
 	now := k.now()
@@ -252,6 +276,36 @@ func (k *Cache) Invalidate(id string) {
 	}
 }
 
+// learntUnknown notes that id's slot now holds "unknown campaign", and
+// forgets the unknown ID learnt MaxNegative such notes ago, so the cache
+// holds at most MaxNegative of them.
+func (k *Cache) learntUnknown(id string) {
+	k.negMu.Lock()
+	old := k.neg[k.negAt]
+	k.neg[k.negAt] = id
+	k.negAt = (k.negAt + 1) % len(k.neg)
+	k.negMu.Unlock()
+	if old != "" && old != id {
+		k.forgetUnknown(old)
+	}
+}
+
+// forgetUnknown drops id's slot if it holds "unknown campaign" and has no
+// source call in flight. A lookup that holds the slot already still gets
+// its answer; the next one asks the source.
+func (k *Cache) forgetUnknown(id string) {
+	x, ok := k.slots.Load(id)
+	if !ok {
+		return
+	}
+	s := x.(*cacheSlot)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.val.Load(); s.call == nil && v != nil && v.err != nil && k.slots.CompareAndDelete(id, s) {
+		k.size.Add(-1)
+	}
+}
+
 // slot returns id's slot, making it if need be.
 func (k *Cache) slot(id string) *cacheSlot {
 	if x, ok := k.slots.Load(id); ok {
@@ -282,8 +336,7 @@ func (k *Cache) sweep() {
 		v := s.val.Load()
 		dead := s.call == nil && (v == nil ||
 			!now.Before(v.fresh) && (v.err != nil || now.Sub(v.read) >= k.maxStale))
-		if dead {
-			k.slots.Delete(key)
+		if dead && k.slots.CompareAndDelete(key, s) {
 			k.size.Add(-1)
 		}
 		s.mu.Unlock()

@@ -79,7 +79,7 @@ func (q *Queue) Rest(ctx context.Context, campaign string) (bool, error) {
 		}
 		return false, fmt.Errorf("redisq: rest %s: %w", campaign, err)
 	}
-	k := q.keys(campaign)
+	k, _ := q.lookKeys(campaign)
 	n, err := q.rdb.Exists(ctx, k.Line, k.Flight).Result()
 	if err == nil && n == 0 {
 		return true, nil

@@ -56,7 +56,8 @@ func (q *Queue) Archive(ctx context.Context, campaign string, retention time.Dur
 	if retention%time.Millisecond != 0 {
 		ms++ // a retention under a millisecond does not become "now"
 	}
-	err := archiveScript.Run(ctx, q.rdb, q.keys(campaign).All(), ms).Err()
+	k, _ := q.lookKeys(campaign)
+	err := archiveScript.Run(ctx, q.rdb, k.All(), ms).Err()
 	var re redis.Error
 	if errors.As(err, &re) {
 		if counts, ok := strings.CutPrefix(re.Error(), errCodeBusy+" "); ok {
@@ -69,7 +70,7 @@ func (q *Queue) Archive(ctx context.Context, campaign string, retention time.Dur
 		return fmt.Errorf("redisq: archive %s: %w", campaign, err)
 	}
 	_, err = q.Rest(ctx, campaign)
-	q.keyCache.Delete(campaign)
+	q.forget(campaign)
 	if err != nil {
 		return fmt.Errorf("redisq: archive %s: records archived, but: %w", campaign, err)
 	}

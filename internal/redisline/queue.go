@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -111,8 +112,15 @@ type Queue struct {
 	prefix     string
 	maxRecover int
 	coalesce   *coalescer
-	keyCache   sync.Map // campaign -> Keys (one per campaign seen), so hot paths build no key strings
+	// keyCache holds the key names of campaigns whose keys Redis holds (see
+	// keys), so hot paths build no key strings; at most keyCacheMax of them
+	// (keyCount), so it stays small whatever IDs callers send.
+	keyCache sync.Map // campaign -> Keys
+	keyCount atomic.Int64
 }
+
+// keyCacheMax bounds Queue.keyCache: past it, the cache starts over.
+const keyCacheMax = 1024
 
 var (
 	_ couponq.Queue         = (*Queue)(nil)
@@ -163,15 +171,47 @@ type Keys struct {
 	V1Users, V1Count string
 }
 
-// KeysFor returns the keys of campaign under prefix.
+// KeysFor returns the keys of campaign under prefix. The names share one
+// allocation.
 func KeysFor(prefix, campaign string) Keys {
-	base := prefix + ":{" + campaign + "}:"
+	var b strings.Builder
+	b.Grow(len(keySuffixes)*(len(prefix)+len(campaign)+4) + keySuffixesLen)
+	ends := [len(keySuffixes)]int{}
+	for i, s := range keySuffixes {
+		b.WriteString(prefix)
+		b.WriteString(":{")
+		b.WriteString(campaign)
+		b.WriteString("}:")
+		b.WriteString(s)
+		ends[i] = b.Len()
+	}
+	all := b.String()
+	name := func(i int) string {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		return all[start:ends[i]]
+	}
 	return Keys{
-		Seq: base + "seq", Line: base + "line", Out: base + "out", Flight: base + "flight", Held: base + "held",
-		Done: base + "done", SoldOut: base + "soldout", Clock: base + "clock", Issued: base + "issued", Trace: base + "trace",
-		Seat: base + "seat", V1Users: base + "v1:users", V1Count: base + "v1:count",
+		Seq: name(0), Line: name(1), Out: name(2), Flight: name(3), Held: name(4),
+		Done: name(5), SoldOut: name(6), Clock: name(7), Issued: name(8), Trace: name(9),
+		Seat: name(10), V1Users: name(11), V1Count: name(12),
 	}
 }
+
+// keySuffixes are the names of a campaign's keys after "prefix:{campaign}:",
+// in the order KeysFor reads them.
+var keySuffixes = [...]string{"seq", "line", "out", "flight", "held", "done", "soldout", "clock", "issued", "trace", "seat", "v1:users", "v1:count"}
+
+// keySuffixesLen is the length of keySuffixes, joined.
+var keySuffixesLen = func() int {
+	n := 0
+	for _, s := range keySuffixes {
+		n += len(s)
+	}
+	return n
+}()
 
 // OrderBucket returns the key of order bucket b: the users waiting with an
 // entry number n of n / 128 = b.
@@ -184,13 +224,45 @@ func (k Keys) UserBucket(i int64) string {
 	return strings.TrimSuffix(k.Line, "line") + "u:" + strconv.FormatInt(i, 10)
 }
 
+// keys returns the campaign's key names, and remembers them: for the
+// paths that write the campaign's keys (admission, the hand-off), which the
+// node takes only for campaigns its registry knows. A path anyone may take
+// for any ID (Status of a campaign that never was) uses lookKeys instead,
+// so made-up IDs leave nothing behind.
 func (q *Queue) keys(campaign string) Keys {
-	if k, ok := q.keyCache.Load(campaign); ok {
-		return k.(Keys)
+	k, cached := q.lookKeys(campaign)
+	if !cached {
+		q.remember(campaign, k)
 	}
-	k := KeysFor(q.prefix, campaign)
-	q.keyCache.Store(campaign, k)
 	return k
+}
+
+// lookKeys returns the campaign's key names from the cache, or builds them
+// without remembering them; cached says which.
+func (q *Queue) lookKeys(campaign string) (k Keys, cached bool) {
+	if v, ok := q.keyCache.Load(campaign); ok {
+		return v.(Keys), true
+	}
+	return KeysFor(q.prefix, campaign), false
+}
+
+// remember caches the campaign's key names. Past keyCacheMax campaigns the
+// cache starts over (a campaign still in use is remembered again at its
+// next write), so its size is bounded whatever IDs it is given.
+func (q *Queue) remember(campaign string, k Keys) {
+	if _, loaded := q.keyCache.LoadOrStore(campaign, k); loaded {
+		return
+	}
+	if n := q.keyCount.Add(1); n > keyCacheMax && q.keyCount.CompareAndSwap(n, 0) {
+		q.keyCache.Clear()
+	}
+}
+
+// forget drops the campaign's key names from the cache.
+func (q *Queue) forget(campaign string) {
+	if _, ok := q.keyCache.LoadAndDelete(campaign); ok {
+		q.keyCount.Add(-1)
+	}
 }
 
 // AdmitKeys returns, in order, the KEYS the admission script takes.
@@ -240,8 +312,13 @@ func ticket(a couponq.Admission, res []any) (couponq.Ticket, error) {
 }
 
 // Status implements couponq.StatusReader.
+//
+// It is asked of any ID (the node reads a retired campaign's kept outcomes
+// through it), so it remembers a campaign's key names only once the
+// campaign has an entry for the user: an ID with none costs nothing after
+// the call.
 func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Status, error) {
-	k := q.keys(campaign)
+	k, cached := q.lookKeys(campaign)
 	res, err := statusScript.Run(ctx, q.rdb, []string{k.Line, k.Held, k.Done, k.SoldOut, k.Flight, k.Issued}, user).Slice()
 	if errors.Is(err, redis.Nil) {
 		return couponq.Status{}, fmt.Errorf("%w: %s/%s", couponq.ErrNotFound, campaign, user)
@@ -251,6 +328,9 @@ func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Stat
 	}
 	if len(res) != 6 {
 		return couponq.Status{}, fmt.Errorf("redisq: status: unexpected reply %v", res)
+	}
+	if !cached {
+		q.remember(campaign, k)
 	}
 	return couponq.Status{
 		Campaign: campaign, User: user, State: couponq.State(toStr(res[0])), Entry: toInt(res[1]),
@@ -336,7 +416,8 @@ func (q *Queue) Record(ctx context.Context, campaign string, results ...couponq.
 // IssuedCount implements couponq.IssuedCounter: how many distinct entries of
 // the campaign Record has seen as issued.
 func (q *Queue) IssuedCount(ctx context.Context, campaign string) (int64, error) {
-	n, err := q.rdb.Get(ctx, q.keys(campaign).Issued).Int64()
+	k, _ := q.lookKeys(campaign)
+	n, err := q.rdb.Get(ctx, k.Issued).Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -348,7 +429,8 @@ func (q *Queue) IssuedCount(ctx context.Context, campaign string) (int64, error)
 
 // MarkSoldOut implements couponq.Recorder.
 func (q *Queue) MarkSoldOut(ctx context.Context, campaign string) error {
-	if err := q.rdb.Set(ctx, q.keys(campaign).SoldOut, 1, 0).Err(); err != nil {
+	k, _ := q.lookKeys(campaign)
+	if err := q.rdb.Set(ctx, k.SoldOut, 1, 0).Err(); err != nil {
 		return fmt.Errorf("redisq: mark sold out: %w", err)
 	}
 	return nil

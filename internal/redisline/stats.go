@@ -27,13 +27,16 @@ var (
 // everywhere. An entry whose lease ran out counts as in flight until the
 // next Lease returns it to the line.
 func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineStats, error) {
-	k := q.keys(campaign)
+	k, cached := q.lookKeys(campaign)
 	res, err := statsScript.Run(ctx, q.rdb, []string{k.Seq, k.Line, k.Flight, k.Issued, k.SoldOut}).Slice()
 	if err != nil {
 		return couponq.LineStats{}, fmt.Errorf("redisq: line stats: %w", err)
 	}
 	if len(res) != 6 {
 		return couponq.LineStats{}, fmt.Errorf("redisq: line stats: unexpected reply %v", res)
+	}
+	if !cached && toInt(res[0]) > 0 { // the campaign has keys: it admitted someone
+		q.remember(campaign, k)
 	}
 	return couponq.LineStats{
 		Admitted: toInt(res[0]),
@@ -51,7 +54,8 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 // as sold out keep that outcome. Reopening a campaign that is not sold out
 // does nothing.
 func (q *Queue) Reopen(ctx context.Context, campaign string) error {
-	if err := q.rdb.Del(ctx, q.keys(campaign).SoldOut).Err(); err != nil {
+	k, _ := q.lookKeys(campaign)
+	if err := q.rdb.Del(ctx, k.SoldOut).Err(); err != nil {
 		return fmt.Errorf("redisq: reopen: %w", err)
 	}
 	return nil

@@ -42,7 +42,9 @@ func TestAdminOverRedis(t *testing.T) {
 
 		call := func(method, path, body string) (int, httpapi.AdminCampaign) {
 			rr := httptest.NewRecorder()
-			h.ServeHTTP(rr, httptest.NewRequest(method, path, strings.NewReader(body)))
+			req := httptest.NewRequest(method, path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json") // the admin handler takes JSON writes only
+			h.ServeHTTP(rr, req)
 			var out httpapi.AdminCampaign
 			require.NoError(t, json.Unmarshal(rr.Body.Bytes(), &out), rr.Body.String())
 			return rr.Code, out

@@ -75,8 +75,12 @@ type Queue struct {
 	log *slog.Logger
 
 	mu    sync.Mutex
-	stats map[string]*subStats
+	stats map[string]*subStats // sharded campaigns the Catalog knows; at most statsMax
 }
+
+// statsMax bounds Queue.stats: past it, counts older than StatsTTL are
+// dropped (estimate falls back without them), then, if need be, all.
+const statsMax = 1024
 
 // subStats is a campaign's sub-lines' counts as last read.
 type subStats struct {
@@ -193,7 +197,7 @@ func (q *Queue) Admit(ctx context.Context, a couponq.Admission) (couponq.Ticket,
 	parent, k := a.Campaign, Of(a.User, n)
 	a.Campaign = SubLine(parent, k)
 	if a.MaxWaiting > 0 {
-		a.MaxWaiting = (a.MaxWaiting + int64(n) - 1) / int64(n)
+		a.MaxWaiting = a.MaxWaiting/int64(n) + min(a.MaxWaiting%int64(n), 1) // rounded up, without overflow
 	}
 	t, err := q.cfg.Queue.Admit(ctx, a)
 	if err != nil {
@@ -274,9 +278,25 @@ func (q *Queue) refreshStats(ctx context.Context, campaign string, n int) {
 		q.log.Debug("couponq: shard: sub-line stats", "campaign", campaign, "err", err)
 		return
 	}
+	q.keepStats(campaign, lines)
+}
+
+// keepStats keeps the campaign's sub-line counts for estimate.
+func (q *Queue) keepStats(campaign string, lines []couponq.LineStats) {
+	now := q.cfg.Now()
 	q.mu.Lock()
-	q.stats[campaign] = &subStats{at: q.cfg.Now(), lines: lines}
-	q.mu.Unlock()
+	defer q.mu.Unlock()
+	if _, ok := q.stats[campaign]; !ok && len(q.stats) >= statsMax {
+		for id, s := range q.stats {
+			if now.Sub(s.at) > q.cfg.StatsTTL {
+				delete(q.stats, id)
+			}
+		}
+		if len(q.stats) >= statsMax {
+			clear(q.stats)
+		}
+	}
+	q.stats[campaign] = &subStats{at: now, lines: lines}
 }
 
 // each calls f for every sub-line concurrently and joins the errors.
@@ -316,9 +336,7 @@ func (q *Queue) LineStats(ctx context.Context, campaign string) (couponq.LineSta
 	if err != nil {
 		return couponq.LineStats{}, fmt.Errorf("shard: line stats %s: %w", campaign, err)
 	}
-	q.mu.Lock()
-	q.stats[campaign] = &subStats{at: q.cfg.Now(), lines: lines}
-	q.mu.Unlock()
+	q.keepStats(campaign, lines)
 	var sum couponq.LineStats
 	for _, l := range lines {
 		sum.Admitted += l.Admitted
@@ -620,7 +638,13 @@ func (q *Queue) Archive(ctx context.Context, campaign string, retention time.Dur
 	if !ok {
 		return fmt.Errorf("%w: shard: the Base queue cannot archive", errors.ErrUnsupported)
 	}
-	return q.all(ctx, campaign, func(id string) error { return a.Archive(ctx, id, retention) })
+	err := q.all(ctx, campaign, func(id string) error { return a.Archive(ctx, id, retention) })
+	if err == nil {
+		q.mu.Lock()
+		delete(q.stats, campaign)
+		q.mu.Unlock()
+	}
+	return err
 }
 
 // IssuedCount implements couponq.IssuedCounter: the sub-lines' counts

@@ -1,0 +1,5 @@
+//go:build !race
+
+package hostiletest_test
+
+const raceEnabled = false
