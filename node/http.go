@@ -28,7 +28,22 @@ type HandlerConfig struct {
 	// MaxStreams bounds the status streams open at once; one more answers
 	// 503 busy with Retry-After. Zero means 20,000.
 	MaxStreams int
-	// RetryAfter is the Retry-After of 503 answers. Zero means 1s.
+	// MaxStreamsPerUser bounds the status streams one user holds open at
+	// once, over all campaigns (tabs count); one more answers 429
+	// too_many_streams with Retry-After. Zero means 8; negative, no cap.
+	MaxStreamsPerUser int
+	// MaxStreamsPerAddr bounds the status streams open at once from one
+	// client address (ClientAddr), whatever their users; one more answers
+	// 429 too_many_streams. Zero means 256; negative, no cap.
+	MaxStreamsPerAddr int
+	// ClientAddr returns a request's client address, for
+	// MaxStreamsPerAddr; "" exempts the request from that cap. Nil means
+	// the host of r.RemoteAddr. Behind a proxy or load balancer that is
+	// the proxy's address, shared by every client: return the address the
+	// proxy forwards (its X-Forwarded-For entry, as your proxy sets it), or
+	// set MaxStreamsPerAddr negative.
+	ClientAddr func(r *http.Request) string
+	// RetryAfter is the Retry-After of 503 and 429 answers. Zero means 1s.
 	RetryAfter time.Duration
 }
 
@@ -42,12 +57,21 @@ type HandlerConfig struct {
 // The status streams of a campaign share one line read per second in this
 // process, whatever their number. They end when the node stops or the
 // http.Server serving them shuts down.
+//
+// The handler bounds what one client holds: streams per user, per address
+// and in all (the Max fields), and 10 s to send a request body (past it,
+// 408 and the connection closed). Each stream write has 10 s to complete
+// and no write deadline holds between writes, so a server's WriteTimeout
+// does not cut the streams. The http.Server still sets the rest:
+// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout (the
+// examples use 5 s, 10 s, 30 s and 60 s).
 func (n *Node) Handler(cfg HandlerConfig) (http.Handler, error) {
 	if n.svc == nil {
 		return nil, fmt.Errorf("%w: node: Handler: %w", couponq.ErrInvalidConfig, ErrNoAPI)
 	}
 	h, err := httpapi.New(httpapi.Config{
 		Service: n.svc, User: cfg.User, BasePath: cfg.BasePath, StreamMax: cfg.MaxStreams, RetryAfter: cfg.RetryAfter,
+		StreamMaxPerUser: cfg.MaxStreamsPerUser, StreamMaxPerAddr: cfg.MaxStreamsPerAddr, ClientAddr: cfg.ClientAddr,
 		Stats: n.queue, Catalog: n.read, Logger: n.cfg.Logger,
 	})
 	if err != nil {
@@ -72,6 +96,15 @@ type AdminConfig struct {
 	BasePath string
 	// MaxStreams bounds the live page's streams open at once. Zero means 64.
 	MaxStreams int
+	// MaxStreamsPerOperator bounds the live streams one operator (see
+	// Operator) holds open at once; one more answers 429 too_many_streams
+	// with Retry-After. Zero means 4; negative, no cap.
+	MaxStreamsPerOperator int
+	// Operator names who makes a request, for MaxStreamsPerOperator: the
+	// operator's name from the host's own authentication, say; "" exempts
+	// the request. Nil means the host of r.RemoteAddr — behind a gateway,
+	// the gateway's, shared by every operator: set Operator there.
+	Operator func(r *http.Request) string
 }
 
 // AdminHandler returns the operators' handler, to mount apart from the
@@ -89,12 +122,16 @@ type AdminConfig struct {
 //	GET    {BasePath}/live/stream            its numbers, live (Server-Sent Events)
 //
 // A campaign the node cannot serve is refused at create with 400
-// unsupported. The live streams end when the node stops or the http.Server
-// serving them shuts down.
+// unsupported. Writes take Content-Type: application/json (415 otherwise;
+// a write without a body may leave it out), so a form or text/plain post
+// from another site's page is refused. The live streams end when the node
+// stops or the http.Server serving them shuts down; like the public
+// handler's, they outlive a server's WriteTimeout, and request bodies have
+// 10 s to arrive.
 func (n *Node) AdminHandler(cfg AdminConfig) (http.Handler, error) {
 	h, err := httpapi.NewAdmin(httpapi.AdminConfig{
 		Campaigns: n.ops, Authorize: cfg.Authorize, BasePath: cfg.BasePath, MaxStreams: cfg.MaxStreams,
-		Logger: n.cfg.Logger,
+		MaxStreamsPerOperator: cfg.MaxStreamsPerOperator, Operator: cfg.Operator, Logger: n.cfg.Logger,
 	})
 	if err != nil {
 		return nil, err

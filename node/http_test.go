@@ -272,3 +272,55 @@ func TestHandlerUnauthenticated(t *testing.T) {
 	_, err = n.AdminHandler(node.AdminConfig{})
 	assert.ErrorIs(t, err, couponq.ErrInvalidConfig, "Authorize is required")
 }
+
+// The stream caps of HandlerConfig and AdminConfig reach the handlers:
+// past them a stream is answered 429 too_many_streams with Retry-After.
+func TestStreamCaps(t *testing.T) {
+	n := waitingUser(t)
+	_, err := n.Admit(t.Context(), couponq.Request{Campaign: "held", User: "bo"})
+	require.NoError(t, err)
+	header := func(name string) func(*http.Request) string {
+		return func(r *http.Request) string { return r.Header.Get(name) }
+	}
+	public, err := n.Handler(node.HandlerConfig{User: node.HeaderUser("X-User"), BasePath: "/api",
+		MaxStreamsPerUser: 1, MaxStreamsPerAddr: 1, ClientAddr: header("X-Client")})
+	require.NoError(t, err)
+	admin, err := n.AdminHandler(node.AdminConfig{Authorize: letIn, BasePath: "/admin",
+		MaxStreamsPerOperator: 1, Operator: header("X-Operator")})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/api/", public)
+	mux.Handle("/admin/", admin)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close) // after the streams' own cleanups end them
+
+	get := func(path string, header ...string) int {
+		ctx, cancel := context.WithCancel(t.Context())
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
+		require.NoError(t, err)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		if res.StatusCode == http.StatusOK {
+			t.Cleanup(func() { cancel(); _ = res.Body.Close() })
+			return res.StatusCode
+		}
+		defer cancel()
+		defer res.Body.Close()
+		var e apiError
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&e))
+		assert.Equal(t, "too_many_streams", e.Error.Code)
+		assert.NotEmpty(t, res.Header.Get("Retry-After"))
+		return res.StatusCode
+	}
+	events := "/api/campaigns/held/entries/me/events"
+	assert.Equal(t, http.StatusOK, get(events, "X-User", "ann", "X-Client", "a"))
+	assert.Equal(t, http.StatusTooManyRequests, get(events, "X-User", "ann", "X-Client", "b"), "per user")
+	assert.Equal(t, http.StatusTooManyRequests, get(events, "X-User", "bo", "X-Client", "a"), "per address")
+	assert.Equal(t, http.StatusOK, get(events, "X-User", "bo", "X-Client", "b"))
+	assert.Equal(t, http.StatusOK, get("/admin/live/stream", "X-Operator", "ann"))
+	assert.Equal(t, http.StatusTooManyRequests, get("/admin/live/stream", "X-Operator", "ann"), "per operator")
+	assert.Equal(t, http.StatusOK, get("/admin/live/stream", "X-Operator", "bo"))
+}

@@ -44,7 +44,7 @@ func Example() {
 		fmt.Print(rr.Code, " ", rr.Header().Get("Retry-After"), " ", rr.Body.String())
 	}
 	// Output:
-	// 202  {"campaign":"drop","entry":1,"position":1,"estimated_wait_ms":1000,"state":"waiting","repeat":false,"status_url":"/api/campaigns/drop/entries/me"}
-	// 200  {"campaign":"drop","entry":1,"state":"waiting","position":1,"estimated_wait_ms":1000}
+	// 202  {"campaign":"drop","entry":1,"position":1,"state":"waiting","repeat":false,"status_url":"/api/campaigns/drop/entries/me"}
+	// 200  {"campaign":"drop","entry":1,"state":"waiting","position":1}
 	// 429 60 {"error":{"code":"rate_limited","message":"too many requests, retry in 60s"}}
 }

@@ -383,7 +383,8 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	defer func() { _ = th.Stop(context.Background()) }()
 
 	// The public handler, its line and status reads on their own client.
-	h, err := httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User"), Stats: stats, Catalog: catalog})
+	h, err := httpapi.New(httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User"), Stats: stats, Catalog: catalog,
+		StreamMaxPerAddr: -1}) // every stream comes from the one client process
 	if err != nil {
 		return res, err
 	}

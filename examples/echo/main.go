@@ -35,6 +35,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/couponq/couponq/couponq"
+	"github.com/couponq/couponq/examples/internal/admintoken"
 	"github.com/couponq/couponq/node"
 )
 
@@ -43,14 +44,21 @@ var users = map[string]string{"ann-token": "ann", "bo-token": "bo"}
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	token := flag.String("admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "admin password for /admin/ (default $COUPONQ_ADMIN_TOKEN), at least 16 characters")
+	tokenSource := admintoken.Register(flag.CommandLine) // the admin password: $COUPONQ_ADMIN_TOKEN or -admin-token-file
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", *addr)
+	token, err := tokenSource.Token()
+	if tokenSource.Deprecated {
+		log.Warn(admintoken.DeprecationWarning)
+	}
+	var ln net.Listener
 	if err == nil {
-		err = run(ctx, log, ln, *token)
+		ln, err = net.Listen("tcp", *addr)
+	}
+	if err == nil {
+		err = run(ctx, log, ln, token)
 	}
 	if err != nil {
 		log.Error("echo example", "err", err)
@@ -63,8 +71,8 @@ func main() {
 // node.
 func run(ctx context.Context, log *slog.Logger, ln net.Listener, adminToken string) error {
 	defer ln.Close()
-	if len(adminToken) < 16 {
-		return errors.New("an admin token of at least 16 characters is required (-admin-token or COUPONQ_ADMIN_TOKEN)")
+	if len(adminToken) < admintoken.MinLen {
+		return fmt.Errorf("an admin token of at least %d characters is required ($%s or -admin-token-file)", admintoken.MinLen, admintoken.EnvVar)
 	}
 	n, err := node.New(node.Config{Logger: log}) // no backends given: the in-memory ones
 	if err != nil {
@@ -92,9 +100,10 @@ func run(ctx context.Context, log *slog.Logger, ln net.Listener, adminToken stri
 		Handler:           router,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// No WriteTimeout: it would cut the status and live streams, which
-		// bound each of their writes themselves.
+		// The node's status and live streams outlive WriteTimeout: they
+		// bound each of their own writes.
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  60 * time.Second,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

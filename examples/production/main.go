@@ -5,8 +5,12 @@
 // public and admin handlers, probes, and a graceful shutdown. One binary
 // runs every role; run API-only and worker-only processes with -roles.
 //
-//	go run . -redis 10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379 -kafka 10.0.0.9:9092 \
-//	    -postgres postgres://couponq@db/couponq -admin-token "$TOKEN" -roles api
+//	COUPONQ_ADMIN_TOKEN="$TOKEN" go run . -redis 10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379 \
+//	    -kafka 10.0.0.9:9092 -postgres postgres://couponq@db/couponq -roles api
+//
+// The admin token comes from $COUPONQ_ADMIN_TOKEN or -admin-token-file, never
+// the command line, which every local user sees (ps); the -admin-token flag
+// still works, deprecated, with a warning.
 //
 // The couponq wiring is the body of run between the two markers; a script
 // counts its lines (go run ./internal/cmd/wiringcount examples/production/main.go).
@@ -53,13 +57,18 @@ func main() {
 	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis addresses, comma-separated: one for a single node, the seeds of a Cluster")
 	flag.StringVar(&o.kafka, "kafka", "127.0.0.1:9092", "Kafka bootstrap servers")
 	flag.StringVar(&o.postgres, "postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN (default $COUPONQ_POSTGRES_DSN)")
-	flag.StringVar(&o.token, "admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN)")
+	tokenFile := flag.String("admin-token-file", "", "read the bearer token for /admin/ from this file (default $COUPONQ_ADMIN_TOKEN)")
+	flag.StringVar(&o.token, "admin-token", "", "DEPRECATED, visible to ps: the bearer token itself; use $COUPONQ_ADMIN_TOKEN or -admin-token-file")
 	flag.StringVar(&o.roles, "roles", "all", "what this process runs: api, worker or all")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, o, nil); err != nil {
+	var err error
+	if o.token, err = adminToken(log, o.token, *tokenFile); err == nil {
+		err = run(ctx, log, o, nil)
+	}
+	if err != nil {
 		log.Error("production", "err", err)
 		os.Exit(1)
 	}
@@ -69,7 +78,7 @@ func main() {
 // addresses once they listen.
 func run(ctx context.Context, log *slog.Logger, o options, ready func(addr, opsAddr string)) error {
 	if len(o.token) < 16 {
-		return errors.New("an admin token of at least 16 characters is required (-admin-token)")
+		return errors.New("an admin token of at least 16 characters is required ($COUPONQ_ADMIN_TOKEN or -admin-token-file)")
 	}
 	roles, err := node.ParseRoles(o.roles)
 	if err != nil {
@@ -141,6 +150,26 @@ func run(ctx context.Context, log *slog.Logger, o options, ready func(addr, opsA
 	return serve(ctx, log, []*http.Server{{Addr: o.addr, Handler: mux}, {Addr: o.opsAddr, Handler: ops}}, ready)
 }
 
+// adminToken returns the admin token: the contents of file (trimmed) if
+// set, else flagValue (the deprecated -admin-token, with a warning), else
+// $COUPONQ_ADMIN_TOKEN.
+func adminToken(log *slog.Logger, flagValue, file string) (string, error) {
+	switch {
+	case file != "" && flagValue != "":
+		return "", errors.New("give the admin token once: -admin-token-file or (deprecated) -admin-token")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("-admin-token-file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case flagValue != "":
+		log.Warn("-admin-token is deprecated: the command line is visible to ps; set $COUPONQ_ADMIN_TOKEN or -admin-token-file")
+		return flagValue, nil
+	}
+	return os.Getenv("COUPONQ_ADMIN_TOKEN"), nil
+}
+
 // stopWithin stops the node, waiting at most d for the entries in hand.
 func stopWithin(n *node.Node, d time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -172,7 +201,9 @@ func serve(ctx context.Context, log *slog.Logger, servers []*http.Server, ready 
 		if err != nil {
 			return err
 		}
-		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout = 5*time.Second, 10*time.Second, 60*time.Second
+		// Time limits at the edge; the node's streams outlive WriteTimeout
+		// (they bound their own writes).
+		srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout = 5*time.Second, 10*time.Second, 30*time.Second, 60*time.Second
 		addrs = append(addrs, ln.Addr().String())
 		log.Info("listening", "addr", ln.Addr().String())
 		go func() { errc <- srv.Serve(ln) }()

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,3 +91,26 @@ func TestProductionWiring(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestAdminToken(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	t.Setenv("COUPONQ_ADMIN_TOKEN", "from-the-environment")
+	tok, err := adminToken(log, "", "")
+	require.NoError(t, err)
+	assert.Equal(t, "from-the-environment", tok)
+
+	file := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(file, []byte("from-the-file-0123\n"), 0o600))
+	tok, err = adminToken(log, "", file)
+	require.NoError(t, err)
+	assert.Equal(t, "from-the-file-0123", tok)
+
+	tok, err = adminToken(log, "from-the-flag", "")
+	require.NoError(t, err)
+	assert.Equal(t, "from-the-flag", tok, "deprecated, still honored")
+
+	_, err = adminToken(log, "from-the-flag", file)
+	assert.Error(t, err, "not both")
+	_, err = adminToken(log, "", file+".missing")
+	assert.Error(t, err)
+}

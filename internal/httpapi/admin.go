@@ -60,6 +60,23 @@ type AdminConfig struct {
 	// MaxStreams bounds the live streams open at once; one more is answered
 	// 503 busy with Retry-After. Zero means 64.
 	MaxStreams int
+	// MaxStreamsPerOperator bounds the live streams one operator (see
+	// Operator) holds open at once, so one cannot take them all; one more
+	// is answered 429 too_many_streams with Retry-After. Zero means 4;
+	// negative, no cap.
+	MaxStreamsPerOperator int
+	// Operator names who makes a request, for MaxStreamsPerOperator: the
+	// operator's name from the host's own authentication, say; "" exempts
+	// the request from that cap. Nil means the client's address, the host
+	// of r.RemoteAddr — behind a gateway or proxy, the gateway's, shared by
+	// every operator: set Operator there.
+	Operator func(r *http.Request) string
+	// BodyReadTimeout bounds how long a request with a body may take to
+	// send it, from when the handler starts: a client that sends the
+	// headers and trickles the body gets 408 and its connection closed
+	// (an unauthorized one its 401, and the same end). A server whose
+	// ReadTimeout is shorter is left to it. Zero means 10s.
+	BodyReadTimeout time.Duration
 	// Now returns the current time, for campaign states, measured drain
 	// rates and closing. Nil means time.Now.
 	Now func() time.Time
@@ -139,6 +156,9 @@ type admin struct {
 	feed    *feed         // the campaign list the live streams share
 	streams chan struct{} // one token per open live stream
 
+	opMu        sync.Mutex
+	perOperator streamCounts // the live streams each operator holds; guarded by opMu
+
 	servers serverGates    // the servers live streams came through, for their shutdown
 	closeMu sync.Mutex     // guards closed, and open's Add against Close's Wait
 	closed  bool           // Close was called
@@ -216,9 +236,12 @@ type observation struct {
 // or when the http.Server serving it shuts down (the handler registers with
 // RegisterOnShutdown on its first stream), so open pages never hold a
 // graceful shutdown.
-// However many streams are open (at most MaxStreams; past that 503 busy),
-// they share one gather of the list per StreamInterval: 64 open pages read
-// the Registry and the Queue as often as one does.
+// However many streams are open (at most MaxStreams, past that 503 busy;
+// at most MaxStreamsPerOperator for one operator, past that 429
+// too_many_streams), they share one gather of the list per
+// StreamInterval: 64 open pages read the Registry and the Queue as often
+// as one does. Each write to a stream has 10s to complete, and none holds
+// between writes, so the http.Server's WriteTimeout does not cut it.
 //
 // The live page shows each campaign's state, waiting, in flight, issued of
 // the stock, drain rate and the time the last in line waits, updated from
@@ -227,14 +250,20 @@ type observation struct {
 // header, so hosts authorize operators' browsers with a cookie (Authorize
 // reads it) or a gateway in front.
 //
+// Writes (POST, PATCH, DELETE) take Content-Type: application/json; one
+// that carries a body must, one without a body may leave it out.
+//
 // Errors answer JSON {"error": {"code": ..., "message": ...}}, as the public
 // handler's do: 400 bad_request (malformed or unknown JSON, or a bad DELETE
 // query) / invalid_id / invalid_campaign (the campaign does not validate;
 // nothing was written) / unsupported (the node cannot serve it), 401 unauthorized, 403 forbidden, 404
-// unknown_campaign / not_found, 405 method_not_allowed (with Allow), 409
+// unknown_campaign / not_found, 405 method_not_allowed (with Allow), 408
+// request_timeout (a body slower than BodyReadTimeout), 409
 // campaign_exists / version_conflict / stock_below_issued / not_open
 // (closing a campaign before it opens) / campaign_busy (deleting a campaign
-// that is not finished), 413 body_too_large, 503 unavailable (with
+// that is not finished), 413 body_too_large, 415 unsupported_media_type (a
+// write whose body is not declared JSON), 429 too_many_streams (with
+// Retry-After) past MaxStreamsPerOperator, 503 unavailable (with
 // Retry-After) when the Registry or the Queue fails, 503 busy (with
 // Retry-After) past MaxStreams.
 func NewAdmin(cfg AdminConfig) (*Admin, error) {
@@ -242,9 +271,9 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 		return nil, fmt.Errorf("%w: httpapi: admin: Campaigns (with its Registry and Lines) and Authorize are required", couponq.ErrInvalidConfig)
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 || cfg.StatsConcurrency < 0 ||
-		cfg.StreamInterval < 0 || cfg.StreamHeartbeat < 0 || cfg.MaxStreams < 0 {
+		cfg.StreamInterval < 0 || cfg.StreamHeartbeat < 0 || cfg.MaxStreams < 0 || cfg.BodyReadTimeout < 0 {
 		return nil, fmt.Errorf("%w: httpapi: admin: MaxBodyBytes, RetryAfter, StatsConcurrency, StreamInterval, "+
-			"StreamHeartbeat and MaxStreams must be >= 0", couponq.ErrInvalidConfig)
+			"StreamHeartbeat, MaxStreams and BodyReadTimeout must be >= 0", couponq.ErrInvalidConfig)
 	}
 	if cfg.BasePath != "" && (!strings.HasPrefix(cfg.BasePath, "/") || strings.HasSuffix(cfg.BasePath, "/")) {
 		return nil, fmt.Errorf("%w: httpapi: admin: BasePath %q must start and not end with /", couponq.ErrInvalidConfig, cfg.BasePath)
@@ -270,8 +299,15 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Operator == nil {
+		cfg.Operator = remoteHost
+	}
+	if cfg.BodyReadTimeout == 0 {
+		cfg.BodyReadTimeout = defaultBodyReadTimeout
+	}
 	a := &admin{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), ops: cfg.Campaigns,
-		seen: map[string]observation{}, closing: make(chan struct{})}
+		seen: map[string]observation{}, closing: make(chan struct{}),
+		perOperator: streamCounts{max: withDefault(cfg.MaxStreamsPerOperator, defaultStreamMaxPerAdmin)}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -318,6 +354,9 @@ func (a *admin) route(path string, byMethod map[string]http.HandlerFunc) {
 			allow = append(allow, m) // the mux serves HEAD with the GET handler
 		}
 		if h := byMethod[m]; h != nil {
+			if m != "GET" {
+				h = a.jsonOnly(h)
+			}
 			a.mux.HandleFunc(m+" "+path, h)
 			allow = append(allow, m)
 		}
@@ -329,7 +368,28 @@ func (a *admin) route(path string, byMethod map[string]http.HandlerFunc) {
 	})
 }
 
+// jsonOnly refuses a write whose body is not declared JSON: 415
+// unsupported_media_type. A form or text/plain body, or a body without a
+// Content-Type, is what another site's page can send without a CORS
+// preflight; a write without a body may leave the Content-Type out.
+func (a *admin) jsonOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ct := r.Header.Get("Content-Type")
+		if (ct != "" || r.ContentLength != 0) && !isJSON(ct) {
+			what := fmt.Sprintf("Content-Type %q", ct)
+			if ct == "" {
+				what = "a body without a Content-Type"
+			}
+			a.fail(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"admin writes take Content-Type: application/json, not "+what)
+			return
+		}
+		next(w, r)
+	}
+}
+
 func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	limitBodyRead(w, r, a.cfg.BodyReadTimeout)
 	if err := a.cfg.Authorize(r); err != nil {
 		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrUnauthenticated) {
 			a.fail(w, http.StatusUnauthorized, "unauthorized", err.Error())
@@ -625,8 +685,9 @@ func (a *admin) view(c couponq.Campaign, s *couponq.LineStats, now time.Time) Ad
 		RatePerSec:    round(float64(c.BatchSize)/c.Interval.Seconds(), 1000),
 		DrainedPerSec: a.drained(c.ID, now, s.Admitted-s.Waiting),
 	}
-	if !c.Paused {
-		eta := c.EstimatedWait(s.Waiting).Milliseconds()
+	if !c.Paused { // none while paused; 0 for an empty line
+		w, _ := c.EstimateWait(s.Waiting, s.Issued+s.InFlight)
+		eta := w.Milliseconds()
 		live.DrainETAMS = &eta
 	}
 	v.LiveNumbers = live
@@ -701,6 +762,9 @@ func (a *admin) body(w http.ResponseWriter, r *http.Request) (map[string]json.Ra
 		return nil, false
 	case errors.Is(err, io.EOF):
 		a.fail(w, http.StatusBadRequest, "bad_request", "the body must be a JSON object; it is empty")
+		return nil, false
+	case bodyTimedOut(err):
+		requestTimeout(w)
 		return nil, false
 	case err != nil:
 		a.fail(w, http.StatusBadRequest, "bad_request", "the body must be one JSON object: "+err.Error())

@@ -100,6 +100,9 @@ func (e *adminEnv) call(t *testing.T, method, path, body string, auth ...string)
 	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", adminToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if len(auth) > 0 {
 		req.Header.Set("Authorization", auth[0])
 	}
@@ -583,7 +586,7 @@ func TestAdminLiveNumbers(t *testing.T) {
 	c := env.campaign(t, "drop")
 	assert.Equal(t, httpapi.LiveNumbers{
 		State: "open", Admitted: 7, Waiting: 4, InFlight: 2, Issued: 1, Remaining: 3,
-		RatePerSec: 4, DrainETAMS: ptr(int64(1000)), // 4 waiting, 2 per 500ms
+		RatePerSec: 4, DrainETAMS: ptr(int64(500)), // 1 unit left for 4 waiting: the 2nd in line hears sold out after one tick
 	}, *c.LiveNumbers)
 
 	// The measured drain rate needs two looks at least a second apart.

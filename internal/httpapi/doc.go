@@ -24,8 +24,17 @@
 // it shuts down (the handler registers itself with RegisterOnShutdown), and
 // with an "ended" event (data: the error JSON, unknown_campaign or
 // not_found) if the campaign or entry disappears. Config.StreamMax bounds
-// the streams one handler holds (20,000; then 503 busy); each write has
-// StreamWriteTimeout (10 s) to complete.
+// the streams one handler holds (20,000; then 503 busy), and
+// StreamMaxPerUser and StreamMaxPerAddr those of one user (8) and one
+// client address (256; then 429 too_many_streams). Each write has
+// StreamWriteTimeout (10 s) to complete, and no write deadline holds
+// between writes, so the http.Server's WriteTimeout does not cut a stream
+// (nor, on HTTP/2, does a deadline left behind reset a quiet one).
+//
+// Both handlers give a request body BodyReadTimeout (10 s) to arrive, from
+// when they start: a client that trickles it is answered 408 and loses the
+// connection, though the http.Server sets no ReadTimeout. The server's
+// other limits (ReadHeaderTimeout, IdleTimeout) are the host's to set.
 //
 // The cost does not grow with the crowd. The streams of a campaign in one
 // process share one poller, which every StreamPoll (1 s) reads the line's
@@ -62,7 +71,10 @@
 // embedded in the package (no build step, nothing from another origin). All
 // open streams share one gather of the list per AdminConfig.StreamInterval,
 // so many open pages cost the Registry and the Queue no more reads than one,
-// and AdminConfig.MaxStreams bounds how many are open. The page goes through
+// and AdminConfig.MaxStreams bounds how many are open (64), and
+// MaxStreamsPerOperator how many one operator holds (4). Admin writes take
+// application/json only (415 otherwise): a form or text/plain body is what
+// another site's page can post without a preflight. The page goes through
 // Authorize like every admin route; since a browser's EventSource sends no
 // Authorization header, authorize operators' browsers with a cookie or a
 // gateway.

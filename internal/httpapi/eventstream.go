@@ -20,7 +20,12 @@ func openEventStream(w http.ResponseWriter, r *http.Request) bool {
 
 // eventWriter writes an event stream's chunks, each flushed at once and
 // under a write deadline, so a client that stops reading cannot hold its
-// stream (and its slot) forever.
+// stream (and its slot) forever. Between writes the stream has no write
+// deadline: the first write replaces the http.Server's WriteTimeout, which
+// would otherwise cut the stream, and on HTTP/2 a deadline that passes
+// resets the stream even while nothing is being written, so one left in
+// place after a write would end a stream quiet for longer than the
+// timeout (a heartbeat interval is longer).
 type eventWriter struct {
 	rc      *http.ResponseController
 	w       http.ResponseWriter
@@ -38,7 +43,13 @@ func (e eventWriter) write(chunk []byte) error {
 	if _, err := e.w.Write(chunk); err != nil {
 		return err
 	}
-	return e.rc.Flush()
+	if err := e.rc.Flush(); err != nil {
+		return err
+	}
+	if err := e.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 // comment writes an SSE comment, which EventSource ignores (heartbeats).

@@ -62,6 +62,7 @@ func ExampleNewAdmin() {
 	send := func(method, path, body, token string) {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json") // writes take JSON only
 		rr := httptest.NewRecorder()
 		h.ServeHTTP(rr, req)
 		fmt.Print(rr.Code, " ", rr.Body.String())

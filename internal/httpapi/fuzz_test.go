@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -573,7 +574,8 @@ func adminRoute(escaped string) (route, id string) {
 // documented status, never a 5xx (the memory backends do not fail, and one
 // stream is far from MaxStreams); every error answer is JSON
 // {"error": {"code", "message"}} with a code documented for its status;
-// nothing passes without the admin token; a create or change whose body is
+// nothing passes without the admin token; no write succeeds with a body
+// not declared JSON (415); a JSON create or change whose body is
 // over MaxBodyBytes answers 413 unless what lies within the limit is already
 // refused (malformed JSON), and 413 only answers such a body; successes have
 // their documented shape.
@@ -587,26 +589,30 @@ func FuzzAdminHandler(f *testing.F) {
 		{"GET", "/admin/campaigns", "", "", "", false},
 		{"GET", "/admin/campaigns", "Bearer viewer", "", "", false},
 		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", create, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", create, true},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"drop","stock":1}`, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"x y","stock":1}`, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":0}`, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1,"version":3}`, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1,"mode":"v1-validate-first","interval_ms":-1}`, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1,"mode":"v1-validate-first"}`, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1} {}`, false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `{"id":"n","stock":1}` + strings.Repeat(" ", fuzzAdminMaxBody), false},
-		{"POST", "/admin/campaigns", fuzzAdminToken, "", `null`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", create, true},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"drop","stock":1}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"x y","stock":1}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"n","stock":0}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"n","stock":1,"version":3}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"n","stock":1,"mode":"v1-validate-first","interval_ms":-1}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"n","stock":1,"mode":"v1-validate-first"}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"n","stock":1} {}`, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `{"id":"n","stock":1}` + strings.Repeat(" ", fuzzAdminMaxBody), false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/json", `null`, false},
 		{"POST", "/admin/campaigns", fuzzAdminToken, "", ``, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "", create, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "text/plain", create, false},
+		{"POST", "/admin/campaigns", fuzzAdminToken, "application/x-www-form-urlencoded", "id=n&stock=1", false},
+		{"POST", "/admin/campaigns/drop/pause", fuzzAdminToken, "multipart/form-data; boundary=x", "", false},
 		{"GET", "/admin/campaigns/drop", fuzzAdminToken, "", "", false},
 		{"GET", "/admin/campaigns/nope", fuzzAdminToken, "", "", false},
 		{"GET", "/admin/campaigns/a%7Bb%7D", fuzzAdminToken, "", "", false},
-		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "", `{"version":1,"stock":50,"interval_ms":500}`, false},
-		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "", `{"version":1,"stock":0}`, false},
-		{"PATCH", "/admin/campaigns/sold", fuzzAdminToken, "", `{"version":1,"stock":3}`, false},
-		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "", `{"version":2,"paused":true}`, false},
-		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "", `{"version":1,"opens_at":"not a time","closes_at":null}`, false},
-		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "", `{"version":1,"max_waiting":-5}`, false},
+		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "application/json", `{"version":1,"stock":50,"interval_ms":500}`, false},
+		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "application/json", `{"version":1,"stock":0}`, false},
+		{"PATCH", "/admin/campaigns/sold", fuzzAdminToken, "application/json", `{"version":1,"stock":3}`, false},
+		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "application/json", `{"version":2,"paused":true}`, false},
+		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "application/json", `{"version":1,"opens_at":"not a time","closes_at":null}`, false},
+		{"PATCH", "/admin/campaigns/drop", fuzzAdminToken, "application/json", `{"version":1,"max_waiting":-5}`, false},
 		{"DELETE", "/admin/campaigns/done?version=1&retention=24h", fuzzAdminToken, "", "", false},
 		{"DELETE", "/admin/campaigns/drop?version=1&retention=0s", fuzzAdminToken, "", "", false},
 		{"DELETE", "/admin/campaigns/done?version=1", fuzzAdminToken, "", "", false},
@@ -649,12 +655,18 @@ func FuzzAdminHandler(f *testing.F) {
 		req := method + " " + strconv.Quote(target)
 		route, id := adminRoute(r.URL.EscapedPath())
 		authorized := auth == fuzzAdminToken
+		ct := r.Header.Get("Content-Type")
+		mt, _, _ := mime.ParseMediaType(ct)
+		declaredJSON := mt == "application/json" || ct == "" && r.ContentLength == 0
 
 		if !authorized && status/100 != 4 {
 			t.Fatalf("%s: without the admin token (Authorization %q): %d %q", req, auth, status, got)
 		}
+		if !declaredJSON && method != http.MethodGet && method != http.MethodHead && status/100 == 2 {
+			t.Fatalf("%s: a write with Content-Type %q and %d body bytes: %d %q, not refused", req, ct, len(body), status, got)
+		}
 		var fields map[string]json.RawMessage
-		if authorized && overLimitNeeds413(body, fuzzAdminMaxBody, &fields) && status != http.StatusRequestEntityTooLarge && !isRedirect(r, status, res.Header) &&
+		if authorized && declaredJSON && overLimitNeeds413(body, fuzzAdminMaxBody, &fields) && status != http.StatusRequestEntityTooLarge && !isRedirect(r, status, res.Header) &&
 			(route == "list" && method == http.MethodPost || route == "one" && method == http.MethodPatch && couponq.ValidateID(id) == nil) {
 			t.Fatalf("%s: a body of %d bytes, over MaxBodyBytes (%d): %d %q, not 413", req, len(body), fuzzAdminMaxBody, status, got)
 		}
@@ -712,6 +724,11 @@ func FuzzAdminHandler(f *testing.F) {
 			checkErrorBody(t, req, status, res.Header, got, "body_too_large")
 			if len(body) <= fuzzAdminMaxBody {
 				t.Fatalf("%s: 413 for a body of %d bytes, within MaxBodyBytes", req, len(body))
+			}
+		case http.StatusUnsupportedMediaType:
+			checkErrorBody(t, req, status, res.Header, got, "unsupported_media_type")
+			if declaredJSON {
+				t.Fatalf("%s: 415 for Content-Type %q with %d body bytes", req, ct, len(body))
 			}
 		default:
 			if isRedirect(r, status, res.Header) {

@@ -71,8 +71,33 @@ type Config struct {
 	// busy with Retry-After. Zero means 20,000.
 	StreamMax int
 	// StreamWriteTimeout bounds each write to a status stream, so a client
-	// that stops reading frees its slot. Zero means 10s.
+	// that stops reading frees its slot. Between writes a stream holds no
+	// write deadline, the http.Server's WriteTimeout included: a server
+	// may set one for its other routes without cutting the streams. Zero
+	// means 10s.
 	StreamWriteTimeout time.Duration
+	// StreamMaxPerUser bounds the status streams one user holds open at
+	// once, over all campaigns (tabs count); beyond it a new stream
+	// answers 429 too_many_streams with Retry-After. Zero means 8;
+	// negative, no cap.
+	StreamMaxPerUser int
+	// StreamMaxPerAddr bounds the status streams open at once from one
+	// client address (ClientAddr), whatever their users; beyond it 429
+	// too_many_streams. Zero means 256; negative, no cap.
+	StreamMaxPerAddr int
+	// ClientAddr returns a request's client address, for StreamMaxPerAddr;
+	// "" exempts the request from that cap. Nil means the host of
+	// r.RemoteAddr — behind a proxy or load balancer, that is the proxy's
+	// address, shared by every client: return the address the proxy
+	// forwards instead (its X-Forwarded-For entry, as your proxy sets it),
+	// or set StreamMaxPerAddr negative.
+	ClientAddr func(r *http.Request) string
+	// BodyReadTimeout bounds how long a request with a body (an admission
+	// with its JSON) may take to send it, from when the handler starts: a
+	// client that sends the headers and trickles the body gets 408 and its
+	// connection closed. A server whose ReadTimeout is shorter is left to
+	// it. Zero means 10s.
+	BodyReadTimeout time.Duration
 }
 
 // HeaderUser returns a Config.User that reads the user ID from a request
@@ -114,10 +139,13 @@ type Handler struct {
 // The admission body is optional JSON, {"request_id": "..."}. Errors answer
 // JSON {"error": {"code": ..., "message": ...}} with 400 invalid_id /
 // bad_request, 401 unauthenticated, 403 not_open / closed, 404
-// unknown_campaign / not_found, 405 method_not_allowed (with Allow), 409
-// duplicate, 410 sold_out / line_full, 413 body_too_large, 501
-// unsupported, 503 busy / unavailable (with Retry-After), 500
-// internal. The codes are couponq.Code's.
+// unknown_campaign / not_found, 405 method_not_allowed (with Allow), 408
+// request_timeout (a body slower than BodyReadTimeout), 409 duplicate, 410
+// sold_out / line_full, 413 body_too_large, 429 too_many_streams (with
+// Retry-After: a user or address past StreamMaxPerUser or
+// StreamMaxPerAddr), 501 unsupported, 503 busy / unavailable (with
+// Retry-After), 500 internal. The codes of the Service's errors are
+// couponq.Code's.
 func New(cfg Config) (*Handler, error) {
 	if cfg.Service == nil || cfg.User == nil {
 		return nil, fmt.Errorf("%w: httpapi: Service and User are required", couponq.ErrInvalidConfig)
@@ -125,8 +153,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxBodyBytes < 0 || cfg.RetryAfter < 0 {
 		return nil, fmt.Errorf("%w: httpapi: MaxBodyBytes and RetryAfter must be >= 0", couponq.ErrInvalidConfig)
 	}
-	if cfg.StreamPoll < 0 || cfg.HeartbeatInterval < 0 || cfg.StreamMax < 0 || cfg.StreamWriteTimeout < 0 {
-		return nil, fmt.Errorf("%w: httpapi: StreamPoll, HeartbeatInterval, StreamMax and StreamWriteTimeout must be >= 0", couponq.ErrInvalidConfig)
+	if cfg.StreamPoll < 0 || cfg.HeartbeatInterval < 0 || cfg.StreamMax < 0 || cfg.StreamWriteTimeout < 0 || cfg.BodyReadTimeout < 0 {
+		return nil, fmt.Errorf("%w: httpapi: StreamPoll, HeartbeatInterval, StreamMax, StreamWriteTimeout and BodyReadTimeout must be >= 0", couponq.ErrInvalidConfig)
 	}
 	if cfg.BasePath != "" && (!strings.HasPrefix(cfg.BasePath, "/") || strings.HasSuffix(cfg.BasePath, "/")) {
 		return nil, fmt.Errorf("%w: httpapi: BasePath %q must start and not end with /", couponq.ErrInvalidConfig, cfg.BasePath)
@@ -136,6 +164,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = time.Second
+	}
+	if cfg.BodyReadTimeout == 0 {
+		cfg.BodyReadTimeout = defaultBodyReadTimeout
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	if h.log == nil {
@@ -166,7 +197,10 @@ func (h *Handler) notAllowed(path, allowed string) {
 }
 
 // ServeHTTP serves the routes New lists.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	limitBodyRead(w, r, h.cfg.BodyReadTimeout)
+	h.mux.ServeHTTP(w, r)
+}
 
 // TicketResponse is the 202 body of an admission (and the body of a 409/410
 // for a user already served).
@@ -174,7 +208,9 @@ type TicketResponse struct {
 	Campaign        string `json:"campaign"`
 	Entry           int64  `json:"entry"`
 	Position        int64  `json:"position"`
-	EstimatedWaitMS int64  `json:"estimated_wait_ms"`
+	// EstimatedWaitMS is absent when there is no estimate (not waiting,
+	// beyond the stock, the campaign paused).
+	EstimatedWaitMS int64  `json:"estimated_wait_ms,omitempty"`
 	State           string `json:"state"`
 	Repeat          bool   `json:"repeat"`
 	// BeyondStock: the position is past the stock that remains; unless
@@ -228,6 +264,10 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request) {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				h.fail(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), nil)
+				return
+			}
+			if bodyTimedOut(err) {
+				requestTimeout(w)
 				return
 			}
 			h.fail(w, http.StatusBadRequest, "bad_request", "body must be empty or JSON {\"request_id\": \"...\"}: "+err.Error(), nil)
@@ -386,8 +426,10 @@ func (t *TicketResponse) appendJSON(b []byte) []byte {
 	b = strconv.AppendInt(b, t.Entry, 10)
 	b = append(b, `,"position":`...)
 	b = strconv.AppendInt(b, t.Position, 10)
-	b = append(b, `,"estimated_wait_ms":`...)
-	b = strconv.AppendInt(b, t.EstimatedWaitMS, 10)
+	if t.EstimatedWaitMS != 0 {
+		b = append(b, `,"estimated_wait_ms":`...)
+		b = strconv.AppendInt(b, t.EstimatedWaitMS, 10)
+	}
 	b = append(b, `,"state":`...)
 	b = appendJSONString(b, t.State)
 	b = append(b, `,"repeat":`...)

@@ -18,7 +18,8 @@ import (
 var liveFiles embed.FS
 
 // streamWriteTimeout bounds one write to a live stream, so a client that
-// stops reading frees its stream slot instead of holding it.
+// stops reading frees its stream slot instead of holding it. No deadline
+// holds between writes (see eventWriter).
 const streamWriteTimeout = 10 * time.Second
 
 // liveAsset is one embedded file of the live page, served as is.
@@ -84,6 +85,13 @@ func (a *admin) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.open.Done()
+	op := a.cfg.Operator(r)
+	if !a.takeStream(op) {
+		tooManyStreams(w, a.cfg.RetryAfter, fmt.Sprintf(
+			"%d live streams are open for this operator, the most one may hold; close one before opening more", a.perOperator.max))
+		return
+	}
+	defer a.giveStream(op)
 	select {
 	case a.streams <- struct{}{}:
 		defer func() { <-a.streams }()
@@ -116,7 +124,7 @@ func (a *admin) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := &sseWriter{eventWriter: newEventWriter(w, streamWriteTimeout)}
-	defer func() { _ = out.rc.SetWriteDeadline(time.Time{}) }() // the connection may serve other requests
+	defer out.done()
 	// retry: how long EventSource waits before reconnecting after a drop.
 	if err := out.write(fmt.Appendf(nil, "retry: %d\n", a.cfg.RetryAfter.Milliseconds())); err != nil {
 		return
@@ -125,6 +133,20 @@ func (a *admin) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.follow(ctx, out, snap)
+}
+
+// takeStream counts a live stream in for operator op, unless op holds
+// MaxStreamsPerOperator already.
+func (a *admin) takeStream(op string) bool {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	return a.perOperator.take(op)
+}
+
+func (a *admin) giveStream(op string) {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	a.perOperator.give(op)
 }
 
 // follow sends every newer snapshot, one per StreamInterval, and a comment

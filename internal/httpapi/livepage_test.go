@@ -229,6 +229,7 @@ func TestLiveStreamsShareOneGatherPerInterval(t *testing.T) {
 		stats.Lines = c.Campaigns.Lines
 		c.Campaigns.Lines = stats
 		c.StreamInterval = interval
+		c.MaxStreamsPerOperator = -1 // every stream is this test's
 	}, couponq.Campaign{ID: "a", Stock: 5}, couponq.Campaign{ID: "b", Stock: 5}, couponq.Campaign{ID: "c", Stock: 5})
 
 	start := time.Now()
@@ -378,6 +379,7 @@ func TestNewAdminValidatesStreamFields(t *testing.T) {
 		"StreamInterval":  func(c *httpapi.AdminConfig) { c.StreamInterval = -time.Second },
 		"StreamHeartbeat": func(c *httpapi.AdminConfig) { c.StreamHeartbeat = -time.Second },
 		"MaxStreams":      func(c *httpapi.AdminConfig) { c.MaxStreams = -1 },
+		"BodyReadTimeout": func(c *httpapi.AdminConfig) { c.BodyReadTimeout = -time.Second },
 	} {
 		reg, err := memline.NewRegistry()
 		require.NoError(t, err)

@@ -47,10 +47,13 @@ type statusHub struct {
 
 	poll, heartbeat, writeTimeout, retry time.Duration
 	max                                  int
+	clientAddr                           func(*http.Request) string
 
 	mu      sync.Mutex
-	open    int  // streams holding a slot (of max)
-	closed  bool // Close was called
+	open    int          // streams holding a slot (of max)
+	perUser streamCounts // the slots each user holds (of StreamMaxPerUser)
+	perAddr streamCounts // the slots each client address holds (of StreamMaxPerAddr)
+	closed  bool         // Close was called
 	closing chan struct{}
 	lines   map[string]*linePoller // by campaign: the pollers of campaigns with streams
 	servers serverGates            // the servers streams came through, for their shutdown
@@ -64,9 +67,14 @@ func newStatusHub(h *Handler) *statusHub {
 	hub := &statusHub{
 		svc: c.Service, stats: c.Stats, catalog: c.Catalog, log: h.log,
 		poll: c.StreamPoll, heartbeat: c.HeartbeatInterval, writeTimeout: c.StreamWriteTimeout, retry: c.RetryAfter,
-		max:     c.StreamMax,
+		max: c.StreamMax, clientAddr: c.ClientAddr,
+		perUser: streamCounts{max: withDefault(c.StreamMaxPerUser, defaultStreamMaxPerUser)},
+		perAddr: streamCounts{max: withDefault(c.StreamMaxPerAddr, defaultStreamMaxPerAddr)},
 		closing: make(chan struct{}),
 		lines:   map[string]*linePoller{},
+	}
+	if hub.clientAddr == nil {
+		hub.clientAddr = remoteHost
 	}
 	if hub.poll == 0 {
 		hub.poll = defaultStreamPoll
@@ -112,14 +120,30 @@ func (hub *statusHub) close() {
 	hub.pollers.Wait()
 }
 
-// acquire takes a stream slot; it returns "" or the code to refuse with.
-func (hub *statusHub) acquire() string {
+// Why acquire refuses a stream slot, besides the Close and MaxStreams
+// codes.
+const (
+	refusedUser = "user"
+	refusedAddr = "addr"
+)
+
+// acquire takes a stream slot for user from addr; it returns "" or why
+// not: couponq.CodeUnavailable (closed), refusedUser or refusedAddr (a
+// cap of theirs), couponq.CodeBusy (MaxStreams).
+func (hub *statusHub) acquire(user, addr string) string {
 	hub.mu.Lock()
 	defer hub.mu.Unlock()
 	switch {
 	case hub.closed:
 		return couponq.CodeUnavailable
+	case !hub.perUser.take(user):
+		return refusedUser
+	case !hub.perAddr.take(addr):
+		hub.perUser.give(user)
+		return refusedAddr
 	case hub.open >= hub.max:
+		hub.perUser.give(user)
+		hub.perAddr.give(addr)
 		return couponq.CodeBusy
 	}
 	hub.open++
@@ -127,9 +151,11 @@ func (hub *statusHub) acquire() string {
 	return ""
 }
 
-func (hub *statusHub) release() {
+func (hub *statusHub) release(user, addr string) {
 	hub.mu.Lock()
 	hub.open--
+	hub.perUser.give(user)
+	hub.perAddr.give(addr)
 	hub.mu.Unlock()
 	hub.streams.Done()
 }
@@ -323,8 +349,8 @@ func (p *linePoller) tick() {
 			resp := StatusResponse{Campaign: p.campaign, Entry: s.entry, State: string(couponq.StateWaiting), Position: pos}
 			if c.BeyondStock(pos, claimed) {
 				resp.BeyondStock = true
-			} else {
-				resp.EstimatedWaitMS = c.EstimatedWait(pos).Milliseconds()
+			} else if w, known := c.EstimateWait(pos, claimed); known {
+				resp.EstimatedWaitMS = w.Milliseconds()
 			}
 			s.deliver(statusUpdate{resp: resp})
 		}
@@ -409,15 +435,24 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	switch code := hub.acquire(); code {
+	addr := hub.clientAddr(r)
+	switch code := hub.acquire(user, addr); code {
 	case couponq.CodeUnavailable:
 		h.retryLater(w, code, "the server is shutting down, retry shortly")
+		return
+	case refusedUser:
+		tooManyStreams(w, hub.retry, fmt.Sprintf(
+			"this user has %d status streams open, the most one user may hold; close one (another tab?) before opening more", hub.perUser.max))
+		return
+	case refusedAddr:
+		tooManyStreams(w, hub.retry, fmt.Sprintf(
+			"%d status streams are open from this address, the most one address may hold; retry later", hub.perAddr.max))
 		return
 	case couponq.CodeBusy:
 		h.retryLater(w, code, fmt.Sprintf("%d status streams are open, the most this server holds; retry shortly", hub.max))
 		return
 	}
-	defer hub.release()
+	defer hub.release(user, addr)
 	campaign := r.PathValue("campaign")
 	st, err := h.cfg.Service.Status(r.Context(), campaign, user)
 	if err != nil {
@@ -435,6 +470,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if !openEventStream(w, r) {
 		return
 	}
+	// Each write has StreamWriteTimeout; none holds between writes, so the
+	// http.Server's WriteTimeout, meant for quick answers, does not cut
+	// the stream.
 	out := &statusEventWriter{eventWriter: newEventWriter(w, hub.writeTimeout)}
 	defer out.done()
 	if err := out.status(first, hub.retryField()); err != nil || final {

@@ -510,6 +510,7 @@ func TestStatusEventsConfigValidated(t *testing.T) {
 		func(c *httpapi.Config) { c.HeartbeatInterval = -1 },
 		func(c *httpapi.Config) { c.StreamMax = -1 },
 		func(c *httpapi.Config) { c.StreamWriteTimeout = -1 },
+		func(c *httpapi.Config) { c.BodyReadTimeout = -1 },
 	} {
 		cfg := httpapi.Config{Service: svc, User: httpapi.HeaderUser("X-User")}
 		change(&cfg)
@@ -611,7 +612,7 @@ func (w *pushWriter) last(t *testing.T) (httpapi.StatusResponse, bool) {
 
 func TestStatusEventsOneLineReadPerTickForManyStreams(t *testing.T) {
 	const users, poll = 1000, 25 * time.Millisecond
-	e := newPush(t, func(c *httpapi.Config) { c.StreamPoll = poll },
+	e := newPush(t, func(c *httpapi.Config) { c.StreamPoll = poll; c.StreamMaxPerAddr = -1 }, // one test client
 		couponq.Campaign{ID: "drop", Stock: 10_000, BatchSize: 100, Interval: time.Second})
 	names := make([]string, users)
 	for i := range names {

@@ -1,77 +1,51 @@
 package main
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"strings"
+	"os"
 
-	"github.com/couponq/couponq/node"
+	"github.com/couponq/couponq/examples/internal/admintoken"
+	"github.com/couponq/couponq/examples/redis-kafka/internal/adminsession"
 )
 
-// minAdminToken is the shortest admin token the api accepts.
-const minAdminToken = 16
+// sessionKeyEnv holds the admin session key unless -admin-session-key-file
+// does.
+const sessionKeyEnv = "COUPONQ_ADMIN_SESSION_KEY"
 
-// adminCookie is the cookie login sets: a browser's EventSource (the live
-// page's stream) cannot send an Authorization header.
-const adminCookie = "couponq_admin"
-
-// adminAuthorize is the admin handler's Authorize: "Authorization: Bearer
-// TOKEN", compared in constant time. Reads (GET and HEAD: the list, the
-// live page and its stream) also accept the token in the adminCookie
-// cookie; changes never do, so a page on another site cannot make a
-// logged-in operator's browser change a campaign. A refusal answers 401.
-func adminAuthorize(token string) func(*http.Request) error {
-	matches := tokenMatcher(token)
-	return func(r *http.Request) error {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			if c, err := r.Cookie(adminCookie); err == nil {
-				got, ok = c.Value, true
-			}
-		}
-		if !ok {
-			return fmt.Errorf("%w: send Authorization: Bearer <admin token>", node.ErrUnauthenticated)
-		}
-		if !matches(got) {
-			return fmt.Errorf("%w: wrong admin token", node.ErrUnauthenticated)
-		}
-		return nil
+// loadSecrets reads the admin token (from $COUPONQ_ADMIN_TOKEN,
+// -admin-token-file or, with a warning, the deprecated -admin-token) and the
+// session key (from keyFile or $COUPONQ_ADMIN_SESSION_KEY; neither leaves it
+// nil: a random key per process) into o. The command line never holds
+// either but through the deprecated flag, which /debug/vars redacts.
+func (o *options) loadSecrets(log *slog.Logger, token *admintoken.Source, keyFile string) error {
+	var err error
+	if o.token, err = token.Token(); err != nil {
+		return err
 	}
+	if token.Deprecated {
+		log.Warn(admintoken.DeprecationWarning)
+	}
+	if keyFile != "" {
+		key, err := admintoken.ReadFile(keyFile)
+		if err != nil {
+			return fmt.Errorf("admin session key: %w", err)
+		}
+		o.sessionKey = []byte(key)
+	} else if key := os.Getenv(sessionKeyEnv); key != "" {
+		o.sessionKey = []byte(key)
+	}
+	return nil
 }
 
-// tokenMatcher reports whether a given token is token, compared in
-// constant time.
-func tokenMatcher(token string) func(string) bool {
-	want := sha256.Sum256([]byte(token))
-	return func(got string) bool {
-		sum := sha256.Sum256([]byte(got))
-		return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
-	}
-}
-
-// login serves a form that takes the admin token and, if it is right, sets
-// it as the adminCookie (HttpOnly, SameSite=Strict, for path /admin) and
-// sends the browser to the live page at next.
-func login(token, next string) http.Handler {
-	matches := tokenMatcher(token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		if r.Method != http.MethodPost {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = fmt.Fprint(w, `<!doctype html><title>couponq admin</title><form method="post">`+
-				`<label>Admin token <input type="password" name="token" autofocus></label> <button>Open the live page</button></form>`)
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, 4096)
-		given := r.PostFormValue("token")
-		if !matches(given) {
-			http.Error(w, "wrong admin token", http.StatusUnauthorized)
-			return
-		}
-		http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: given, Path: "/admin", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
-		http.Redirect(w, r, next, http.StatusSeeOther)
-	})
+// adminRoutes mounts the admin handler at /admin/ (its Authorize being
+// sessions.Authorize: the bearer token, or for reads a session cookie), the
+// login form at /login (which lands on the live page) and the logout at
+// POST /admin/logout, under the cookie's path so the browser sends the
+// session there.
+func adminRoutes(mux *http.ServeMux, admin http.Handler, sessions *adminsession.Manager) {
+	mux.Handle("/admin/", admin)
+	mux.Handle("/login", sessions.Login("/admin/live"))
+	mux.Handle("POST "+sessions.LogoutPath(), sessions.Logout("/login"))
 }

@@ -21,15 +21,19 @@
 //
 // The user is read from the X-User header: a stand-in for real
 // authentication. The admin handler wants "Authorization: Bearer TOKEN",
-// TOKEN being -admin-token or $COUPONQ_ADMIN_TOKEN; the api refuses to start
-// without one. Operators' browsers log in at /login (the token becomes a
-// cookie good for reads only) and land on the live page, /admin/live.
+// TOKEN being $COUPONQ_ADMIN_TOKEN or the contents of -admin-token-file (never
+// a flag's value: the command line shows in ps and on /debug/vars; the
+// -admin-token flag still works, deprecated, and /debug/vars redacts it); the
+// api refuses to start without one. Operators' browsers log in at /login,
+// which exchanges the token for a signed session cookie good for reads only
+// (8 hours, -admin-session-ttl; see internal/adminsession), land on the live
+// page, /admin/live, and log out with POST /admin/logout.
 //
 // Probes and metrics are on a second listener, -ops-addr, for the load
 // balancer and Prometheus, not the public: /healthz (liveness), /readyz
 // (Redis and Kafka answer), /metrics (Prometheus, couponq/metrics/prom) and
 // /debug/vars (expvar, which shows the command line, backend addresses
-// included).
+// included, secrets redacted).
 package main
 
 import (
@@ -52,13 +56,19 @@ import (
 	"github.com/couponq/couponq/couponq/metrics/prom"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
+	"github.com/couponq/couponq/examples/internal/admintoken"
+	"github.com/couponq/couponq/examples/redis-kafka/internal/adminsession"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/ops"
 	"github.com/couponq/couponq/node"
 )
 
 type options struct {
 	addr, opsAddr, redis, redisMaster, prefix string
-	brokers, topic, token                     string
+	brokers, topic                            string
+	token                                     string        // the admin token, from admintoken.Source
+	sessionKey                                []byte        // signs the admin sessions; nil: random per process
+	sessionTTL                                time.Duration // how long an admin session lasts
+	trustedProxies                            string        // TLS-terminating proxies in front, comma-separated
 }
 
 func main() {
@@ -70,18 +80,29 @@ func main() {
 	flag.StringVar(&o.prefix, "prefix", "example", "Redis key prefix; every api and worker of one fleet uses the same")
 	flag.StringVar(&o.brokers, "kafka", "127.0.0.1:9092", "Kafka bootstrap servers (V1 campaigns publish from the request)")
 	flag.StringVar(&o.topic, "topic", "couponq-entries", "Kafka topic; the workers' -topic")
-	flag.StringVar(&o.token, "admin-token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "bearer token for /admin/ (default $COUPONQ_ADMIN_TOKEN); required")
+	tokenSource := admintoken.Register(flag.CommandLine)
+	keyFile := flag.String("admin-session-key-file", "", "read the key that signs admin sessions from this file, at least 32 bytes; give every api of a fleet the same one so that a browser's session is good on any (default $"+sessionKeyEnv+"; neither: a random key per process)")
+	flag.DurationVar(&o.sessionTTL, "admin-session-ttl", adminsession.DefaultTTL, "how long an admin session from /login lasts")
+	flag.StringVar(&o.trustedProxies, "trusted-proxies", "", "TLS-terminating proxies in front of the api, comma-separated IPs or CIDRs: their X-Forwarded-Proto: https marks the session cookie Secure, and their X-Forwarded-For names the client /login's rate limit counts")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
-	if err := run(log, o); err != nil {
+	err := o.loadSecrets(log, tokenSource, *keyFile)
+	if err == nil {
+		err = run(log, o)
+	}
+	if err != nil {
 		log.Error("api", "err", err)
 		os.Exit(1)
 	}
 }
 
 func run(log *slog.Logger, o options) error {
-	if len(o.token) < minAdminToken {
-		return fmt.Errorf("an admin token of at least %d characters is required (-admin-token or COUPONQ_ADMIN_TOKEN): /admin/ changes campaigns", minAdminToken)
+	if len(o.token) < admintoken.MinLen {
+		return fmt.Errorf("an admin token of at least %d characters is required ($%s or -admin-token-file): /admin/ changes campaigns", admintoken.MinLen, admintoken.EnvVar)
+	}
+	proxies, err := adminsession.ParseTrustedProxies(o.trustedProxies)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -90,6 +111,14 @@ func run(log *slog.Logger, o options) error {
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(o.redis, ","), MasterName: o.redisMaster})
 	defer rdb.Close()
 	backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
+	if err != nil {
+		return err
+	}
+	// Logouts go to Redis, so that every api sharing a session key honors
+	// them.
+	sessions, err := adminsession.New(adminsession.Config{Token: o.token, Key: o.sessionKey, TTL: o.sessionTTL,
+		Path: "/admin", TrustedProxies: proxies, Logger: log,
+		Revocations: adminsession.RedisRevocations{Client: rdb, Prefix: o.prefix}})
 	if err != nil {
 		return err
 	}
@@ -114,14 +143,13 @@ func run(log *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
-	admin, err := n.AdminHandler(node.AdminConfig{Authorize: adminAuthorize(o.token), BasePath: "/admin"})
+	admin, err := n.AdminHandler(node.AdminConfig{Authorize: sessions.Authorize, BasePath: "/admin"})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", public)
-	mux.Handle("/admin/", admin)
-	mux.Handle("/login", login(o.token, "/admin/live"))
+	adminRoutes(mux, admin, sessions)
 	if err := n.Start(ctx); err != nil {
 		return err
 	}

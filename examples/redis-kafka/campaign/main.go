@@ -1,5 +1,7 @@
 // Command campaign manages the example's campaigns through the api's admin
-// HTTP handler (/admin/). The token is $COUPONQ_ADMIN_TOKEN (or -token).
+// HTTP handler (/admin/). The token is $COUPONQ_ADMIN_TOKEN, or the
+// contents of -token-file (-token still works, deprecated: a command line is
+// visible to ps).
 //
 //	go run ./campaign create -id spring -stock 1000 [-batch 100 -interval 1s -per-user 1 -max-waiting 0 -opens RFC3339 -closes RFC3339 -paused -shards N -v1]
 //	go run ./campaign list [ID ...]        # a table with the live numbers
@@ -27,10 +29,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/couponq/couponq/examples/internal/admintoken"
 	"github.com/couponq/couponq/internal/httpapi"
 )
 
-const usage = `usage: campaign [-admin URL] [-token T] COMMAND ...
+const usage = `usage: campaign [-admin URL] [-token-file FILE] COMMAND ...
 
 commands:
   create -id ID -stock N [-batch B] [-interval D] [-per-user N] [-max-waiting M] [-opens T] [-closes T] [-paused] [-shards N] [-v1]
@@ -45,12 +48,27 @@ commands:
 
 func main() {
 	admin := flag.String("admin", envOr("COUPONQ_ADMIN_URL", "http://127.0.0.1:8080/admin"), "admin base URL (default $COUPONQ_ADMIN_URL)")
-	token := flag.String("token", os.Getenv("COUPONQ_ADMIN_TOKEN"), "admin bearer token (default $COUPONQ_ADMIN_TOKEN)")
+	tokenFile := flag.String("token-file", "", "read the admin bearer token from this file (default $"+admintoken.EnvVar+")")
+	token := flag.String("token", "", "DEPRECATED, visible to ps: the admin bearer token itself; use $"+admintoken.EnvVar+" or -token-file")
 	flag.Usage = func() { fmt.Fprint(os.Stderr, usage, "\nflags:\n"); flag.PrintDefaults() }
 	flag.Parse()
 	if flag.NArg() == 0 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	switch {
+	case *tokenFile != "" && *token != "":
+		fmt.Fprintln(os.Stderr, "campaign: give the token once: -token-file or (deprecated) -token")
+		os.Exit(2)
+	case *tokenFile != "":
+		t, err := admintoken.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "campaign: -token-file:", err)
+			os.Exit(1)
+		}
+		*token = t
+	case *token == "":
+		*token = os.Getenv(admintoken.EnvVar)
 	}
 	c := &client{base: strings.TrimSuffix(*admin, "/"), token: *token, http: &http.Client{Timeout: 10 * time.Second}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

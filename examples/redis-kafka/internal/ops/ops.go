@@ -6,11 +6,18 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"expvar"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,15 +83,110 @@ func (o Observers) ObserveLines(l node.Lines) {
 // Handler returns the operations routes, for the load balancer and
 // Prometheus, not the public: /healthz (the node's liveness), /readyz (its
 // readiness: Redis, the Store, Kafka), /metrics (reg, in Prometheus's
-// format) and /debug/vars (expvar, which shows the command line, backend
-// addresses included).
+// format) and /debug/vars (expvar, Vars: the command line with its secrets
+// redacted, backend addresses included).
 func Handler(n *node.Node, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", n.Liveness())
 	mux.Handle("/readyz", n.Readiness())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /debug/vars", expvar.Handler())
+	mux.Handle("GET /debug/vars", Vars())
 	return mux
+}
+
+// Redacted replaces a secret in the command line Vars serves.
+const Redacted = "REDACTED"
+
+// secretFlags are the flags whose whole value is a secret.
+var secretFlags = map[string]bool{"admin-token": true}
+
+// dsnFlags are the flags whose value is a DSN that may hold a password.
+var dsnFlags = map[string]bool{"postgres": true}
+
+// Vars is expvar.Handler with expvar's "cmdline" (os.Args, read at each
+// request) passed through RedactArgs: whoever reads the operations port
+// (Prometheus, a load balancer) sees the flags and the backend addresses,
+// never the admin token nor a database password.
+func Vars() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		var b strings.Builder
+		b.WriteString("{\n")
+		first := true
+		expvar.Do(func(kv expvar.KeyValue) {
+			if !first {
+				b.WriteString(",\n")
+			}
+			first = false
+			v := kv.Value.String()
+			if kv.Key == "cmdline" {
+				enc, err := json.Marshal(RedactArgs(os.Args))
+				if err != nil {
+					enc = []byte("null")
+				}
+				v = string(enc)
+			}
+			fmt.Fprintf(&b, "%q: %s", kv.Key, v)
+		})
+		b.WriteString("\n}\n")
+		_, _ = io.WriteString(w, b.String())
+	})
+}
+
+// RedactArgs returns a copy of a command line with the values of its secret
+// flags replaced by Redacted (-admin-token X, -admin-token=X, with one or
+// two dashes) and the password in a -postgres DSN (URL or key=value form).
+func RedactArgs(args []string) []string {
+	out := append([]string(nil), args...)
+	for i := 1; i < len(out); i++ {
+		name, ok := strings.CutPrefix(out[i], "-")
+		if !ok || name == "-" || name == "" {
+			continue
+		}
+		name = strings.TrimPrefix(name, "-")
+		name, value, inline := strings.Cut(name, "=")
+		var redact func(string) string
+		switch {
+		case secretFlags[name]:
+			redact = func(string) string { return Redacted }
+		case dsnFlags[name]:
+			redact = redactDSN
+		default:
+			continue
+		}
+		if inline {
+			out[i] = out[i][:len(out[i])-len(value)] + redact(value)
+		} else if i+1 < len(out) {
+			i++
+			out[i] = redact(out[i])
+		}
+	}
+	return out
+}
+
+var dsnPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+
+// redactDSN hides the password of a URL DSN (postgres://user:pw@host/db)
+// or a key=value one (host=db password=pw).
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), Redacted)
+			dsn = u.String()
+		}
+	}
+	return dsnPassword.ReplaceAllString(dsn, "${1}"+Redacted)
+}
+
+// Server returns the http.Server the example serves h with, with time
+// limits at the edge, so no client holds a connection by sending slowly or
+// not at all: 5 s for a request's headers, 10 s for the whole request with
+// its body, 30 s to write an answer, 60 s for an idle keep-alive
+// connection. The node's status and live streams outlive WriteTimeout:
+// they bound each of their own writes and hold no deadline between them.
+func Server(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 }
 
 // Listener is one address to serve.
@@ -112,7 +214,7 @@ func Serve(ctx context.Context, log *slog.Logger, timeout time.Duration, ready f
 			return err
 		}
 		lns = append(lns, ln)
-		servers = append(servers, &http.Server{Handler: l.Handler, ReadHeaderTimeout: 5 * time.Second})
+		servers = append(servers, Server(l.Handler))
 		log.Info(l.Name+" listening", "addr", ln.Addr().String())
 	}
 	errc := make(chan error, len(servers))

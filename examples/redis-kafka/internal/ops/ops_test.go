@@ -2,14 +2,18 @@ package ops_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -105,4 +109,58 @@ func TestServeReportsAListenFailure(t *testing.T) {
 		ops.Listener{Name: "taken", Addr: ln.Addr().String(), Handler: http.NotFoundHandler()})
 	assert.Error(t, err)
 	assert.False(t, ready)
+}
+
+func TestRedactArgs(t *testing.T) {
+	const tok = "the-admin-token-0123456789"
+	cases := map[string][2][]string{
+		"separate":       {{"api", "-admin-token", tok, "-addr", ":80"}, {"api", "-admin-token", ops.Redacted, "-addr", ":80"}},
+		"inline":         {{"api", "-admin-token=" + tok}, {"api", "-admin-token=" + ops.Redacted}},
+		"double dash":    {{"api", "--admin-token", tok}, {"api", "--admin-token", ops.Redacted}},
+		"double inline":  {{"api", "--admin-token=" + tok}, {"api", "--admin-token=" + ops.Redacted}},
+		"last, no value": {{"api", "-admin-token"}, {"api", "-admin-token"}},
+		"file is fine":   {{"api", "-admin-token-file", "/run/secrets/t"}, {"api", "-admin-token-file", "/run/secrets/t"}},
+		"url dsn": {{"worker", "-postgres", "postgres://couponq:s3cret@db:5432/couponq?sslmode=disable"},
+			{"worker", "-postgres", "postgres://couponq:" + ops.Redacted + "@db:5432/couponq?sslmode=disable"}},
+		"url dsn, no password": {{"worker", "-postgres=postgres://couponq@db/couponq"}, {"worker", "-postgres=postgres://couponq@db/couponq"}},
+		"keyword dsn": {{"worker", "-postgres", "host=db user=couponq password=s3cret dbname=couponq"},
+			{"worker", "-postgres", "host=db user=couponq password=" + ops.Redacted + " dbname=couponq"}},
+		"quoted keyword dsn": {{"worker", "-postgres", `host=db password='s3 cret' dbname=x`},
+			{"worker", "-postgres", "host=db password=" + ops.Redacted + " dbname=x"}},
+		"program name kept": {{"-admin-token", "x"}, {"-admin-token", "x"}},
+	}
+	for name, c := range cases {
+		in := append([]string(nil), c[0]...)
+		assert.Equal(t, c[1], ops.RedactArgs(in), name)
+		assert.Equal(t, c[0], in, name+": the input is untouched")
+	}
+}
+
+func TestDebugVarsShowNoSecrets(t *testing.T) {
+	const tok = "the-admin-token-0123456789"
+	saved := os.Args
+	t.Cleanup(func() { os.Args = saved })
+	os.Args = []string{"api", "-admin-token", tok, "-postgres=postgres://u:pg-s3cret@db/x", "-prefix", "demo"}
+
+	n, err := node.New(node.Config{})
+	require.NoError(t, err)
+	srv := httptest.NewServer(ops.Handler(n, prometheus.NewRegistry()))
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + "/debug/vars")
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	srv.Client().CloseIdleConnections()
+
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "application/json; charset=utf-8", res.Header.Get("Content-Type"))
+	assert.NotContains(t, string(body), tok)
+	assert.NotContains(t, string(body), "pg-s3cret")
+	var vars map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(body, &vars), "still JSON")
+	var cmdline []string
+	require.NoError(t, json.Unmarshal(vars["cmdline"], &cmdline))
+	assert.Equal(t, []string{"api", "-admin-token", ops.Redacted, "-postgres=postgres://u:" + ops.Redacted + "@db/x", "-prefix", "demo"}, cmdline)
+	assert.Contains(t, vars, "memstats", "the other variables are all there")
 }
