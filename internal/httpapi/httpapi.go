@@ -205,9 +205,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TicketResponse is the 202 body of an admission (and the body of a 409/410
 // for a user already served).
 type TicketResponse struct {
-	Campaign        string `json:"campaign"`
-	Entry           int64  `json:"entry"`
-	Position        int64  `json:"position"`
+	Campaign string `json:"campaign"`
+	Entry    int64  `json:"entry"`
+	Position int64  `json:"position"`
 	// EstimatedWaitMS is absent when there is no estimate (not waiting,
 	// beyond the stock, the campaign paused).
 	EstimatedWaitMS int64  `json:"estimated_wait_ms,omitempty"`
