@@ -3,6 +3,7 @@ package couponq
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -100,6 +101,36 @@ type Campaign struct {
 	// cannot overwrite a newer change. Zero outside a Registry; never
 	// negative.
 	Version int64
+	// Incarnation is set by a Registry: 1 for the first creation of an ID,
+	// one more each time the ID is created again after Delete (a retired
+	// campaign re-created). Ignored on input to Create and Update (Update
+	// keeps the stored one); zero outside a Registry, which counts as 1.
+	// The Store knows each incarnation as a campaign of its own
+	// (StoreCampaign), so a re-created ID starts from zero there.
+	Incarnation int64
+}
+
+// incarnationMark separates a campaign's ID from its incarnation in
+// StoreCampaign. ValidateID refuses it, so no ID is another's store name.
+const incarnationMark = "~"
+
+// StoreCampaign is the name the Store knows this incarnation of the
+// campaign by (IssueRequest.Campaign, the prefix of its keys, and what
+// IssuedCounter counts): the ID for the first incarnation (Incarnation 0
+// or 1), and ID~n for the n-th, so a campaign created again after Delete
+// shares no stock, users or keys with the ones before it.
+func (c Campaign) StoreCampaign() string {
+	if c.Incarnation <= 1 {
+		return c.ID
+	}
+	return c.ID + incarnationMark + strconv.FormatInt(c.Incarnation, 10)
+}
+
+// StoreKey is the Store's idempotency key of entry e of this incarnation
+// of the campaign (IssueRequest.Key): Entry.Key with StoreCampaign in place
+// of the campaign's ID.
+func (c Campaign) StoreKey(e Entry) string {
+	return c.StoreCampaign() + "/" + strconv.FormatInt(e.Number, 10) + "/" + e.User
 }
 
 // The bounds Validate enforces, documented on each field of Campaign.

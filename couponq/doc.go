@@ -68,6 +68,12 @@
 //   - retire: put a finished (closed or sold-out) campaign away: its
 //     records are kept for a retention so users can read their outcomes,
 //     and it leaves the registry (node.RetireCampaign, the admin DELETE).
+//   - incarnation: one creation of a campaign ID (Campaign.Incarnation): 1
+//     the first time, one more each time the ID is created again after it
+//     was retired. The store name (Campaign.StoreCampaign) is the name a
+//     Store knows an incarnation by: the ID for the first, ID~n for the
+//     n-th, so a re-created campaign starts from zero in the Store while
+//     the old one's issuances stay there under its own name.
 //   - sold out: the stock is gone. It is ErrSoldOut as an error and
 //     "sold_out" as a code (Code), a rejection reason, a campaign state and
 //     in JSON; a line at Campaign.MaxWaiting is sold out too (ErrLineFull,

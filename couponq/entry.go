@@ -52,7 +52,9 @@ type Entry struct {
 }
 
 // Key is the entry's idempotency key, "campaign/number/user". The Store
-// answers a repeated Key with the outcome it gave the first time.
+// answers a repeated Key with the outcome it gave the first time. The
+// issuer sends the Store Campaign.StoreKey, which is Key for a campaign's
+// first incarnation.
 func (e Entry) Key() string {
 	return e.Campaign + "/" + strconv.FormatInt(e.Number, 10) + "/" + e.User
 }
@@ -188,10 +190,14 @@ func (o Outcome) String() string {
 
 // IssueRequest asks the Store to issue one unit of a campaign to a user.
 type IssueRequest struct {
+	// Campaign is the campaign's store name (Campaign.StoreCampaign): its
+	// ID, or ID~n for the n-th incarnation of a re-created ID. A Store
+	// treats it as an opaque name.
 	Campaign string
 	User     string
-	// Key is the idempotency key (Entry.Key): a repeated Key gets the first
-	// outcome back and changes nothing.
+	// Key is the idempotency key (Campaign.StoreKey, which is Entry.Key
+	// for a first incarnation): a repeated Key gets the first outcome back
+	// and changes nothing.
 	Key string
 	// Stock and PerUserLimit are the campaign's limits.
 	Stock        int64

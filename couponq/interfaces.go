@@ -17,12 +17,15 @@ type Registry interface {
 	// List returns every campaign, ordered by ID.
 	List(ctx context.Context) ([]Campaign, error)
 	// Create stores c (its Version must be 0) with its defaults applied, at
-	// Version 1, and returns it; ErrCampaignExists if the ID is taken. A
+	// Version 1 and the ID's next Incarnation (1 for an ID never created,
+	// one more than the last creation of a deleted one; c.Incarnation is
+	// ignored), and returns it; ErrCampaignExists if the ID is taken. A
 	// campaign that does not validate, or has a Version other than 0, gets
 	// an error wrapping ErrInvalidCampaign and nothing is written.
 	Create(ctx context.Context, c Campaign) (Campaign, error)
 	// Update replaces the stored campaign with c if the stored Version is
-	// c.Version, and returns it at Version+1; ErrVersionConflict if the
+	// c.Version, and returns it at Version+1 with the stored Incarnation
+	// (c.Incarnation is ignored); ErrVersionConflict if the
 	// versions differ, ErrUnknownCampaign if there is none. A campaign that
 	// does not validate, or has Version 0, gets an error wrapping
 	// ErrInvalidCampaign and nothing is written. The Registry does not know
@@ -34,7 +37,8 @@ type Registry interface {
 	// changed it since it was read), ErrUnknownCampaign if there is none. A
 	// version <= 0 (not read from the Registry) is an error wrapping
 	// ErrInvalidCampaign. Once deleted, the ID is free: Create may use it
-	// again, at Version 1. Delete touches only the Registry: the node's
+	// again, at Version 1, as its next Incarnation (so the Registry keeps
+	// a count of the ID's creations across Delete). Delete touches only the Registry: the node's
 	// RetireCampaign archives the campaign's line first.
 	Delete(ctx context.Context, id string, version int64) error
 }

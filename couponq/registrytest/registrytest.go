@@ -51,6 +51,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) couponq.Registry) {
 		{"Close", testClose},
 		{"CancelledContext", testCancelled},
 		{"DeleteRemovesTheCampaign", testDelete},
+		{"IncarnationCountsCreations", testIncarnation},
 		{"ShardsAndPreQueueRoundTripShardsFixed", testShardsAndPreQueue},
 	}
 	for _, tc := range tests {
@@ -82,11 +83,12 @@ func base(id string) couponq.Campaign {
 	}
 }
 
-// same fails unless got is want: times compared as instants, every other
-// field exactly.
+// same fails unless got is want: times compared as instants, an
+// Incarnation of 0 as 1, every other field exactly.
 func same(t *testing.T, want, got couponq.Campaign, what string) {
 	t.Helper()
 	norm := func(c couponq.Campaign) couponq.Campaign {
+		c.Incarnation = max(c.Incarnation, 1)
 		if c.OpensAt.IsZero() {
 			c.OpensAt = time.Time{}
 		} else {
@@ -549,18 +551,63 @@ func testDelete(t *testing.T, r couponq.Registry) {
 
 	fresh := base(c.ID)
 	fresh.Stock = 7
-	same(t, withVersion(fresh, 1), create(t, r, fresh), "Create of a deleted campaign's ID starts at version 1")
-	same(t, withVersion(fresh, 1), get(t, r, c.ID), "Campaign after re-creating a deleted ID")
+	want := withVersion(fresh, 1)
+	want.Incarnation = 2
+	same(t, want, create(t, r, fresh), "Create of a deleted campaign's ID starts at version 1, incarnation 2")
+	same(t, want, get(t, r, c.ID), "Campaign after re-creating a deleted ID")
 	all, err := r.List(ctx)
 	require.NoError(t, err)
 	n := 0
 	for _, l := range all {
 		if l.ID == c.ID {
 			n++
-			same(t, withVersion(fresh, 1), l, "List after re-creating a deleted ID")
+			same(t, want, l, "List after re-creating a deleted ID")
 		}
 	}
 	assert.Equal(t, 1, n, "List holds a re-created ID once")
+}
+
+// testIncarnation: Create gives a fresh ID Incarnation 1 and a deleted
+// one the incarnation after its last; Update keeps it; the Incarnation a
+// caller passes to Create or Update is ignored. Campaign and List read it.
+func testIncarnation(t *testing.T, r couponq.Registry) {
+	c := base(newID())
+	c.Incarnation = 5 // ignored
+	got := create(t, r, c)
+	assert.Equal(t, int64(1), got.Incarnation, "Create of a fresh ID")
+	assert.Equal(t, int64(1), get(t, r, c.ID).Incarnation, "Campaign after Create of a fresh ID")
+	assert.Equal(t, c.ID, got.StoreCampaign(), "the first incarnation's store name is the ID")
+
+	other := create(t, r, base(newID()))
+	for want := int64(2); want <= 3; want++ {
+		got.Stock++
+		got.Incarnation = 9 // ignored
+		updated, err := r.Update(ctx, got)
+		require.NoError(t, err, "Update")
+		assert.Equal(t, want-1, updated.Incarnation, "Update keeps the incarnation")
+		assert.Equal(t, want-1, get(t, r, c.ID).Incarnation, "Campaign after Update")
+
+		require.NoError(t, r.Delete(ctx, c.ID, updated.Version), "Delete")
+		absent(t, r, c.ID)
+		fresh := base(c.ID)
+		fresh.Stock = want
+		got = create(t, r, fresh)
+		assert.Equal(t, want, got.Incarnation, "Create after Delete (creation %d)", want)
+		assert.Equal(t, int64(1), got.Version, "Create after Delete starts at version 1")
+		assert.Equal(t, want, get(t, r, c.ID).Incarnation, "Campaign after re-creation %d", want)
+		assert.Equal(t, fmt.Sprintf("%s~%d", c.ID, want), got.StoreCampaign(), "store name of incarnation %d", want)
+		all, err := r.List(ctx)
+		require.NoError(t, err)
+		for _, l := range all {
+			if l.ID == c.ID {
+				assert.Equal(t, want, l.Incarnation, "List after re-creation %d", want)
+			}
+		}
+	}
+	_, err := r.Create(ctx, base(c.ID))
+	assert.ErrorIs(t, err, couponq.ErrCampaignExists, "Create of a live ID")
+	assert.Equal(t, int64(3), get(t, r, c.ID).Incarnation, "a refused Create counts no creation")
+	assert.Equal(t, int64(1), get(t, r, other.ID).Incarnation, "another ID's incarnation")
 }
 
 // testShardsAndPreQueue: Shards and PreQueue come back as written, by

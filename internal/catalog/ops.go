@@ -122,6 +122,7 @@ func (o *Ops) update(ctx context.Context, c couponq.Campaign, stockGiven bool) (
 	if err := o.check(c); err != nil {
 		return couponq.Campaign{}, err
 	}
+	c.Incarnation = old.Incarnation // the Registry's, not the caller's
 	reopen := false
 	if o.Lines != nil && (stockGiven || c.Stock != old.Stock) {
 		s, err := o.Lines.LineStats(ctx, c.ID)

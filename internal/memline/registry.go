@@ -20,6 +20,9 @@ import (
 type Registry struct {
 	mu sync.RWMutex
 	m  map[string]couponq.Campaign
+	// created counts each ID's creations, kept across Delete: the latest
+	// Campaign.Incarnation of the ID.
+	created map[string]int64
 }
 
 var _ couponq.Registry = (*Registry)(nil)
@@ -27,7 +30,7 @@ var _ couponq.Registry = (*Registry)(nil)
 // NewRegistry returns a catalog holding cs, each at Version 1; it fails if
 // one does not validate or an ID repeats.
 func NewRegistry(cs ...couponq.Campaign) (*Registry, error) {
-	k := &Registry{m: make(map[string]couponq.Campaign, len(cs))}
+	k := &Registry{m: make(map[string]couponq.Campaign, len(cs)), created: map[string]int64{}}
 	for _, c := range cs {
 		if _, dup := k.m[c.ID]; dup {
 			return nil, fmt.Errorf("%w: %s: listed twice", couponq.ErrInvalidCampaign, c.ID)
@@ -41,9 +44,10 @@ func NewRegistry(cs ...couponq.Campaign) (*Registry, error) {
 
 // Put adds or replaces a campaign after validating it, whatever version is
 // stored: it is for static setup, not for writers racing each other (use
-// Update for those). c.Version is ignored; the stored campaign gets one more
-// than the version it replaces, or 1, so readers still see every change as
-// a new version.
+// Update for those). c.Version and c.Incarnation are ignored; the stored
+// campaign gets one more than the version it replaces, or 1, so readers
+// still see every change as a new version, and keeps the incarnation it
+// replaces (a new one counts as a creation).
 func (k *Registry) Put(c couponq.Campaign) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -51,7 +55,13 @@ func (k *Registry) Put(c couponq.Campaign) error {
 	c = stored(c)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	c.Version = k.m[c.ID].Version + 1
+	old, ok := k.m[c.ID]
+	c.Version = old.Version + 1
+	if ok {
+		c.Incarnation = old.Incarnation
+	} else {
+		c.Incarnation = k.create(c.ID)
+	}
 	k.m[c.ID] = c
 	return nil
 }
@@ -87,7 +97,8 @@ func (k *Registry) List(ctx context.Context) ([]couponq.Campaign, error) {
 
 // Create implements Registry. A campaign that does not validate, or has a
 // Version other than 0, is refused with an error wrapping
-// ErrInvalidCampaign.
+// ErrInvalidCampaign. The Registry remembers how often each ID was created,
+// across Delete, for Campaign.Incarnation.
 func (k *Registry) Create(ctx context.Context, c couponq.Campaign) (couponq.Campaign, error) {
 	if err := ctx.Err(); err != nil {
 		return couponq.Campaign{}, err
@@ -105,8 +116,19 @@ func (k *Registry) Create(ctx context.Context, c couponq.Campaign) (couponq.Camp
 	if _, ok := k.m[c.ID]; ok {
 		return couponq.Campaign{}, fmt.Errorf("%w: %q", couponq.ErrCampaignExists, c.ID)
 	}
+	c.Incarnation = k.create(c.ID)
 	k.m[c.ID] = c
 	return c, nil
+}
+
+// create counts a creation of id and returns its incarnation. k.mu must
+// be held.
+func (k *Registry) create(id string) int64 {
+	if k.created == nil {
+		k.created = map[string]int64{}
+	}
+	k.created[id]++
+	return k.created[id]
 }
 
 // Update implements Registry. A campaign that does not validate, or has no
@@ -135,6 +157,7 @@ func (k *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Camp
 		return couponq.Campaign{}, err
 	}
 	c.Version++
+	c.Incarnation = old.Incarnation
 	k.m[c.ID] = c
 	return c, nil
 }

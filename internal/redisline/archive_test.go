@@ -80,6 +80,7 @@ func TestArchiveExpiresEveryKey(t *testing.T) {
 		_, err = reg.Create(ctx, couponq.Campaign{ID: id, Stock: 2})
 		require.NoError(t, err)
 		record := prefix + ":{" + id + "}:campaign"
+		created := prefix + ":{" + id + "}:incarnation" // the Registry's creation counter
 
 		for _, u := range []string{"a", "b", "d"} {
 			_, err := q.Admit(ctx, couponq.Admission{Campaign: id, User: u, At: time.Now()})
@@ -113,8 +114,8 @@ func TestArchiveExpiresEveryKey(t *testing.T) {
 			assert.Contains(t, keys, want)
 		}
 		for key, ttl := range keys {
-			if key == record {
-				assert.Equal(t, time.Duration(-1), ttl, "the Registry's record is not the Queue's to expire")
+			if key == record || key == created {
+				assert.Equal(t, time.Duration(-1), ttl, "the Registry's keys are not the Queue's to expire")
 				continue
 			}
 			assert.Greater(t, ttl, time.Hour-time.Minute, "%s expires after the retention", key)
@@ -128,8 +129,8 @@ func TestArchiveExpiresEveryKey(t *testing.T) {
 		assert.Equal(t, couponq.StateRejected, st.State)
 
 		require.NoError(t, q.Archive(ctx, id, 0))
-		assert.Equal(t, map[string]time.Duration{record: -1}, campaignKeys(t, c, prefix, id),
-			"retention 0 deletes every key but the Registry's record")
+		assert.Equal(t, map[string]time.Duration{record: -1, created: -1}, campaignKeys(t, c, prefix, id),
+			"retention 0 deletes every key but the Registry's record and creation counter")
 	})
 }
 
@@ -191,6 +192,10 @@ func TestAdminDeleteOnRedis(t *testing.T) {
 		keys := campaignKeys(t, c, prefix, "drop")
 		assert.NotEmpty(t, keys)
 		for key, ttl := range keys {
+			if key == prefix+":{drop}:incarnation" {
+				assert.Equal(t, time.Duration(-1), ttl, "the Registry's creation counter stays, for the next incarnation")
+				continue
+			}
 			assert.Greater(t, ttl, 23*time.Hour, "%s expires after the retention", key)
 		}
 		st, err := q.Status(ctx, "drop", "a")

@@ -57,12 +57,15 @@ type RegistryConfig struct {
 // uses the same Redis and Prefix.
 //
 // Layout: each campaign is one hash, "prefix:{id}:campaign", in the
-// campaign's own hash slot (next to its Queue keys), with three fields:
-// "v", the version; "c", the campaign as JSON (see below); and "s", the
+// campaign's own hash slot (next to its Queue keys), with four fields:
+// "v", the version; "c", the campaign as JSON (see below); "s", the
 // sub-line count (Campaign.Shards, at least 1; a record from before the
 // field, without it, counts 1), kept apart so that the update script
 // refuses to change it (couponq.CheckChange) in the step that checks the
-// version. An index sorted set, "prefix:campaigns", holds every ID with
+// version; and "n", Campaign.Incarnation (a record without it counts 1).
+// A counter, "prefix:{id}:incarnation" in the same slot, counts the ID's
+// creations: Create increments it, Delete keeps it, so a re-created ID
+// gets the next incarnation. An index sorted set, "prefix:campaigns", holds every ID with
 // score 0, so it reads back in ID order (ZRANGEBYLEX); it is the only key
 // outside the campaign's slot, and only Create, Delete and List touch it.
 // Reading one campaign is one HMGET; nothing is read or written for
@@ -117,6 +120,10 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 // key is the hash holding campaign id.
 func (r *Registry) key(id string) string { return r.prefix + ":{" + id + "}:campaign" }
 
+// createdKey is the counter of id's creations (Campaign.Incarnation), in
+// the record's slot; Delete leaves it.
+func (r *Registry) createdKey(id string) string { return r.prefix + ":{" + id + "}:incarnation" }
+
 // Campaign implements catalog.Catalog with one HMGET. An ID that does not
 // validate cannot be stored, so it is unknown.
 func (r *Registry) Campaign(ctx context.Context, id string) (couponq.Campaign, error) {
@@ -126,7 +133,7 @@ func (r *Registry) Campaign(ctx context.Context, id string) (couponq.Campaign, e
 	if err := couponq.ValidateID(id); err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %q: %w: %w", id, couponq.ErrUnknownCampaign, err)
 	}
-	vals, err := r.rdb.HMGet(ctx, r.key(id), "v", "c", "s").Result()
+	vals, err := r.rdb.HMGet(ctx, r.key(id), "v", "c", "s", "n").Result()
 	if err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: campaign %s: %w", id, err)
 	}
@@ -162,7 +169,7 @@ func (r *Registry) List(ctx context.Context) ([]couponq.Campaign, error) {
 		cmds := make([]*redis.SliceCmd, len(ids))
 		if _, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
-				cmds[i] = p.HMGet(ctx, r.key(id), "v", "c", "s")
+				cmds[i] = p.HMGet(ctx, r.key(id), "v", "c", "s", "n")
 			}
 			return nil
 		}); err != nil {
@@ -208,14 +215,16 @@ func (r *Registry) Create(ctx context.Context, c couponq.Campaign) (couponq.Camp
 	if err := r.rdb.ZAdd(ctx, r.index, redis.Z{Score: 0, Member: c.ID}).Err(); err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create %s: index: %w", c.ID, err)
 	}
-	err = registryCreateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, data, max(c.Shards, 1)).Err()
+	n, err := registryCreateScript.Run(ctx, r.rdb, []string{r.key(c.ID), r.createdKey(c.ID)}, data, max(c.Shards, 1)).Int64()
 	if code, _ := scriptError(err); code == errCodeExists {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create: %w: %q", couponq.ErrCampaignExists, c.ID)
 	}
 	if err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: create %s: %w", c.ID, err)
 	}
-	return decodeCampaign(c.ID, 1, data)
+	created, err := decodeCampaign(c.ID, 1, data)
+	created.Incarnation = n
+	return created, err
 }
 
 // Update implements couponq.Registry with one compare-and-set script on the
@@ -241,7 +250,7 @@ func (r *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Camp
 	if err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update: %w", err)
 	}
-	v, err := registryUpdateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, c.Version, data, max(c.Shards, 1)).Int64()
+	vn, err := registryUpdateScript.Run(ctx, r.rdb, []string{r.key(c.ID)}, c.Version, data, max(c.Shards, 1)).Int64Slice()
 	switch code, detail := scriptError(err); code {
 	case errCodeShards:
 		stored, perr := strconv.Atoi(detail)
@@ -258,7 +267,12 @@ func (r *Registry) Update(ctx context.Context, c couponq.Campaign) (couponq.Camp
 	if err != nil {
 		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update %s: %w", c.ID, err)
 	}
-	return decodeCampaign(c.ID, v, data)
+	if len(vn) != 2 {
+		return couponq.Campaign{}, fmt.Errorf("redisq: registry: update %s: unexpected reply %v", c.ID, vn)
+	}
+	updated, err := decodeCampaign(c.ID, vn[0], data)
+	updated.Incarnation = vn[1]
+	return updated, err
 }
 
 // scriptError splits an error a registry script answered with into its
@@ -336,12 +350,12 @@ func encodeTime(id, what string, t time.Time) (string, error) {
 	return t.UTC().Format(time.RFC3339Nano), nil
 }
 
-// decodeRecord reads an HMGET of "v", "c" and "s"; false if there is no
-// record. The sub-line count is "s" when the record has it: it is what
+// decodeRecord reads an HMGET of "v", "c", "s" and "n"; false if there is
+// no record. The sub-line count is "s" when the record has it: it is what
 // updates are checked against, and a writer that does not know Shards
 // (an older couponq) rewrites "c" without it but leaves "s" alone.
 func decodeRecord(id string, vals []any) (couponq.Campaign, bool, error) {
-	if len(vals) != 3 {
+	if len(vals) != 4 {
 		return couponq.Campaign{}, false, fmt.Errorf("unexpected reply %v", vals)
 	}
 	if vals[0] == nil && vals[1] == nil {
@@ -365,6 +379,14 @@ func decodeRecord(id string, vals []any) (couponq.Campaign, bool, error) {
 		if n > 1 {
 			c.Shards = n
 		}
+	}
+	c.Incarnation = 1
+	if ns, _ := vals[3].(string); ns != "" {
+		n, err := strconv.ParseInt(ns, 10, 64)
+		if err != nil || n < 1 {
+			return couponq.Campaign{}, false, fmt.Errorf("corrupt record: incarnation %v", vals[3])
+		}
+		c.Incarnation = n
 	}
 	return c, true, nil
 }
@@ -434,7 +456,7 @@ func (r *Registry) Delete(ctx context.Context, id string, version int64) error {
 		// An ID that does not validate cannot be stored.
 		return fmt.Errorf("redisq: registry: delete %q: %w: %w", id, couponq.ErrUnknownCampaign, err)
 	}
-	err := registryDeleteScript.Run(ctx, r.rdb, []string{r.key(id)}, version).Err()
+	err := registryDeleteScript.Run(ctx, r.rdb, []string{r.key(id), r.createdKey(id)}, version).Err()
 	switch code, detail := scriptError(err); code {
 	case errCodeUnknown:
 		return fmt.Errorf("redisq: registry: delete: %w: %q", couponq.ErrUnknownCampaign, id)

@@ -71,6 +71,7 @@ func TestRegistryLayout(t *testing.T) {
 				`"opens_at":"2031-03-01T09:00:00.000000005Z","closes_at":"2031-03-02T09:00:00.000000005Z",` +
 				`"batch_size":100,"interval_ms":1000,"mode":"validate_first","max_waiting":10000,"paused":true}`,
 			"s": "1",
+			"n": "1",
 		}, rec)
 		rec, err = c.HGetAll(ctx, prefix+":{bare}:campaign").Result()
 		require.NoError(t, err)
@@ -78,6 +79,7 @@ func TestRegistryLayout(t *testing.T) {
 			"v": "1",
 			"c": `{"id":"bare","stock":5,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}`,
 			"s": "1",
+			"n": "1",
 		}, rec, "zero times, no line cap, no shards and no pre-queue are left out")
 		rec, err = c.HGetAll(ctx, prefix+":{wide}:campaign").Result()
 		require.NoError(t, err)
@@ -85,6 +87,7 @@ func TestRegistryLayout(t *testing.T) {
 			"v": "1",
 			"c": `{"id":"wide","stock":5,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false,"shards":4}`,
 			"s": "4",
+			"n": "1",
 		}, rec, "the shard count, in the JSON and on its own")
 		rec, err = c.HGetAll(ctx, prefix+":{early}:campaign").Result()
 		require.NoError(t, err)
@@ -93,6 +96,7 @@ func TestRegistryLayout(t *testing.T) {
 			"c": `{"id":"early","stock":5,"per_user_limit":1,"opens_at":"2031-03-01T09:00:00.000000005Z",` +
 				`"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false,"pre_queue_ms":600000}`,
 			"s": "1",
+			"n": "1",
 		}, rec, "the pre-queue in milliseconds")
 		members, err := c.ZRangeWithScores(ctx, prefix+":campaigns", 0, -1).Result()
 		require.NoError(t, err)
@@ -114,6 +118,31 @@ func TestRegistryLayout(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []redis.Z{{Score: 0, Member: "early"}, {Score: 0, Member: "spring:sale"}, {Score: 0, Member: "wide"}},
 			members, "index entry removed")
+		created, err := c.Get(ctx, prefix+":{bare}:incarnation").Result()
+		require.NoError(t, err)
+		assert.Equal(t, "1", created, "the creation counter outlives the record")
+		again, err := r.Create(ctx, couponq.Campaign{ID: "bare", Stock: 5})
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, again.Incarnation, "a re-created ID is the next incarnation")
+		n1, err := c.HGet(ctx, prefix+":{bare}:campaign", "n").Result()
+		require.NoError(t, err)
+		assert.Equal(t, "2", n1)
+
+		// A record from before incarnations (no "n", no counter) is
+		// incarnation 1, and its ID's next creation is 2.
+		require.NoError(t, c.HSet(ctx, prefix+":{old}:campaign", "v", "3", "s", "1",
+			"c", `{"id":"old","stock":5,"per_user_limit":1,"batch_size":100,"interval_ms":1000,"mode":"queue_first","paused":false}`).Err())
+		old, err := r.Campaign(ctx, "old")
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, old.Incarnation, "a record without n")
+		old.Stock = 6
+		old, err = r.Update(ctx, old)
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, old.Incarnation, "Update of a record without n")
+		require.NoError(t, r.Delete(ctx, "old", old.Version))
+		old, err = r.Create(ctx, couponq.Campaign{ID: "old", Stock: 5})
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, old.Incarnation, "re-creation of an ID first created before incarnations")
 
 		if cc, ok := c.(*redis.ClusterClient); ok {
 			// The record lives in the slot of the campaign's queue keys.
@@ -122,6 +151,9 @@ func TestRegistryLayout(t *testing.T) {
 			b, err := cc.ClusterKeySlot(ctx, redisline.KeysFor(prefix, "spring:sale").Line).Result()
 			require.NoError(t, err)
 			assert.Equal(t, b, a, "record and queue keys share a slot")
+			b, err = cc.ClusterKeySlot(ctx, prefix+":{spring:sale}:incarnation").Result()
+			require.NoError(t, err)
+			assert.Equal(t, b, a, "record and creation counter share a slot")
 		}
 	})
 }

@@ -4,11 +4,12 @@
 -- KEYS: 1 record (hash prefix:{id}:campaign)
 -- ARGV: 1 version read, 2 campaign JSON, 3 sub-line count (Campaign.Shards,
 --       at least 1)
--- Returns the new version, or the error COUPONQ_UNKNOWN if there is no
+-- Returns {new version, incarnation ("n", kept; 1 for a record without
+-- it)}, or the error COUPONQ_UNKNOWN if there is no
 -- record, COUPONQ_CONFLICT <stored version> if the versions differ, or
 -- COUPONQ_SHARDS <stored count> if the sub-line counts differ (a record
 -- without the field, from before it, has 1). Nothing is written then.
-local r = redis.call('HMGET', KEYS[1], 'v', 's')
+local r = redis.call('HMGET', KEYS[1], 'v', 's', 'n')
 local v = r[1]
 if not v then
   return redis.error_reply('COUPONQ_UNKNOWN no such campaign')
@@ -22,4 +23,4 @@ if tonumber(shards) ~= tonumber(ARGV[3]) then
 end
 local next = tonumber(v) + 1
 redis.call('HSET', KEYS[1], 'v', next, 'c', ARGV[2], 's', ARGV[3])
-return next
+return {next, tonumber(r[3] or '1')}
