@@ -72,6 +72,10 @@
 //     answer issued with the same ID and take one unit.
 //   - CampaignsAreIndependent: one campaign's stock, users and keys never
 //     affect another campaign's answers.
+//   - IncarnationsAreIndependent: the store names of two incarnations of
+//     one campaign ID (couponq.Campaign.StoreCampaign: the ID, then ID~2)
+//     are two campaigns: a re-created ID starts with all its stock, no
+//     users and no keys, and IssuedCount counts each apart.
 //   - CancelledContext: a call whose context is already cancelled returns an
 //     error and decides nothing: it takes no stock and records no key.
 //   - InvalidRequestIsAnError: a request with an empty Campaign, User or Key,

@@ -236,6 +236,29 @@ func lawIndependent(c *checker) {
 	c.issue(ra, reissued(first.ID, true), "after both campaigns sold out, the redelivered Issue in campaign A")
 }
 
+func lawIncarnations(c *checker) {
+	id := c.campaign()
+	first := couponq.Campaign{ID: id, Incarnation: 1}.StoreCampaign()
+	second := couponq.Campaign{ID: id, Incarnation: 2}.StoreCampaign()
+	r1 := req(first, "u", 1, 1, 1)
+	got := c.issue(r1, issued(true), "user u's Issue of entry 1 in the first incarnation (stock 1)")
+	c.issue(req(first, "v", 2, 1, 1), soldOut(), "user v's Issue in the sold-out first incarnation")
+	c.issue(req(second, "u", 1, 1, 1), issued(true), "after the first incarnation sold out to user u, user u's Issue of entry 1 in the second (stock 1)")
+	c.issue(req(second, "v", 2, 1, 1), soldOut(), "user v's Issue in the sold-out second incarnation")
+	c.issue(r1, reissued(got.ID, true), "the redelivered Issue of entry 1 in the first incarnation")
+	if counter, ok := c.s.(couponq.IssuedCounter); ok {
+		for _, name := range []string{first, second} {
+			n, err := counter.IssuedCount(c.ctx, name)
+			if err != nil {
+				c.fatalf("IssuedCount(%q) failed: %v", name, err)
+			}
+			if n != 1 {
+				c.errorf("IssuedCount(%q) after one unit of each incarnation is %d, want 1", name, n)
+			}
+		}
+	}
+}
+
 func lawCancelled(c *checker) {
 	cp := c.campaign()
 	ctx, cancel := context.WithCancel(c.ctx)

@@ -143,6 +143,7 @@ var catches = []struct {
 	{batchEmptyIsAnError, []string{"Batch/EmptyBatch"}},
 	{batchIgnoresContext, []string{"Batch/CancelledContext"}},
 	{countsAnswers, []string{"IssuedCountCountsUnits"}},
+	{stripsIncarnation, []string{"IncarnationsAreIndependent"}},
 }
 
 func TestSuiteCatchesBrokenStores(t *testing.T) {
@@ -385,6 +386,7 @@ const (
 	batchEmptyIsAnError        // refuses an empty batch
 	batchIgnoresContext        // decides a batch whatever its context
 	countsAnswers              // IssuedCount counts every answer, not the units issued
+	stripsIncarnation          // files every incarnation of an ID (ID~n) under the ID
 )
 
 func (f flaw) String() string {
@@ -395,7 +397,7 @@ func (f flaw) String() string {
 		"records rejected keys", "shares stock across campaigns", "skips validation", "sets batch flags at the end",
 		"snapshots a batch's keys and users", "drops sold_out from batches", "groups batch answers by campaign",
 		"keeps batch keys apart", "refuses empty batches", "ignores a batch's context",
-		"counts answers as units",
+		"counts answers as units", "strips the incarnation from campaign names",
 	}[f]
 }
 
@@ -494,6 +496,9 @@ func (s *flawed) begin(ctx context.Context, rs []couponq.IssueRequest) error {
 }
 
 func (s *flawed) camp(id string) *camp {
+	if s.flaw == stripsIncarnation {
+		id, _, _ = strings.Cut(id, "~")
+	}
 	c := s.camps[id]
 	if c == nil {
 		c = &camp{users: map[string]int{}, keys: map[string]couponq.Issuance{}, batchKeys: map[string]couponq.Issuance{}}

@@ -72,7 +72,7 @@ func (i *Issuer) HandleBatch(ctx context.Context, batch []couponq.Entry) (err er
 			campaigns[e.Campaign] = c
 		}
 		entries = append(entries, e)
-		reqs = append(reqs, couponq.IssueRequest{Campaign: e.Campaign, User: e.User, Key: e.Key(), Stock: c.Stock, PerUserLimit: c.PerUserLimit})
+		reqs = append(reqs, issueRequest(c, e))
 	}
 	if len(reqs) == 0 {
 		return nil

@@ -210,7 +210,7 @@ func (i *Issuer) Handle(ctx context.Context, e couponq.Entry) (err error) {
 
 // decide asks the Store (with retries) and records the outcome.
 func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry, start time.Time) error {
-	req := couponq.IssueRequest{Campaign: e.Campaign, User: e.User, Key: e.Key(), Stock: c.Stock, PerUserLimit: c.PerUserLimit}
+	req := issueRequest(c, e)
 	var iss couponq.Issuance
 	sctx, span := i.startSpanCtx(ctx, couponq.StageIssue, &couponq.Entry{Campaign: e.Campaign, User: e.User, Number: e.Number, RequestID: e.RequestID, Trace: e.Trace})
 	attempts, err := i.retry(ctx, i.cfg.MaxAttempts, func() error {
@@ -243,6 +243,13 @@ func (i *Issuer) decide(ctx context.Context, c couponq.Campaign, e couponq.Entry
 		i.cfg.OnIssue(issuer.Event{Entry: e, Result: res, Attempts: attempts, Duration: time.Since(start)})
 	}
 	return nil
+}
+
+// issueRequest is what the Store is asked for entry e of campaign c: the
+// campaign's incarnation by its store name (Campaign.StoreCampaign), so a
+// re-created ID shares nothing with the incarnations before it.
+func issueRequest(c couponq.Campaign, e couponq.Entry) couponq.IssueRequest {
+	return couponq.IssueRequest{Campaign: c.StoreCampaign(), User: e.User, Key: c.StoreKey(e), Stock: c.Stock, PerUserLimit: c.PerUserLimit}
 }
 
 // startSpan starts the span of stage for *e, a child of the trace e carries,

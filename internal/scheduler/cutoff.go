@@ -52,7 +52,7 @@ func (s *Scheduler) cutoff(ctx context.Context, c couponq.Campaign, want int, r 
 	st = &read
 	issued := read.Issued
 	if s.cfg.Issued != nil {
-		if issued, err = s.cfg.Issued.IssuedCount(ctx, c.ID); err != nil {
+		if issued, err = s.cfg.Issued.IssuedCount(ctx, c.StoreCampaign()); err != nil {
 			r.known = false
 			return 0, false, st, fmt.Errorf("cutoff: issued count: %w", err)
 		}

@@ -111,7 +111,8 @@ type Config struct {
 	// Issued counts each campaign's issued units for the exact cutoff (see
 	// package dispatch's doc, "First come, first served"): the Store's own
 	// count when it has one (pgstore, redisstore and memory do), which
-	// includes units the line never saw. Nil means the Queue's count of
+	// includes units the line never saw. It is asked for the campaign's
+	// store name (couponq.Campaign.StoreCampaign). Nil means the Queue's count of
 	// entries recorded as issued (LineStats.Issued).
 	Issued couponq.IssuedCounter
 	// NoCutoff turns the exact cutoff off: every tick moves up to BatchSize

@@ -94,7 +94,11 @@ func one(ctx context.Context, queue couponq.LineStatser, registry couponq.Regist
 		}
 		return nil
 	}
-	issued, err := store.IssuedCount(ctx, id)
+	stock, name := "?", id // name: the Store's name of the campaign's incarnation
+	if c, err := registry.Campaign(ctx, id); err == nil {
+		stock, name = fmt.Sprint(c.Stock), c.StoreCampaign()
+	}
+	issued, err := store.IssuedCount(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -102,11 +106,7 @@ func one(ctx context.Context, queue couponq.LineStatser, registry couponq.Regist
 		fmt.Println(issued)
 		return nil
 	}
-	stock := "?"
-	if c, err := registry.Campaign(ctx, id); err == nil {
-		stock = fmt.Sprint(c.Stock)
-	}
-	holders, err := store.Holders(ctx, id)
+	holders, err := store.Holders(ctx, name)
 	if err != nil {
 		return err
 	}

@@ -284,10 +284,11 @@ func (p *progress) report(ctx context.Context, msg string, all bool) {
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		var stock any = "?"
 		var paused any = "?"
+		name := id // the Store's name of the campaign's incarnation
 		if c, err := p.n.Campaign(ctx, id); err == nil {
-			stock, paused = c.Stock, c.Paused
+			stock, paused, name = c.Stock, c.Paused, c.StoreCampaign()
 		}
-		issued, err := p.store.IssuedCount(ctx, id)
+		issued, err := p.store.IssuedCount(ctx, name)
 		if err != nil {
 			p.log.Warn(msg, "campaign", id, "err", err)
 			continue
