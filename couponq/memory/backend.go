@@ -11,11 +11,13 @@ import (
 // this process. It has nothing to ping.
 func New() couponq.Backend {
 	registry, _ := memline.NewRegistry() // empty: cannot fail
+	q, tally := memline.NewQueue(nil), memline.NewTally()
+	q.SetTally(tally) // Archive puts V1's counters away with the line
 	return couponq.Backend{
 		Name:     "memory",
-		Queue:    memline.NewQueue(nil),
+		Queue:    q,
 		Registry: registry,
 		Locker:   lock.NewMemory(),
-		Tally:    memline.NewTally(),
+		Tally:    tally,
 	}
 }

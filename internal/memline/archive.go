@@ -24,7 +24,9 @@ type archives struct {
 // retention of 0 drops them at once. The campaign is taken off the agenda.
 // If entries were admitted after Archive and still wait or are in flight
 // when the retention ends, nothing is dropped: the campaign is no longer
-// archived. The Queue's Tally and Store, if any, are apart and untouched.
+// archived. V1's counters in the Tally given to SetTally, if any, are put
+// away with the records (so a campaign re-created after them starts with
+// none); the Store is apart and untouched.
 func (q *Queue) Archive(ctx context.Context, campaign string, retention time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -44,12 +46,11 @@ func (q *Queue) Archive(ctx context.Context, campaign string, retention time.Dur
 	}
 	delete(q.agenda, campaign)
 	switch {
-	case l == nil:
-		return nil
 	case retention == 0:
-		delete(q.campaigns, campaign)
-		delete(q.archive.until, campaign)
+		q.drop(campaign)
 		return nil
+	case l == nil && q.tally == nil:
+		return nil // no records to put away
 	}
 	if q.archive.until == nil {
 		q.archive.until = make(map[string]time.Time)
@@ -93,7 +94,21 @@ func (q *Queue) expire() {
 		if l := q.campaigns[id]; l != nil && (len(l.waiting) > 0 || len(l.flight) > 0) {
 			continue // admitted after Archive: live again
 		}
-		delete(q.campaigns, id)
+		q.drop(id)
 	}
 	q.archive.next = next
 }
+
+// drop forgets the campaign's records, and its V1 counters in the Tally.
+// q.mu must be held.
+func (q *Queue) drop(campaign string) {
+	delete(q.campaigns, campaign)
+	delete(q.archive.until, campaign)
+	if q.tally != nil {
+		q.tally.drop(campaign)
+	}
+}
+
+// SetTally makes Archive put away the campaign's V1 counters in t with its
+// records (couponq.Archiver covers "V1's counters"). Call it before use.
+func (q *Queue) SetTally(t *Tally) { q.tally = t }

@@ -19,6 +19,7 @@ type Queue struct {
 	agenda    map[string]time.Time // campaigns on the Agenda, by wake time (agenda.go)
 	archive   archives             // archived campaigns until their records expire (archive.go)
 	now       func() time.Time
+	tally     *Tally // V1's counters, put away with the campaign's records (SetTally)
 }
 
 // NewQueue returns an empty Queue. now supplies the time for leases; nil

@@ -72,3 +72,11 @@ func (t *Tally) Incr(ctx context.Context, campaign string, delta int64) (int64, 
 	t.counts[campaign] += delta
 	return t.counts[campaign], nil
 }
+
+// drop forgets the campaign's counters (its records were put away).
+func (t *Tally) drop(campaign string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.sets, campaign)
+	delete(t.counts, campaign)
+}
