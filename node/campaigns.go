@@ -49,9 +49,15 @@ func (n *Node) CloseCampaign(ctx context.Context, id string, at time.Time) (coup
 // closed or sold out, with nobody waiting or in flight (else
 // couponq.ErrCampaignBusy). Its line's records are kept for retention, so
 // users can still read their outcomes (0 drops them now), and it leaves the
-// registry: its ID is free again once the retention ends. Retire a
-// campaign only once every process has seen it closed (CacheTTL after
-// closing). The Store's records are the host's and are not touched.
+// registry. Its ID may be created again: at once after a retention of 0,
+// otherwise once the retention ends (until then the line still holds the
+// old outcomes, sold-out mark included, under the ID). The re-created
+// campaign is the ID's next incarnation (couponq.Campaign.Incarnation),
+// which the Store knows by its own name (Campaign.StoreCampaign): it
+// starts with all its stock and no users, while the old incarnation's
+// issuances stay in the Store under the old name. Retire a campaign only
+// once every process has seen it closed (CacheTTL after closing). The
+// Store's records are the host's and are not touched.
 func (n *Node) RetireCampaign(ctx context.Context, id string, version int64, retention time.Duration) error {
 	return n.ops.Retire(ctx, id, version, retention)
 }

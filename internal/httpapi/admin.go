@@ -88,8 +88,12 @@ type AdminConfig struct {
 // campaign, and, embedded, its live numbers. Times are RFC 3339 in UTC, or
 // null when not set.
 type AdminCampaign struct {
-	ID           string     `json:"id"`
-	Version      int64      `json:"version"`
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+	// Incarnation is couponq.Campaign.Incarnation, read-only: 1 for the
+	// first creation of the ID, one more each time it is created again
+	// after a DELETE.
+	Incarnation  int64      `json:"incarnation"`
 	Stock        int64      `json:"stock"`
 	PerUserLimit int        `json:"per_user_limit"`
 	BatchSize    int        `json:"batch_size"`
@@ -218,9 +222,15 @@ type observation struct {
 // must be closed or sold out, with nobody waiting or in flight (else 409
 // campaign_busy); its Queue records are archived for the retention
 // (0s drops them now), then it is deleted from the
-// Registry. The ID may be created again at once, but until the retention
-// ends the Queue still holds the old campaign's outcomes (and its sold-out
-// mark) under it: reuse an ID only after that. Delete a campaign only once
+// Registry. The ID may be created again at once after a retention of 0s:
+// the new campaign is the ID's next incarnation (its "incarnation", one
+// more), which the Store knows by a name of its own
+// (couponq.Campaign.StoreCampaign), so it starts with all its stock, no
+// users and entry numbers from 1, while the old incarnation's issuances
+// stay in the Store under the old name; Status reads the new line. After
+// a longer retention, until it ends the Queue still holds the old
+// campaign's outcomes (and its sold-out mark) under the ID: reuse an ID
+// only after that. Delete a campaign only once
 // every process has seen it closed (the node's CacheTTL after closing):
 // one that still admits would put entries in a line nobody serves. A
 // failure after the archive (503, or 409 version_conflict from a writer in
@@ -670,7 +680,7 @@ func (a *admin) answer(w http.ResponseWriter, r *http.Request, status int, c cou
 func (a *admin) view(c couponq.Campaign, s *couponq.LineStats, now time.Time) AdminCampaign {
 	c = c.WithDefaults()
 	v := AdminCampaign{
-		ID: c.ID, Version: c.Version, Stock: c.Stock, PerUserLimit: c.PerUserLimit, BatchSize: c.BatchSize,
+		ID: c.ID, Version: c.Version, Incarnation: max(c.Incarnation, 1), Stock: c.Stock, PerUserLimit: c.PerUserLimit, BatchSize: c.BatchSize,
 		IntervalMS: c.Interval.Milliseconds(), OpensAt: utc(c.OpensAt), ClosesAt: utc(c.ClosesAt),
 		Mode: c.Mode.String(), MaxWaiting: c.MaxWaiting, Paused: c.Paused,
 		Shards: c.Shards, PreQueueMS: c.PreQueue.Milliseconds(),
@@ -865,8 +875,8 @@ func createFields(fields map[string]json.RawMessage) (couponq.Campaign, error) {
 			err = decodeField(name, raw, &c.Shards)
 		case "pre_queue_ms":
 			c.PreQueue, err = decodeMillis(name, raw)
-		case "version":
-			err = errors.New(`"version": not allowed on create: the registry sets it`)
+		case "version", "incarnation":
+			err = fmt.Errorf("%q: not allowed on create: the registry sets it", name)
 		default:
 			err = unknownField(name, "id, stock, per_user_limit, batch_size, interval_ms, opens_at, closes_at, mode, max_waiting, paused, shards, pre_queue_ms")
 		}

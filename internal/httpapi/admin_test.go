@@ -230,7 +230,7 @@ func TestAdminCreateGetList(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "%v", body)
 	assert.Equal(t, "/admin/campaigns/spring", resp.Header.Get("Location"))
 	assert.Equal(t, map[string]any{
-		"id": "spring", "version": 1.0, "stock": 1000.0, "per_user_limit": 1.0, "batch_size": 100.0,
+		"id": "spring", "version": 1.0, "incarnation": 1.0, "stock": 1000.0, "per_user_limit": 1.0, "batch_size": 100.0,
 		"interval_ms": 1000.0, "opens_at": nil, "closes_at": nil, "mode": "v2-queue-first", "max_waiting": 0.0, "paused": false,
 		"shards": 0.0, "pre_queue_ms": 0.0,
 		"state": "open", "admitted": 0.0, "waiting": 0.0, "in_flight": 0.0, "issued": 0.0, "remaining": 1000.0,
@@ -289,6 +289,7 @@ func TestAdminBadInputsWriteNothing(t *testing.T) {
 		{"unknown field", "POST", "/admin/campaigns", `{"id":"x","stock":1,"colour":"red"}`, 400, "bad_request", `unknown field "colour"`},
 		{"live field", "POST", "/admin/campaigns", `{"id":"x","stock":1,"waiting":0}`, 400, "bad_request", `unknown field "waiting"`},
 		{"version on create", "POST", "/admin/campaigns", `{"id":"x","stock":1,"version":3}`, 400, "bad_request", "version"},
+		{"incarnation on create", "POST", "/admin/campaigns", `{"id":"x","stock":1,"incarnation":2}`, 400, "bad_request", "incarnation"},
 		{"stock as text", "POST", "/admin/campaigns", `{"id":"x","stock":"ten"}`, 400, "bad_request", `"stock" must be an integer`},
 		{"fractional", "POST", "/admin/campaigns", `{"id":"x","stock":1.5}`, 400, "bad_request", `"stock" must be an integer`},
 		{"null stock", "POST", "/admin/campaigns", `{"id":"x","stock":null}`, 400, "bad_request", "must not be null"},
