@@ -66,6 +66,10 @@ func testRecreated(t *testing.T, cfg node.Config, store couponq.IssuedCounter) {
 			assert.Equal(t, 2, admit(0, 4), "the first incarnation sells out")
 			closed, err := n.CloseCampaign(ctx, id, time.Now())
 			require.NoError(t, err)
+			require.Eventually(t, func() bool { // a sold-out line resolves its last entries in bulk
+				st, err := n.LineStats(ctx, id)
+				return err == nil && st.Waiting == 0 && st.InFlight == 0
+			}, 10*time.Second, 5*time.Millisecond, "the line never emptied")
 			require.NoError(t, n.RetireCampaign(ctx, id, closed.Version, 0))
 
 			again := createCampaign(t, n, couponq.Campaign{ID: id, Stock: 3, Interval: 5 * time.Millisecond, Mode: mode})

@@ -52,6 +52,10 @@ func TestRecreatedCampaignOnPostgres(t *testing.T) {
 	first, err := n.CreateCampaign(ctx, couponq.Campaign{ID: id, Stock: 5, Interval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	assert.Equal(t, 5, admit(8), "the first incarnation sells out")
+	require.Eventually(t, func() bool { // the sold-out line resolves its last entries in bulk
+		st, err := n.LineStats(ctx, id)
+		return err == nil && st.Waiting == 0 && st.InFlight == 0
+	}, 10*time.Second, 5*time.Millisecond, "the line never emptied")
 	require.NoError(t, n.RetireCampaign(ctx, id, first.Version, 0))
 
 	again, err := n.CreateCampaign(ctx, couponq.Campaign{ID: id, Stock: 10, Interval: 5 * time.Millisecond})
