@@ -26,14 +26,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisstore"
 	"github.com/couponq/couponq/dispatch"
 	"github.com/couponq/couponq/dispatch/kafkadispatch"
 	"github.com/couponq/couponq/internal/catalog"
 	"github.com/couponq/couponq/internal/issuing"
+	"github.com/couponq/couponq/internal/kafkatest"
 	"github.com/couponq/couponq/internal/redisline"
 	"github.com/couponq/couponq/issuer"
 	"github.com/couponq/couponq/lock/redislocker"
@@ -336,7 +335,7 @@ func (b *backends) newCutoffEnv(ctx context.Context, interval time.Duration) (_ 
 		}
 		e.issuers = append(e.issuers, iss)
 	}
-	return e, waitGroupStable(ctx, b.cm, topic+"-g", cutoffConsumers, cutoffPartitions)
+	return e, kafkatest.WaitGroupStable(ctx, b.cm, topic+"-g", cutoffConsumers, cutoffPartitions)
 }
 
 func (e *cutoffEnv) close() {
@@ -388,38 +387,6 @@ func (e *cutoffEnv) stored(rs []couponq.IssueRequest, out []couponq.Issuance) {
 			t.(*cutoffTrack).issuedKey(r.Key, now)
 		}
 	}
-}
-
-// waitGroupStable waits until the consumer group is stable with members
-// members holding every one of the topic's partitions between them.
-func waitGroupStable(ctx context.Context, cm kafka.ConfigMap, group string, members, partitions int) error {
-	admin, err := kafka.NewAdminClient(&cm)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	last := "not described yet"
-	for time.Now().Before(deadline) {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		res, err := admin.DescribeConsumerGroups(dctx, []string{group})
-		cancel()
-		if err == nil && len(res.ConsumerGroupDescriptions) == 1 {
-			d := res.ConsumerGroupDescriptions[0]
-			assigned := 0
-			for _, m := range d.Members {
-				assigned += len(m.Assignment.TopicPartitions)
-			}
-			if d.State == kafka.ConsumerGroupStateStable && len(d.Members) == members && assigned == partitions {
-				return nil
-			}
-			last = fmt.Sprintf("state %s, %d members, %d partitions assigned", d.State, len(d.Members), assigned)
-		} else if err != nil {
-			last = err.Error()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("consumer group %s not stable with %d members and %d partitions within 60 s: %s", group, members, partitions, last)
 }
 
 // cutoffTrack follows one run: what the catalogs answer, the issuers'

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -90,45 +89,8 @@ func newFleet(t *testing.T) *fleet {
 	for _, tr := range transports[1:] {
 		start(node.RoleWorker, tr)
 	}
-	waitConsumers(t, brokers, group, workers)
+	require.NoError(t, kafkatest.WaitGroupStable(t.Context(), kafkatest.Config(brokers), group, workers, partitions))
 	return f
-}
-
-// waitConsumers waits until the group is stable with want members, each
-// holding partitions, so every sale runs on all the consumers.
-func waitConsumers(t *testing.T, brokers, group string, want int) {
-	t.Helper()
-	cm := kafkatest.Config(brokers)
-	admin, err := kafka.NewAdminClient(&cm)
-	require.NoError(t, err)
-	defer admin.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	last := "no answer"
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := admin.DescribeConsumerGroups(ctx, []string{group})
-		cancel()
-		switch {
-		case err != nil:
-			last = err.Error()
-		case len(res.ConsumerGroupDescriptions) != 1:
-			last = fmt.Sprintf("%d descriptions", len(res.ConsumerGroupDescriptions))
-		default:
-			d := res.ConsumerGroupDescriptions[0]
-			assigned := 0
-			for _, m := range d.Members {
-				if len(m.Assignment.TopicPartitions) > 0 {
-					assigned++
-				}
-			}
-			if d.State == kafka.ConsumerGroupStateStable && len(d.Members) == want && assigned == want {
-				return
-			}
-			last = fmt.Sprintf("state %s, %d members, %d holding partitions", d.State, len(d.Members), assigned)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("consumer group %s never had %d members holding partitions (last: %s)", group, want, last)
 }
 
 // sale is one case: a fresh campaign, paused while its whole crowd joins

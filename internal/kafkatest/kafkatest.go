@@ -72,3 +72,43 @@ func TopicRF(t testing.TB, brokers string, partitions, rf int) string {
 	})
 	return name
 }
+
+// WaitGroupStable waits, up to 60 s or ctx, until the consumer group is
+// stable with members members, each holding partitions and all of them
+// partitions assigned, so what follows runs on every consumer. It answers
+// an error (with the group's last state) when that does not happen.
+func WaitGroupStable(ctx context.Context, cm kafka.ConfigMap, group string, members, partitions int) error {
+	admin, err := kafka.NewAdminClient(&cm)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	last := "not described yet"
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := admin.DescribeConsumerGroups(dctx, []string{group})
+		cancel()
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(res.ConsumerGroupDescriptions) != 1:
+			last = fmt.Sprintf("%d descriptions", len(res.ConsumerGroupDescriptions))
+		default:
+			d := res.ConsumerGroupDescriptions[0]
+			holding, assigned := 0, 0
+			for _, m := range d.Members {
+				if n := len(m.Assignment.TopicPartitions); n > 0 {
+					holding++
+					assigned += n
+				}
+			}
+			if d.State == kafka.ConsumerGroupStateStable && len(d.Members) == members && holding == members && assigned == partitions {
+				return nil
+			}
+			last = fmt.Sprintf("state %s, %d members, %d holding partitions, %d partitions assigned", d.State, len(d.Members), holding, assigned)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("consumer group %s not stable with %d members over %d partitions within 60 s: %s", group, members, partitions, last)
+}
