@@ -203,58 +203,78 @@ func (c Campaign) WithDefaults() Campaign {
 
 // Validate reports whether c, after defaults, is usable: every field
 // within the bounds documented on it. The error wraps ErrInvalidCampaign
-// (and ErrInvalidID for a bad ID) and names the field and its bound.
+// (and ErrInvalidID for a bad ID) and names the field and its bound; its
+// method CampaignField() string gives the field's Go name ("Interval"),
+// for a handler to translate (the admin API answers its JSON name).
 func (c Campaign) Validate() error {
 	if err := ValidateID(c.ID); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidCampaign, err)
+		return invalidField("ID", fmt.Errorf("%w: %w", ErrInvalidCampaign, err))
 	}
 	c = c.WithDefaults()
 	switch {
 	case c.Stock <= 0:
-		return fmt.Errorf("%w: %s: stock must be > 0, got %d", ErrInvalidCampaign, c.ID, c.Stock)
+		return invalidField("Stock", fmt.Errorf("%w: %s: stock must be > 0, got %d", ErrInvalidCampaign, c.ID, c.Stock))
 	case c.Stock > maxCount:
-		return fmt.Errorf("%w: %s: stock must be at most %d, got %d", ErrInvalidCampaign, c.ID, int64(maxCount), c.Stock)
+		return invalidField("Stock", fmt.Errorf("%w: %s: stock must be at most %d, got %d", ErrInvalidCampaign, c.ID, int64(maxCount), c.Stock))
 	case c.PerUserLimit < 0:
-		return fmt.Errorf("%w: %s: per-user limit must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.PerUserLimit)
+		return invalidField("PerUserLimit", fmt.Errorf("%w: %s: per-user limit must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.PerUserLimit))
 	case c.PerUserLimit > maxPerUserLimit:
-		return fmt.Errorf("%w: %s: per-user limit must be at most %d, got %d", ErrInvalidCampaign, c.ID, maxPerUserLimit, c.PerUserLimit)
+		return invalidField("PerUserLimit", fmt.Errorf("%w: %s: per-user limit must be at most %d, got %d", ErrInvalidCampaign, c.ID, maxPerUserLimit, c.PerUserLimit))
 	case c.BatchSize < 0 || c.BatchSize > maxBatchSize:
-		return fmt.Errorf("%w: %s: batch size must be 1 to %d (0 means %d), got %d",
-			ErrInvalidCampaign, c.ID, maxBatchSize, DefaultBatchSize, c.BatchSize)
+		return invalidField("BatchSize", fmt.Errorf("%w: %s: batch size must be 1 to %d (0 means %d), got %d",
+			ErrInvalidCampaign, c.ID, maxBatchSize, DefaultBatchSize, c.BatchSize))
 	case c.Interval < minInterval || c.Interval > maxInterval:
-		return fmt.Errorf("%w: %s: interval must be %s to %s (0 means %s), got %s",
-			ErrInvalidCampaign, c.ID, minInterval, maxInterval, DefaultInterval, c.Interval)
+		return invalidField("Interval", fmt.Errorf("%w: %s: interval must be %s to %s (0 means %s), got %s",
+			ErrInvalidCampaign, c.ID, minInterval, maxInterval, DefaultInterval, c.Interval))
 	case !inYears(c.OpensAt):
-		return fmt.Errorf("%w: %s: opens at %s, outside the years %d to %d", ErrInvalidCampaign, c.ID, c.OpensAt, minYear, maxYear)
+		return invalidField("OpensAt", fmt.Errorf("%w: %s: opens at %s, outside the years %d to %d", ErrInvalidCampaign, c.ID, c.OpensAt, minYear, maxYear))
 	case !inYears(c.ClosesAt):
-		return fmt.Errorf("%w: %s: closes at %s, outside the years %d to %d", ErrInvalidCampaign, c.ID, c.ClosesAt, minYear, maxYear)
+		return invalidField("ClosesAt", fmt.Errorf("%w: %s: closes at %s, outside the years %d to %d", ErrInvalidCampaign, c.ID, c.ClosesAt, minYear, maxYear))
 	case !c.OpensAt.IsZero() && !c.ClosesAt.IsZero() && !c.ClosesAt.After(c.OpensAt):
-		return fmt.Errorf("%w: %s: closes at %s, not after opens at %s", ErrInvalidCampaign, c.ID, c.ClosesAt, c.OpensAt)
+		return invalidField("ClosesAt", fmt.Errorf("%w: %s: closes at %s, not after opens at %s", ErrInvalidCampaign, c.ID, c.ClosesAt, c.OpensAt))
 	case c.Mode != QueueFirst && c.Mode != ValidateFirst:
-		return fmt.Errorf("%w: %s: unknown mode %d", ErrInvalidCampaign, c.ID, c.Mode)
+		return invalidField("Mode", fmt.Errorf("%w: %s: unknown mode %d", ErrInvalidCampaign, c.ID, c.Mode))
 	case c.MaxWaiting < 0 || c.MaxWaiting > maxCount:
-		return fmt.Errorf("%w: %s: max waiting must be 0 (no cap) to %d, got %d", ErrInvalidCampaign, c.ID, int64(maxCount), c.MaxWaiting)
+		return invalidField("MaxWaiting", fmt.Errorf("%w: %s: max waiting must be 0 (no cap) to %d, got %d", ErrInvalidCampaign, c.ID, int64(maxCount), c.MaxWaiting))
 	case c.Version < 0:
-		return fmt.Errorf("%w: %s: version must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.Version)
+		return invalidField("Version", fmt.Errorf("%w: %s: version must be >= 0, got %d", ErrInvalidCampaign, c.ID, c.Version))
 	case strings.Contains(c.ID, subLineMark):
-		return fmt.Errorf("%w: %s: %q is reserved for sub-lines", ErrInvalidCampaign, c.ID, subLineMark)
+		return invalidField("ID", fmt.Errorf("%w: %s: %q is reserved for sub-lines", ErrInvalidCampaign, c.ID, subLineMark))
 	case c.Shards < 0 || c.Shards > MaxShards:
-		return fmt.Errorf("%w: %s: shards must be 0 to %d, got %d", ErrInvalidCampaign, c.ID, MaxShards, c.Shards)
+		return invalidField("Shards", fmt.Errorf("%w: %s: shards must be 0 to %d, got %d", ErrInvalidCampaign, c.ID, MaxShards, c.Shards))
 	case c.Shards > 1 && c.Mode != QueueFirst:
-		return fmt.Errorf("%w: %s: shards need V2 (queue-first)", ErrInvalidCampaign, c.ID)
+		return invalidField("Shards", fmt.Errorf("%w: %s: shards need V2 (queue-first)", ErrInvalidCampaign, c.ID))
 	case c.Shards > 1 && len(c.ID) > MaxIDLen-4:
-		return fmt.Errorf("%w: %s: a sharded campaign's ID is at most %d bytes", ErrInvalidCampaign, c.ID, MaxIDLen-4)
+		return invalidField("ID", fmt.Errorf("%w: %s: a sharded campaign's ID is at most %d bytes", ErrInvalidCampaign, c.ID, MaxIDLen-4))
 	case c.PreQueue < 0 || c.PreQueue > maxPreQueue:
-		return fmt.Errorf("%w: %s: pre-queue must be 0 (none) to %s, got %s", ErrInvalidCampaign, c.ID, maxPreQueue, c.PreQueue)
+		return invalidField("PreQueue", fmt.Errorf("%w: %s: pre-queue must be 0 (none) to %s, got %s", ErrInvalidCampaign, c.ID, maxPreQueue, c.PreQueue))
 	case c.PreQueue > 0 && c.OpensAt.IsZero():
-		return fmt.Errorf("%w: %s: a pre-queue needs OpensAt", ErrInvalidCampaign, c.ID)
+		return invalidField("PreQueue", fmt.Errorf("%w: %s: a pre-queue needs OpensAt", ErrInvalidCampaign, c.ID))
 	case c.PreQueue > 0 && c.Mode != QueueFirst:
-		return fmt.Errorf("%w: %s: a pre-queue needs V2 (queue-first)", ErrInvalidCampaign, c.ID)
+		return invalidField("PreQueue", fmt.Errorf("%w: %s: a pre-queue needs V2 (queue-first)", ErrInvalidCampaign, c.ID))
 	case c.PreQueue > 0 && c.Shards > 1:
-		return fmt.Errorf("%w: %s: a pre-queue and shards together are not supported", ErrInvalidCampaign, c.ID)
+		return invalidField("PreQueue", fmt.Errorf("%w: %s: a pre-queue and shards together are not supported", ErrInvalidCampaign, c.ID))
 	}
 	return nil
 }
+
+// fieldError is Validate's error: the field it is about, and the message
+// (which wraps ErrInvalidCampaign). Handlers that speak another naming
+// (the admin API's JSON names) find the field through errors.As with an
+// interface{ CampaignField() string }.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func invalidField(field string, err error) error { return &fieldError{field: field, err: err} }
+
+func (e *fieldError) Error() string { return e.err.Error() }
+func (e *fieldError) Unwrap() error { return e.err }
+
+// CampaignField is the name of the Campaign field the error is about
+// ("Interval").
+func (e *fieldError) CampaignField() string { return e.field }
 
 // inYears reports whether t is zero or in the years minYear to maxYear (UTC).
 func inYears(t time.Time) bool {

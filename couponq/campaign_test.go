@@ -3,6 +3,7 @@ package couponq_test
 import (
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,17 @@ func TestCampaignBounds(t *testing.T) {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("the error %q does not say %q", err, s)
 				}
+			}
+			var fe interface{ CampaignField() string }
+			if !errors.As(err, &fe) {
+				t.Fatalf("the error %q does not name its field (CampaignField)", err)
+			}
+			if _, ok := reflect.TypeFor[couponq.Campaign]().FieldByName(fe.CampaignField()); !ok {
+				t.Errorf("CampaignField() = %q, not a field of Campaign", fe.CampaignField())
+			}
+			about := strings.ReplaceAll(strings.TrimSuffix(strings.Fields(tc.field)[0], "_ms"), "-", "")
+			if !strings.HasPrefix(strings.ToLower(fe.CampaignField()), about) {
+				t.Errorf("CampaignField() = %q, want the field %s", fe.CampaignField(), tc.field)
 			}
 		})
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# couponq's reliability suite (issue #12): fuzzes every target, then runs
-# examples/redis-kafka/faultrun — Redis durability under kill -9 in each
-# mode, then the production shape (2 apis, 2 workers, Redis with AOF,
+# couponq's reliability suite: fuzzes every target, then runs
+# examples/redis-kafka/faultrun — hostile clients against one api, Redis
+# durability under kill -9 in each mode, then the production shape (2 apis, 2 workers, Redis with AOF,
 # 3-broker Kafka RF 3 / min.insync 2, PostgreSQL Store, toxiproxy) under a
 # schedule of faults with 100,000 users — and writes RELIABILITY.md.
 # Too long for CI (about 15 minutes); CI runs the fuzz targets briefly and
@@ -9,6 +9,7 @@
 #
 #   scripts/reliability.sh                       # everything; rewrites RELIABILITY.md
 #   FUZZTIME=10s scripts/reliability.sh -users 20000 -arrival 40s -out /tmp/R.md   # a smaller run
+#   FUZZTIME=0 scripts/reliability.sh -durability '' -skip-fleet -out /tmp/hostile.md  # hostile clients only, ~70 s
 #
 # Flags after the script's name go to faultrun (see its -help). Starts (or
 # reuses) the servers with the scripts beside this one; everything listens on
@@ -46,7 +47,9 @@ echo "== build"
 (cd examples/redis-kafka && go build -o "$dir/" ./api ./worker ./faultrun)
 
 echo "== faultrun"
-args=(-root "$root" -bin "$dir" -dir "$dir" -out "$root/RELIABILITY.md" -command "scripts/reliability.sh${*:+ $*}")
+command=scripts/reliability.sh
+for a in "$@"; do command+=" $(printf '%q' "$a")"; done
+args=(-root "$root" -bin "$dir" -dir "$dir" -out "$root/RELIABILITY.md" -command "$command")
 [ "$FUZZTIME" != 0 ] && args+=(-fuzz-log "$fuzzlog")
 cd examples/redis-kafka
 "$dir/faultrun" "${args[@]}" "$@"

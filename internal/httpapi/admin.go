@@ -266,7 +266,7 @@ type observation struct {
 // Errors answer JSON {"error": {"code": ..., "message": ...}}, as the public
 // handler's do: 400 bad_request (malformed or unknown JSON, or a bad DELETE
 // query) / invalid_id / invalid_campaign (the campaign does not validate;
-// nothing was written) / unsupported (the node cannot serve it), 401 unauthorized, 403 forbidden, 404
+// nothing was written; "field" names the JSON field at fault) / unsupported (the node cannot serve it), 401 unauthorized, 403 forbidden, 404
 // unknown_campaign / not_found, 405 method_not_allowed (with Allow), 408
 // request_timeout (a body slower than BodyReadTimeout), 409
 // campaign_exists / version_conflict / stock_below_issued / not_open
@@ -503,7 +503,7 @@ func (a *admin) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.Validate(); err != nil {
-		a.fail(w, http.StatusBadRequest, "invalid_campaign", err.Error())
+		a.invalidCampaign(w, err)
 		return
 	}
 	created, err := a.ops.Create(r.Context(), c)
@@ -543,7 +543,7 @@ func (a *admin) patch(w http.ResponseWriter, r *http.Request) {
 	c := old
 	p.apply(&c)
 	if err := c.Validate(); err != nil {
-		a.fail(w, http.StatusBadRequest, "invalid_campaign", err.Error())
+		a.invalidCampaign(w, err)
 		return
 	}
 	update := a.ops.Update
@@ -802,7 +802,7 @@ func (a *admin) error(w http.ResponseWriter, r *http.Request, op string, err err
 	case errors.Is(err, couponq.ErrUnsupported):
 		a.fail(w, http.StatusBadRequest, couponq.CodeUnsupported, err.Error())
 	case errors.Is(err, couponq.ErrInvalidCampaign):
-		a.fail(w, http.StatusBadRequest, "invalid_campaign", err.Error())
+		a.invalidCampaign(w, err)
 	case errors.Is(err, couponq.ErrInvalidID):
 		a.fail(w, http.StatusBadRequest, "invalid_id", err.Error())
 	default:
@@ -811,6 +811,25 @@ func (a *admin) error(w http.ResponseWriter, r *http.Request, op string, err err
 		}
 		a.retryLater(w, "cannot "+op+": a backend is unavailable, retry shortly")
 	}
+}
+
+// jsonFields are the admin API's names of the Campaign fields.
+var jsonFields = map[string]string{
+	"ID": "id", "Version": "version", "Stock": "stock", "PerUserLimit": "per_user_limit", "BatchSize": "batch_size",
+	"Interval": "interval_ms", "OpensAt": "opens_at", "ClosesAt": "closes_at", "Mode": "mode",
+	"MaxWaiting": "max_waiting", "Shards": "shards", "PreQueue": "pre_queue_ms",
+}
+
+// invalidCampaign answers 400 invalid_campaign for a campaign that does not
+// validate, with the JSON name of the field at fault.
+func (a *admin) invalidCampaign(w http.ResponseWriter, err error) {
+	var e ErrorResponse
+	e.Error.Code, e.Error.Message = "invalid_campaign", err.Error()
+	var fe interface{ CampaignField() string }
+	if errors.As(err, &fe) {
+		e.Error.Field = jsonFields[fe.CampaignField()]
+	}
+	writeJSON(w, http.StatusBadRequest, e)
 }
 
 func (a *admin) retryLater(w http.ResponseWriter, msg string) {

@@ -331,6 +331,32 @@ func TestAdminBadInputsWriteNothing(t *testing.T) {
 	assert.EqualValues(t, 5, list[0].Stock)
 }
 
+// An invalid_campaign answer names the JSON field at fault, for every
+// bounded field, on create and on PATCH.
+func TestAdminInvalidCampaignNamesTheField(t *testing.T) {
+	env := newAdmin(t, nil, couponq.Campaign{ID: "drop", Stock: 5})
+	for _, tc := range []struct{ method, path, body, field string }{
+		{"POST", "/admin/campaigns", `{"id":"x","stock":0}`, "stock"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":9223372036854775807}`, "stock"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":1,"per_user_limit":9223372036854775807}`, "per_user_limit"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":1,"batch_size":2305843009213693952}`, "batch_size"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":1,"interval_ms":9223372036854}`, "interval_ms"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":1,"max_waiting":-1}`, "max_waiting"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":1,"shards":1000000}`, "shards"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":1,"pre_queue_ms":9223372036854}`, "pre_queue_ms"},
+		{"POST", "/admin/campaigns", `{"id":"x","stock":1,"opens_at":"2026-03-02T00:00:00Z","closes_at":"2026-03-01T00:00:00Z"}`, "closes_at"},
+		{"POST", "/admin/campaigns", `{"id":"x y","stock":1}`, "id"},
+		{"PATCH", "/admin/campaigns/drop", `{"version":1,"batch_size":-1}`, "batch_size"},
+		{"PATCH", "/admin/campaigns/drop", `{"version":1,"interval_ms":3600001}`, "interval_ms"},
+	} {
+		resp, body := env.call(t, tc.method, tc.path, tc.body)
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s %v", tc.body, body)
+		assert.Equal(t, "invalid_campaign", code(body), tc.body)
+		e, _ := body["error"].(map[string]any)
+		assert.Equal(t, tc.field, e["field"], tc.body)
+	}
+}
+
 func TestAdminMethodNotAllowed(t *testing.T) {
 	env := newAdmin(t, nil, couponq.Campaign{ID: "drop", Stock: 5})
 	for _, tc := range []struct{ method, path, allow string }{

@@ -240,6 +240,9 @@ type ErrorResponse struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Field is the JSON name of the field an invalid_campaign answer
+		// is about ("interval_ms"), when the error names one.
+		Field string `json:"field,omitempty"`
 	} `json:"error"`
 	// Ticket is the user's earlier ticket, on duplicate and sold_out answers
 	// to a user who already had an entry.

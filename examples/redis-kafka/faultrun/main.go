@@ -9,8 +9,12 @@
 // paused, the workers' network cut and slowed), lets every line drain, and
 // holds the result to the invariants with a checker (package check) that
 // reads the Store, the topic and the crowd's records on its own. Before
-// that it measures what a Redis kill -9 loses under each durability mode.
-// It writes RELIABILITY.md.
+// that it measures what a Redis kill -9 loses under each durability mode,
+// and attacks one api process as hostile clients would (hostile.go): a
+// flood of status requests for made-up campaigns against its heap, held
+// and trickled connections against its timeouts, streams past the caps,
+// the admin credentials, campaign values meant to overflow. It writes
+// RELIABILITY.md.
 //
 // Run it through scripts/reliability.sh, which starts the servers, builds
 // the programs, fuzzes, and passes them in:
@@ -51,7 +55,7 @@ type options struct {
 	durability                   []string
 	durabilityUsers              int
 	sampleEvery                  int
-	noFaults, skipMain           bool
+	noFaults, skipMain, hostile  bool
 	scale                        float64
 	maxInFlight                  int
 	seed                         uint64
@@ -84,7 +88,8 @@ func main() {
 	flag.Float64Var(&o.scale, "schedule-scale", 1, "multiply every fault's time in the schedule by this (0.3: the same faults, closer together, for a shorter run)")
 	flag.IntVar(&o.maxInFlight, "max-in-flight-batches", 4, "the workers' -max-in-flight-batches (0: no bound; the checker then allows a Store catch-up burst right after a fault)")
 	flag.BoolVar(&o.noFaults, "no-faults", false, "run the fleet without injecting faults (a baseline)")
-	flag.BoolVar(&o.skipMain, "skip-fleet", false, "only measure durability")
+	flag.BoolVar(&o.skipMain, "skip-fleet", false, "do not run the fleet (measure durability and hostile clients only)")
+	flag.BoolVar(&o.hostile, "hostile", true, "attack one api process as hostile clients would (a flood of unknown campaign IDs, held connections, streams past the caps, the admin credentials, overflowing campaign values), about 90 s")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for who presses twice")
 	flag.StringVar(&o.command, "command", "scripts/reliability.sh", "the command that reproduces this run, for the report")
 	flag.Parse()
@@ -172,21 +177,30 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 		log.Info("durability", "mode", mode, "accepted", r.Accepted, "lost", r.Lost, "admit_per_sec", int(r.AdmitRate))
 		rep.durability = append(rep.durability, r)
 	}
+	if o.hostile {
+		h, err := measureHostile(ctx, log, o, token)
+		if err != nil {
+			return fmt.Errorf("hostile clients: %w", err)
+		}
+		rep.hostile = h
+	}
 	if !o.skipMain {
 		if err := runFleet(ctx, log, o, token, rep); err != nil {
 			return err
 		}
 	}
 	rep.finished = time.Now()
-	if o.out == "" {
-		return nil
+	if o.out != "" {
+		if err := rep.write(o.out); err != nil {
+			return err
+		}
+		log.Info("report written", "file", o.out)
 	}
-	if err := rep.write(o.out); err != nil {
-		return err
-	}
-	log.Info("report written", "file", o.out)
 	if rep.check != nil && !rep.check.OK() {
 		return errors.New("the checker found violations; see the report")
+	}
+	if rep.hostile != nil && !rep.hostile.ok() {
+		return errors.New("a hostile client got past a bound; see the report")
 	}
 	return nil
 }

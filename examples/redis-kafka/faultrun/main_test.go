@@ -75,3 +75,29 @@ func contains(args []string, flag, value string) bool {
 	}
 	return false
 }
+
+// The hostile phase's verdict fails on any broken bound: a probe, heap
+// growth past maxHeapGrowth, a Redis key written, a stream opened for a
+// made-up campaign, or a heap figure no collection backs.
+func TestHostileVerdict(t *testing.T) {
+	good := func() *hostileResult {
+		return &hostileResult{HeapBefore: 20 << 20, HeapAfter: 21 << 20, GCs: 3, KeysBefore: 3, KeysAfter: 3,
+			Probes: []hostileProbe{{Area: "a", OK: true}, {Area: "b", OK: true}}}
+	}
+	if !good().ok() {
+		t.Fatal("a run within every bound fails")
+	}
+	for name, spoil := range map[string]func(*hostileResult){
+		"probe":         func(r *hostileResult) { r.Probes[1].OK = false },
+		"heap":          func(r *hostileResult) { r.HeapAfter = r.HeapBefore + maxHeapGrowth + 1 },
+		"keys":          func(r *hostileResult) { r.KeysAfter++ },
+		"stream":        func(r *hostileResult) { r.StreamsOpened = 1 },
+		"no collection": func(r *hostileResult) { r.GCs = 0 },
+	} {
+		r := good()
+		spoil(r)
+		if r.ok() {
+			t.Errorf("%s: a broken bound passes", name)
+		}
+	}
+}

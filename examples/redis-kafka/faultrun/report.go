@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ type report struct {
 	opts              options
 	started, finished time.Time
 	durability        []durResult
+	hostile           *hostileResult
 	fleet             *fleetResult
 	check             *check.Report
 }
@@ -101,6 +103,9 @@ func (r *report) write(file string) error {
 		p("")
 		p("Over-issue reports in the worker logs (the issuer's `OnOverIssue` hook): %d.", f.overIssueLogs)
 		p("")
+	}
+	if r.hostile != nil {
+		r.hostileSection(p)
 	}
 	if len(r.durability) > 0 {
 		r.durabilitySection(p)
@@ -204,6 +209,59 @@ func (r *report) durabilitySection(p func(string, ...any)) {
 	p("")
 	p("A lost entry is detectable, never silent: its user's status answers 404 `not_found` (or `unknown_campaign`, when the campaign was lost with it) instead of a place in line — the *statuses after restart* column counts exactly those answers. Had an older snapshot held the campaign, the entry numbers handed out after the restart would repeat ones already promised; the *given twice* column counts such numbers. What was already issued is not at stake: issuances live in the Store, not in Redis. See the README's \"Durability\" section for the trade-off.")
 	p("")
+}
+
+func (r *report) hostileSection(p func(string, ...any)) {
+	h := r.hostile
+	p("## Hostile clients")
+	p("")
+	p("One `api` process (a Redis of its own, the 3-broker Kafka of `scripts/kafka.sh`, no worker: admitted users wait), started with the admin token by the deprecated `-admin-token` flag, `-admin-session-ttl %s` and `-trusted-proxies 127.0.0.2`, attacked from loopback as a hostile or broken client would. Verdict: **%s**.", hostileSessionTTL, map[bool]string{true: "every bound held", false: "a bound was broken"}[h.ok()])
+	p("")
+	p("### Unknown campaign IDs cost nothing")
+	p("")
+	p("%s `GET /campaigns/<id>/entries/me`, each for a distinct made-up campaign ID (about 40 bytes), one user, 16 at once on kept-alive connections, after 5,000 of the same to warm up; and %d status streams (`.../entries/me/events`) for made-up IDs. The heap is the api's live heap as its last garbage collection found it (`/debug/vars` \"heap\", runtime/metrics `/gc/heap/live:bytes`).", thousands(h.Flood), h.UnknownStreams)
+	p("")
+	p("| figure | before | after | bound |")
+	p("|---|--:|--:|---|")
+	p("| live heap | %.1f MB | %.1f MB (%+.1f MB, %+.0f bytes an ID) | growth ≤ %d MB |", mib(h.HeapBefore), mib(h.HeapAfter), mib(h.HeapAfter)-mib(h.HeapBefore), (float64(h.HeapAfter)-float64(h.HeapBefore))/float64(max(h.Flood, 1)), maxHeapGrowth>>20)
+	p("| resident set | %.1f MB | %.1f MB | |", mib(h.RSSBefore), mib(h.RSSAfter))
+	p("| Redis keys | %d | %d | none written |", h.KeysBefore, h.KeysAfter)
+	p("| garbage collections during the flood | | %d | at least one (else the heap figure says nothing) |", h.GCs)
+	p("| status streams opened for made-up IDs | | %d of %d | none |", h.StreamsOpened, h.UnknownStreams)
+	p("")
+	p("The flood took %s (%.0f requests a second); its answers: %s.", h.FloodTook.Round(time.Millisecond), float64(h.Flood)/h.FloodTook.Seconds(), statusCounts(h.FloodStatuses))
+	p("")
+	p("### Connections, streams, credentials, campaign values")
+	p("")
+	p("| area | tried | bound | measured | held |")
+	p("|---|---|---|---|---|")
+	for _, pr := range h.Probes {
+		p("| %s | %s | %s | %s | %s |", pr.Area, pr.Tried, pr.Bound, pr.Measured, map[bool]string{true: "yes", false: "**no**"}[pr.OK])
+	}
+	p("")
+	p("A connection counts as closed by its limit if it was closed within %s after it. Only this phase: `FUZZTIME=0 scripts/reliability.sh -durability '' -skip-fleet -out /tmp/hostile.md`.", slack)
+	p("")
+}
+
+func statusCounts(m map[int]int) string {
+	codes := make([]int, 0, len(m))
+	for c := range m {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	parts := make([]string, 0, len(codes))
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%s × %d", thousands(m[c]), c))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func modeName(m string) string {

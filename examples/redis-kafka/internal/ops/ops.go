@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ func (o Observers) ObserveLines(l node.Lines) {
 // Prometheus, not the public: /healthz (the node's liveness), /readyz (its
 // readiness: Redis, the Store, Kafka), /metrics (reg, in Prometheus's
 // format) and /debug/vars (expvar, Vars: the command line with its secrets
-// redacted, backend addresses included).
+// redacted, backend addresses included; "heap", a HeapVar).
 func Handler(n *node.Node, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", n.Liveness())
@@ -92,6 +93,33 @@ func Handler(n *node.Node, reg *prometheus.Registry) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /debug/vars", Vars())
 	return mux
+}
+
+func init() {
+	expvar.Publish("heap", expvar.Func(heapVar))
+}
+
+// HeapVar is what /debug/vars' "heap" holds: the heap's live bytes as the
+// last garbage collection found them (runtime/metrics' /gc/heap/live:bytes,
+// what survives a collection, unlike memstats' HeapAlloc, which counts
+// garbage not yet collected too) and how many collections have run, so a
+// reader can tell a figure taken after work from one taken before it.
+type HeapVar struct {
+	LiveBytes uint64 `json:"live_bytes"`
+	GCs       uint64 `json:"gcs"`
+}
+
+func heapVar() any {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	var v HeapVar
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		v.LiveBytes = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		v.GCs = s[1].Value.Uint64()
+	}
+	return v
 }
 
 // Redacted replaces a secret in the command line Vars serves.

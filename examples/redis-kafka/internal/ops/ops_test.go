@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -146,6 +147,7 @@ func TestDebugVarsShowNoSecrets(t *testing.T) {
 	require.NoError(t, err)
 	srv := httptest.NewServer(ops.Handler(n, prometheus.NewRegistry()))
 	defer srv.Close()
+	runtime.GC() // "heap" reports the last collection's figures
 	res, err := srv.Client().Get(srv.URL + "/debug/vars")
 	require.NoError(t, err)
 	body, err := io.ReadAll(res.Body)
@@ -163,4 +165,8 @@ func TestDebugVarsShowNoSecrets(t *testing.T) {
 	require.NoError(t, json.Unmarshal(vars["cmdline"], &cmdline))
 	assert.Equal(t, []string{"api", "-admin-token", ops.Redacted, "-postgres=postgres://u:" + ops.Redacted + "@db/x", "-prefix", "demo"}, cmdline)
 	assert.Contains(t, vars, "memstats", "the other variables are all there")
+	var heap ops.HeapVar
+	require.NoError(t, json.Unmarshal(vars["heap"], &heap))
+	assert.Positive(t, heap.GCs, "collections so far")
+	assert.Positive(t, heap.LiveBytes, "the live heap after the last collection")
 }
