@@ -45,13 +45,35 @@ type HandlerConfig struct {
 	ClientAddr func(r *http.Request) string
 	// RetryAfter is the Retry-After of 503 and 429 answers. Zero means 1s.
 	RetryAfter time.Duration
+	// WaitingRoom customises the waiting-room page: strings and
+	// languages, colours, logo. The zero value is the page as shipped
+	// (English and Korean).
+	WaitingRoom WaitingRoom
 }
+
+// WaitingRoom customises the waiting-room page Handler serves; see its
+// fields.
+type WaitingRoom = httpapi.WaitingRoom
 
 // Handler returns the public handler, for users:
 //
 //	POST {BasePath}/campaigns/{campaign}/entries            join the line; 202 with the ticket
 //	GET  {BasePath}/campaigns/{campaign}/entries/me         the user's status; 200
 //	GET  {BasePath}/campaigns/{campaign}/entries/me/events  the same, live (Server-Sent Events)
+//	GET  {BasePath}/campaigns/{campaign}/wait               the waiting-room page (HTML)
+//	POST {BasePath}/campaigns/{campaign}/wait               its join form, for browsers without script
+//	GET  {BasePath}/wait/client.js                          the page's JS client, an ES module for hosts' own pages (client.d.ts beside it)
+//
+// The waiting-room page is the user's view of the line: join with one
+// press, then their place, the people ahead and the estimated wait, live,
+// to the outcome (a countdown before opening, the pre-queue's draw,
+// "unlikely" past the remaining stock, paused, issued with its ID, sold
+// out, closed, line full). Its assets are embedded; it needs no script
+// from elsewhere and keeps a strict Content-Security-Policy; without
+// script its form posts and it refreshes itself. It costs no Redis work
+// beyond the status stream's. The user is HandlerConfig.User's, so a
+// browser's request must carry what User reads (a session cookie, or a
+// header a gateway sets).
 //
 // Errors are JSON {"error": {"code", "message"}} with couponq.Code's codes.
 // The status streams of a campaign share one line read per second in this
@@ -72,7 +94,7 @@ func (n *Node) Handler(cfg HandlerConfig) (http.Handler, error) {
 	h, err := httpapi.New(httpapi.Config{
 		Service: n.svc, User: cfg.User, BasePath: cfg.BasePath, StreamMax: cfg.MaxStreams, RetryAfter: cfg.RetryAfter,
 		StreamMaxPerUser: cfg.MaxStreamsPerUser, StreamMaxPerAddr: cfg.MaxStreamsPerAddr, ClientAddr: cfg.ClientAddr,
-		Stats: n.queue, Catalog: n.read, Logger: n.cfg.Logger,
+		Stats: n.queue, Catalog: n.read, Logger: n.cfg.Logger, WaitingRoom: cfg.WaitingRoom,
 	})
 	if err != nil {
 		return nil, err

@@ -98,6 +98,10 @@ type Config struct {
 	// connection closed. A server whose ReadTimeout is shorter is left to
 	// it. Zero means 10s.
 	BodyReadTimeout time.Duration
+	// WaitingRoom customises the waiting-room page,
+	// GET {BasePath}/campaigns/{campaign}/wait (strings, languages,
+	// colours, logo). The zero value is the page as shipped.
+	WaitingRoom WaitingRoom
 }
 
 // HeaderUser returns a Config.User that reads the user ID from a request
@@ -119,7 +123,8 @@ type Handler struct {
 	cfg Config
 	log *slog.Logger
 	mux *http.ServeMux
-	hub *statusHub // nil when Stats or Catalog is missing
+	hub  *statusHub // nil when Stats or Catalog is missing
+	wait *waitRoom
 }
 
 // New returns the admission and status handler:
@@ -168,7 +173,11 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.BodyReadTimeout == 0 {
 		cfg.BodyReadTimeout = defaultBodyReadTimeout
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	wait, err := newWaitRoom(cfg.WaitingRoom)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), wait: wait}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -181,6 +190,7 @@ func New(cfg Config) (*Handler, error) {
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries", "POST")
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries/me", "GET, HEAD")
 	h.notAllowed(cfg.BasePath+"/campaigns/{campaign}/entries/me/events", "GET, HEAD")
+	h.routeWaitRoom()
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { // the mux's own 404 is plain text
 		h.fail(w, http.StatusNotFound, couponq.CodeNotFound, "no such route: "+r.URL.Path, nil)
 	})
@@ -233,6 +243,12 @@ type StatusResponse struct {
 	Reason          string `json:"reason,omitempty"`
 	BeyondStock     bool   `json:"beyond_stock,omitempty"`
 	PreQueue        bool   `json:"pre_queue,omitempty"`
+	// Paused: the user waits on a paused campaign; the line moves again
+	// when it resumes, and there is no wait estimate meanwhile.
+	Paused bool `json:"paused,omitempty"`
+	// OpensAt is when a pre-queue's places are drawn and the line opens
+	// (RFC 3339, UTC), while the user is in the pre-queue.
+	OpensAt string `json:"opens_at,omitempty"`
 }
 
 // ErrorResponse is the body of every error answer.
@@ -302,7 +318,9 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		h.error(w, r, err, nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, statusBody(st))
+	resp := statusBody(st)
+	h.decorateFromCatalog(r.Context(), &resp)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // statusBody is the StatusResponse of st, for the status route and the

@@ -34,6 +34,11 @@ func loadAsset(name, ctype string) liveAsset {
 	if err != nil {
 		panic("httpapi: embedded live page asset missing: " + name) // the go:embed line names it
 	}
+	return newAsset(body, ctype)
+}
+
+// newAsset is body served as ctype, with its hash as ETag.
+func newAsset(body []byte, ctype string) liveAsset {
 	sum := sha256.Sum256(body)
 	return liveAsset{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 }

@@ -257,6 +257,9 @@ type linePoller struct {
 
 	batch   []*statusStream // the tick's streams; the poller goroutine's own
 	failing bool            // the last tick could not read the line (logged once per streak)
+	// The campaign as the tick read it, for the statuses it reads.
+	campaignNow couponq.Campaign
+	known       bool
 }
 
 func (p *linePoller) run() {
@@ -352,9 +355,11 @@ func (p *linePoller) tick() {
 			} else if w, known := c.EstimateWait(pos, claimed); known {
 				resp.EstimatedWaitMS = w.Milliseconds()
 			}
+			decorate(&resp, c, true)
 			s.deliver(statusUpdate{resp: resp})
 		}
 	}
+	p.campaignNow, p.known = c, !deleted
 	p.readAll(reads)
 	clear(p.batch) // let streams that leave be collected
 }
@@ -411,6 +416,7 @@ func (p *linePoller) read(user string, streams []*statusStream) error {
 		return nil
 	}
 	resp := statusBody(st)
+	decorate(&resp, p.campaignNow, p.known)
 	for _, s := range streams {
 		// The user's latest entry, like GET .../entries/me: a user who
 		// lined up again is followed on the new entry.
@@ -460,6 +466,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	first, final := statusBody(st), st.State.Terminal()
+	h.decorateFromCatalog(r.Context(), &first)
 	if final && r.Header.Get("Last-Event-ID") == finalEventID(st.Entry) {
 		// An EventSource reconnecting after the final event: 204 tells it
 		// to stop reconnecting.
