@@ -120,9 +120,9 @@ func HeaderUser(name string) func(*http.Request) (string, error) {
 // Handler is the public handler New returns: an http.Handler, and Close
 // to end its status streams.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg  Config
+	log  *slog.Logger
+	mux  *http.ServeMux
 	hub  *statusHub // nil when Stats or Catalog is missing
 	wait *waitRoom
 }
