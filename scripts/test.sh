@@ -57,7 +57,9 @@ scripts/kafka.sh start 3 >/dev/null
 scripts/postgres.sh start >/dev/null
 # shellcheck disable=SC1091
 . .cache/servers/postgres/env
-scripts/chromium.sh >/dev/null # Debian's chromium, for the live page's browser test
+scripts/chromium.sh >/dev/null # Debian's chromium, for the browser tests
+COUPONQ_AXE_JS=$(scripts/axe.sh) # axe-core from npm, the browser tests' accessibility check
+export COUPONQ_AXE_JS
 echo "redis standalone $COUPONQ_REDIS_ADDR, cluster $COUPONQ_REDIS_CLUSTER"
 echo "kafka $COUPONQ_KAFKA_BROKERS, 3-broker cluster $COUPONQ_KAFKA_CLUSTER"
 echo "postgres $COUPONQ_POSTGRES_DSN"
@@ -103,8 +105,14 @@ step "couponq/ratelimit (its own module, so x/time/rate and redis_rate stay out 
 step "couponq/tracing (its own module, so OpenTelemetry stays out of the core's requirements; its Redis journey uses the servers above)"
 (cd couponq/tracing && go vet ./... && go test -race -count=1 ./...)
 
-step "internal/browsertest: the live page in headless chromium (its own module, for chromedp)"
-(cd internal/browsertest && go vet ./... && go test -race -count=1 ./...)
+step "internal/browsertest: the live page and the waiting room in headless chromium, axe-core inside (its own module, for chromedp)"
+browser_out=$(mktemp)
+if (cd internal/browsertest && go vet ./... && go test -race -count=1 -v ./...) >"$browser_out" 2>&1; then
+  grep -E 'browser: |^ *--- (PASS|FAIL|SKIP)|^(PASS|FAIL)$|^ok ' "$browser_out" || true
+  rm -f "$browser_out"
+else
+  cat "$browser_out"; rm -f "$browser_out"; exit 1
+fi
 
 step "examples/production (its own module): the production wiring, run briefly on the servers above"
 (cd examples/production && go vet ./... && go test -race -count=1 ./...)

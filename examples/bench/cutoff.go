@@ -199,11 +199,11 @@ func cutoffFlags() (cutoffParams, error) {
 const cutoffHeading = "## Exact cutoff: drain time at the end of the stock\n"
 
 // spliceCutoff replaces the section in the report md, or puts it where
-// markdown puts it: after the end-to-end section, before the status streams
-// (else before what follows them, else at the end).
+// markdown puts it: after the end-to-end section, before the waiting-room
+// pages and status streams (else before what follows them, else at the end).
 func spliceCutoff(md, section string) string {
 	return spliceSection(md, cutoffHeading, section,
-		[]string{sseHeading, "## Memory per waiting entry\n", "## Micro-benchmarks\n"})
+		[]string{sseHeading, sseOldHeading, "## Memory per waiting entry\n", "## Micro-benchmarks\n"})
 }
 
 // runCutoffSection runs every scenario Reps times in each mode, the two

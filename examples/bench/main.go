@@ -24,10 +24,12 @@
 //     stock with the scheduler's exact cutoff against scheduler.Config's
 //     NoCutoff, both in the same run, Redis line → Kafka (three consumers)
 //     → Redis Store, with users who already hold a unit;
-//   - status streams (sse.go): 10,000 users holding Server-Sent Events status
-//     streams open on one draining campaign, clients in a child process:
-//     Redis commands and Status calls against the pipeline alone, events,
-//     latency, and the server's memory.
+//   - waiting-room pages and status streams (sse.go): 10,000 users loading
+//     the waiting-room page, then holding its Server-Sent Events status
+//     stream open on one draining campaign, clients in a child process:
+//     Redis commands per page load, Redis commands and Status calls of the
+//     open pages against the pipeline alone, events, latency, and the
+//     server's memory.
 //
 // It needs the servers scripts/bench.sh starts (Redis, Kafka, Postgres) and wrk and
 // redis-benchmark on PATH. Run it with scripts/bench.sh from the repository root.
@@ -89,7 +91,7 @@ func main() {
 	flag.IntVar(&o.busyWorkers, "busy-workers", 0, "scheduler section, diagnosis: the busy Scheduler's Workers (0: its default, 16)")
 	flag.DurationVar(&o.busyCatalogTTL, "busy-catalog-ttl", 0, "scheduler section, diagnosis: the TTL of the busy Scheduler's catalog cache (0: its default, 1s)")
 	flag.Parse()
-	if *sseOnly || *sseClient != "" { // sse.go: the status-stream section alone, or its client process
+	if *sseOnly || *sseClient != "" { // sse.go: the waiting-room page and status-stream section alone, or its client process
 		if err := sseMain(o); err != nil {
 			log.Fatal(err)
 		}
@@ -228,7 +230,7 @@ func main() {
 		log.Fatal(err)
 	}
 	rep.Cutoff = &cr
-	progress("status streams (SSE): %d streams held %s", *sseStreams, *sseHold)
+	progress("waiting-room pages and status streams (SSE): %d pages loaded, their streams held %s", *sseStreams, *sseHold)
 	sse, err := runSSE(ctx, o.redis, *sseStreams, *sseHold)
 	if err != nil {
 		log.Fatal(err)

@@ -31,7 +31,8 @@ type Report struct {
 	// The scheduler sections (absent from results of runs before them).
 	Idle []IdleResult `json:",omitempty"`
 	Busy []BusyResult `json:",omitempty"`
-	// The status-stream section (sse.go; absent from runs before it).
+	// The waiting-room page and status-stream section (sse.go; absent from
+	// runs before it, its page loads from runs before them).
 	SSE *SSEResult `json:",omitempty"`
 	// The sharded-line section (shardline.go; absent from runs before it).
 	Shard *ShardResult `json:",omitempty"`
@@ -336,7 +337,7 @@ func markdown(rep Report, o options) string {
 	w("scripts/bench.sh -scheduler-only   # only the two scheduler sections, printed as markdown; rewrites nothing\n")
 	w("scripts/bench.sh -shard-only       # only the sharded-line section, printed as markdown; rewrites nothing\n")
 	w("scripts/bench.sh -cutoff-only      # only the cutoff section; rewrites it and its part of results.json, nothing else\n")
-	w("scripts/bench.sh -sse-only         # only the status-stream section; rewrites it and its part of results.json, nothing else\n```\n")
+	w("scripts/bench.sh -sse-only         # only the waiting-room page and status-stream section; rewrites it and its part of results.json, nothing else\n```\n")
 	return b.String()
 }
 

@@ -1,9 +1,11 @@
 package main
 
-// The status-stream section: what pushing each waiting user's status over
-// Server-Sent Events (GET .../entries/me/events) costs the server and Redis
-// while a crowd holds its streams open, against the same pipeline with no
-// stream open.
+// The waiting-room section: what a crowd with the waiting-room page open
+// costs the server and Redis. Each user loads the page (GET .../wait,
+// rendered from one Status read) as a browser would, and its script then
+// holds the user's status stream open (Server-Sent Events, GET
+// .../entries/me/events); the section measures the page loads, then the
+// open pages against the same pipeline with none open.
 //
 // The server side (the Redis line, a scheduler of the campaign's own, the
 // in-memory transport, an issuer and the public handler on a loopback port)
@@ -14,17 +16,21 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,8 +54,8 @@ import (
 )
 
 var (
-	sseOnly     = flag.Bool("sse-only", false, "measure only the status-stream (SSE) section and print it as markdown; writes it into -out's results.json and -md, leaving the rest of them as they are (needs only Redis)")
-	sseStreams  = flag.Int("sse-streams", 10_000, "SSE section: status streams held open, one per waiting user")
+	sseOnly     = flag.Bool("sse-only", false, "measure only the waiting-room page and status-stream (SSE) section and print it as markdown; writes it into -out's results.json and -md, leaving the rest of them as they are (needs only Redis)")
+	sseStreams  = flag.Int("sse-streams", 10_000, "SSE section: waiting-room pages loaded and their status streams held open, one per waiting user")
 	sseHold     = flag.Duration("sse-hold", 20*time.Second, "SSE section: how long the open streams are measured")
 	sseClient   = flag.String("sse-client", "", "internal: run as the SSE section's client process against this base URL")
 	sseCampaign = flag.String("sse-campaign", "", "internal: the SSE client process's campaign")
@@ -62,16 +68,35 @@ const (
 	sseBatch        = 100   // per sseInterval: the drain rate
 	sseInterval     = time.Second
 	sseBaseline     = 10 * time.Second
-	sseOpenParallel = 256 // streams connecting at once
+	sseOpenParallel = 256 // pages loading, then streams connecting, at once
 	// sseStreamPool is the handler's Redis client's pool: its connections'
 	// buffers count in the server memory attributed to the streams.
 	sseStreamPool = 32
 )
 
-// SSEResult is the status-stream section's run.
+// SSEResult is the waiting-room page and status-stream section's run.
 type SSEResult struct {
 	Streams, WarmUsers, Stock, BatchSize int
 	IntervalMs, PollMs                   int64
+	// The page loads (zero in runs from before them): before opening its
+	// stream, each user loads GET .../wait; loaded means a 200 showing the
+	// user's place in the line (sseCheckPage), failed anything else. The
+	// states the loaded pages were rendered in, by name; the phase's time
+	// and each load's.
+	PagesLoaded, PagesFailed                    int
+	PageStates                                  map[string]int
+	PagesSec                                    float64
+	PageLoadP50ms, PageLoadP99ms, PageLoadMaxMs float64
+	// The page's four assets, loaded once by the client process before the
+	// pages (a browser keeps them and revalidates them by ETag).
+	AssetsLoaded, AssetsFailed int
+	AssetBytes                 int64
+	// The handler's Redis client over the page-load phase (the assets
+	// included): commands sent per page load, in all and by command; and
+	// the handler's Status calls over it.
+	PageSentPerLoad          float64
+	PageSentPerLoadByCommand map[string]float64
+	PageStatusCalls          int64
 	// Opening: how long until every stream had its first event, and how
 	// many did (streams held) or failed.
 	OpenSec            float64
@@ -186,11 +211,19 @@ func mergeField(path, field string, res any) error {
 }
 
 // sseHeading starts the section sseMarkdown renders.
-const sseHeading = "## Status streams (Server-Sent Events)\n"
+const sseHeading = "## Waiting-room pages and status streams (Server-Sent Events)\n"
 
-// spliceSSE replaces the section in the report md, or puts it where
-// markdown puts it: before the micro-benchmarks (else at the end).
+// sseOldHeading started the section in reports from before the page loads;
+// a splice replaces that section too.
+const sseOldHeading = "## Status streams (Server-Sent Events)\n"
+
+// spliceSSE replaces the section in the report md (under its heading or
+// its old one), or puts it where markdown puts it: before the memory and
+// micro-benchmark sections (else at the end).
 func spliceSSE(md, section string) string {
+	if !strings.Contains(md, sseHeading) && strings.Contains(md, sseOldHeading) {
+		return spliceSection(md, sseOldHeading, section, nil)
+	}
 	return spliceSection(md, sseHeading, section, []string{"## Memory per waiting entry\n", "## Micro-benchmarks\n"})
 }
 
@@ -285,8 +318,14 @@ func (l *leaseLog) movedAt(head int64) (int64, bool) {
 
 // sseClientReport is one line the client process writes.
 type sseClientReport struct {
-	Type string // ready, hold, ended
-	// ready
+	Type string // pages, ready, hold, ended
+	// pages: the page loads (Loaded, Failed, Sec) and the assets
+	Loaded, Assets, AssetsFailed int
+	AssetBytes                   int64
+	States                       map[string]int
+	P50ms, P99ms, MaxMs          float64
+	Error                        string // the first failure's, if any
+	// ready, and pages
 	Opened, Failed int
 	Sec            float64
 	// hold
@@ -423,7 +462,8 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	heap0, gor0 := memNow()
 	res.HeapBeforeMiB, res.RSSBeforeMiB, res.GoroutinesBefore = mib(heap0), mib(rssBytes()), gor0
 
-	// The clients, in their own process.
+	// The clients, in their own process: first the pages, in a window of
+	// their own, then (on "open") the streams.
 	self, err := os.Executable()
 	if err != nil {
 		return res, err
@@ -437,6 +477,10 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	}
 	fromChild, err := cmd.StdoutPipe()
 	if err != nil {
+		return res, err
+	}
+	status0 := svc.status.Load()
+	if win, err = b.openWindow(ctx, pipeCmds, streamCmds); err != nil {
 		return res, err
 	}
 	if err := cmd.Start(); err != nil {
@@ -458,6 +502,31 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 			}
 		}
 		return sseClientReport{}, fmt.Errorf("sse client ended before %q: %v", want, lines.Err())
+	}
+	pages, err := next("pages")
+	if err != nil {
+		return res, err
+	}
+	if err := win.close(ctx); err != nil {
+		return res, err
+	}
+	res.PageStatusCalls = svc.status.Load() - status0
+	res.PagesLoaded, res.PagesFailed, res.PageStates, res.PagesSec = pages.Loaded, pages.Failed, pages.States, pages.Sec
+	res.PageLoadP50ms, res.PageLoadP99ms, res.PageLoadMaxMs = pages.P50ms, pages.P99ms, pages.MaxMs
+	res.AssetsLoaded, res.AssetsFailed, res.AssetBytes = pages.Assets, pages.AssetsFailed, pages.AssetBytes
+	if loads := pages.Loaded + pages.Failed; loads > 0 {
+		res.PageSentPerLoad = float64(win.sent[1]) / float64(loads)
+		res.PageSentPerLoadByCommand = perSec(win.names[1], float64(loads))
+	}
+	firstFail := ""
+	if pages.Error != "" {
+		firstFail = ", the first: " + pages.Error
+	}
+	progress("   %d waiting-room pages loaded in %.1f s (%d failed%s; rendered %s), assets %d (%d failed): the handler sent %.2f Redis commands a page load (%s), %d Status calls in all",
+		res.PagesLoaded, res.PagesSec, res.PagesFailed, firstFail, pageStates(res.PageStates), res.AssetsLoaded, res.AssetsFailed,
+		res.PageSentPerLoad, byCommand(res.PageSentPerLoadByCommand), res.PageStatusCalls)
+	if _, err := io.WriteString(toChild, "open\n"); err != nil {
+		return res, err
 	}
 	ready, err := next("ready")
 	if err != nil {
@@ -586,10 +655,12 @@ func rssBytes() int64 {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// sseClientMain is the client process: it opens one stream per stream
-// user (s0, s1, ...), reports when all are open, then on "window START END"
-// what arrived in that window, then when every stream has ended; "quit"
-// or the end of its input ends it.
+// sseClientMain is the client process: as a browser would, it loads the
+// waiting-room page's assets once, then the page of each stream user (s0,
+// s1, ...), and reports the loads; on "open" it opens one stream per user,
+// reports when all are open, then on "window START END" what arrived in
+// that window, then when every stream has ended; "quit" or the end of its
+// input ends it.
 func sseClientMain(base, campaign string, n int) error {
 	if err := raiseNofile(); err != nil {
 		return err
@@ -607,6 +678,18 @@ func sseClientMain(base, campaign string, n int) error {
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	in := bufio.NewScanner(os.Stdin)
+
+	report(ssePageLoads(ctx, client, base, campaign, n))
+	for {
+		if !in.Scan() {
+			return in.Err() // the bench process is gone
+		}
+		if in.Text() == "open" {
+			break
+		}
+	}
+
 	url := base + "/campaigns/" + campaign + "/entries/me/events"
 	streams := make([]*sseClientStream, n)
 	var opened, failed, endedCount atomic.Int64
@@ -659,7 +742,6 @@ func sseClientMain(base, campaign string, n int) error {
 		}
 		report(r)
 	}()
-	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
 		switch {
@@ -698,6 +780,145 @@ func sseClientMain(base, campaign string, n int) error {
 	cancel()
 	runWG.Wait()
 	return nil
+}
+
+// sseWaitAssets are the waiting-room page's assets, under {base}/wait/.
+var sseWaitAssets = []string{"wait.js", "client.js", "wait.css", "theme.css"}
+
+// ssePageLoads loads the page's assets once, then user s{i}'s waiting-room
+// page for each i < n, sseOpenParallel at once, and reports them ("pages").
+func ssePageLoads(ctx context.Context, client *http.Client, base, campaign string, n int) sseClientReport {
+	r := sseClientReport{Type: "pages", States: map[string]int{}}
+	var mu sync.Mutex
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.Failed++
+		if r.Error == "" {
+			r.Error = err.Error()
+		}
+	}
+	get := func(url, user string) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		if user != "" {
+			req.Header.Set("X-User", user)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, err
+	}
+	start := time.Now()
+	for _, name := range sseWaitAssets {
+		code, b, err := get(base+"/wait/"+name, "")
+		if err != nil || code != http.StatusOK || len(b) == 0 {
+			r.AssetsFailed++
+			continue
+		}
+		r.Assets++
+		r.AssetBytes += int64(len(b))
+	}
+	pageURL := base + "/campaigns/" + campaign + "/wait"
+	ms := make([]float64, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(sseOpenParallel, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				user := "s" + strconv.Itoa(i)
+				t0 := time.Now()
+				code, b, err := get(pageURL, user)
+				ms[i] = float64(time.Since(t0).Nanoseconds()) / 1e6
+				if err == nil && code != http.StatusOK {
+					err = fmt.Errorf("%d %.200s", code, b)
+				}
+				var state string
+				if err == nil {
+					state, err = sseCheckPage(b)
+				}
+				if err != nil {
+					fail(fmt.Errorf("%s: %w", user, err))
+					continue
+				}
+				mu.Lock()
+				r.Loaded++
+				r.States[state]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	r.Sec = time.Since(start).Seconds()
+	if n > 0 {
+		slices.Sort(ms)
+		r.P50ms, r.P99ms, r.MaxMs = ms[n/2], ms[n*99/100], ms[n-1]
+	}
+	return r
+}
+
+// ssePageMain is the waiting-room page's root element's opening tag, and
+// ssePageAttr the attributes sseCheckPage reads in it.
+var (
+	ssePageMain = regexp.MustCompile(`<main\b[^>]*\bid="couponq-wait"[^>]*>`)
+	ssePageAttr = map[string]*regexp.Regexp{
+		"data-state":  regexp.MustCompile(`\sdata-state="([^"]*)"`),
+		"data-status": regexp.MustCompile(`\sdata-status="([^"]*)"`),
+	}
+)
+
+// sseCheckPage checks a waiting-room page shows its user's place in the
+// line, and returns the state it was rendered in: its root element's
+// data-state is waiting (or beyond, a place past the stock that remains),
+// and the status it carries for the script (data-status) is waiting. (Every
+// page holds a section per state, each with its data-state, so only the
+// root's says which the user is in.)
+func sseCheckPage(page []byte) (string, error) {
+	tag := ssePageMain.Find(page)
+	if tag == nil {
+		return "", errors.New("no waiting-room element in the page")
+	}
+	attr := func(name string) string {
+		m := ssePageAttr[name].FindSubmatch(tag)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(string(m[1]))
+	}
+	state := attr("data-state")
+	if state != "waiting" && state != "beyond" {
+		return state, fmt.Errorf("the page is in state %q, not waiting", state)
+	}
+	var st httpapi.StatusResponse
+	if err := json.Unmarshal([]byte(attr("data-status")), &st); err != nil {
+		return state, fmt.Errorf("the page's status: %w", err)
+	}
+	if st.State != string(couponq.StateWaiting) || st.Entry <= 0 {
+		return state, fmt.Errorf("the page's status is %q (entry %d), not waiting", st.State, st.Entry)
+	}
+	return state, nil
+}
+
+// pageStates lists the states pages were rendered in, by count.
+func pageStates(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	names := slices.SortedFunc(maps.Keys(m), func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b)) })
+	parts := make([]string, len(names))
+	for i, s := range names {
+		parts[i] = fmt.Sprintf("%s %d", s, m[s])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // sseClientStream is one stream of the client process.
@@ -787,27 +1008,64 @@ func sseMarkdown(rep Report) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	perStream := func(before, after float64) float64 { return (after - before) * 1024 / float64(max(r.GotEvent, 1)) }
+	pages := r.PagesLoaded+r.PagesFailed > 0 // runs from before the page loads have none
 	w(sseHeading + "\n")
 	w("This section alone: `scripts/bench.sh -sse-only` (needs only Redis; it rewrites this section and its part\n")
 	w("of results.json, nothing else; `-sse-streams` and `-sse-hold` vary it).\n\n")
-	w("Users who would poll `GET .../entries/me` hold `GET .../entries/me/events` open instead. One campaign, stock\n")
+	if pages {
+		w("Each waiting user has the waiting-room page open: `GET .../campaigns/{campaign}/wait`, rendered for the user by\n")
+		w("the server from one Status read (the campaign comes from the catalog cache, no Redis), whose script then holds\n")
+		w("the status stream `GET .../entries/me/events` open instead of polling `GET .../entries/me`. One campaign, stock\n")
+	} else {
+		w("Users who would poll `GET .../entries/me` hold `GET .../entries/me/events` open instead. One campaign, stock\n")
+	}
 	w("%d, its line in Redis, drained at %d per %d ms by a scheduler of its own → the in-memory transport → an issuer\n", r.Stock, r.BatchSize, r.IntervalMs)
 	w("with the in-memory Store; the public handler on a loopback port, reading the Redis line's numbers and the\n")
-	w("campaign through a catalog cache, polling the line every %d ms. %d users are admitted first, then %d more, one stream\n", r.PollMs, r.WarmUsers, r.Streams)
-	w("each. The pipeline runs alone for %.0f s (the baseline); then a second process (this binary with `-sse-client`)\n", r.BaselineSec)
-	w("opens the %d streams, %d connecting at once, and they are held for %.0f s while the line drains. Server and\n", r.Streams, sseOpenParallel, r.HoldSec)
+	if pages {
+		w("campaign through a catalog cache, polling the line every %d ms. %d users are admitted first, then %d more, one page\n", r.PollMs, r.WarmUsers, r.Streams)
+		w("each. The pipeline runs alone for %.0f s (the baseline); then a second process (this binary with `-sse-client`)\n", r.BaselineSec)
+		w("does what their browsers would: it loads the page's assets (`%s`, embedded in the handler) once, as a\n", strings.Join(sseWaitAssets, "`, `"))
+		w("browser keeps them and revalidates them by ETag, then the %d users' pages, %d at once, a page counting as loaded\n", r.Streams, sseOpenParallel)
+		w("if it is a 200 showing the user's place in the line (the page in state `waiting`, or `beyond` for a place past\n")
+		w("the stock that remains, carrying the user's `waiting` status for its script); then it opens the %d streams, %d\n", r.Streams, sseOpenParallel)
+		w("connecting at once, and they are held for %.0f s while the line drains. Server and\n", r.HoldSec)
+	} else {
+		w("campaign through a catalog cache, polling the line every %d ms. %d users are admitted first, then %d more, one stream\n", r.PollMs, r.WarmUsers, r.Streams)
+		w("each. The pipeline runs alone for %.0f s (the baseline); then a second process (this binary with `-sse-client`)\n", r.BaselineSec)
+		w("opens the %d streams, %d connecting at once, and they are held for %.0f s while the line drains (this run\n", r.Streams, sseOpenParallel, r.HoldSec)
+		w("predates the page loads: its clients opened the streams without loading the page). Server and\n")
+	}
 	w("clients are separate processes, so the memory below is the server's alone; they share the box and Redis with\n")
 	w("whatever else runs there. The handler's Status and LineStats calls go through a Redis client of their own\n")
-	w("(a pool of %d), so *sent for the streams* is exactly what the streams cost in commands; *Redis executed* is the\n", sseStreamPool)
+	if pages {
+		w("(a pool of %d), so *sent per page load* and *sent for the streams* are exactly what the pages and their streams\n", sseStreamPool)
+		w("cost in commands; *Redis executed* is the\n")
+	} else {
+		w("(a pool of %d), so *sent for the streams* is exactly what the streams cost in commands; *Redis executed* is the\n", sseStreamPool)
+	}
 	w("server's `total_commands_processed` per second, Lua scripts' inner commands included (the pipeline's lease\n")
 	w("and record scripts count in full), and counts anything else using that Redis.\n\n")
 	w("| measure | result |\n|---|---:|\n")
+	if pages {
+		w("| waiting-room pages loaded (200, the user's place in the line) / failed | %d / %d |\n", r.PagesLoaded, r.PagesFailed)
+		w("| the pages' states as rendered | %s |\n", pageStates(r.PageStates))
+		w("| time to load them all; a page load's p50 / p99 / max | %.1f s; %.1f / %.1f / %.1f ms |\n",
+			r.PagesSec, r.PageLoadP50ms, r.PageLoadP99ms, r.PageLoadMaxMs)
+		w("| assets loaded once by the client process / failed | %d / %d (%.1f KiB) |\n", r.AssetsLoaded, r.AssetsFailed, float64(r.AssetBytes)/1024)
+		w("| Redis commands sent per page load (%s; %d Status calls in all) | %.2f |\n",
+			byCommand(r.PageSentPerLoadByCommand), r.PageStatusCalls, r.PageSentPerLoad)
+	}
 	w("| streams opened (≥ 1 event) / failed | %d / %d |\n", r.GotEvent, r.OpenFail)
 	w("| time to open them all | %.1f s |\n", r.OpenSec)
 	w("| open at the start / end of the hold (the others heard their outcome) | %d / %d |\n", r.OpenAtHoldStart, r.OpenAtHoldEnd)
 	w("| Redis executed/s: pipeline alone (baseline) / with the streams (hold) | %.0f / %.0f |\n", r.BaselineExecPerSec, r.HoldExecPerSec)
 	w("| commands/s sent by the pipeline: baseline / hold | %.1f / %.1f |\n", r.BaselinePipelineSentPerSec, r.HoldPipelineSentPerSec)
-	w("| commands/s sent for the streams (%s) | %.1f |\n", byCommand(r.HoldStreamSent), r.HoldStreamSentPerSec)
+	if pages {
+		w("| **commands/s sent for the streams: the cost of the %d open pages** (%s) | **%.1f** |\n",
+			r.Streams, byCommand(r.HoldStreamSent), r.HoldStreamSentPerSec)
+	} else {
+		w("| commands/s sent for the streams (%s) | %.1f |\n", byCommand(r.HoldStreamSent), r.HoldStreamSentPerSec)
+	}
 	w("| of which Status calls/s (users who left the line) / LineStats calls/s | %.1f / %.2f |\n", r.HoldStatusPerSec, r.HoldLineStatsPerSec)
 	w("| status events delivered/s | %.0f |\n", r.EventsPerSec)
 	w("| head moved → event received, min / p50 / p99 / max (%d events) | %.0f / %.0f / %.0f / %.0f ms |\n",
@@ -817,6 +1075,13 @@ func sseMarkdown(rep Report) string {
 	w("| server RSS: before / with the streams | %.1f / %.1f MiB (%.1f KiB a stream) |\n",
 		r.RSSBeforeMiB, r.RSSAfterMiB, perStream(r.RSSBeforeMiB, r.RSSAfterMiB))
 	w("| server goroutines: before / with the streams | %d / %d |\n\n", r.GoroutinesBefore, r.GoroutinesAfter)
+	if pages {
+		w("So %d open waiting-room pages cost Redis %.1f commands/s: the hold's *sent for the streams*, since once\n", r.Streams, r.HoldStreamSentPerSec)
+		w("loaded an open page's only traffic is its stream. Loading the page adds one Status read (%.2f commands sent\n", r.PageSentPerLoad)
+		w("per load over the page-load phase, its assets included), once, and nothing per second beyond the stream's poll:\n")
+		w("one LineStats per campaign per poll (every %d ms), plus one Status read per user who left the line since the\n", r.PollMs)
+		w("last (and, as without the page, the stream's own Status read when it connects). ")
+	}
 	w("Polling once a second instead would be %d Status calls/s for the same crowd. A stream holds two goroutines\n", r.Streams)
 	w("(net/http's, which writes its events, and its background read) and net/http's buffers; the hub adds one\n")
 	w("small struct, a channel and a timer. *head moved → event* runs from the end of the scheduler tick that moved\n")

@@ -168,6 +168,7 @@ async function recover(delay) {
 }
 
 for (const form of root.querySelectorAll("form.join")) form.addEventListener("submit", press);
+root.dataset.js = "on";
 
 const initial = root.dataset.status ? JSON.parse(root.dataset.status) : null;
 if (initial) {
