@@ -81,6 +81,11 @@
 //     that a call took the last unit.
 //   - duplicate: the user already holds PerUserLimit units (ErrDuplicate,
 //     "duplicate"; the Store answers Duplicate).
+//   - status stream: a user's Status pushed as Server-Sent Events while
+//     they wait (GET .../entries/me/events); waiting room: the page the
+//     public handler serves a user for a campaign (GET .../wait), built on
+//     it, with its JS client for hosts' own pages; live page: the
+//     operators' page of every campaign (the admin handler's /live).
 //   - observer: what the node tells metrics of every admission, tick,
 //     decision and Store call (node.Observer; Prometheus and expvar
 //     adapters ship). tracer: what it tells tracing (Tracer).
