@@ -170,8 +170,9 @@ func heapAlloc() uint64 {
 // leaves nothing behind: the heap, after a GC, grows by at most 10 MB over
 // 200,000 distinct IDs (floodSize; it grew by 1.4 to 2.4 KB an ID,
 // unbounded, while the Redis queue cached every campaign's key names), and
-// no Redis key is written. A handful of status streams and admissions for made-up IDs
-// answer 404 unknown_campaign too, and open no stream.
+// no Redis key is written. A handful of status streams, admissions and
+// waiting-room pages for made-up IDs answer 404 (unknown_campaign; the
+// page in its "unknown" state) too, and open no stream.
 func TestUnknownCampaignsCostNothing(t *testing.T) {
 	h := newHostile(t)
 
@@ -198,6 +199,10 @@ func TestUnknownCampaignsCostNothing(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNotFound, code, "admit: %s", body)
 		require.Contains(t, string(body), `"unknown_campaign"`)
+		code, body, err = h.do("GET", "/campaigns/"+ghost("page", i)+"/wait")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNotFound, code, "waiting room: %s", body)
+		require.Contains(t, string(body), `data-state="unknown"`)
 	}
 	unknownIDs := floodSize()
 	h.flood(t, "flood", unknownIDs)
@@ -206,8 +211,8 @@ func TestUnknownCampaignsCostNothing(t *testing.T) {
 	keysAfter := h.keys(t)
 
 	growth := int64(after) - int64(before)
-	t.Logf("hostile: %d GET .../entries/me for distinct unknown campaign IDs (and 20 /events, 20 POST) in %v (%.0f req/s, %d senders, race detector %t)",
-		unknownIDs, took.Round(time.Millisecond), float64(unknownIDs+40)/took.Seconds(), senders, raceEnabled)
+	t.Logf("hostile: %d GET .../entries/me for distinct unknown campaign IDs (and 20 /events, 20 POST, 20 waiting-room pages) in %v (%.0f req/s, %d senders, race detector %t)",
+		unknownIDs, took.Round(time.Millisecond), float64(unknownIDs+60)/took.Seconds(), senders, raceEnabled)
 	t.Logf("hostile: heap before %.1f MB, after %.1f MB: growth %+.1f MB (%.0f bytes per unknown ID); Redis keys %d before, %d after",
 		mb(before), mb(after), float64(growth)/(1<<20), float64(growth)/float64(unknownIDs), keysBefore, keysAfter)
 	assert.LessOrEqual(t, growth, int64(maxGrowth), "the heap grew by more than 10 MB over %d unknown campaign IDs", unknownIDs)

@@ -53,6 +53,20 @@
 // before a poll saw the sold-out mark, each stream of it is read once, like
 // one round of polling. A campaign with no open stream is not read.
 //
+// The public handler also serves the waiting room, the page a user waits
+// on: GET {BasePath}/campaigns/{campaign}/wait renders the user's state on
+// the server (one Status read and a cached catalog lookup; the user's
+// entry, never a write), in the language of ?lang= or Accept-Language
+// (English and Korean shipped, more through Config.WaitingRoom), and its
+// script (wait/wait.js, over the client module wait/client.js, typed by
+// wait/client.d.ts) follows the status stream from there. Its join form
+// posts to the same path (303 back to the page; a cross-origin post is
+// refused 403); the script joins through the admission route instead.
+// The assets are embedded and served under {BasePath}/wait/ with ETags;
+// the page's Content-Security-Policy allows only its own origin, and no
+// inline script or style. Past the page load, an open page costs exactly
+// its status stream.
+//
 // NewAdmin is the operators' handler: list campaigns with their live numbers
 // (waiting, in flight, issued, remaining, nominal and measured drain rate,
 // state), create them, change them at a version (stock, batch size,

@@ -132,6 +132,8 @@ type Handler struct {
 //	POST {BasePath}/campaigns/{campaign}/entries            admit the user; 202 with the ticket
 //	GET  {BasePath}/campaigns/{campaign}/entries/me         the user's status; 200
 //	GET  {BasePath}/campaigns/{campaign}/entries/me/events  the user's status as Server-Sent Events
+//	GET  {BasePath}/campaigns/{campaign}/wait               the waiting-room page (HTML); POST: its join form
+//	GET  {BasePath}/wait/{client.js,client.d.ts,wait.js,wait.css,theme.css}  the page's assets
 //
 // The events route streams "status" events, each a StatusResponse, at
 // connect and whenever the status changes, and closes after the final one
