@@ -63,9 +63,13 @@ var (
 
 // The SSE section's fixed parameters.
 const (
-	sseWarmUsers    = 2_000 // admitted first: the line the baseline window drains
-	sseStock        = 4_000 // sells out a few seconds after the hold
-	sseBatch        = 100   // per sseInterval: the drain rate
+	sseWarmUsers = 2_000 // admitted first: the line the baseline window drains
+	// sseStock lasts 50 s of draining: the baseline, the page loads, the
+	// openings and the hold take about 40 of them, so the campaign sells
+	// out some seconds after the hold, and the open pages' users (behind
+	// the warm ones, from 20 s on) leave the line through most of it.
+	sseStock        = 5_000
+	sseBatch        = 100 // per sseInterval: the drain rate
 	sseInterval     = time.Second
 	sseBaseline     = 10 * time.Second
 	sseOpenParallel = 256 // pages loading, then streams connecting, at once
@@ -97,6 +101,9 @@ type SSEResult struct {
 	PageSentPerLoad          float64
 	PageSentPerLoadByCommand map[string]float64
 	PageStatusCalls          int64
+	// The server process after the page loads, before the streams (after
+	// a GC): heap in use and RSS.
+	HeapPagesMiB, RSSPagesMiB float64
 	// Opening: how long until every stream had its first event, and how
 	// many did (streams held) or failed.
 	OpenSec            float64
@@ -525,6 +532,8 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 	progress("   %d waiting-room pages loaded in %.1f s (%d failed%s; rendered %s), assets %d (%d failed): the handler sent %.2f Redis commands a page load (%s), %d Status calls in all",
 		res.PagesLoaded, res.PagesSec, res.PagesFailed, firstFail, pageStates(res.PageStates), res.AssetsLoaded, res.AssetsFailed,
 		res.PageSentPerLoad, byCommand(res.PageSentPerLoadByCommand), res.PageStatusCalls)
+	heapP, _ := memNow()
+	res.HeapPagesMiB, res.RSSPagesMiB = mib(heapP), mib(rssBytes())
 	if _, err := io.WriteString(toChild, "open\n"); err != nil {
 		return res, err
 	}
@@ -1024,11 +1033,12 @@ func sseMarkdown(rep Report) string {
 	if pages {
 		w("campaign through a catalog cache, polling the line every %d ms. %d users are admitted first, then %d more, one page\n", r.PollMs, r.WarmUsers, r.Streams)
 		w("each. The pipeline runs alone for %.0f s (the baseline); then a second process (this binary with `-sse-client`)\n", r.BaselineSec)
-		w("does what their browsers would: it loads the page's assets (`%s`, embedded in the handler) once, as a\n", strings.Join(sseWaitAssets, "`, `"))
-		w("browser keeps them and revalidates them by ETag, then the %d users' pages, %d at once, a page counting as loaded\n", r.Streams, sseOpenParallel)
-		w("if it is a 200 showing the user's place in the line (the page in state `waiting`, or `beyond` for a place past\n")
-		w("the stock that remains, carrying the user's `waiting` status for its script); then it opens the %d streams, %d\n", r.Streams, sseOpenParallel)
-		w("connecting at once, and they are held for %.0f s while the line drains. Server and\n", r.HoldSec)
+		w("does what their browsers would: it loads the page's assets once, as a browser keeps them and revalidates\n")
+		w("them by ETag (`%s`, embedded in the handler), then the %d users' pages, %d at once, a page\n",
+			strings.Join(sseWaitAssets, "`, `"), r.Streams, sseOpenParallel)
+		w("counting as loaded if it is a 200 showing the user's place in the line (the page in state `waiting`, or `beyond`\n")
+		w("for a place past the stock that remains, carrying the user's `waiting` status for its script); then it opens\n")
+		w("the %d streams, %d connecting at once, and they are held for %.0f s while the line drains. Server and\n", r.Streams, sseOpenParallel, r.HoldSec)
 	} else {
 		w("campaign through a catalog cache, polling the line every %d ms. %d users are admitted first, then %d more, one stream\n", r.PollMs, r.WarmUsers, r.Streams)
 		w("each. The pipeline runs alone for %.0f s (the baseline); then a second process (this binary with `-sse-client`)\n", r.BaselineSec)
@@ -1038,13 +1048,15 @@ func sseMarkdown(rep Report) string {
 	w("clients are separate processes, so the memory below is the server's alone; they share the box and Redis with\n")
 	w("whatever else runs there. The handler's Status and LineStats calls go through a Redis client of their own\n")
 	if pages {
-		w("(a pool of %d), so *sent per page load* and *sent for the streams* are exactly what the pages and their streams\n", sseStreamPool)
-		w("cost in commands; *Redis executed* is the\n")
+		w("(a pool of %d), so *sent per page load* and *sent for the streams* are exactly what the pages and their\n", sseStreamPool)
+		w("streams cost in commands; *Redis executed* is the server's `total_commands_processed` per second, Lua scripts'\n")
+		w("inner commands included (the pipeline's lease and record scripts count in full, and so do the Status\n")
+		w("reads'), and counts anything else using that Redis.\n\n")
 	} else {
 		w("(a pool of %d), so *sent for the streams* is exactly what the streams cost in commands; *Redis executed* is the\n", sseStreamPool)
+		w("server's `total_commands_processed` per second, Lua scripts' inner commands included (the pipeline's lease\n")
+		w("and record scripts count in full), and counts anything else using that Redis.\n\n")
 	}
-	w("server's `total_commands_processed` per second, Lua scripts' inner commands included (the pipeline's lease\n")
-	w("and record scripts count in full), and counts anything else using that Redis.\n\n")
 	w("| measure | result |\n|---|---:|\n")
 	if pages {
 		w("| waiting-room pages loaded (200, the user's place in the line) / failed | %d / %d |\n", r.PagesLoaded, r.PagesFailed)
@@ -1074,13 +1086,18 @@ func sseMarkdown(rep Report) string {
 		r.HeapBeforeMiB, r.HeapAfterMiB, perStream(r.HeapBeforeMiB, r.HeapAfterMiB))
 	w("| server RSS: before / with the streams | %.1f / %.1f MiB (%.1f KiB a stream) |\n",
 		r.RSSBeforeMiB, r.RSSAfterMiB, perStream(r.RSSBeforeMiB, r.RSSAfterMiB))
+	if pages && r.RSSPagesMiB > 0 {
+		w("| server heap in use / RSS after the page loads, before the streams | %.1f / %.1f MiB |\n", r.HeapPagesMiB, r.RSSPagesMiB)
+	}
 	w("| server goroutines: before / with the streams | %d / %d |\n\n", r.GoroutinesBefore, r.GoroutinesAfter)
 	if pages {
-		w("So %d open waiting-room pages cost Redis %.1f commands/s: the hold's *sent for the streams*, since once\n", r.Streams, r.HoldStreamSentPerSec)
+		w("So **%d open waiting-room pages cost Redis %.1f commands/s**: the hold's *sent for the streams*, since once\n", r.Streams, r.HoldStreamSentPerSec)
 		w("loaded an open page's only traffic is its stream. Loading the page adds one Status read (%.2f commands sent\n", r.PageSentPerLoad)
-		w("per load over the page-load phase, its assets included), once, and nothing per second beyond the stream's poll:\n")
-		w("one LineStats per campaign per poll (every %d ms), plus one Status read per user who left the line since the\n", r.PollMs)
-		w("last (and, as without the page, the stream's own Status read when it connects). ")
+		w("per load over the page-load phase, its assets included), once, and nothing per second beyond the stream's\n")
+		w("poll: one LineStats per campaign per poll (every %d ms), plus one Status read per user who left the line since\n", r.PollMs)
+		w("the last (and, as without the page, the stream's own Status read when it connects). Those Status reads follow\n")
+		w("the drain rate, not the crowd: at most %d a second here, as the open pages' users reach the head and leave\n", int64(r.BatchSize)*1000/max(r.IntervalMs, 1))
+		w("the line, so the figure depends on how much of the hold they spend doing so, not on how many pages are open.\n")
 	}
 	w("Polling once a second instead would be %d Status calls/s for the same crowd. A stream holds two goroutines\n", r.Streams)
 	w("(net/http's, which writes its events, and its background read) and net/http's buffers; the hub adds one\n")

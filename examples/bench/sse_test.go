@@ -107,7 +107,8 @@ func TestSSEMarkdownPages(t *testing.T) {
 		HoldStatusPerSec: 60, HoldLineStatsPerSec: 1, SoldOutStatus: 100,
 		PagesLoaded: 10000, PageStates: map[string]int{"waiting": 2000, "beyond": 8000}, PagesSec: 2.5,
 		PageLoadP50ms: 40, PageLoadP99ms: 120, PageLoadMaxMs: 200, AssetsLoaded: 4, AssetBytes: 20480,
-		PageSentPerLoad: 1, PageSentPerLoadByCommand: map[string]float64{"evalsha": 1}, PageStatusCalls: 10000}
+		PageSentPerLoad: 1, PageSentPerLoadByCommand: map[string]float64{"evalsha": 1}, PageStatusCalls: 10000,
+		HeapPagesMiB: 3, RSSPagesMiB: 40}
 	md := sseMarkdown(Report{SSE: &r})
 	for _, want := range []string{
 		sseHeading,
@@ -118,7 +119,9 @@ func TestSSEMarkdownPages(t *testing.T) {
 		"| Redis commands sent per page load (EVALSHA 1.00; 10000 Status calls in all) | 1.00 |",
 		"| **commands/s sent for the streams: the cost of the 10000 open pages** (EVALSHA 61.00) | **61.0** |",
 		"| of which Status calls/s (users who left the line) / LineStats calls/s | 60.0 / 1.00 |",
-		"So 10000 open waiting-room pages cost Redis 61.0 commands/s",
+		"So **10000 open waiting-room pages cost Redis 61.0 commands/s**",
+		"at most 100 a second here",
+		"| server heap in use / RSS after the page loads, before the streams | 3.0 / 40.0 MiB |",
 		"Polling once a second instead would be 10000 Status calls/s",
 	} {
 		assert.Contains(t, md, want)
@@ -126,6 +129,7 @@ func TestSSEMarkdownPages(t *testing.T) {
 
 	// From before the page loads: no page rows, the rows as they were.
 	r.PagesLoaded, r.PageStates, r.PageSentPerLoad, r.PageSentPerLoadByCommand = 0, nil, 0, nil
+	r.HeapPagesMiB, r.RSSPagesMiB = 0, 0
 	md = sseMarkdown(Report{SSE: &r})
 	assert.Contains(t, md, sseHeading)
 	assert.Contains(t, md, "predates the page loads")
@@ -133,6 +137,7 @@ func TestSSEMarkdownPages(t *testing.T) {
 	assert.Contains(t, md, "Polling once a second instead would be 10000 Status calls/s")
 	assert.NotContains(t, md, "pages loaded")
 	assert.NotContains(t, md, "per page load")
+	assert.NotContains(t, md, "after the page loads")
 }
 
 // pageService answers the waiting-room page's Status read: s0 waits, s1
