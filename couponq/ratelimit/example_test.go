@@ -45,6 +45,6 @@ func Example() {
 	}
 	// Output:
 	// 202  {"campaign":"drop","entry":1,"position":1,"state":"waiting","repeat":false,"status_url":"/api/campaigns/drop/entries/me"}
-	// 200  {"campaign":"drop","entry":1,"state":"waiting","position":1}
+	// 200  {"campaign":"drop","entry":1,"state":"waiting","position":1,"paused":true}
 	// 429 60 {"error":{"code":"rate_limited","message":"too many requests, retry in 60s"}}
 }
