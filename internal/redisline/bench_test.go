@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,4 +243,73 @@ func usedMemory(t *testing.T, c redis.UniversalClient) int64 {
 	v, err := strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
 	require.NoError(t, err)
 	return v
+}
+
+// TestAdmitCPU is a lab for the admission path's CPU: it admits
+// COUPONQ_ADMIT_CPU_USERS new users (set it, e.g. to 200000; the test
+// skips without it) through the coalescing Go API from 256 goroutines, and
+// reports the CPU time per admission of this process (the client) and of
+// Redis (INFO cpu), and the mean batch per script call.
+func TestAdmitCPU(t *testing.T) {
+	n := envInt("COUPONQ_ADMIT_CPU_USERS", 0)
+	if n == 0 {
+		t.Skip("set COUPONQ_ADMIT_CPU_USERS (e.g. 200000) to measure")
+	}
+	c := redistest.Client(t)
+	q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(t, c)})
+	require.NoError(t, err)
+	ctx := context.Background()
+	redisCPU := func() (float64, int64) {
+		info, err := c.Info(ctx, "cpu", "commandstats").Result()
+		require.NoError(t, err)
+		var cpu float64
+		var calls int64
+		for _, line := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "used_cpu_user", "used_cpu_sys":
+				f, _ := strconv.ParseFloat(v, 64)
+				cpu += f
+			case "cmdstat_evalsha":
+				f, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+				calls, _ = strconv.ParseInt(f, 10, 64)
+			}
+		}
+		return cpu, calls
+	}
+	selfCPU := func() float64 {
+		var ru syscall.Rusage
+		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+		return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	// Warm: scripts loaded, pool filled.
+	for i := range 1000 {
+		_, err := q.Admit(ctx, couponq.Admission{Campaign: "cpu", User: "warm:" + strconv.Itoa(i)})
+		require.NoError(t, err)
+	}
+	r0, calls0 := redisCPU()
+	s0 := selfCPU()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if _, err := q.Admit(ctx, couponq.Admission{Campaign: "cpu", User: "user:" + strconv.FormatInt(i, 10)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	r1, calls1 := redisCPU()
+	s1 := selfCPU()
+	t.Logf("admit cpu: %d admissions in %v (%.0f/s): client %.2f µs, Redis %.2f µs per admission; %.1f admissions per script call",
+		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), (s1-s0)*1e6/float64(n), (r1-r0)*1e6/float64(n), float64(n)/float64(max(calls1-calls0, 1)))
 }

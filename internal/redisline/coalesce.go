@@ -137,7 +137,7 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 			rest = append(rest, call)
 			continue
 		}
-		args = append(args, call.a.User, call.a.Trace)
+		args = append(args, call.a.User, call.a.Trace, userBucket(call.a.User))
 		sent = append(sent, call)
 	}
 	for _, call := range rest { // rare: different limits for one campaign at once (a campaign just changed)
@@ -147,14 +147,46 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 	defer cancel()
 	k := c.q.keys(campaign)
 	res, err := admitManyScript.Run(ctx, c.q.rdb, k.AdmitKeys(), args...).Slice()
-	if err == nil && len(res) != 7*len(sent) {
-		err = fmt.Errorf("unexpected reply of %d values for %d users", len(res), len(sent))
+	if err == nil {
+		err = manyTickets(sent, res)
 	}
-	for i, call := range sent {
-		if err != nil {
+	if err != nil {
+		for _, call := range sent {
 			call.err = fmt.Errorf("redisq: admit: %w", err)
-			continue
 		}
-		call.t, call.err = ticket(call.a, res[7*i:7*i+7])
 	}
+}
+
+// manyTickets reads admit_many.lua's reply into each call's ticket: the
+// claimed count, three integers per user, then the states of the users
+// answered 4.
+func manyTickets(sent []*admitCall, res []any) error {
+	if len(res) < 1+3*len(sent) {
+		return fmt.Errorf("unexpected reply of %d values for %d users", len(res), len(sent))
+	}
+	claimed := toInt(res[0])
+	states := res[1+3*len(sent):]
+	for i, call := range sent {
+		a := call.a
+		code, entry, pos := toInt(res[1+3*i]), toInt(res[2+3*i]), toInt(res[3+3*i])
+		switch code {
+		case 0, 1:
+			call.t = couponq.Ticket{Campaign: a.Campaign, User: a.User, Entry: entry, Position: pos,
+				State: couponq.StateWaiting, Repeat: code == 1, Claimed: claimed}
+		case 2:
+			call.err = fmt.Errorf("%w: %s", couponq.ErrSoldOut, a.Campaign)
+		case 3:
+			call.err = fmt.Errorf("%w: %s holds %d waiting", couponq.ErrLineFull, a.Campaign, pos)
+		case 4:
+			if len(states) == 0 {
+				return fmt.Errorf("unexpected reply: no state for %d users", len(sent))
+			}
+			call.t = couponq.Ticket{Campaign: a.Campaign, User: a.User, Entry: entry,
+				State: couponq.State(toStr(states[0])), Repeat: true, Claimed: -1}
+			states = states[1:]
+		default:
+			return fmt.Errorf("unexpected reply code %d", code)
+		}
+	}
+	return nil
 }

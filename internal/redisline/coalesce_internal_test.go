@@ -104,3 +104,32 @@ func TestCoalescedCallerLeavingBeforeSendWritesNothing(t *testing.T) {
 	defer q.coalesce.mu.Unlock()
 	assert.Empty(t, q.coalesce.pending, "nothing left queued")
 }
+
+// manyTickets reads admit_many.lua's reply: claimed, three integers per
+// user, then the states of those answered 4, in order.
+func TestManyTickets(t *testing.T) {
+	calls := func(users ...string) []*admitCall {
+		var out []*admitCall
+		for _, u := range users {
+			out = append(out, &admitCall{a: couponq.Admission{Campaign: "c", User: u}})
+		}
+		return out
+	}
+	sent := calls("new", "again", "flight", "gone", "sold", "full")
+	reply := []any{int64(7),
+		int64(0), int64(12), int64(5), int64(1), int64(3), int64(2), int64(4), int64(9), int64(0),
+		int64(4), int64(1), int64(0), int64(2), int64(0), int64(0), int64(3), int64(0), int64(40),
+		"in_flight", "rejected"}
+	require.NoError(t, manyTickets(sent, reply))
+	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "new", Entry: 12, Position: 5, State: couponq.StateWaiting, Claimed: 7}, sent[0].t)
+	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "again", Entry: 3, Position: 2, State: couponq.StateWaiting, Repeat: true, Claimed: 7}, sent[1].t)
+	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "flight", Entry: 9, State: couponq.StateInFlight, Repeat: true, Claimed: -1}, sent[2].t)
+	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "gone", Entry: 1, State: couponq.StateRejected, Repeat: true, Claimed: -1}, sent[3].t)
+	assert.ErrorIs(t, sent[4].err, couponq.ErrSoldOut)
+	assert.ErrorIs(t, sent[5].err, couponq.ErrLineFull)
+	assert.Contains(t, sent[5].err.Error(), "40 waiting")
+
+	assert.Error(t, manyTickets(calls("a", "b"), []any{int64(0), int64(0), int64(1), int64(1)}), "short")
+	assert.Error(t, manyTickets(calls("a"), []any{int64(0), int64(4), int64(1), int64(0)}), "a state missing")
+	assert.Error(t, manyTickets(calls("a"), []any{int64(0), int64(9), int64(1), int64(0)}), "an unknown code")
+}

@@ -2,7 +2,9 @@ package redisline
 
 import (
 	"context"
+	"crypto/sha1"
 	_ "embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -287,11 +289,23 @@ func (q *Queue) admitOne(ctx context.Context, a couponq.Admission) (couponq.Tick
 		at = time.Now()
 	}
 	k := q.keys(a.Campaign)
-	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli(), max(a.MaxWaiting, 0), a.Trace).Slice()
+	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli(), max(a.MaxWaiting, 0), a.Trace, userBucket(a.User)).Slice()
 	if err != nil {
 		return couponq.Ticket{}, fmt.Errorf("redisq: admit: %w", err)
 	}
 	return ticket(a, res)
+}
+
+// userBuckets is line.lua's UBUCKETS: the user index's bucket count.
+const userBuckets = 8192
+
+// userBucket is the user's index bucket as line.lua's line_ukey computes
+// it (the first 16 bits of the user's SHA-1, modulo userBuckets): the
+// admission scripts take it from here, which costs Redis a SHA-1 less per
+// admission.
+func userBucket(user string) int {
+	sum := sha1.Sum([]byte(user))
+	return int(binary.BigEndian.Uint16(sum[:2])) % userBuckets
 }
 
 // ticket reads the seven values an admission script answers per user.

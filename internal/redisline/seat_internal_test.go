@@ -28,7 +28,7 @@ func seatLine(t *testing.T, c redis.UniversalClient, k Keys, n int) []string {
 		args := []any{1, time.Now().UnixMilli(), 0}
 		for e := from; e < from+500 && e <= n; e++ {
 			users[e] = fmt.Sprintf("u%04d", e)
-			args = append(args, users[e], "")
+			args = append(args, users[e], "", userBucket(users[e]))
 		}
 		require.NoError(t, admitManyScript.Run(ctx, c, k.AdmitKeys(), args...).Err())
 	}

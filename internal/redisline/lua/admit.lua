@@ -2,7 +2,8 @@
 -- KEYS: 1 seq, 2 line, 3 held, 4 done, 5 soldout, 6 clock, 7 flight, 8 issued,
 --       9 trace (the line's buckets are named from KEYS[2]: line.lua)
 -- ARGV: 1 user, 2 per-user limit, 3 now (unix ms, the admission time),
---       4 max waiting (0: no cap), 5 trace carrier ('' or absent: untraced)
+--       4 max waiting (0: no cap), 5 trace carrier ('' or absent: untraced),
+--       6 the user's index bucket (line.lua's line_ukey; '' or absent: hashed here)
 -- Returns {code, entry, position, state, reason, issuance id, claimed}:
 --   code 0 = newly admitted, 1 = repeat (nothing written), 2 = sold out,
 --   3 = line full (nothing written for either); claimed = units issued or in
@@ -17,13 +18,14 @@ local limit = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4] or '0')
 local trace = ARGV[5] or ''
+local ubucket = tonumber(ARGV[6] or '')
 
 local function claimed()
   return tonumber(redis.call('GET', KEYS[8]) or '0') + redis.call('ZCARD', KEYS[7])
 end
 
 local line = line_open(KEYS[2])
-local uk = line_ukey(line, user)
+local uk = line_ukey(line, user, ubucket)
 
 -- waiting answers a user found waiting with entry n.
 local function waiting(n)

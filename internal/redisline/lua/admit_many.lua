@@ -3,8 +3,13 @@
 -- KEYS: 1 seq, 2 line, 3 held, 4 done, 5 soldout, 6 clock, 7 flight, 8 issued,
 --       9 trace (the line's buckets are named from KEYS[2]: line.lua)
 -- ARGV: 1 per-user limit, 2 now (unix ms), 3 max waiting (0: no cap), then
---       per user: user, trace carrier ('' when untraced)
--- Returns seven values per user, as admit.lua returns for one. Each user's
+--       per user: user, trace carrier ('' when untraced), the user's index
+--       bucket (line.lua's line_ukey; '' to hash it here)
+-- Returns the units issued or in flight (claimed, as admit.lua's seventh
+-- value), then three integers per user, code, entry and position, codes as
+-- admit.lua's with 1 split: 1 = repeat, waiting; 4 = repeat, not waiting
+-- (in flight or decided; position 0); then, for each user answered 4, in
+-- order, the state. Each user's
 -- reads and checks come before that user's first write, the HSETNX that
 -- puts a new user in the index (and tells a user already waiting). The
 -- admitted users' entry numbers and order buckets are written together,
@@ -17,11 +22,15 @@ local soldout = redis.call('EXISTS', KEYS[5]) == 1
 -- Units issued or in flight: nothing this script writes changes it.
 local claimed = tonumber(redis.call('GET', KEYS[8]) or '0') + redis.call('ZCARD', KEYS[7])
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local out = {}
+local out = {claimed}
+local states = {}
 local first = nil
-local function put(code, entry, position, state, reason, id, c)
+local function put(code, entry, position)
   out[#out + 1] = code; out[#out + 1] = entry; out[#out + 1] = position
-  out[#out + 1] = state; out[#out + 1] = reason; out[#out + 1] = id; out[#out + 1] = c
+end
+local function put_decided(entry, state)
+  put(4, entry, 0)
+  states[#states + 1] = state
 end
 
 -- Admitted users not yet written: entries, and per order bucket its
@@ -42,9 +51,9 @@ local function flush()
   pending, pairs_of, buckets = 0, {}, {}
 end
 
-for i = 4, #ARGV, 2 do
+for i = 4, #ARGV, 3 do
   local user, trace = ARGV[i], ARGV[i + 1]
-  local uk = line_ukey(line, user)
+  local uk = line_ukey(line, user, tonumber(ARGV[i + 2]))
   local held = redis.call('HGET', KEYS[3], user)
   local rec = (not held) and redis.call('HGET', KEYS[4], user)
   local r = rec and cmsgpack.unpack(rec)
@@ -55,18 +64,18 @@ for i = 4, #ARGV, 2 do
     waiting = waiting and tonumber(waiting)
   end
   if waiting and soldout then
-    put(1, waiting, 0, 'rejected', 'sold_out', '', -1)
+    put_decided(waiting, 'rejected')
   elseif waiting then
     flush()
-    put(1, waiting, line_position(line, user, waiting), 'waiting', '', '', claimed)
+    put(1, waiting, line_position(line, user, waiting))
   elseif held then
-    put(1, tonumber(held), 0, 'in_flight', '', '', -1)
+    put_decided(tonumber(held), 'in_flight')
   elseif r and (r[1] == 'rejected' or (#r - 4) >= limit) then
-    put(1, r[2], 0, r[1], r[3], r[4], -1)
+    put_decided(r[2], r[1])
   elseif soldout then
-    put(2, 0, 0, '', '', '', -1)
+    put(2, 0, 0)
   elseif cap > 0 and line.w >= cap then
-    put(3, 0, line.w, '', '', '', -1)
+    put(3, 0, line.w)
   else
     -- HSETNX put the user in the index with entry seq + 1.
     seq = seq + 1
@@ -92,7 +101,7 @@ for i = 4, #ARGV, 2 do
       redis.call('HSET', KEYS[9], user, trace)
     end
     if not first then first = n end
-    put(0, n, line.w, 'waiting', '', '', claimed)
+    put(0, n, line.w)
   end
 end
 if first then
@@ -103,4 +112,5 @@ if first then
     redis.call('ZADD', KEYS[6], 'NX', first, ARGV[2])
   end
 end
+for _, st in ipairs(states) do out[#out + 1] = st end
 return out

@@ -49,9 +49,14 @@ local function line_open(key)
   return {key = key, base = base, out = base .. 'out', seq = base .. 'seq', w = w, w0 = w}
 end
 
--- line_ukey: the user's index bucket.
-local function line_ukey(l, user)
-  return l.base .. 'u:' .. (tonumber(string.sub(redis.sha1hex(user), 1, 4), 16) % UBUCKETS)
+-- line_ukey: the user's index bucket: the first 16 bits of the user's
+-- SHA-1 modulo UBUCKETS, or b when the caller computed it (the admission
+-- scripts take it from the client, which hashes faster than Lua).
+local function line_ukey(l, user, b)
+  if not b then
+    b = tonumber(string.sub(redis.sha1hex(user), 1, 4), 16) % UBUCKETS
+  end
+  return l.base .. 'u:' .. b
 end
 
 -- line_lookup returns the user's waiting entry number (nil if not waiting)
