@@ -107,7 +107,7 @@ func (c *crowd) admit(ctx context.Context, start time.Time, arrival time.Duratio
 func (c *crowd) press(ctx context.Context, m *member, api int) {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		outcome, entry := c.post(ctx, m, api)
+		outcome, entry, estimate := c.post(ctx, m, api)
 		c.mu.Lock()
 		c.presses = append(c.presses, check.Press{At: time.Now(), API: api + 1, Outcome: outcome})
 		c.mu.Unlock()
@@ -116,6 +116,7 @@ func (c *crowd) press(ctx context.Context, m *member, api int) {
 			m.mu.Lock()
 			if !m.Accepted {
 				m.Accepted, m.AcceptedAt, m.Entry, m.API = true, time.Now(), entry, api+1
+				m.EstimatedWaitMS = estimate
 				m.Door = ""
 			}
 			m.mu.Unlock()
@@ -137,10 +138,11 @@ func (c *crowd) press(ctx context.Context, m *member, api int) {
 	}
 }
 
-func (c *crowd) post(ctx context.Context, m *member, api int) (outcome string, entry int64) {
+func (c *crowd) post(ctx context.Context, m *member, api int) (outcome string, entry, estimateMS int64) {
 	var body struct {
-		Entry  int64 `json:"entry"`
-		Repeat bool  `json:"repeat"`
+		Entry    int64 `json:"entry"`
+		Repeat   bool  `json:"repeat"`
+		Estimate int64 `json:"estimated_wait_ms"`
 		Error  struct {
 			Code string `json:"code"`
 		} `json:"error"`
@@ -151,19 +153,19 @@ func (c *crowd) post(ctx context.Context, m *member, api int) (outcome string, e
 	code, err := c.do(ctx, http.MethodPost, c.url(api, m.Campaign, false), m.User, &body)
 	switch {
 	case err != nil:
-		return "transport", 0
+		return "transport", 0, 0
 	case code == http.StatusAccepted && body.Repeat:
-		return "repeat", body.Entry
+		return "repeat", body.Entry, 0
 	case code == http.StatusAccepted:
-		return "accepted", body.Entry
+		return "accepted", body.Entry, body.Estimate
 	case code >= 500:
-		return "http_" + strconv.Itoa(code), 0
+		return "http_" + strconv.Itoa(code), 0, 0
 	case body.Ticket != nil: // 409/410 to a user who already holds an entry: it shows their ticket
-		return "ticket", body.Ticket.Entry
+		return "ticket", body.Ticket.Entry, 0
 	case body.Error.Code != "":
-		return body.Error.Code, 0
+		return body.Error.Code, 0, 0
 	}
-	return "http_" + strconv.Itoa(code), 0
+	return "http_" + strconv.Itoa(code), 0, 0
 }
 
 // status asks for a user's status at api, trying the other apis if it does

@@ -865,7 +865,7 @@ func TestWriteMarkdownSections(t *testing.T) {
 			heads = append(heads, strings.TrimSpace(l))
 		}
 	}
-	want := []string{"### Invariants per campaign", "### Violations", "### Notes", "### Recovery per fault", "### How each figure is computed"}
+	want := []string{"### Invariants per campaign", "### Violations", "### Notes", "### Recovery per fault", "### Waits as promised", "### How each figure is computed"}
 	if !slices.Equal(heads, want) {
 		t.Errorf("headings = %q, want %q", heads, want)
 	}
@@ -915,5 +915,50 @@ func eq[T comparable](t *testing.T, what string, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// waitRows: actual ÷ estimated wait per group; users without an estimate,
+// undecided, or sampled on another entry are left out; a wait that
+// overlaps a fault (or the 30 s after it) counts for it and not for normal
+// running.
+func TestWaitRows(t *testing.T) {
+	sec := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	var in Inputs
+	add := func(user string, acceptedAt, decidedAt float64, estimateMS int64) {
+		in.Clients = append(in.Clients, Client{User: user, Campaign: "c", Accepted: true, AcceptedAt: sec(acceptedAt), Entry: 1, EstimatedWaitMS: estimateMS})
+		s := Sample{User: user, Campaign: "c", Entry: 1}
+		if decidedAt > 0 {
+			s.DecidedAt = sec(decidedAt)
+		}
+		in.Samples = append(in.Samples, s)
+	}
+	for i := range 10 {
+		add(fmt.Sprintf("n%d", i), 0, 10+float64(i), 10_000) // ratios 1.0 .. 1.9, no fault
+	}
+	add("slow", 100, 140, 10_000) // 4.0, during the fault
+	add("none", 0, 5, 0)          // no estimate
+	add("open", 0, 0, 10_000)     // undecided
+	in.Faults = []Fault{{Kind: "kill-leader", Target: "worker-1", Start: sec(120), End: sec(122)}}
+	rows := waitRows(in)
+	if len(rows) != 2 {
+		t.Fatalf("rows: %+v", rows)
+	}
+	near := func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+	if r := rows[0]; r.Group != "normal running" || r.N != 10 || !near(r.P50, 1.5) || !near(r.P95, 1.9) || r.Estimated != 10*time.Second {
+		t.Errorf("normal running: %+v", r)
+	}
+	if r := rows[1]; r.Group != "#1 kill-leader worker-1" || r.N != 1 || !near(r.P99, 4.0) {
+		t.Errorf("the fault: %+v", r)
+	}
+	var b strings.Builder
+	r := &Report{Waits: rows}
+	mw := &mdWriter{w: &b}
+	r.writeWaits(mw)
+	if mw.err != nil {
+		t.Fatal(mw.err)
+	}
+	if want := "| normal running | 10 | 1.50 | 1.90 | 1.90 | 10.0 s | 15.0 s |"; !strings.Contains(b.String(), want) {
+		t.Errorf("the table lacks %q:\n%s", want, b.String())
 	}
 }

@@ -334,6 +334,7 @@ func evaluate(in Inputs, store storeData, topic topicData) *Report {
 
 	// 8. Recovery per fault.
 	r.Faults = faultRows(in, allTimes, r.RecoveredLag)
+	r.Waits = waitRows(in)
 	for _, f := range r.Faults {
 		if f.Fault.End.IsZero() {
 			note("fault #%d (%s %s): no End recorded; its windows are taken from its Start", f.Index, f.Fault.Kind, f.Fault.Target)

@@ -32,6 +32,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		mw.p("\n")
 	}
 	r.writeFaults(mw)
+	r.writeWaits(mw)
 	r.writeDefinitions(mw)
 	return mw.err
 }

@@ -17,6 +17,9 @@ type Report struct {
 	// Violations are broken invariants, each a sentence naming the campaign
 	// (or fault) and the figures. Empty means the run passed.
 	Violations []string
+	// Waits compare the sampled users' actual waits with the estimates
+	// their 202s gave: normal running, then each fault.
+	Waits []WaitRow
 	// Notes are findings that are not violations: things a reader should
 	// know to interpret the figures (a 202 lost on the way, backlog catch-up
 	// after a fault, messages the checker could not read).
