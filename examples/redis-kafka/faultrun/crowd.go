@@ -143,7 +143,7 @@ func (c *crowd) post(ctx context.Context, m *member, api int) (outcome string, e
 		Entry    int64 `json:"entry"`
 		Repeat   bool  `json:"repeat"`
 		Estimate int64 `json:"estimated_wait_ms"`
-		Error  struct {
+		Error    struct {
 			Code string `json:"code"`
 		} `json:"error"`
 		Ticket *struct {

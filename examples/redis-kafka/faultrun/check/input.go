@@ -38,7 +38,7 @@ type Client struct {
 	// EstimatedWaitMS is the wait that 202 promised (its estimated_wait_ms;
 	// 0 when it gave none: beyond the stock, paused, a repeat).
 	EstimatedWaitMS int64 `json:"estimated_wait_ms,omitempty"`
-	API        int       `json:"api,omitempty"`        // which api (1, 2, ...) answered it
+	API             int   `json:"api,omitempty"` // which api (1, 2, ...) answered it
 	// Door is the answer to the last press when none was a 202: "sold_out",
 	// "closed", "transport" (no answer at all), "http_503", ...
 	Door string `json:"door,omitempty"`
