@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates BENCHMARKS.md, docs/benchmarks/results.json and the plots in
+# Regenerates BENCHMARKS.md, CAPACITY.md, docs/benchmarks/results.json and the plots in
 # one run on this machine: starts Redis, Kafka and Postgres (scripts/redis.sh,
 # scripts/kafka.sh, scripts/postgres.sh), installs wrk if missing, runs
 # examples/bench.
 # Takes several minutes; not part of CI. Extra arguments go to the tool,
-# e.g. scripts/bench.sh -duration 5s -conc 100,1000
+# e.g. scripts/bench.sh -duration 5s -conc 100,1000; scripts/bench.sh -capacity-only
+# rewrites CAPACITY.md alone (its calibration runs and checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

@@ -53,6 +53,45 @@ type E2EResult struct {
 	// summed durations (calls overlap across partitions).
 	HandlerCalls, StoreCalls, RecordCalls int64
 	HandlerSec, StoreSec, RecordSec       float64
+	// CPU from the scheduler's start to the last issuance (CPUWallSec;
+	// absent from runs before it): the bench process, which is the worker
+	// process (scheduler, Kafka producer and consumer, issuer, the in-memory
+	// Store's work); Redis (INFO cpu: the line's lease and record scripts,
+	// the Redis Store's, the locks); the Kafka broker and Postgres
+	// (postmaster and backends), from /proc, -1 if not found.
+	CPUWallSec     float64 `json:",omitempty"`
+	WorkerCPUSec   float64 `json:",omitempty"`
+	RedisCPUSec    float64 `json:",omitempty"`
+	KafkaCPUSec    float64 `json:",omitempty"`
+	PostgresCPUSec float64 `json:",omitempty"`
+}
+
+// HasCPU tells whether the run measured CPU (runs before it did not).
+func (r E2EResult) HasCPU() bool { return r.CPUWallSec > 0 }
+
+// Per issued unit, µs: the worker process's, Redis's, the Kafka broker's
+// and Postgres's CPU (the last two -1 if not measured).
+func (r E2EResult) WorkerMicros() float64 { return micros(r.WorkerCPUSec, int64(r.Entries)) }
+func (r E2EResult) RedisMicros() float64  { return micros(r.RedisCPUSec, int64(r.Entries)) }
+func (r E2EResult) KafkaMicros() float64 {
+	if !r.HasCPU() {
+		return -1
+	}
+	return micros(r.KafkaCPUSec, int64(r.Entries))
+}
+func (r E2EResult) PostgresMicros() float64 {
+	if !r.HasCPU() {
+		return -1
+	}
+	return micros(r.PostgresCPUSec, int64(r.Entries))
+}
+
+// StoreCallsPerUnit is Store calls per issued unit.
+func (r E2EResult) StoreCallsPerUnit() float64 {
+	if r.Entries == 0 {
+		return 0
+	}
+	return float64(r.StoreCalls) / float64(r.Entries)
 }
 
 // EntriesPerStoreCall is how many requests one Store call decided on average.
@@ -231,6 +270,12 @@ func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, prof
 			return E2EResult{}, err
 		}
 	}
+	meter, masters := newCPUMeter(), b.standalone()
+	rs0, err := masters.stats(ctx)
+	if err != nil {
+		return E2EResult{}, err
+	}
+	cpu0 := meter.read()
 	started := time.Now()
 	if err := th.Start(ctx); err != nil {
 		if profile != nil {
@@ -244,6 +289,12 @@ func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, prof
 		time.Sleep(5 * time.Millisecond)
 	}
 	end := time.Now()
+	cpu := meter.read().since(cpu0)
+	rs1, err := masters.stats(ctx)
+	if err != nil {
+		return E2EResult{}, err
+	}
+	_, rcpu, _ := deltas(rs0, rs1)
 	if profile != nil {
 		pprof.StopCPUProfile()
 	}
@@ -260,6 +311,7 @@ func (b *backends) runE2EProfiled(ctx context.Context, n int, v e2eVariant, prof
 		SteadyIssuedPerSec: float64(n) / steady.Seconds(),
 		HandlerCalls:       handlerT.calls.Load(), StoreCalls: storeT.calls.Load(), RecordCalls: recordT.calls.Load(),
 		HandlerSec: handlerT.sec(), StoreSec: storeT.sec(), RecordSec: recordT.sec(),
+		CPUWallSec: cpu.Wall, WorkerCPUSec: cpu.Self, RedisCPUSec: rcpu[0], KafkaCPUSec: cpu.Kafka, PostgresCPUSec: cpu.Postgres,
 	}, nil
 }
 

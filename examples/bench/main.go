@@ -29,7 +29,13 @@
 //     stream open on one draining campaign, clients in a child process:
 //     Redis commands per page load, Redis commands and Status calls of the
 //     open pages against the pipeline alone, events, latency, and the
-//     server's memory.
+//     server's memory;
+//   - CPU per operation: every process's CPU time over the HTTP runs, a
+//     status poll, the end-to-end runs and the open status streams, per
+//     request, unit or stream-second;
+//   - the capacity model (capacity.go, CAPACITY.md): those costs, a
+//     closed-form model on them, its predictions for three configurations
+//     of this box against runs made right after, and the plan for a crowd.
 //
 // It needs the servers scripts/bench.sh starts (Redis, Kafka, Postgres) and wrk and
 // redis-benchmark on PATH. Run it with scripts/bench.sh from the repository root.
@@ -60,6 +66,8 @@ type options struct {
 	brokers  string
 	profile  string
 	postgres string
+	// capacity is the capacity model's report (CAPACITY.md); "" writes none.
+	capacity string
 
 	// The scheduler sections.
 	idleSched              []int
@@ -91,6 +99,7 @@ func main() {
 	flag.IntVar(&o.busyWorkers, "busy-workers", 0, "scheduler section, diagnosis: the busy Scheduler's Workers (0: its default, 16)")
 	flag.DurationVar(&o.busyCatalogTTL, "busy-catalog-ttl", 0, "scheduler section, diagnosis: the TTL of the busy Scheduler's catalog cache (0: its default, 1s)")
 	flag.Parse()
+	o.capacity = *capacityMD
 	if *sseOnly || *sseClient != "" { // sse.go: the waiting-room page and status-stream section alone, or its client process
 		if err := sseMain(o); err != nil {
 			log.Fatal(err)
@@ -145,6 +154,12 @@ func main() {
 	}
 	defer b.close()
 
+	if *capacityOnly { // capacity.go: the calibration's component runs, the checks, CAPACITY.md
+		if err := capacityMain(ctx, b, o); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *schedOnly {
 		if rep.Idle, rep.Busy, err = b.schedulerSections(ctx, o); err != nil {
 			log.Fatal(err)
@@ -199,6 +214,13 @@ func main() {
 			rep.HTTP = append(rep.HTTP, r)
 		}
 	}
+	progress("http %s %5d connections, %s, %d waiting users", statusPollScenario, *capConns, o.duration, statusPollUsers)
+	sp, err := b.runHTTP(ctx, statusPollScenario, *capConns)
+	if err != nil {
+		log.Fatalf("status poll: %v", err)
+	}
+	progress("   %s", cpuLine(sp))
+	rep.StatusPoll = &sp
 	progress("go api vs redis-benchmark at 1000 connections")
 	if rep.RedisCeiling, err = b.runRedisCeiling(ctx, 1000, 200_000); err != nil {
 		log.Fatal(err)
@@ -236,6 +258,15 @@ func main() {
 		log.Fatal(err)
 	}
 	rep.SSE = &sse
+	progress("capacity model: calibration from this run's sections, then its checks")
+	if cal, err := calibrationFrom(rep, *capConns, "this run's sections (HTTP admission at "+strconv.Itoa(*capConns)+
+		" connections, the status poll, the sharded line, end to end, the status streams)"); err != nil {
+		progress("   capacity model skipped, its calibration is incomplete: %v", err) // e.g. a -conc without it
+	} else if capRes, err := b.runCapacity(ctx, cal); err != nil {
+		log.Fatal(err)
+	} else {
+		rep.Capacity = &capRes
+	}
 	progress("end to end, profiled: memory batch, %d users", e2eProfileEntries)
 	if r, top, err := b.profileE2E(ctx); err != nil {
 		log.Fatal(err)
@@ -259,7 +290,10 @@ func main() {
 	if err := os.WriteFile(o.md, []byte(markdown(rep, o)), 0o644); err != nil {
 		log.Fatal(err)
 	}
-	progress("wrote %s, %s/results.json and plots", o.md, o.out)
+	if err := writeCapacity(rep, o); err != nil {
+		log.Fatal(err)
+	}
+	progress("wrote %s, %s, %s/results.json and plots", o.md, o.capacity, o.out)
 }
 
 // render rewrites the report and plots from a saved run.
@@ -278,7 +312,19 @@ func render(path string, o options) error {
 	if err := plots(rep, o.out); err != nil {
 		return err
 	}
-	return os.WriteFile(o.md, []byte(markdown(rep, o)), 0o644)
+	if err := os.WriteFile(o.md, []byte(markdown(rep, o)), 0o644); err != nil {
+		return err
+	}
+	return writeCapacity(rep, o)
+}
+
+// writeCapacity writes the capacity model's report, if the run has one
+// and o names it.
+func writeCapacity(rep Report, o options) error {
+	if rep.Capacity == nil || o.capacity == "" {
+		return nil
+	}
+	return os.WriteFile(o.capacity, []byte(capacityMarkdown(*rep.Capacity, rep.Machine)), 0o644)
 }
 
 // schedulerRowsOnly leaves out of rep, read from js, the scheduler

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,22 +102,23 @@ func (b *backends) campaign(mode couponq.Mode) couponq.Campaign {
 
 // handler builds the scenario's server side: for all but noop, the public
 // handler of a node as a host runs it, with the API role, the Redis
-// backend and the Kafka transport (V1 publishes each admission to it), the
-// campaign created through the node. lockWaits collects V1's lock waits;
-// observer, if set, is the V2 node's Observer (the Prometheus probe). stop
-// stops the node.
-func (b *backends) handler(ctx context.Context, sc string, c couponq.Campaign, lockWaits *durations, observer node.Observer) (h http.Handler, stop func(), err error) {
+// backend on rdb under prefix and the Kafka transport (V1 publishes each
+// admission to it), the campaign created through the node. lockWaits
+// collects V1's lock waits; observer, if set, is the V2 node's Observer
+// (the Prometheus probe). n is the node (nil for noop); stop stops it.
+func (b *backends) handler(ctx context.Context, sc string, c couponq.Campaign, lockWaits *durations, observer node.Observer,
+	rdb redis.UniversalClient, prefix string) (h http.Handler, n *node.Node, stop func(), err error) {
 	if sc == "noop" {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = w.Write([]byte(`{"ok":true}` + "\n"))
-		}), func() {}, nil
+		}), nil, func() {}, nil
 	}
-	backend, err := redisq.New(redisq.Config{Client: b.rdb, Prefix: b.prefix, DisableCoalescing: sc == "v2-uncoalesced"})
+	backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: prefix, DisableCoalescing: sc == "v2-uncoalesced"})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cfg := node.Config{Roles: node.RoleAPI, Backend: backend, Transport: b.prod, Observer: observer} // the workers hold the Store
 	if strings.HasPrefix(sc, "v1") {
@@ -125,12 +127,11 @@ func (b *backends) handler(ctx context.Context, sc string, c couponq.Campaign, l
 		}
 		cfg.Observer = lockWaitObserver{lockWaits}
 	}
-	n, err := node.New(cfg)
-	if err != nil {
-		return nil, nil, err
+	if n, err = node.New(cfg); err != nil {
+		return nil, nil, nil, err
 	}
 	if err := n.Start(ctx); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	stop = func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -139,13 +140,13 @@ func (b *backends) handler(ctx context.Context, sc string, c couponq.Campaign, l
 	}
 	if _, err := n.CreateCampaign(ctx, c); err != nil {
 		stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if h, err = n.Handler(node.HandlerConfig{User: node.HeaderUser("X-User")}); err != nil {
 		stop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return h, stop, nil
+	return h, n, stop, nil
 }
 
 // lockWaitObserver collects the lock wait of every V1 admission.
@@ -157,13 +158,69 @@ func (lockWaitObserver) OnIssue(issuer.Event)            {}
 func (lockWaitObserver) OnStoreCall(issuer.StoreCall)    {}
 func (lockWaitObserver) OnOverIssue(issuer.OverIssue)    {}
 
+// statusPollScenario is the status poll: wrk drives GET
+// /campaigns/{id}/entries/me for users admitted (and waiting) first,
+// through the v2 node's handler.
+const statusPollScenario = "status-poll"
+
+// statusPollUsers is how many users the status poll admits first; wrk
+// cycles over them.
+const statusPollUsers = 100_000
+
+// httpSpec is one HTTP run: a scenario (httpScenarios, or
+// statusPollScenario) at conns connections, on the standalone Redis, or,
+// with cluster set, a V2 campaign of shards sub-lines on the Redis Cluster.
+type httpSpec struct {
+	sc      string
+	conns   int
+	cluster *clusterTarget
+	shards  int
+}
+
+// clusterTarget is the Redis Cluster a run's node uses, and its masters.
+type clusterTarget struct {
+	cc     *redis.ClusterClient
+	layout *clusterLayout
+}
+
+// standalone is the standalone Redis as a one-master layout, for its
+// INFO readings (not to be closed: its client is b.rdb).
+func (b *backends) standalone() *clusterLayout {
+	return &clusterLayout{addrs: []string{b.o.redis}, clients: []*redis.Client{b.rdb}}
+}
+
 // runHTTP serves one scenario on a loopback port and drives it with wrk.
 func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResult, error) {
+	return b.runHTTPSpec(ctx, httpSpec{sc: sc, conns: conns})
+}
+
+// runHTTPSpec serves one run's scenario on a loopback port, drives it with
+// wrk, and measures the CPU every process used over wrk's run.
+func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, error) {
+	sc, conns := spec.sc, spec.conns
 	mode := couponq.QueueFirst
 	if strings.HasPrefix(sc, "v1") {
 		mode = couponq.ValidateFirst
 	}
 	c := b.campaign(mode)
+	var rdb redis.UniversalClient = b.rdb
+	prefix, masters := b.prefix, b.standalone()
+	if spec.cluster != nil {
+		if !strings.HasPrefix(sc, "v2") {
+			return HTTPResult{}, fmt.Errorf("%s: only V2 runs on the Cluster", sc)
+		}
+		prefix = fmt.Sprintf("%scl%d", b.prefix, b.seq.Add(1))
+		rdb, masters = spec.cluster.cc, spec.cluster.layout
+		defer masters.purge(prefix)
+		var err error
+		// The sub-lines spread evenly over the masters, as the sharded-line section picks them.
+		if c.ID, _, _, _, err = pickHotID(prefix, spec.shards, len(masters.addrs), masters.masterOf); err != nil {
+			return HTTPResult{}, err
+		}
+		if spec.shards > 1 {
+			c.Shards = spec.shards
+		}
+	}
 	var waits durations
 	var probe *promProbe
 	var observer node.Observer
@@ -175,11 +232,26 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 		defer probe.close()
 		observer = probe.metrics
 	}
-	h, stop, err := b.handler(ctx, sc, c, &waits, observer)
+	hsc := sc
+	if sc == statusPollScenario {
+		hsc = "v2"
+	}
+	h, n, stop, err := b.handler(ctx, hsc, c, &waits, observer, rdb, prefix)
 	if err != nil {
 		return HTTPResult{}, err
 	}
 	defer stop()
+	script, args := b.o.script, []string{c.ID}
+	if sc == statusPollScenario {
+		// Users p1..pN wait in the line; wrk asks for their status.
+		if err := parallel(ctx, statusPollUsers, 200, func(i int) error {
+			_, err := n.Admit(ctx, couponq.Request{Campaign: c.ID, User: "p" + strconv.Itoa(i+1)})
+			return err
+		}); err != nil {
+			return HTTPResult{}, fmt.Errorf("status poll: admitting its users: %w", err)
+		}
+		script, args = filepath.Join(filepath.Dir(b.o.script), "status.lua"), []string{strconv.Itoa(statusPollUsers)}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return HTTPResult{}, err
@@ -204,8 +276,11 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 		defer pprof.StopCPUProfile()
 	}
 	url := "http://" + ln.Addr().String() + "/campaigns/" + c.ID + "/entries"
-	cmd := exec.CommandContext(ctx, "wrk", fmt.Sprintf("-t%d", min(2, conns)), fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(b.o.duration.Seconds())),
-		"--timeout", "5s", "-s", b.o.script, url, "--", c.ID)
+	if sc == statusPollScenario {
+		url += "/me"
+	}
+	cmd := exec.CommandContext(ctx, "wrk", append([]string{fmt.Sprintf("-t%d", min(2, conns)), fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(b.o.duration.Seconds())),
+		"--timeout", "5s", "-s", script, url, "--"}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	var before int64
@@ -214,6 +289,22 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 			return HTTPResult{}, err
 		}
 	}
+	// The bench process idle, the server up: the noise in its CPU below.
+	// So is Redis: anyone else's load on it would count in its CPU below.
+	meter := newCPUMeter()
+	ri0, err := masters.stats(ctx)
+	if err != nil {
+		return HTTPResult{}, err
+	}
+	idle0 := meter.read()
+	time.Sleep(cpuIdleWindow)
+	cpu0 := meter.read()
+	idle := cpu0.since(idle0)
+	rs0, err := masters.stats(ctx)
+	if err != nil {
+		return HTTPResult{}, err
+	}
+	icmds, icpu, _ := deltas(ri0, rs0)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return HTTPResult{}, fmt.Errorf("wrk: %w", err)
@@ -234,6 +325,11 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 		return HTTPResult{}, fmt.Errorf("wrk: %w: %s", err, errb.String())
 	}
 	wall := time.Since(start)
+	cpu := meter.read().since(cpu0)
+	rs1, err := masters.stats(ctx)
+	if err != nil {
+		return HTTPResult{}, err
+	}
 	var whole int64
 	if probe != nil {
 		time.Sleep(time.Second) // let the requests wrk left in flight finish
@@ -256,12 +352,37 @@ func (b *backends) runHTTP(ctx context.Context, sc string, conns int) (HTTPResul
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		r.LoadCPUShare = cpu.Seconds() / wall.Seconds() / float64(numCPU())
+		r.LoadCPUSec = cpu.Seconds()
+	}
+	r.CPUWallSec, r.ServerCPUSec, r.KafkaCPUSec = cpu.Wall, cpu.Self, cpu.Kafka
+	r.IdleCPUPerSec = idle.Self / idle.Wall
+	for i := range icpu {
+		r.IdleRedisCPUPerSec += icpu[i] / idle.Wall
+		r.IdleRedisCmdsPerSec += float64(icmds[i]) / idle.Wall
+	}
+	if r.IdleRedisCmdsPerSec > shardBusyPerSec {
+		progress("   warning: another client used Redis before the run (%.0f commands/s, %.1f ms of CPU a second): its CPU figures include that load",
+			r.IdleRedisCmdsPerSec, 1e3*r.IdleRedisCPUPerSec)
+	}
+	if spec.cluster != nil {
+		r.Shards, r.Cluster = spec.shards, true
+	}
+	cmds, rcpu, scripts := deltas(rs0, rs1)
+	r.RedisMasterCPUSec = rcpu
+	for i := range rcpu {
+		r.RedisCPUSec += rcpu[i]
+		r.RedisCommands += cmds[i]
+		r.RedisScripts += scripts[i]
 	}
 	if n := waits.len(); n > 0 {
 		r.LockWaitP50ms, r.LockWaitP99ms, r.LockWaitMeanMs = waits.ms(0.50), waits.ms(0.99), waits.meanMs()
 	}
 	return r, nil
 }
+
+// cpuIdleWindow is how long the bench process's idle CPU is read before
+// each HTTP run.
+const cpuIdleWindow = 500 * time.Millisecond
 
 type wrkJSON struct {
 	Requests   int64   `json:"requests"`

@@ -168,11 +168,12 @@ type serverStats struct {
 	at    time.Time
 	total int64
 	calls map[string]int64
+	cpu   float64 // used_cpu_user + used_cpu_sys, seconds
 }
 
 func (b *backends) serverStats(ctx context.Context) (serverStats, error) {
 	s := serverStats{calls: map[string]int64{}}
-	info, err := b.rdb.Info(ctx, "stats", "commandstats").Result()
+	info, err := b.rdb.Info(ctx, "stats", "commandstats", "cpu").Result()
 	s.at = time.Now()
 	if err != nil {
 		return s, err
@@ -181,6 +182,12 @@ func (b *backends) serverStats(ctx context.Context) (serverStats, error) {
 		l = strings.TrimSpace(l)
 		if v, ok := strings.CutPrefix(l, "total_commands_processed:"); ok {
 			s.total, _ = strconv.ParseInt(v, 10, 64)
+		}
+		for _, name := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(l, name); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				s.cpu += f
+			}
 		}
 		if rest, ok := strings.CutPrefix(l, "cmdstat_"); ok {
 			name, fields, _ := strings.Cut(rest, ":")
@@ -230,6 +237,9 @@ type window struct {
 	byName map[string]float64
 	sent   []int
 	names  []map[string]int
+	// CPU seconds over the window: Redis's (INFO cpu) and this process's.
+	redisCPU, selfCPU float64
+	self0             float64
 }
 
 func (b *backends) openWindow(ctx context.Context, hooks ...*commandCounter) (*window, error) {
@@ -240,6 +250,7 @@ func (b *backends) openWindow(ctx context.Context, hooks ...*commandCounter) (*w
 	var err error
 	w.s0, err = b.serverStats(ctx)
 	w.start = time.Now()
+	w.self0 = selfCPU()
 	return w, err
 }
 
@@ -249,6 +260,7 @@ func (w *window) close(ctx context.Context) error {
 		return err
 	}
 	w.sec = time.Since(w.start).Seconds()
+	w.selfCPU, w.redisCPU = selfCPU()-w.self0, s1.cpu-w.s0.cpu
 	for _, h := range w.hooks {
 		n, names := h.take()
 		w.sent, w.names = append(w.sent, n), append(w.names, names)

@@ -138,6 +138,58 @@ type SSEResult struct {
 	Issued, Rejected, Broken int
 	SoldOutStatus            int64
 	LastFinalSec             float64
+	// CPU seconds over the baseline and the hold (absent from runs before
+	// it): the server process (the bench process: the handler and the
+	// pipeline), Redis (INFO cpu), and over the hold the client process
+	// (/proc).
+	BaselineServerCPUSec, HoldServerCPUSec float64 `json:",omitempty"`
+	BaselineRedisCPUSec, HoldRedisCPUSec   float64 `json:",omitempty"`
+	HoldClientCPUSec                       float64 `json:",omitempty"`
+}
+
+// HasCPU tells whether the run measured CPU (runs before it did not).
+func (r SSEResult) HasCPU() bool { return r.HoldSec > 0 && r.HoldServerCPUSec > 0 }
+
+// StreamSeconds is the hold's stream-seconds: the streams open at its
+// start and end, averaged, times its length.
+func (r SSEResult) StreamSeconds() float64 {
+	return float64(r.OpenAtHoldStart+r.OpenAtHoldEnd) / 2 * r.HoldSec
+}
+
+// perStreamSecond is what the streams added over the hold to a rate
+// measured in both windows (hold less baseline, per second), per open
+// stream: sec are CPU seconds, the result µs per stream-second.
+func (r SSEResult) perStreamSecond(baseline, hold float64) float64 {
+	open := float64(r.OpenAtHoldStart+r.OpenAtHoldEnd) / 2
+	if open == 0 || r.HoldSec == 0 || r.BaselineSec == 0 {
+		return 0
+	}
+	return (hold/r.HoldSec - baseline/r.BaselineSec) * 1e6 / open
+}
+
+// ServerMicrosPerStreamSecond and RedisMicrosPerStreamSecond are the
+// server's and Redis's CPU an open stream costs per second (the hold less
+// the pipeline alone); ClientMicrosPerStreamSecond the client process's.
+func (r SSEResult) ServerMicrosPerStreamSecond() float64 {
+	return r.perStreamSecond(r.BaselineServerCPUSec, r.HoldServerCPUSec)
+}
+func (r SSEResult) RedisMicrosPerStreamSecond() float64 {
+	return r.perStreamSecond(r.BaselineRedisCPUSec, r.HoldRedisCPUSec)
+}
+func (r SSEResult) ClientMicrosPerStreamSecond() float64 {
+	if s := r.StreamSeconds(); s > 0 {
+		return r.HoldClientCPUSec * 1e6 / s
+	}
+	return 0
+}
+
+// CommandsPerStreamSecond is the commands sent for the streams per open
+// stream per second.
+func (r SSEResult) CommandsPerStreamSecond() float64 {
+	if s := r.StreamSeconds(); s > 0 {
+		return r.HoldStreamSentPerSec * r.HoldSec / s
+	}
+	return 0
 }
 
 // sseMain runs the section alone (-sse-only), or the client process.
@@ -463,6 +515,7 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 		return res, err
 	}
 	res.BaselineSec, res.BaselineExecPerSec = win.sec, win.server
+	res.BaselineServerCPUSec, res.BaselineRedisCPUSec = win.selfCPU, win.redisCPU
 	res.BaselinePipelineSentPerSec = float64(win.sent[0]) / win.sec
 	progress("   baseline, no stream: Redis executed %.0f/s, pipeline sent %.0f/s", res.BaselineExecPerSec, res.BaselinePipelineSentPerSec)
 
@@ -552,10 +605,13 @@ func runSSE(ctx context.Context, addr string, n int, hold time.Duration) (SSERes
 		return res, err
 	}
 	holdStart := time.Now()
+	_, client0, _ := procStat(cmd.Process.Pid)
 	time.Sleep(hold)
+	_, client1, _ := procStat(cmd.Process.Pid)
 	if err := win.close(ctx); err != nil {
 		return res, err
 	}
+	res.HoldServerCPUSec, res.HoldRedisCPUSec, res.HoldClientCPUSec = win.selfCPU, win.redisCPU, client1-client0
 	holdEnd := time.Now()
 	status1, stats1 := svc.status.Load(), stats.calls.Load()
 	res.HoldSec, res.HoldExecPerSec = win.sec, win.server
@@ -1089,7 +1145,12 @@ func sseMarkdown(rep Report) string {
 	if pages && r.RSSPagesMiB > 0 {
 		w("| server heap in use / RSS after the page loads, before the streams | %.1f / %.1f MiB |\n", r.HeapPagesMiB, r.RSSPagesMiB)
 	}
-	w("| server goroutines: before / with the streams | %d / %d |\n\n", r.GoroutinesBefore, r.GoroutinesAfter)
+	w("| server goroutines: before / with the streams | %d / %d |\n", r.GoroutinesBefore, r.GoroutinesAfter)
+	if r.HasCPU() {
+		w("| CPU per open stream a second (hold less baseline, per stream open): server / Redis µs; the client process's | %.2f / %.2f; %.2f |\n",
+			r.ServerMicrosPerStreamSecond(), r.RedisMicrosPerStreamSecond(), r.ClientMicrosPerStreamSecond())
+	}
+	w("\n")
 	if pages {
 		w("So **%d open waiting-room pages cost Redis %.1f commands/s**: the hold's *sent for the streams*, since once\n", r.Streams, r.HoldStreamSentPerSec)
 		w("loaded an open page's only traffic is its stream. Loading the page adds one Status read (%.2f commands sent\n", r.PageSentPerLoad)
