@@ -313,3 +313,84 @@ func TestAdmitCPU(t *testing.T) {
 	t.Logf("admit cpu: %d admissions in %v (%.0f/s): client %.2f µs, Redis %.2f µs per admission; %.1f admissions per script call",
 		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), (s1-s0)*1e6/float64(n), (r1-r0)*1e6/float64(n), float64(n)/float64(max(calls1-calls0, 1)))
 }
+
+// TestStatusCPU is a lab for status reads (it skips unless
+// COUPONQ_STATUS_CPU_READS is set, e.g. to 200000): 100,000 users wait,
+// then 256 goroutines read random users' status, with concurrent reads
+// pipelined (the default) and each its own call (DisableCoalescing),
+// interleaved twice; it reports Redis's CPU and this process's per read.
+func TestStatusCPU(t *testing.T) {
+	n := envInt("COUPONQ_STATUS_CPU_READS", 0)
+	if n == 0 {
+		t.Skip("set COUPONQ_STATUS_CPU_READS (e.g. 200000) to measure")
+	}
+	c := redistest.Client(t)
+	prefix := redistest.Prefix(t, c)
+	ctx := context.Background()
+	const waiting = 100_000
+	fill, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
+	require.NoError(t, err)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= waiting; i = next.Add(1) {
+				_, err := fill.Admit(ctx, couponq.Admission{Campaign: "reads", User: "user:" + strconv.FormatInt(i, 10)})
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	redisCPU := func() float64 {
+		info, err := c.Info(ctx, "cpu").Result()
+		require.NoError(t, err)
+		var cpu float64
+		for _, line := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if k == "used_cpu_user" || k == "used_cpu_sys" {
+				f, _ := strconv.ParseFloat(v, 64)
+				cpu += f
+			}
+		}
+		return cpu
+	}
+	selfCPU := func() float64 {
+		var ru syscall.Rusage
+		require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+		return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	spent := map[bool][2]float64{}
+	took := map[bool]time.Duration{}
+	for range 2 {
+		for _, single := range []bool{true, false} {
+			q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix, DisableCoalescing: single})
+			require.NoError(t, err)
+			r0, s0, start := redisCPU(), selfCPU(), time.Now()
+			var done atomic.Int64
+			var wg sync.WaitGroup
+			for g := range 256 {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(g), 7))
+					for done.Add(1) <= int64(n) {
+						u := "user:" + strconv.Itoa(1+rng.IntN(waiting))
+						if _, err := q.Status(ctx, "reads", u); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			took[single] += time.Since(start)
+			s := spent[single]
+			s[0] += redisCPU() - r0
+			s[1] += selfCPU() - s0
+			spent[single] = s
+		}
+	}
+	per := func(single bool) string {
+		reads := float64(2 * n)
+		return fmt.Sprintf("Redis %.2f µs, client %.2f µs per read, %.0f reads/s", spent[single][0]*1e6/reads, spent[single][1]*1e6/reads, reads/took[single].Seconds())
+	}
+	t.Logf("status cpu, 100,000 waiting, 256 readers: one call each: %s; pipelined: %s", per(true), per(false))
+}

@@ -89,7 +89,12 @@ type Config struct {
 	// a Cluster), and on one Redis their calls already share the client's
 	// connection pool.
 	//
-	// DisableCoalescing sends every admission as its own call.
+	// Status reads coalesce the same way, as one pipeline of the status
+	// script per campaign, up to CoalesceMax reads (a read changes
+	// nothing: a caller whose context ends just leaves).
+	//
+	// DisableCoalescing sends every admission and every status read as its
+	// own call.
 	DisableCoalescing bool
 	CoalesceMax       int
 }
@@ -114,6 +119,7 @@ type Queue struct {
 	prefix     string
 	maxRecover int
 	coalesce   *coalescer
+	statuses   *statusBatcher // nil with DisableCoalescing
 	// keyCache holds the key names of campaigns whose keys Redis holds (see
 	// keys), so hot paths build no key strings; at most keyCacheMax of them
 	// (keyCount), so it stays small whatever IDs callers send.
@@ -149,6 +155,7 @@ func New(cfg Config) (*Queue, error) {
 			cfg.CoalesceMax = 256
 		}
 		q.coalesce = newCoalescer(q, cfg.CoalesceMax)
+		q.statuses = newStatusBatcher(q, cfg.CoalesceMax)
 	}
 	return q, nil
 }
@@ -333,7 +340,14 @@ func ticket(a couponq.Admission, res []any) (couponq.Ticket, error) {
 // the call.
 func (q *Queue) Status(ctx context.Context, campaign, user string) (couponq.Status, error) {
 	k, cached := q.lookKeys(campaign)
-	res, err := statusScript.Run(ctx, q.rdb, []string{k.Line, k.Held, k.Done, k.SoldOut, k.Flight, k.Issued}, user).Slice()
+	keys := []string{k.Line, k.Held, k.Done, k.SoldOut, k.Flight, k.Issued}
+	var res []any
+	var err error
+	if q.statuses != nil {
+		res, err = q.statuses.status(ctx, campaign, user, keys)
+	} else {
+		res, err = statusScript.Run(ctx, q.rdb, keys, user, userBucket(user)).Slice()
+	}
 	if errors.Is(err, redis.Nil) {
 		return couponq.Status{}, fmt.Errorf("%w: %s/%s", couponq.ErrNotFound, campaign, user)
 	}

@@ -60,9 +60,9 @@ local function line_ukey(l, user, b)
 end
 
 -- line_lookup returns the user's waiting entry number (nil if not waiting)
--- and the user's index bucket.
-local function line_lookup(l, user)
-  local uk = line_ukey(l, user)
+-- and the user's index bucket (b, if given, as in line_ukey).
+local function line_lookup(l, user, b)
+  local uk = line_ukey(l, user, b)
   local n = redis.call('HGET', uk, user)
   return n and tonumber(n), uk
 end

@@ -1,0 +1,107 @@
+package redisline
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// statusBatcher pipelines concurrent status reads of one campaign, as the
+// coalescer does admissions: the first read to find none of the campaign's
+// on its way goes out at once, alone; reads arriving meanwhile wait and go
+// together as one pipeline of the status script (one round trip, and one
+// socket read and write for Redis instead of one each), up to max at a
+// time. A status read changes nothing, so a caller whose context ends just
+// leaves; the pipeline's answer for it is dropped. It starts no
+// goroutines of its own.
+type statusBatcher struct {
+	q   *Queue
+	max int
+
+	mu       sync.Mutex
+	pending  map[string][]*statusCall // by campaign
+	flushing map[string]bool
+}
+
+type statusCall struct {
+	user string
+	res  []any
+	err  error
+	done chan struct{}
+}
+
+func newStatusBatcher(q *Queue, max int) *statusBatcher {
+	return &statusBatcher{q: q, max: max, pending: map[string][]*statusCall{}, flushing: map[string]bool{}}
+}
+
+// status runs the status script for user; keys are the campaign's.
+func (b *statusBatcher) status(ctx context.Context, campaign, user string, keys []string) ([]any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if !b.flushing[campaign] {
+		b.flushing[campaign] = true
+		b.mu.Unlock()
+		res, err := statusScript.Run(ctx, b.q.rdb, keys, user, userBucket(user)).Slice()
+		b.flush(campaign, keys)
+		return res, err
+	}
+	call := &statusCall{user: user, done: make(chan struct{})}
+	b.pending[campaign] = append(b.pending[campaign], call)
+	b.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.res, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// flush reads the campaign's queued calls, pipeline after pipeline, until
+// none is left.
+func (b *statusBatcher) flush(campaign string, keys []string) {
+	for {
+		b.mu.Lock()
+		batch := b.pending[campaign]
+		if len(batch) > b.max {
+			batch = batch[:b.max]
+		}
+		b.pending[campaign] = b.pending[campaign][len(batch):]
+		if len(batch) == 0 {
+			delete(b.pending, campaign)
+			delete(b.flushing, campaign)
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.run(keys, batch)
+	}
+}
+
+// run sends one pipeline; bounded by its own timeout, as it serves many
+// callers.
+func (b *statusBatcher) run(keys []string, batch []*statusCall) {
+	defer func() {
+		for _, call := range batch {
+			close(call.done)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	pipe := b.q.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, call := range batch {
+		cmds[i] = statusScript.EvalSha(ctx, pipe, keys, call.user, userBucket(call.user))
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	for i, call := range batch {
+		call.res, call.err = cmds[i].Slice()
+		if call.err != nil && strings.HasPrefix(call.err.Error(), "NOSCRIPT") {
+			// Redis lost its scripts (a restart, SCRIPT FLUSH): Run loads it.
+			call.res, call.err = statusScript.Run(ctx, b.q.rdb, keys, call.user, userBucket(call.user)).Slice()
+		}
+	}
+}
