@@ -27,7 +27,8 @@ type Config struct {
 	// of its admissions is on its way go together in one call (up to 256,
 	// in arrival order, each caller with its own ticket): far fewer round
 	// trips under a burst and no added wait when idle, since a lone
-	// admission goes out at once.
+	// admission goes out at once. Status reads of a campaign go together
+	// the same way, as one pipeline; DisableCoalescing turns that off too.
 	DisableCoalescing bool
 }
 
