@@ -272,6 +272,17 @@ func TestWaitingRoomStates(t *testing.T) {
 		click bool                                  // press the page's button, then wait for the state
 		shows string                                // in the section's text
 	}
+	// decided puts user (suffixed with the viewport) at the head of
+	// campaign's line (likewise) and decides it: issued (""), rejected for
+	// reason, or only leased ("lease only").
+	decided := func(campaign, user, reason string) func(viewport) (string, string) {
+		return func(vp viewport) (string, string) {
+			c, u := campaign+"-"+vp.name, user+"-"+vp.name
+			r.admit(t, c, u)
+			r.decide(t, c, 1, reason)
+			return u, "/campaigns/" + c + "/wait"
+		}
+	}
 	states := []state{
 		{"signin", func(viewport) (string, string) { return "", "/campaigns/summer-launch/wait" }, false, "Sign in"},
 		{"unknown", func(viewport) (string, string) { return "ann", "/campaigns/no-such-drop/wait" }, false, "no campaign"},
@@ -295,31 +306,11 @@ func TestWaitingRoomStates(t *testing.T) {
 			r.admit(t, "vip-preview", "x-"+vp.name, "held-"+vp.name)
 			return "held-" + vp.name, "/campaigns/vip-preview/wait"
 		}, false, "paused"},
-		{"in_flight", func(vp viewport) (string, string) {
-			r.admit(t, "flight-"+vp.name, "turn-"+vp.name)
-			r.decide(t, "flight-"+vp.name, 1, "lease only")
-			return "turn-" + vp.name, "/campaigns/flight-" + vp.name + "/wait"
-		}, false, "being issued"},
-		{"issued", func(vp viewport) (string, string) {
-			r.admit(t, "won-"+vp.name, "lucky-"+vp.name)
-			r.decide(t, "won-"+vp.name, 1, "")
-			return "lucky-" + vp.name, "/campaigns/won-" + vp.name + "/wait"
-		}, false, "Issuance ID: CPN-LUCKY-"},
-		{"sold_out", func(vp viewport) (string, string) {
-			r.admit(t, "gone-"+vp.name, "late-"+vp.name)
-			r.decide(t, "gone-"+vp.name, 1, couponq.CodeSoldOut)
-			return "late-" + vp.name, "/campaigns/gone-" + vp.name + "/wait"
-		}, false, "Sold out"},
-		{"duplicate", func(vp viewport) (string, string) {
-			r.admit(t, "again-"+vp.name, "twice-"+vp.name)
-			r.decide(t, "again-"+vp.name, 1, couponq.CodeDuplicate)
-			return "twice-" + vp.name, "/campaigns/again-" + vp.name + "/wait"
-		}, false, "already"},
-		{"failed", func(vp viewport) (string, string) {
-			r.admit(t, "broke-"+vp.name, "unlucky-"+vp.name)
-			r.decide(t, "broke-"+vp.name, 1, couponq.CodeFailed)
-			return "unlucky-" + vp.name, "/campaigns/broke-" + vp.name + "/wait"
-		}, false, "contact support"},
+		{"in_flight", decided("flight", "turn", "lease only"), false, "being issued"},
+		{"issued", decided("won", "lucky", ""), false, "Issuance ID: CPN-LUCKY-"},
+		{"sold_out", decided("gone", "late", couponq.CodeSoldOut), false, "Sold out"},
+		{"duplicate", decided("again", "twice", couponq.CodeDuplicate), false, "already"},
+		{"failed", decided("broke", "unlucky", couponq.CodeFailed), false, "contact support"},
 		{"closed", func(vp viewport) (string, string) { return "after-" + vp.name, "/campaigns/spring-sale/wait" }, false, "closed"},
 		{"line_full", func(vp viewport) (string, string) {
 			r.admit(t, "full-"+vp.name, "first-"+vp.name)

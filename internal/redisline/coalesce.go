@@ -4,7 +4,6 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,17 +17,12 @@ var admitManyLua string
 var admitManyScript = redis.NewScript(lineLua + lineWriteLua + admitManyLua)
 
 // coalescer groups concurrent admissions of one campaign into one script
-// call ("group commit"): the first caller to find no flush running becomes
-// the flusher and admits everything queued, in arrival order, until the
-// queue is empty; the others wait for their answer. It starts no
-// goroutines of its own.
+// call (a groupCommit): the leader admits everything queued behind it, in
+// arrival order, until the queue is empty; the others wait for their
+// answer.
 type coalescer struct {
-	q   *Queue
-	max int
-
-	mu       sync.Mutex
-	pending  map[string][]*admitCall // by campaign
-	flushing map[string]bool
+	q *Queue
+	g *groupCommit[*admitCall]
 }
 
 type admitCall struct {
@@ -43,30 +37,25 @@ type admitCall struct {
 const batchTimeout = 5 * time.Second
 
 func newCoalescer(q *Queue, max int) *coalescer {
-	return &coalescer{q: q, max: max, pending: map[string][]*admitCall{}, flushing: map[string]bool{}}
+	return &coalescer{q: q, g: newGroupCommit[*admitCall](max)}
 }
 
 func (c *coalescer) admit(ctx context.Context, a couponq.Admission) (couponq.Ticket, error) {
 	if err := ctx.Err(); err != nil {
 		return couponq.Ticket{}, err // a caller already gone writes nothing
 	}
-	c.mu.Lock()
-	if !c.flushing[a.Campaign] {
+	call, lead := c.g.leadOrQueue(a.Campaign, func() *admitCall { return &admitCall{a: a, done: make(chan struct{})} })
+	if lead {
 		// Nothing of this campaign is on its way: this admission goes out
 		// at once, alone, with the single-user script (no batch to build,
 		// no wait); admissions arriving meanwhile queue up behind it and
 		// go together when it is back.
-		c.flushing[a.Campaign] = true
-		c.mu.Unlock()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 		t, err := c.q.admitOne(sctx, a)
 		cancel()
-		c.flush(a.Campaign)
+		c.g.drain(a.Campaign, func(batch []*admitCall) { c.run(a.Campaign, batch) })
 		return t, err
 	}
-	call := &admitCall{a: a, done: make(chan struct{})}
-	c.pending[a.Campaign] = append(c.pending[a.Campaign], call)
-	c.mu.Unlock()
 	select {
 	case <-call.done:
 		return call.t, call.err
@@ -76,46 +65,11 @@ func (c *coalescer) admit(ctx context.Context, a couponq.Admission) (couponq.Tic
 	// nothing is written and the caller hears its context's error. If it
 	// has, Redis may already have admitted it, so wait for the batch (its
 	// own timeout bounds the wait) and report what happened.
-	if c.withdraw(call) {
+	if c.g.withdraw(a.Campaign, call) {
 		return couponq.Ticket{}, ctx.Err()
 	}
 	<-call.done
 	return call.t, call.err
-}
-
-// withdraw takes a call that is still queued out of the queue and reports
-// whether it did; false means a flusher has taken it into a batch.
-func (c *coalescer) withdraw(call *admitCall) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	q := c.pending[call.a.Campaign]
-	for i, p := range q {
-		if p == call {
-			c.pending[call.a.Campaign] = append(q[:i:i], q[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-// flush admits the campaign's queued calls, batch after batch, until none is left.
-func (c *coalescer) flush(campaign string) {
-	for {
-		c.mu.Lock()
-		batch := c.pending[campaign]
-		if len(batch) > c.max {
-			batch = batch[:c.max]
-		}
-		c.pending[campaign] = c.pending[campaign][len(batch):]
-		if len(batch) == 0 {
-			delete(c.pending, campaign)
-			delete(c.flushing, campaign)
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		c.run(campaign, batch)
-	}
 }
 
 // run admits one batch; it serves many callers, so it is bounded by its own

@@ -100,9 +100,9 @@ func TestCoalescedCallerLeavingBeforeSendWritesNothing(t *testing.T) {
 	assert.False(t, errors.Is(lerr, context.DeadlineExceeded))
 	time.Sleep(50 * time.Millisecond) // a flusher that had kept the leaver would send it now
 	assert.NotContains(t, srv.received(), "leaver", "the withdrawn admission never reached Redis")
-	q.coalesce.mu.Lock()
-	defer q.coalesce.mu.Unlock()
-	assert.Empty(t, q.coalesce.pending, "nothing left queued")
+	q.coalesce.g.mu.Lock()
+	defer q.coalesce.g.mu.Unlock()
+	assert.Empty(t, q.coalesce.g.pending, "nothing left queued")
 }
 
 // manyTickets reads admit_many.lua's reply: claimed, three integers per

@@ -3,7 +3,6 @@ package redisline
 import (
 	"context"
 	"strings"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,12 +16,8 @@ import (
 // leaves; the pipeline's answer for it is dropped. It starts no
 // goroutines of its own.
 type statusBatcher struct {
-	q   *Queue
-	max int
-
-	mu       sync.Mutex
-	pending  map[string][]*statusCall // by campaign
-	flushing map[string]bool
+	q *Queue
+	g *groupCommit[*statusCall]
 }
 
 type statusCall struct {
@@ -33,7 +28,7 @@ type statusCall struct {
 }
 
 func newStatusBatcher(q *Queue, max int) *statusBatcher {
-	return &statusBatcher{q: q, max: max, pending: map[string][]*statusCall{}, flushing: map[string]bool{}}
+	return &statusBatcher{q: q, g: newGroupCommit[*statusCall](max)}
 }
 
 // status runs the status script for user; keys are the campaign's.
@@ -41,43 +36,17 @@ func (b *statusBatcher) status(ctx context.Context, campaign, user string, keys 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	if !b.flushing[campaign] {
-		b.flushing[campaign] = true
-		b.mu.Unlock()
+	call, lead := b.g.leadOrQueue(campaign, func() *statusCall { return &statusCall{user: user, done: make(chan struct{})} })
+	if lead {
 		res, err := statusScript.Run(ctx, b.q.rdb, keys, user, userBucket(user)).Slice()
-		b.flush(campaign, keys)
+		b.g.drain(campaign, func(batch []*statusCall) { b.run(keys, batch) })
 		return res, err
 	}
-	call := &statusCall{user: user, done: make(chan struct{})}
-	b.pending[campaign] = append(b.pending[campaign], call)
-	b.mu.Unlock()
 	select {
 	case <-call.done:
 		return call.res, call.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	}
-}
-
-// flush reads the campaign's queued calls, pipeline after pipeline, until
-// none is left.
-func (b *statusBatcher) flush(campaign string, keys []string) {
-	for {
-		b.mu.Lock()
-		batch := b.pending[campaign]
-		if len(batch) > b.max {
-			batch = batch[:b.max]
-		}
-		b.pending[campaign] = b.pending[campaign][len(batch):]
-		if len(batch) == 0 {
-			delete(b.pending, campaign)
-			delete(b.flushing, campaign)
-			b.mu.Unlock()
-			return
-		}
-		b.mu.Unlock()
-		b.run(keys, batch)
 	}
 }
 
