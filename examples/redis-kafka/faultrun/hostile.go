@@ -539,35 +539,12 @@ func (a *hostileAPI) credentialProbes(ctx context.Context) ([]hostileProbe, erro
 		"the token nowhere in it", fmt.Sprintf("%d, %d bytes, token present: %s, `cmdline` redacted: %s", code, len(vars),
 			yesNo(leaked), yesNo(bytes.Contains(vars, []byte(ops.Redacted)))), !leaked && code == http.StatusOK)
 
-	login := func(header ...string) (*http.Cookie, error) {
-		form := url.Values{"token": {a.token}}.Encode()
-		req, err := http.NewRequestWithContext(ctx, "POST", a.url+"/login", strings.NewReader(form))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		for _, c := range resp.Cookies() {
-			if c.Value != "" {
-				return c, nil
-			}
-		}
-		return nil, fmt.Errorf("login: %s, no session cookie", resp.Status)
-	}
 	withCookie := func(method, path string, c *http.Cookie, body []byte, header ...string) (int, error) {
 		code, _, err := a.do(ctx, method, path, body, append([]string{"Cookie", c.Name + "=" + c.Value}, header...)...)
 		return code, err
 	}
 
-	c, err := login()
+	c, err := a.login(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -597,7 +574,7 @@ func (a *hostileAPI) credentialProbes(ctx context.Context) ([]hostileProbe, erro
 	add(fmt.Sprintf("use the cookie again %.1f s after login (the api runs with `-admin-session-ttl %s`)", time.Since(issued).Seconds(), hostileSessionTTL),
 		"refused: the session expired", fmt.Sprintf("%d", expired), expired == http.StatusUnauthorized)
 
-	c2, err := login()
+	c2, err := a.login(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -617,7 +594,7 @@ func (a *hostileAPI) credentialProbes(ctx context.Context) ([]hostileProbe, erro
 		fmt.Sprintf("before logout %d, logout %d, replayed after %d", before, out1, after),
 		before == http.StatusOK && after == http.StatusUnauthorized)
 
-	viaProxy, err := loginFrom(ctx, a, "127.0.0.2")
+	viaProxy, err := a.login(ctx, "127.0.0.2")
 	if err != nil {
 		return nil, err
 	}
@@ -650,22 +627,25 @@ func (a *hostileAPI) credentialProbes(ctx context.Context) ([]hostileProbe, erro
 	return out, nil
 }
 
-// loginFrom logs in over a connection whose source address is from (a
-// loopback address other than 127.0.0.1, standing for a proxy), saying the
-// client came over TLS.
-func loginFrom(ctx context.Context, a *hostileAPI, from string) (*http.Cookie, error) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	client := &http.Client{
-		Transport:     &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// login posts the token to /login and returns the session cookie. With
+// from (a loopback address other than 127.0.0.1, standing for a
+// TLS-terminating proxy of -trusted-proxies), the connection comes from
+// there and says the client came over TLS.
+func (a *hostileAPI) login(ctx context.Context, from string) (*http.Cookie, error) {
+	tr := &http.Transport{DisableKeepAlives: true}
+	if from != "" {
+		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext
 	}
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, err := http.NewRequestWithContext(ctx, "POST", a.url+"/login", strings.NewReader(url.Values{"token": {a.token}}.Encode()))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Forwarded-Proto", "https")
-	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	if from != "" {
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
@@ -676,7 +656,7 @@ func loginFrom(ctx context.Context, a *hostileAPI, from string) (*http.Cookie, e
 			return c, nil
 		}
 	}
-	return nil, fmt.Errorf("login through the proxy: %s, no session cookie", resp.Status)
+	return nil, fmt.Errorf("login (from %q): %s, no session cookie", from, resp.Status)
 }
 
 // valueProbes create campaigns whose values would overflow the pipeline's
