@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -264,8 +263,8 @@ func TestAdmitCPU(t *testing.T) {
 		_, err := q.Admit(ctx, couponq.Admission{Campaign: "cpu", User: "warm:" + strconv.Itoa(i)})
 		require.NoError(t, err)
 	}
-	r0, calls0 := redisCPU(t, c)
-	s0 := selfCPU(t)
+	r0, calls0 := redisline.RedisCPU(t, c)
+	s0 := redisline.SelfCPU(t)
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -285,8 +284,8 @@ func TestAdmitCPU(t *testing.T) {
 	}
 	wg.Wait()
 	took := time.Since(start)
-	r1, calls1 := redisCPU(t, c)
-	s1 := selfCPU(t)
+	r1, calls1 := redisline.RedisCPU(t, c)
+	s1 := redisline.SelfCPU(t)
 	t.Logf("admit cpu: %d admissions in %v (%.0f/s): client %.2f µs, Redis %.2f µs per admission; %.1f admissions per script call",
 		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), (s1-s0)*1e6/float64(n), (r1-r0)*1e6/float64(n), float64(n)/float64(max(calls1-calls0, 1)))
 }
@@ -324,8 +323,8 @@ func TestStatusCPU(t *testing.T) {
 		for _, single := range []bool{true, false} {
 			q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix, DisableCoalescing: single})
 			require.NoError(t, err)
-			r0, _ := redisCPU(t, c)
-			s0, start := selfCPU(t), time.Now()
+			r0, _ := redisline.RedisCPU(t, c)
+			s0, start := redisline.SelfCPU(t), time.Now()
 			var done atomic.Int64
 			var wg sync.WaitGroup
 			for g := range 256 {
@@ -343,9 +342,9 @@ func TestStatusCPU(t *testing.T) {
 			wg.Wait()
 			took[single] += time.Since(start)
 			s := spent[single]
-			r1, _ := redisCPU(t, c)
+			r1, _ := redisline.RedisCPU(t, c)
 			s[0] += r1 - r0
-			s[1] += selfCPU(t) - s0
+			s[1] += redisline.SelfCPU(t) - s0
 			spent[single] = s
 		}
 	}
@@ -354,34 +353,4 @@ func TestStatusCPU(t *testing.T) {
 		return fmt.Sprintf("Redis %.2f µs, client %.2f µs per read, %.0f reads/s", spent[single][0]*1e6/reads, spent[single][1]*1e6/reads, reads/took[single].Seconds())
 	}
 	t.Logf("status cpu, 100,000 waiting, 256 readers: one call each: %s; pipelined: %s", per(true), per(false))
-}
-
-// redisCPU is Redis's CPU time so far (INFO cpu, user + system, seconds)
-// and how many EVALSHA calls it has served.
-func redisCPU(t *testing.T, c redis.UniversalClient) (float64, int64) {
-	t.Helper()
-	info, err := c.Info(context.Background(), "cpu", "commandstats").Result()
-	require.NoError(t, err)
-	var cpu float64
-	var calls int64
-	for _, line := range strings.Split(info, "\r\n") {
-		k, v, _ := strings.Cut(line, ":")
-		switch k {
-		case "used_cpu_user", "used_cpu_sys":
-			f, _ := strconv.ParseFloat(v, 64)
-			cpu += f
-		case "cmdstat_evalsha":
-			f, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
-			calls, _ = strconv.ParseInt(f, 10, 64)
-		}
-	}
-	return cpu, calls
-}
-
-// selfCPU is this process's CPU time so far, in seconds.
-func selfCPU(t *testing.T) float64 {
-	t.Helper()
-	var ru syscall.Rusage
-	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

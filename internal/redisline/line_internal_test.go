@@ -132,16 +132,7 @@ func TestAdmitManyScriptCPU(t *testing.T) {
 	c := redistest.Client(t)
 	ctx := context.Background()
 	cpu := func() float64 {
-		info, err := c.Info(ctx, "cpu").Result()
-		require.NoError(t, err)
-		var s float64
-		for _, line := range strings.Split(info, "\r\n") {
-			k, v, _ := strings.Cut(line, ":")
-			if k == "used_cpu_user" || k == "used_cpu_sys" {
-				f, _ := strconv.ParseFloat(v, 64)
-				s += f
-			}
-		}
+		s, _ := redisCPU(t, c)
 		return s
 	}
 	const batches, per = 400, 128
