@@ -264,7 +264,7 @@ func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, 
 		_ = srv.Shutdown(sctx)
 	}()
 
-	if b.o.profile != "" && strings.HasPrefix(sc, "v2") {
+	if b.o.profile != "" && (sc == "noop" || strings.HasPrefix(sc, "v2")) {
 		f, err := os.Create(filepath.Join(b.o.profile, fmt.Sprintf("%s-%d.pprof", sc, conns)))
 		if err != nil {
 			return HTTPResult{}, err

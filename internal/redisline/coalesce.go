@@ -112,34 +112,64 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 }
 
 // manyTickets reads admit_many.lua's reply into each call's ticket: the
-// claimed count, three integers per user, then the states of the users
-// answered 4.
+// claimed count, the entry counter and the count waiting before the call,
+// one code character per user, then the extras of the codes that carry
+// any, in order.
 func manyTickets(sent []*admitCall, res []any) error {
-	if len(res) < 1+3*len(sent) {
-		return fmt.Errorf("unexpected reply of %d values for %d users", len(res), len(sent))
+	if len(res) < 4 {
+		return fmt.Errorf("unexpected reply of %d values", len(res))
 	}
-	claimed := toInt(res[0])
-	states := res[1+3*len(sent):]
+	claimed, seq, waiting := toInt(res[0]), toInt(res[1]), toInt(res[2])
+	codes, ok := res[3].(string)
+	if !ok || len(codes) != len(sent) {
+		return fmt.Errorf("unexpected reply: %d codes for %d users", len(codes), len(sent))
+	}
+	extras := res[4:]
+	next := func(n int) ([]any, error) {
+		if len(extras) < n {
+			return nil, fmt.Errorf("unexpected reply: extras end early for %d users", len(sent))
+		}
+		x := extras[:n]
+		extras = extras[n:]
+		return x, nil
+	}
+	var admitted int64
 	for i, call := range sent {
 		a := call.a
-		code, entry, pos := toInt(res[1+3*i]), toInt(res[2+3*i]), toInt(res[3+3*i])
-		switch code {
-		case 0, 1:
-			call.t = couponq.Ticket{Campaign: a.Campaign, User: a.User, Entry: entry, Position: pos,
-				State: couponq.StateWaiting, Repeat: code == 1, Claimed: claimed}
-		case 2:
-			call.err = fmt.Errorf("%w: %s", couponq.ErrSoldOut, a.Campaign)
-		case 3:
-			call.err = fmt.Errorf("%w: %s holds %d waiting", couponq.ErrLineFull, a.Campaign, pos)
-		case 4:
-			if len(states) == 0 {
-				return fmt.Errorf("unexpected reply: no state for %d users", len(sent))
+		waitingTicket := func(entry, pos int64, repeat bool) couponq.Ticket {
+			return couponq.Ticket{Campaign: a.Campaign, User: a.User, Entry: entry, Position: pos,
+				State: couponq.StateWaiting, Repeat: repeat, Claimed: claimed}
+		}
+		switch codes[i] {
+		case '0':
+			admitted++
+			call.t = waitingTicket(seq+admitted, waiting+admitted, false)
+		case '5', '1':
+			x, err := next(2)
+			if err != nil {
+				return err
 			}
-			call.t = couponq.Ticket{Campaign: a.Campaign, User: a.User, Entry: entry,
-				State: couponq.State(toStr(states[0])), Repeat: true, Claimed: -1}
-			states = states[1:]
+			if codes[i] == '5' {
+				admitted++
+			}
+			call.t = waitingTicket(toInt(x[0]), toInt(x[1]), codes[i] == '1')
+		case '2':
+			call.err = fmt.Errorf("%w: %s", couponq.ErrSoldOut, a.Campaign)
+		case '3':
+			x, err := next(1)
+			if err != nil {
+				return err
+			}
+			call.err = fmt.Errorf("%w: %s holds %d waiting", couponq.ErrLineFull, a.Campaign, toInt(x[0]))
+		case '4':
+			x, err := next(2)
+			if err != nil {
+				return err
+			}
+			call.t = couponq.Ticket{Campaign: a.Campaign, User: a.User, Entry: toInt(x[0]),
+				State: couponq.State(toStr(x[1])), Repeat: true, Claimed: -1}
 		default:
-			return fmt.Errorf("unexpected reply code %d", code)
+			return fmt.Errorf("unexpected reply code %q", codes[i])
 		}
 	}
 	return nil

@@ -105,8 +105,9 @@ func TestCoalescedCallerLeavingBeforeSendWritesNothing(t *testing.T) {
 	assert.Empty(t, q.coalesce.g.pending, "nothing left queued")
 }
 
-// manyTickets reads admit_many.lua's reply: claimed, three integers per
-// user, then the states of those answered 4, in order.
+// manyTickets reads admit_many.lua's reply: claimed, the entry counter
+// and the count waiting before the call, a code per user, then the extras
+// of the codes that carry any, in order.
 func TestManyTickets(t *testing.T) {
 	calls := func(users ...string) []*admitCall {
 		var out []*admitCall
@@ -115,11 +116,14 @@ func TestManyTickets(t *testing.T) {
 		}
 		return out
 	}
-	sent := calls("new", "again", "flight", "gone", "sold", "full")
-	reply := []any{int64(7),
-		int64(0), int64(12), int64(5), int64(1), int64(3), int64(2), int64(4), int64(9), int64(0),
-		int64(4), int64(1), int64(0), int64(2), int64(0), int64(0), int64(3), int64(0), int64(40),
-		"in_flight", "rejected"}
+	sent := calls("new", "again", "flight", "gone", "sold", "full", "new2", "odd", "new3")
+	reply := []any{int64(7), int64(11), int64(4), "014423050",
+		int64(3), int64(2), // again
+		int64(9), "in_flight", // flight
+		int64(1), "rejected", // gone
+		int64(40),            // full
+		int64(30), int64(20), // odd
+	}
 	require.NoError(t, manyTickets(sent, reply))
 	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "new", Entry: 12, Position: 5, State: couponq.StateWaiting, Claimed: 7}, sent[0].t)
 	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "again", Entry: 3, Position: 2, State: couponq.StateWaiting, Repeat: true, Claimed: 7}, sent[1].t)
@@ -128,8 +132,13 @@ func TestManyTickets(t *testing.T) {
 	assert.ErrorIs(t, sent[4].err, couponq.ErrSoldOut)
 	assert.ErrorIs(t, sent[5].err, couponq.ErrLineFull)
 	assert.Contains(t, sent[5].err.Error(), "40 waiting")
+	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "new2", Entry: 13, Position: 6, State: couponq.StateWaiting, Claimed: 7}, sent[6].t)
+	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "odd", Entry: 30, Position: 20, State: couponq.StateWaiting, Claimed: 7}, sent[7].t)
+	assert.Equal(t, couponq.Ticket{Campaign: "c", User: "new3", Entry: 15, Position: 8, State: couponq.StateWaiting, Claimed: 7}, sent[8].t,
+		"a user answered 5 counts among those admitted")
 
-	assert.Error(t, manyTickets(calls("a", "b"), []any{int64(0), int64(0), int64(1), int64(1)}), "short")
-	assert.Error(t, manyTickets(calls("a"), []any{int64(0), int64(4), int64(1), int64(0)}), "a state missing")
-	assert.Error(t, manyTickets(calls("a"), []any{int64(0), int64(9), int64(1), int64(0)}), "an unknown code")
+	assert.Error(t, manyTickets(calls("a", "b"), []any{int64(0), int64(0), int64(0), "0"}), "a code missing")
+	assert.Error(t, manyTickets(calls("a"), []any{int64(0), int64(0), int64(0), "4", int64(1)}), "a state missing")
+	assert.Error(t, manyTickets(calls("a"), []any{int64(0), int64(0), int64(0), "9"}), "an unknown code")
+	assert.Error(t, manyTickets(calls("a"), []any{int64(0), int64(0)}), "short")
 }

@@ -2,6 +2,7 @@ package redisline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -14,11 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/internal/redistest"
 )
 
 // One multi-user admission call that names users twice, crosses an order
-// bucket (entries 127 and 128) and meets the line's cap answers each user
+// bucket (entries 127 and 128 are in buckets 3 and 4) and meets the line's cap answers each user
 // as single admissions in that order would: a user's second mention is a
 // repeat with the entry and position of the first, new users get the next
 // numbers and the positions behind everyone before them, and the cap
@@ -36,10 +38,24 @@ func TestAdmitManyAnswersEachMentionInOrder(t *testing.T) {
 			}
 			res, err := admitManyScript.Run(ctx, c, k.AdmitKeys(), args...).Slice()
 			require.NoError(t, err)
-			require.GreaterOrEqual(t, len(res), 1+3*len(users))
+			calls := make([]*admitCall, len(users))
+			for i, u := range users {
+				calls[i] = &admitCall{a: couponq.Admission{Campaign: "many", User: u}}
+			}
+			require.NoError(t, manyTickets(calls, res))
 			out := make([]ticket, len(users))
-			for i := range users {
-				out[i] = ticket{toInt(res[1+3*i]), toInt(res[2+3*i]), toInt(res[3+3*i])}
+			for i, call := range calls {
+				switch {
+				case errors.Is(call.err, couponq.ErrLineFull):
+					require.ErrorContains(t, call.err, fmt.Sprintf("holds %d waiting", lineCap))
+					out[i] = ticket{3, 0, int64(lineCap)}
+				case call.err != nil:
+					require.NoError(t, call.err)
+				case call.t.Repeat:
+					out[i] = ticket{1, call.t.Entry, call.t.Position}
+				default:
+					out[i] = ticket{0, call.t.Entry, call.t.Position}
+				}
 			}
 			return out
 		}
@@ -54,7 +70,7 @@ func TestAdmitManyAnswersEachMentionInOrder(t *testing.T) {
 		got = admit(130, "a", "b", "u007", "a", "c", "d", "b", "e", "f", "c")
 		assert.Equal(t, []ticket{
 			{0, 126, 126}, {0, 127, 127}, {1, 7, 7}, {1, 126, 126}, // a twice
-			{0, 128, 128}, {0, 129, 129}, {1, 127, 127}, // c opens order bucket 1; b again
+			{0, 128, 128}, {0, 129, 129}, {1, 127, 127}, // c opens order bucket 4; b again
 			{0, 130, 130}, {3, 0, 130}, {1, 128, 128}, // e fills the line to its cap; f is refused
 		}, got)
 		st, err := c.Get(ctx, k.Line).Int64()
@@ -99,6 +115,7 @@ func TestUserBucketMatchesLua(t *testing.T) {
 	c := redistest.Client(t)
 	ctx := context.Background()
 	require.Contains(t, lineLua, "local UBUCKETS = "+strconv.Itoa(userBuckets)+" ")
+	require.Contains(t, lineLua, "local BUCKET = "+strconv.Itoa(orderBucketWidth)+" ")
 	probe := redis.NewScript(lineLua + `
 local out = {}
 for i = 1, #ARGV do

@@ -370,7 +370,7 @@ func TestLineOutlivesAMissingBucket(t *testing.T) {
 			_, err := q.Admit(ctx, couponq.Admission{Campaign: "gap", User: fmt.Sprintf("u%03d", i), At: time.Now()})
 			require.NoError(t, err)
 		}
-		require.NoError(t, c.Del(ctx, redisline.KeysFor(prefix, "gap").OrderBucket(2)).Err()) // entries 256..383
+		require.NoError(t, c.Del(ctx, redisline.KeysFor(prefix, "gap").OrderBucket(8)).Err()) // entries 256..287
 		var got []int64
 		for range 20 {
 			es, err := q.Lease(ctx, "gap", 100, time.Minute)
@@ -381,7 +381,7 @@ func TestLineOutlivesAMissingBucket(t *testing.T) {
 		}
 		var want []int64
 		for n := int64(1); n <= 600; n++ {
-			if n < 256 || n > 383 {
+			if n < 256 || n > 287 {
 				want = append(want, n)
 			}
 		}
@@ -389,5 +389,36 @@ func TestLineOutlivesAMissingBucket(t *testing.T) {
 		st, err := q.LineStats(ctx, "gap")
 		require.NoError(t, err)
 		assert.Zero(t, st.Waiting)
+	})
+}
+
+// A line whose tree covers fewer order buckets than its entries need was
+// written with wider buckets (by another version): admissions, alone or
+// coalesced, refuse it before writing anything rather than misplace anyone.
+func TestAdmitRefusesALineOfAnotherBucketWidth(t *testing.T) {
+	redistest.Both(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := context.Background()
+		prefix := redistest.Prefix(t, c)
+		k := redisline.KeysFor(prefix, "wide")
+		for _, coalesce := range []bool{false, true} {
+			q, err := redisline.New(redisline.Config{Client: c, Prefix: prefix, DisableCoalescing: !coalesce})
+			require.NoError(t, err)
+			if !coalesce {
+				for i := 1; i <= 40; i++ {
+					_, err := q.Admit(ctx, couponq.Admission{Campaign: "wide", User: fmt.Sprintf("u%03d", i), At: time.Now()})
+					require.NoError(t, err)
+				}
+				// 40 entries span order buckets 0 and 1; 128-wide buckets
+				// would have put them all in bucket 0, with a tree of one.
+				require.NoError(t, c.BitField(ctx, k.Out, "SET", "i32", "#0", 1).Err())
+			}
+			_, err = q.Admit(ctx, couponq.Admission{Campaign: "wide", User: "late", At: time.Now()})
+			require.ErrorContains(t, err, "order buckets of another width")
+			seq, err := c.Get(ctx, k.Seq).Int64()
+			require.NoError(t, err)
+			assert.EqualValues(t, 40, seq, "nothing written")
+			_, err = q.Status(ctx, "wide", "late")
+			assert.ErrorIs(t, err, couponq.ErrNotFound, "the refused user is not indexed")
+		}
 	})
 }

@@ -104,7 +104,7 @@ type Config struct {
 // {campaign}, so it works on Redis Cluster.
 //
 // Layout per campaign: a counter for entry numbers; the line, in buckets
-// (the waiting users in order buckets of 128 entry numbers, an index of
+// (the waiting users in order buckets of 32 entry numbers, an index of
 // user to entry number in 8,192 hash buckets, the count waiting, and a
 // tree of the entries out of line per order bucket, from which positions
 // are computed: see the package doc; nothing else is stored per waiting
@@ -222,8 +222,12 @@ var keySuffixesLen = func() int {
 	return n
 }()
 
+// orderBucketWidth is how many entry numbers one order bucket holds
+// (BUCKET in lua/line.lua).
+const orderBucketWidth = 32
+
 // OrderBucket returns the key of order bucket b: the users waiting with an
-// entry number n of n / 128 = b.
+// entry number n of n / 32 = b.
 func (k Keys) OrderBucket(b int64) string {
 	return strings.TrimSuffix(k.Line, "line") + "q:" + strconv.FormatInt(b, 10)
 }

@@ -236,7 +236,7 @@ func TestKeysShareOneSlot(t *testing.T) {
 	k := redisline.KeysFor("couponq", "big-sale")
 	var slots []int64
 	for _, key := range []string{k.Seq, k.Line, k.Out, k.Flight, k.Held, k.Done, k.SoldOut, k.Clock, k.Issued, k.Trace, k.Seat,
-		k.OrderBucket(0), k.OrderBucket(7812), k.UserBucket(0), k.UserBucket(8191), k.V1Users, k.V1Count} {
+		k.OrderBucket(0), k.OrderBucket(31250), k.UserBucket(0), k.UserBucket(8191), k.V1Users, k.V1Count} {
 		s, err := c.ClusterKeySlot(context.Background(), key).Result()
 		require.NoError(t, err)
 		slots = append(slots, s)

@@ -11,7 +11,7 @@
 -- Every read and check comes before the first write, which is the HSETNX
 -- that puts a new user in the index: it writes nothing for a user already
 -- waiting, who hears the repeat answer. Apart from that, admission writes
--- the line's count, its order bucket and, once per 128 entries, one index
+-- the line's count, its order bucket and, once per 32 entries, one index
 -- more of the tree of those out of line (line.lua).
 local user = ARGV[1]
 local limit = tonumber(ARGV[2])
@@ -70,6 +70,8 @@ end
 local last = redis.call('ZREVRANGE', KEYS[6], 0, 0)
 local c = claimed()
 local n = tonumber(redis.call('GET', KEYS[1]) or '0') + 1
+local bad = line_layout_check(line, n - 1)
+if bad then return bad end
 local b = math.floor(n / BUCKET)
 -- The first entry of an order bucket extends the tree of those out of the
 -- line to cover it (reads here, the write below).

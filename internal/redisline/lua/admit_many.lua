@@ -5,15 +5,26 @@
 -- ARGV: 1 per-user limit, 2 now (unix ms), 3 max waiting (0: no cap), then
 --       per user: user, trace carrier ('' when untraced), the user's index
 --       bucket (line.lua's line_ukey; '' to hash it here)
--- Returns the units issued or in flight (claimed, as admit.lua's seventh
--- value), then three integers per user, code, entry and position, codes as
--- admit.lua's with 1 split: 1 = repeat, waiting; 4 = repeat, not waiting
--- (in flight or decided; position 0); then, for each user answered 4, in
--- order, the state. Each user's
--- reads and checks come before that user's first write, the HSETNX that
--- puts a new user in the index (and tells a user already waiting). The
--- admitted users' entry numbers and order buckets are written together,
--- one ZADD per order bucket, before any position is read and at the end.
+-- Returns {claimed, seq, waiting, codes, extras...}: claimed = the units
+-- issued or in flight (as admit.lua's seventh value); seq and waiting =
+-- the entry counter and the count waiting before this call; codes = one
+-- character per user, in order, codes as admit.lua's with 1 split:
+--   '0' newly admitted: entry seq + k, position waiting + k, k counting
+--       the users answered '0' so far (1 for the first); no extras
+--   '5' newly admitted, entry and position in the extras (only should
+--       the line's counts disagree with its buckets, which they cannot
+--       while the invariant holds)
+--   '1' repeat, waiting: extras entry, position
+--   '2' sold out: no extras
+--   '3' line full: extras the count waiting
+--   '4' repeat, not waiting (in flight or decided): extras entry, state
+-- So the reply costs one byte for a user admitted anew.
+-- The batch's reads of the in-flight and decided records come first (one
+-- HMGET each); then each user's reads and checks come before that user's
+-- first write, the HSETNX that puts a new user in the index (and tells a
+-- user already waiting). The admitted users' entry numbers and order
+-- buckets are written together, one ZADD per order bucket, before any
+-- position is read and at the end.
 local limit = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
@@ -22,16 +33,26 @@ local soldout = redis.call('EXISTS', KEYS[5]) == 1
 -- Units issued or in flight: nothing this script writes changes it.
 local claimed = tonumber(redis.call('GET', KEYS[8]) or '0') + redis.call('ZCARD', KEYS[7])
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local out = {claimed}
-local states = {}
+local bad = line_layout_check(line, seq)
+if bad then return bad end
+local seq0, w0 = seq, line.w
+local codes, extras = {}, {}
 local first = nil
-local function put(code, entry, position)
-  out[#out + 1] = code; out[#out + 1] = entry; out[#out + 1] = position
+
+-- The in-flight and decided records of every user of the batch, in
+-- slices small enough for unpack.
+local users = {}
+for i = 4, #ARGV, 3 do users[#users + 1] = ARGV[i] end
+local function hmget(key)
+  local got = {}
+  for s = 1, #users, 4000 do
+    local part = redis.call('HMGET', key, unpack(users, s, math.min(s + 3999, #users)))
+    for j = 1, #part do got[s + j - 1] = part[j] end
+  end
+  return got
 end
-local function put_decided(entry, state)
-  put(4, entry, 0)
-  states[#states + 1] = state
-end
+local helds = hmget(KEYS[3])
+local recs = hmget(KEYS[4])
 
 -- Admitted users not yet written: entries, and per order bucket its
 -- (score, user) pairs, buckets in order.
@@ -50,12 +71,17 @@ local function flush()
   end
   pending, pairs_of, buckets = 0, {}, {}
 end
+local function decided(entry, state)
+  codes[#codes + 1] = '4'
+  extras[#extras + 1] = entry; extras[#extras + 1] = state
+end
 
-for i = 4, #ARGV, 3 do
-  local user, trace = ARGV[i], ARGV[i + 1]
-  local uk = line_ukey(line, user, tonumber(ARGV[i + 2]))
-  local held = redis.call('HGET', KEYS[3], user)
-  local rec = (not held) and redis.call('HGET', KEYS[4], user)
+local admitted = 0
+for u = 1, #users do
+  local user, trace, ub = users[u], ARGV[u * 3 + 2], ARGV[u * 3 + 3]
+  local uk = line_ukey(line, user, tonumber(ub))
+  local held = helds[u] or nil
+  local rec = (not held) and recs[u] or nil
   local r = rec and cmsgpack.unpack(rec)
   local refuse = held or (r and (r[1] == 'rejected' or (#r - 4) >= limit)) or soldout or (cap > 0 and line.w >= cap)
   local waiting = nil
@@ -64,18 +90,20 @@ for i = 4, #ARGV, 3 do
     waiting = waiting and tonumber(waiting)
   end
   if waiting and soldout then
-    put_decided(waiting, 'rejected')
+    decided(waiting, 'rejected')
   elseif waiting then
     flush()
-    put(1, waiting, line_position(line, user, waiting))
+    codes[#codes + 1] = '1'
+    extras[#extras + 1] = waiting; extras[#extras + 1] = line_position(line, user, waiting)
   elseif held then
-    put_decided(tonumber(held), 'in_flight')
+    decided(tonumber(held), 'in_flight')
   elseif r and (r[1] == 'rejected' or (#r - 4) >= limit) then
-    put_decided(r[2], r[1])
+    decided(r[2], r[1])
   elseif soldout then
-    put(2, 0, 0)
+    codes[#codes + 1] = '2'
   elseif cap > 0 and line.w >= cap then
-    put(3, 0, line.w)
+    codes[#codes + 1] = '3'
+    extras[#extras + 1] = line.w
   else
     -- HSETNX put the user in the index with entry seq + 1.
     seq = seq + 1
@@ -101,7 +129,13 @@ for i = 4, #ARGV, 3 do
       redis.call('HSET', KEYS[9], user, trace)
     end
     if not first then first = n end
-    put(0, n, line.w)
+    admitted = admitted + 1
+    if n == seq0 + admitted and line.w == w0 + admitted then
+      codes[#codes + 1] = '0'
+    else
+      codes[#codes + 1] = '5'
+      extras[#extras + 1] = n; extras[#extras + 1] = line.w
+    end
   end
 end
 if first then
@@ -112,5 +146,6 @@ if first then
     redis.call('ZADD', KEYS[6], 'NX', first, ARGV[2])
   end
 end
-for _, st in ipairs(states) do out[#out + 1] = st end
+local out = {claimed, seq0, w0, table.concat(codes)}
+for _, x in ipairs(extras) do out[#out + 1] = x end
 return out

@@ -12,8 +12,9 @@
 --                exactly while someone waits (deleted at 0), which Rest and
 --                Sweep rely on.
 --   P:{c}:q:<b>  order bucket b: a sorted set of the users waiting with an
---                entry number n of floor(n / 128) = b, scored n % 128; at
---                most 128 members, so Redis keeps it a listpack.
+--                entry number n of floor(n / 32) = b, scored n % 32; at
+--                most 32 members, so Redis keeps it a short listpack (a
+--                ZADD, ZRANK or ZREM walks it: 32 keeps that walk short).
 --   P:{c}:u:<i>  user-index bucket i (0 <= i < 8192, from the user's
 --                SHA-1): a hash user -> entry number of the waiting users of
 --                that bucket (about 122 each at 1,000,000 waiting: listpacks
@@ -24,20 +25,20 @@
 --                (leased, decided or otherwise taken out; tree index x =
 --                bucket + 1); #1 the highest tree index whose count ever
 --                grew (0: none). The entries waiting before bucket b >= 1
---                are b * 128 - 1 - (those out of buckets below b): log2
+--                are b * 32 - 1 - (those out of buckets below b): log2
 --                reads, or, for a bucket above the highest index counted,
---                b * 128 - 1 - (seq - waiting), as everyone out is below
+--                b * 32 - 1 - (seq - waiting), as everyone out is below
 --                it. Admission never changes a count (it only extends the
---                tree by one index every 128 entries, so the tree covers
+--                tree by one index every 32 entries, so the tree covers
 --                every bucket); Lease, Ack, Release and Record do.
 -- A user waits with entry n exactly when its index bucket maps it to n;
--- then q:<floor(n / 128)> holds it scored n % 128, and the counts agree.
+-- then q:<floor(n / 32)> holds it scored n % 32, and the counts agree.
 -- The counts follow the order buckets: they change by what ZADD, ZREM and
 -- ZPOPMIN report, never by what a caller believes.
 --
 -- The functions take the line's state l (line_open) as first argument:
 -- plain locals rather than methods, which cost least to define.
-local BUCKET = 128    -- entry numbers per order bucket
+local BUCKET = 32     -- entry numbers per order bucket
 local UBUCKETS = 8192 -- user-index buckets
 
 -- line_open reads how many wait: the first read of every script that
@@ -79,6 +80,18 @@ end
 local function out_hi(l)
   out_size(l)
   return l.hi
+end
+
+-- line_layout_check (reads only) fails the script when the line was
+-- written with order buckets of another width (couponq's were 128 wide):
+-- the tree then covers fewer buckets than seq entries need. Lines of fewer
+-- than 32 entries read the same either way. The admission scripts call it
+-- before their first write.
+local function line_layout_check(l, seq)
+  if seq >= BUCKET and out_size(l) < math.floor(seq / BUCKET) + 1 then
+    return redis.error_reply('couponq: ' .. l.key .. ' holds a line written with order buckets of another width: let it drain with the couponq version that wrote it')
+  end
+  return nil
 end
 
 -- out_prefix counts the entries out of the line from order buckets

@@ -6,7 +6,7 @@
 -- line_head returns the lowest order bucket where someone waits (nil if
 -- nobody does): a descent of the tree over the buckets below the last one
 -- it covers (log2 reads; all their numbers were admitted, so those waiting
--- below tree index y are y * 128 - 1 - out_prefix(y)), else the buckets
+-- below tree index y are y * 32 - 1 - out_prefix(y)), else the buckets
 -- from the last one on.
 local function line_head(l)
   out_flush(l)
