@@ -86,7 +86,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "docs/benchmarks", "directory for results.json and the plots")
 	flag.StringVar(&o.md, "md", "BENCHMARKS.md", "report to write")
 	flag.StringVar(&o.script, "wrk-script", "examples/bench/users.lua", "wrk Lua script")
-	flag.StringVar(&o.profile, "profile", "", "if set, write CPU profiles of the V2 scenarios to this directory")
+	flag.StringVar(&o.profile, "profile", "", "if set, keep the CPU profiles of the profiled runs (noop and v2 at 1000 connections) in this directory")
 	from := flag.String("from", "", "re-render the report and plots from this results.json instead of measuring")
 	e2eOnly := flag.Bool("e2e-only", false, "measure only the end-to-end variants and print them; writes no report")
 	httpOnly := flag.String("http-only", "", "measure only these HTTP scenarios (comma-separated, e.g. v2,noop) at -conc and print them with the Prometheus check; writes no report")
@@ -180,6 +180,16 @@ func main() {
 			}
 		}
 		fmt.Print(promCheckMarkdown(rep))
+		if o.profile != "" {
+			for _, sc := range strings.Split(*httpOnly, ",") {
+				p, err := b.profileHTTP(ctx, sc, profileConns, o.profile)
+				if err != nil {
+					log.Fatal(err)
+				}
+				rep.Profiles = append(rep.Profiles, p)
+			}
+			fmt.Print(profileMarkdown(rep.Profiles))
+		}
 		return
 	}
 	if *e2eOnly {
@@ -213,6 +223,14 @@ func main() {
 				r.RPS, r.P50ms, r.P99ms, r.Failed(), 100*r.LoadCPUShare)
 			rep.HTTP = append(rep.HTTP, r)
 		}
+	}
+	for _, sc := range profiledScenarios {
+		progress("http %-12s %5d connections, %s, under the CPU profiler", sc, profileConns, o.duration)
+		p, err := b.profileHTTP(ctx, sc, profileConns, o.profile)
+		if err != nil {
+			log.Fatalf("profiling %s: %v", sc, err)
+		}
+		rep.Profiles = append(rep.Profiles, p)
 	}
 	progress("http %s %5d connections, %s, %d waiting users", statusPollScenario, *capConns, o.duration, statusPollUsers)
 	sp, err := b.runHTTP(ctx, statusPollScenario, *capConns)

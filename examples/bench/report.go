@@ -50,6 +50,9 @@ type Report struct {
 	// Capacity is the capacity model's calibration, checks and plan
 	// (capacity.go; absent from runs before it).
 	Capacity *CapacityResult `json:",omitempty"`
+	// Profiles are the profiled HTTP runs (profile.go; absent from runs
+	// before them).
+	Profiles []ProfileResult `json:",omitempty"`
 }
 
 type Machine struct {
@@ -281,6 +284,10 @@ func markdown(rep Report, o options) string {
 	b.WriteString(promCheckMarkdown(rep))
 	b.WriteString(cpuMarkdown(rep))
 
+	if len(rep.Profiles) > 0 {
+		w("### Where an admission's CPU goes (profiles)\n\n")
+		w("%s", profileMarkdown(rep.Profiles))
+	}
 	w("### Ratios and targets (at 1,000 connections)\n\n")
 	w("| ratio | V2 (default) | V2 uncoalesced | target |\n|---|---:|---:|---|\n")
 	v2, _ := find(rep, "v2", 1000)
@@ -440,13 +447,6 @@ func markdown(rep Report, o options) string {
 		w("%s\n", l)
 	}
 	w("```\n\n")
-	w("## Profile of the V2 path\n\n")
-	w("`scripts/bench.sh -profile DIR` writes CPU profiles of the V2 scenarios. Taken once (2026-11-23, 1,000\n")
-	w("connections, 5 s; `go tool pprof -top`): without coalescing, 41%% of the server's CPU samples were in\n")
-	w("syscalls, and the Redis line's `(*Queue).Admit` alone was 39%% cumulative, most of it flushing one Redis write\n")
-	w("per request. Coalescing concurrent admissions into one script call (now the Redis backend's default) attacks\n")
-	w("exactly that: in its profile `Service.Admit` fell to 12%% cumulative and what remains is net/http's own\n")
-	w("reads and writes of requests and responses, which the no-op handler pays too.\n\n")
 	w("## Reproduce\n\n```\nscripts/bench.sh                   # starts Redis, Kafka and Postgres, installs wrk if missing, runs examples/bench, rewrites this file\n")
 	w("scripts/bench.sh -scheduler-only   # only the two scheduler sections, printed as markdown; rewrites nothing\n")
 	w("scripts/bench.sh -shard-only       # only the sharded-line section, printed as markdown; rewrites nothing\n")

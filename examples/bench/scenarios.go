@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
@@ -175,6 +174,9 @@ type httpSpec struct {
 	conns   int
 	cluster *clusterTarget
 	shards  int
+	// profile, if set, receives a CPU profile of the bench process over
+	// the run (profile.go).
+	profile io.Writer
 }
 
 // clusterTarget is the Redis Cluster a run's node uses, and its masters.
@@ -264,13 +266,8 @@ func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, 
 		_ = srv.Shutdown(sctx)
 	}()
 
-	if b.o.profile != "" && (sc == "noop" || strings.HasPrefix(sc, "v2")) {
-		f, err := os.Create(filepath.Join(b.o.profile, fmt.Sprintf("%s-%d.pprof", sc, conns)))
-		if err != nil {
-			return HTTPResult{}, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
+	if spec.profile != nil {
+		if err := pprof.StartCPUProfile(spec.profile); err != nil {
 			return HTTPResult{}, err
 		}
 		defer pprof.StopCPUProfile()
