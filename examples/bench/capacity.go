@@ -750,8 +750,11 @@ func capacityMarkdown(res CapacityResult, m Machine) string {
 	w("and *V1* repeat a calibration's setup in a later run: they test that the costs hold from run to run and that\n")
 	w("the box is CPU-bound (throughput = cores / cost). *V2 over sub-lines* was never run as such in calibration: its\n")
 	w("api and wrk costs come from the one-line HTTP run, its Redis costs per master from the Go API run on the Cluster.\n\n")
-	w("| configuration | saturates (predicted) | req/s predicted | req/s measured | error | CPU share of the box, predicted / measured | measured box busy |\n")
-	w("|---|---|---:|---:|---:|---|---:|\n")
+	w("*rest of the box* is the whole box's busy CPU (/proc/stat) over the run less the measured processes': the kernel's\n")
+	w("work for them that lands outside their accounts, and anything else running; each run first waited for the box to\n")
+	w("settle below %.0f%% busy (after the previous run's keys were removed from Redis).\n\n", 100*quietShare)
+	w("| configuration | saturates (predicted) | req/s predicted | req/s measured | error | CPU share of the box, predicted / measured | measured box busy | rest of the box |\n")
+	w("|---|---|---:|---:|---:|---|---:|---:|\n")
 	for _, c := range res.Checks {
 		parts := make([]string, len(c.Costs))
 		for i, pc := range c.Costs {
@@ -761,7 +764,11 @@ func capacityMarkdown(res CapacityResult, m Machine) string {
 			}
 			parts[i] = fmt.Sprintf("%s %s / %s", pc.Proc, pct(c.PredictedShares[i]), pct(ms))
 		}
-		w("| %s | %s | %s | %s | %+.0f%% | %s | %s |\n", c.Name, c.Bound, num(c.PredictedRPS), num(c.MeasuredRPS), c.ErrPct(), strings.Join(parts, "; "), pct(c.MeasuredBusy))
+		rest := "—"
+		if s := c.Run.RestShare(res.Cores); s >= 0 {
+			rest = pct(s)
+		}
+		w("| %s | %s | %s | %s | %+.0f%% | %s | %s | %s |\n", c.Name, c.Bound, num(c.PredictedRPS), num(c.MeasuredRPS), c.ErrPct(), strings.Join(parts, "; "), pct(c.MeasuredBusy), rest)
 	}
 	w("\n")
 	var met, miss []string

@@ -6,6 +6,7 @@ package main
 // write).
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -157,4 +158,58 @@ func micros(sec float64, n int64) float64 {
 		return 0
 	}
 	return sec * 1e6 / float64(n)
+}
+
+// boxCPU reads /proc/stat's first line: the CPU seconds the whole box has
+// spent busy (user, nice, system, irq, softirq, steal) since boot; ok is
+// false where there is no /proc.
+func boxCPU() (busy float64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		ticks += v
+	}
+	return float64(ticks) / clockTicks, true
+}
+
+// quietShare is the share of the box that counts as quiet before a run:
+// what a previous run left behind (Redis freeing its keys, Kafka and
+// Postgres writing out, the scheduler's own idle ticks) is below it.
+const quietShare = 0.10
+
+// waitQuiet waits, up to max, until the whole box stays below quietShare
+// busy over a half-second window, so each HTTP run starts from the same
+// rest; it returns how long it waited and the last window's busy share.
+func waitQuiet(ctx context.Context, max time.Duration) (time.Duration, float64) {
+	start := time.Now()
+	share := 0.0
+	for {
+		b0, ok := boxCPU()
+		t0 := time.Now()
+		if !ok {
+			return 0, 0
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), share
+		case <-time.After(500 * time.Millisecond):
+		}
+		b1, _ := boxCPU()
+		share = (b1 - b0) / time.Since(t0).Seconds() / float64(numCPU())
+		if share < quietShare || time.Since(start) >= max {
+			return time.Since(start), share
+		}
+	}
 }

@@ -69,9 +69,11 @@ func cpuMarkdown(rep Report) string {
 	w("node's Kafka producer and the Prometheus listener idle): over half a second before each run, the server up and\n")
 	w("no load, it used at most %.1f ms of CPU a second, at most %.2f%% of any row's server figure (left in); Redis,\n", idleRate*1e3, 100*idleMax)
 	w("over the same half second, at most %.1f ms a second (%.0f commands/s from other clients, which would count in\n", redisIdle*1e3, redisCmds)
-	w("its figures).\n\n")
-	w("| scenario | conns | req/s | server µs/req | Redis µs/req | Kafka µs/req | total µs/req | × no-op | wrk µs/req | per script | box busy |\n")
-	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("its figures). *rest* is the whole box's busy CPU (/proc/stat) over the run less the four processes' (the kernel's\n")
+	w("work outside their accounts, anything else running); each run first waited for the box to settle below %.0f%% busy,\n", 100*quietShare)
+	w("on a Redis holding no earlier run's keys.\n\n")
+	w("| scenario | conns | req/s | server µs/req | Redis µs/req | Kafka µs/req | total µs/req | × no-op | wrk µs/req | per script | box busy | rest |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		x := "—"
 		if q := cpuNoopRatio(rep, r); q > 0 && r.Scenario != "noop" {
@@ -81,8 +83,12 @@ func cpuMarkdown(rep Report) string {
 		if r.RedisScripts > 0 && strings.HasPrefix(r.Scenario, "v2") {
 			ps = fmt.Sprintf("%.1f", r.AdmissionsPerScript())
 		}
-		w("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f%% |\n", r.Scenario, r.Conns, r.RPS, us(r.ServerMicros()), us(r.RedisMicros()),
-			us(r.KafkaMicros()), us(r.TotalMicros()), x, us(r.LoadMicros()), ps, 100*r.BoxBusy(rep.Machine.Cores))
+		rest := "—"
+		if s := r.RestShare(rep.Machine.Cores); s >= 0 {
+			rest = fmt.Sprintf("%.0f%%", 100*s)
+		}
+		w("| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %s |\n", r.Scenario, r.Conns, r.RPS, us(r.ServerMicros()), us(r.RedisMicros()),
+			us(r.KafkaMicros()), us(r.TotalMicros()), x, us(r.LoadMicros()), ps, 100*r.BoxBusy(rep.Machine.Cores), rest)
 	}
 	w("\n")
 	others := otherOpsMarkdown(rep)

@@ -87,7 +87,14 @@ type HTTPResult struct {
 	// (INFO cpu used_cpu_user + used_cpu_sys, summed over the masters; per
 	// master in RedisMasterCPUSec), the Kafka broker (/proc; -1 if not
 	// found) and wrk (LoadCPUSec, its rusage).
-	CPUWallSec    float64 `json:",omitempty"`
+	CPUWallSec float64 `json:",omitempty"`
+	// BoxCPUSec is the whole box's busy CPU over the same run (/proc/stat:
+	// every process, the kernel's, steal); QuietWaitSec how long the run
+	// waited first for the box to settle below quietShare busy, and
+	// QuietShare the box's busy share in the last half second of that wait.
+	BoxCPUSec     float64 `json:",omitempty"`
+	QuietWaitSec  float64 `json:",omitempty"`
+	QuietShare    float64 `json:",omitempty"`
 	ServerCPUSec  float64 `json:",omitempty"`
 	IdleCPUPerSec float64 `json:",omitempty"`
 	// Redis over the same half second, the run's client idle: anyone
@@ -157,6 +164,16 @@ func (r HTTPResult) BoxBusy(cores int) float64 {
 		kafka = r.KafkaCPUSec
 	}
 	return (r.ServerCPUSec + r.RedisCPUSec + kafka + r.LoadCPUSec) / r.CPUWallSec / float64(cores)
+}
+
+// RestShare is the share of the box's cores that the rest of the box (the
+// kernel's own work, steal, every other process) used over the run: the
+// whole box's busy CPU less the measured processes'; -1 if not measured.
+func (r HTTPResult) RestShare(cores int) float64 {
+	if r.BoxCPUSec == 0 || r.CPUWallSec == 0 || cores == 0 {
+		return -1
+	}
+	return max(r.BoxCPUSec/r.CPUWallSec/float64(cores)-r.BoxBusy(cores), 0)
 }
 
 // ScrapedRPS is the admission rate the scrapes show.

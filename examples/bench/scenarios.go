@@ -206,14 +206,16 @@ func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, 
 	}
 	c := b.campaign(mode)
 	var rdb redis.UniversalClient = b.rdb
-	prefix, masters := b.prefix, b.standalone()
+	// Each run has keys of its own, removed after it, so every run starts
+	// on the same Redis.
+	prefix, masters := fmt.Sprintf("%sh%d", b.prefix, b.seq.Add(1)), b.standalone()
+	defer func() { masters.purge(prefix) }()
 	if spec.cluster != nil {
 		if !strings.HasPrefix(sc, "v2") {
 			return HTTPResult{}, fmt.Errorf("%s: only V2 runs on the Cluster", sc)
 		}
 		prefix = fmt.Sprintf("%scl%d", b.prefix, b.seq.Add(1))
 		rdb, masters = spec.cluster.cc, spec.cluster.layout
-		defer masters.purge(prefix)
 		var err error
 		// The sub-lines spread evenly over the masters, as the sharded-line section picks them.
 		if c.ID, _, _, _, err = pickHotID(prefix, spec.shards, len(masters.addrs), masters.masterOf); err != nil {
@@ -286,6 +288,9 @@ func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, 
 			return HTTPResult{}, err
 		}
 	}
+	// What an earlier run left busy (Redis freeing keys, Kafka, Postgres)
+	// settles first.
+	quietWait, settled := waitQuiet(ctx, 30*time.Second)
 	// The bench process idle, the server up: the noise in its CPU below.
 	// So is Redis: anyone else's load on it would count in its CPU below.
 	meter := newCPUMeter()
@@ -302,6 +307,7 @@ func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, 
 		return HTTPResult{}, err
 	}
 	icmds, icpu, _ := deltas(ri0, rs0)
+	box0, _ := boxCPU()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return HTTPResult{}, fmt.Errorf("wrk: %w", err)
@@ -323,6 +329,7 @@ func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, 
 	}
 	wall := time.Since(start)
 	cpu := meter.read().since(cpu0)
+	box1, _ := boxCPU()
 	rs1, err := masters.stats(ctx)
 	if err != nil {
 		return HTTPResult{}, err
@@ -353,6 +360,7 @@ func (b *backends) runHTTPSpec(ctx context.Context, spec httpSpec) (HTTPResult, 
 	}
 	r.CPUWallSec, r.ServerCPUSec, r.KafkaCPUSec = cpu.Wall, cpu.Self, cpu.Kafka
 	r.IdleCPUPerSec = idle.Self / idle.Wall
+	r.BoxCPUSec, r.QuietWaitSec, r.QuietShare = box1-box0, quietWait.Seconds(), settled
 	for i := range icpu {
 		r.IdleRedisCPUPerSec += icpu[i] / idle.Wall
 		r.IdleRedisCmdsPerSec += float64(icmds[i]) / idle.Wall
