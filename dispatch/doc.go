@@ -92,7 +92,11 @@
 //
 // # Driving
 //
-// The leader reads the Agenda every PollInterval and drives each awake
+// The leader reads the Agenda every PollInterval, and at once when the
+// Agenda announces a wake (the Redis backend publishes one on the agenda's
+// Pub/Sub channel when a campaign that was asleep wakes; the leader
+// subscribes), so the first users of a sale are moved at the campaign's
+// first tick rather than up to a PollInterval later. It drives each awake
 // campaign on its own clock: a tick reads the campaign through the node's
 // cache (changes to BatchSize, Interval and Paused apply at the next tick), moves at most BatchSize entries, and schedules the next
 // tick one Interval after this one was due, so a tick that starts a little
@@ -234,7 +238,8 @@
 // Agenda reads (ZRANGE) and 3/LeaderTTL refreshes, 1.3 commands a second
 // with the defaults; a standby 3/LeaderTTL obtains, 0.3 a second. Redis
 // counts the commands a lease script runs too (a refresh is EVALSHA, GET
-// and PEXPIRE), so INFO stats shows about 1.9 a second for the leader.
+// and PEXPIRE), so INFO stats shows about 1.9 a second for the leader, and
+// the leader's wake subscription adds a PING every 30 s.
 // BENCHMARKS.md has the figures measured at 10, 1,000 and 10,000 idle
 // campaigns. Active: per awake campaign and Interval one Lease script, plus
 // one Ack or Release script when a batch moved, plus Rest (two or three

@@ -114,7 +114,9 @@ type Config struct {
 	// otherwise at least 10ms.
 	LeaderTTL time.Duration
 	// PollInterval is how often the leading scheduler looks for campaigns
-	// that woke: the most a woken campaign waits for its first move. Zero
+	// that woke. The Redis and in-memory backends also announce each wake,
+	// so a woken campaign is moved at once and PollInterval only bounds the
+	// wait when an announcement is lost (a Redis connection down). Zero
 	// means 1s.
 	PollInterval time.Duration
 	// LeaseTTL is how long a leased batch may take to be dispatched before

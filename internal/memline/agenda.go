@@ -26,14 +26,43 @@ func (q *Queue) Wake(ctx context.Context, campaign string) error {
 	return nil
 }
 
-// wake puts campaign on the agenda; q.mu must be held.
+// wake puts campaign on the agenda, telling the watchers when it was not
+// on it; q.mu must be held.
 func (q *Queue) wake(campaign string) {
 	if q.agenda == nil {
 		q.agenda = make(map[string]time.Time)
 	}
 	if _, ok := q.agenda[campaign]; !ok {
 		q.agenda[campaign] = q.now()
+		for ch := range q.watchers {
+			select {
+			case ch <- struct{}{}:
+			default: // a signal is pending already
+			}
+		}
 	}
+}
+
+// WatchWakes returns a channel that receives a signal (several wakes may
+// share one) whenever a campaign that was not on the agenda is put on it,
+// until ctx is done; then it is closed. The scheduler's leader reads the
+// agenda at once on a signal instead of at its next poll.
+func (q *Queue) WatchWakes(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	q.mu.Lock()
+	if q.watchers == nil {
+		q.watchers = make(map[chan struct{}]struct{})
+	}
+	q.watchers[ch] = struct{}{}
+	q.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		q.mu.Lock()
+		delete(q.watchers, ch)
+		q.mu.Unlock()
+		close(ch)
+	}()
+	return ch
 }
 
 // Awake implements couponq.Agenda: the campaigns on the agenda, longest

@@ -16,8 +16,9 @@ import (
 type Queue struct {
 	mu        sync.Mutex
 	campaigns map[string]*line
-	agenda    map[string]time.Time // campaigns on the Agenda, by wake time (agenda.go)
-	archive   archives             // archived campaigns until their records expire (archive.go)
+	agenda    map[string]time.Time       // campaigns on the Agenda, by wake time (agenda.go)
+	watchers  map[chan struct{}]struct{} // WatchWakes's channels (agenda.go)
+	archive   archives                   // archived campaigns until their records expire (archive.go)
 	now       func() time.Time
 	tally     *Tally // V1's counters, put away with the campaign's records (SetTally)
 }

@@ -28,7 +28,8 @@ func AgendaKey(prefix string) string {
 }
 
 // Wake implements couponq.Agenda with one ZADD NX: an awake campaign keeps
-// the time it woke.
+// the time it woke. A campaign that was not awake is also announced on the
+// agenda's channel (PUBLISH to AgendaKey), which WatchWakes listens to.
 func (q *Queue) Wake(ctx context.Context, campaign string) error {
 	if err := couponq.ValidateID(campaign); err != nil {
 		return err
@@ -45,7 +46,51 @@ func (q *Queue) wake(ctx context.Context, campaigns ...string) error {
 	for i, c := range campaigns {
 		zs[i] = redis.Z{Score: at, Member: c}
 	}
-	return q.rdb.ZAddNX(ctx, AgendaKey(q.prefix), zs...).Err()
+	added, err := q.rdb.ZAddNX(ctx, AgendaKey(q.prefix), zs...).Result()
+	if err != nil || added == 0 {
+		return err
+	}
+	// The campaign is on the agenda, which the leader reads at its next
+	// poll in any case: a lost announcement only costs that wait.
+	_ = q.rdb.Publish(ctx, AgendaKey(q.prefix), "wake").Err()
+	return nil
+}
+
+// wakeHealthCheck is how often WatchWakes's idle connection is checked.
+const wakeHealthCheck = 30 * time.Second
+
+// WatchWakes returns a channel that receives a signal (several wakes may
+// share one) whenever Wake, from any process, puts a campaign on the
+// agenda that was not on it, until ctx is done; then it is closed. It
+// subscribes to the agenda's channel on one connection of its own (no
+// command while nothing wakes). Announcements are Redis Pub/Sub's: lost
+// while the connection is down, which the reader's periodic Awake covers.
+func (q *Queue) WatchWakes(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	ps := q.rdb.Subscribe(ctx, AgendaKey(q.prefix))
+	go func() {
+		defer close(out)
+		defer ps.Close()
+		// A PING every 30 s checks the connection (go-redis's default, 3 s,
+		// would triple an idle leader's commands); a connection found dead
+		// is dialled again.
+		msgs := ps.Channel(redis.WithChannelHealthCheckInterval(wakeHealthCheck))
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-msgs:
+				if !ok {
+					return
+				}
+				select {
+				case out <- struct{}{}:
+				default: // a signal is pending already
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // Awake implements couponq.Agenda with one ZRANGE: every campaign on the

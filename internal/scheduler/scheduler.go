@@ -65,8 +65,9 @@ type Config struct {
 	// otherwise at least 10ms.
 	LeaderTTL time.Duration
 	// PollInterval is how often the leader reads the Agenda for campaigns
-	// that woke: the most a woken campaign waits for its first tick. Zero
-	// means 1s.
+	// that woke: the most a woken campaign waits for its first tick, unless
+	// the Agenda announces wakes (the Redis and in-memory ones do; see
+	// wakes.go), when the leader reads it at once. Zero means 1s.
 	PollInterval time.Duration
 	// Workers is how many moves run at once, across campaigns; a campaign is
 	// never moved concurrently with itself. Zero means 16.
@@ -407,6 +408,10 @@ func (l *leadership) drive(ctx context.Context) {
 			}
 		}
 	}
+	// An Agenda that announces wakes has a woken campaign read at once,
+	// not at the next poll (wakes.go).
+	wakes, stopWakes := watchWakes(ctx, s.cfg.Agenda)
+	defer stopWakes()
 	poll()
 	polls := time.NewTicker(s.cfg.PollInterval)
 	defer polls.Stop()
@@ -429,6 +434,12 @@ func (l *leadership) drive(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-polls.C:
+			poll()
+		case _, ok := <-wakes:
+			if !ok {
+				wakes = nil // the watcher ended; the polls go on
+				continue
+			}
 			poll()
 		case <-wakeC:
 		case r := <-results:
