@@ -14,7 +14,9 @@
 // round trip, with every read and check before its first write. Config.Prefix
 // lets several fleets share one Redis. Run the line's Redis with
 // appendonly yes: what survives a crash is what Redis persisted (the README's
-// "Durability" has the figures).
+// "Durability" has the figures). Replication is asynchronous, so a failover
+// to a replica loses what had not reached it; Config.ReplicaAcks makes each
+// admission wait for replicas (Redis WAIT) before it is answered.
 //
 // # The line
 //

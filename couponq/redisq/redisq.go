@@ -3,6 +3,7 @@ package redisq
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,6 +31,25 @@ type Config struct {
 	// admission goes out at once. Status reads of a campaign go together
 	// the same way, as one pipeline; DisableCoalescing turns that off too.
 	DisableCoalescing bool
+	// ReplicaAcks makes every admission wait until that many replicas of
+	// the campaign's master acknowledge its write (Redis WAIT on the
+	// admission's connection; a coalesced batch waits once) before it is
+	// answered, so a failover to one of them cannot lose an admission
+	// answered 202. Zero, the default, answers once the master has it:
+	// replication is asynchronous, and a master killed before its replicas
+	// read the last writes loses them in a failover. Fewer acknowledgements
+	// within ReplicaTimeout answer the admission's callers with an error
+	// wrapping couponq.ErrUnavailable (503 "unavailable"), sold-out answers
+	// included, while the entry may still be in the line: pressing again
+	// hears the repeat answer once a replica has it, so nothing is admitted
+	// twice. With one replica per master, a master that has lost its replica
+	// (after a failover, until the old master rejoins as a replica) admits
+	// nobody. WAIT counts replicas that received the write, not ones that
+	// wrote it to disk.
+	ReplicaAcks int
+	// ReplicaTimeout bounds that wait. Zero means 500 ms; keep it below the
+	// client's ReadTimeout (3 s by default).
+	ReplicaTimeout time.Duration
 }
 
 // New returns the Redis Backend, named "redis": the lines (one Lua script
@@ -40,7 +60,8 @@ func New(cfg Config) (couponq.Backend, error) {
 	if cfg.Client == nil {
 		return couponq.Backend{}, fmt.Errorf("%w: redisq: Client is required", couponq.ErrInvalidConfig)
 	}
-	q, err := redisline.New(redisline.Config{Client: cfg.Client, Prefix: cfg.Prefix, DisableCoalescing: cfg.DisableCoalescing})
+	q, err := redisline.New(redisline.Config{Client: cfg.Client, Prefix: cfg.Prefix, DisableCoalescing: cfg.DisableCoalescing,
+		ReplicaAcks: cfg.ReplicaAcks, ReplicaTimeout: cfg.ReplicaTimeout})
 	if err != nil {
 		return couponq.Backend{}, err
 	}

@@ -100,7 +100,7 @@ func (c *coalescer) run(campaign string, batch []*admitCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	k := c.q.keys(campaign)
-	res, err := admitManyScript.Run(ctx, c.q.rdb, k.AdmitKeys(), args...).Slice()
+	res, err := c.q.runAdmit(ctx, admitManyScript, k, args...)
 	if err == nil {
 		err = manyTickets(sent, res)
 	}

@@ -122,4 +122,14 @@
 // removes its record. The only keys outside a campaign's slot, the agenda
 // ("prefix:agenda") and the Registry's index ("prefix:campaigns"), hold
 // one member per campaign, which Archive and Delete remove.
+//
+// # Replica-acknowledged admission
+//
+// With Config.ReplicaAcks set, each admission script call (one user or a
+// coalesced batch) goes in one pipeline on one connection to the
+// campaign's master with a SET of P+"acked" (expiring a minute after the
+// campaign's last such admission: it makes every call write, so WAIT
+// covers a repeat answer too) and WAIT; fewer replicas than asked within
+// Config.ReplicaTimeout answer ErrNotReplicated, wrapped with
+// couponq.ErrUnavailable (replicas.go).
 package redisline

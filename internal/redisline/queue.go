@@ -97,6 +97,17 @@ type Config struct {
 	// own call.
 	DisableCoalescing bool
 	CoalesceMax       int
+	// ReplicaAcks is how many replicas must acknowledge an admission's
+	// write (Redis WAIT, on the admission's connection) before it is
+	// answered; 0, the default, answers once the master has it. Fewer
+	// acknowledgements within ReplicaTimeout make the admission's callers
+	// hear an error wrapping couponq.ErrUnavailable and ErrNotReplicated
+	// instead of a ticket (the entry may still be in the line; pressing
+	// again answers it). See replicas.go.
+	ReplicaAcks int
+	// ReplicaTimeout bounds that wait; zero means DefaultReplicaTimeout
+	// (500 ms). Keep it below the client's ReadTimeout (3 s by default).
+	ReplicaTimeout time.Duration
 }
 
 // Queue is a couponq.Queue on Redis. Each operation is one atomic Lua
@@ -120,6 +131,9 @@ type Queue struct {
 	maxRecover int
 	coalesce   *coalescer
 	statuses   *statusBatcher // nil with DisableCoalescing
+	// replicaAcks and replicaTimeout are Config's (replicas.go).
+	replicaAcks    int
+	replicaTimeout time.Duration
 	// keyCache holds the key names of campaigns whose keys Redis holds (see
 	// keys), so hot paths build no key strings; at most keyCacheMax of them
 	// (keyCount), so it stays small whatever IDs callers send.
@@ -149,7 +163,11 @@ func New(cfg Config) (*Queue, error) {
 	if cfg.MaxRecover == 0 {
 		cfg.MaxRecover = 10_000
 	}
-	q := &Queue{rdb: cfg.Client, prefix: cfg.Prefix, maxRecover: cfg.MaxRecover}
+	if err := replicaConfig(&cfg); err != nil {
+		return nil, err
+	}
+	q := &Queue{rdb: cfg.Client, prefix: cfg.Prefix, maxRecover: cfg.MaxRecover,
+		replicaAcks: cfg.ReplicaAcks, replicaTimeout: cfg.ReplicaTimeout}
 	if !cfg.DisableCoalescing {
 		if cfg.CoalesceMax == 0 {
 			cfg.CoalesceMax = 256
@@ -300,7 +318,7 @@ func (q *Queue) admitOne(ctx context.Context, a couponq.Admission) (couponq.Tick
 		at = time.Now()
 	}
 	k := q.keys(a.Campaign)
-	res, err := admitScript.Run(ctx, q.rdb, k.AdmitKeys(), a.User, max(a.PerUserLimit, 1), at.UnixMilli(), max(a.MaxWaiting, 0), a.Trace, userBucket(a.User)).Slice()
+	res, err := q.runAdmit(ctx, admitScript, k, a.User, max(a.PerUserLimit, 1), at.UnixMilli(), max(a.MaxWaiting, 0), a.Trace, userBucket(a.User))
 	if err != nil {
 		return couponq.Ticket{}, fmt.Errorf("redisq: admit: %w", err)
 	}
