@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # couponq's reliability suite: fuzzes every target, then runs
 # examples/redis-kafka/faultrun — hostile clients against one api, Redis
-# durability under kill -9 in each mode, then the production shape (2 apis, 2 workers, Redis with AOF,
+# durability under kill -9 in each mode, a Redis Cluster master killed mid-sale
+# (with and without -redis-replica-acks), then the production shape (2 apis, 2 workers, Redis with AOF,
 # 3-broker Kafka RF 3 / min.insync 2, PostgreSQL Store, toxiproxy) under a
 # schedule of faults with 100,000 users — and writes RELIABILITY.md.
 # Too long for CI (about 15 minutes); CI runs the fuzz targets briefly and
@@ -9,7 +10,8 @@
 #
 #   scripts/reliability.sh                       # everything; rewrites RELIABILITY.md
 #   FUZZTIME=10s scripts/reliability.sh -users 20000 -arrival 40s -out /tmp/R.md   # a smaller run
-#   FUZZTIME=0 scripts/reliability.sh -durability '' -skip-fleet -out /tmp/hostile.md  # hostile clients only, ~70 s
+#   FUZZTIME=0 scripts/reliability.sh -durability '' -failover=false -skip-fleet -out /tmp/hostile.md  # hostile clients only, ~70 s
+#   FUZZTIME=0 scripts/reliability.sh -durability '' -hostile=false -skip-fleet -out /tmp/failover.md # the Cluster failover only, ~2.5 min
 #
 # Flags after the script's name go to faultrun (see its -help). Starts (or
 # reuses) the servers with the scripts beside this one; everything listens on

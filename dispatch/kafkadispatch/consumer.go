@@ -32,6 +32,9 @@ type consumerOptions struct {
 	RetryBackoff time.Duration
 	// Logger receives logs; nil means none.
 	Logger *slog.Logger
+
+	// pollHook, for tests, stands in for each consumer's Poll.
+	pollHook func(kc *kafka.Consumer, ms int) kafka.Event
 }
 
 // Dead-letter headers.
@@ -93,7 +96,10 @@ type worker struct {
 // RetryBackoff, so a partition never skips an entry. When ctx ends it stops
 // the workers (the handler in hand gets a cancelled context and, unless it
 // returns nil, its message comes again), commits the stored offsets and
-// leaves the group.
+// leaves the group (a static member keeps its place for its next
+// incarnation). A consumer that fails for good (librdkafka's fatal errors)
+// is closed and a new one joins the group in its place after RetryBackoff;
+// Consume returns only when ctx ends or a consumer cannot be made.
 func (c *consumer) Consume(ctx context.Context, h couponq.Handler) error {
 	return c.ConsumeBatches(ctx, 1, h.Batch())
 }
@@ -111,6 +117,29 @@ func (c *consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchH
 	if max < 1 {
 		return fmt.Errorf("%w: kafkadispatch: batch max must be >= 1, got %d", couponq.ErrInvalidConfig, max)
 	}
+	for {
+		err := c.consume(ctx, max, h)
+		if !errors.Is(err, errFatal) || ctx.Err() != nil {
+			return err
+		}
+		// A fatal error ends a librdkafka consumer for good (a static
+		// member fenced after its session expired during an outage, say):
+		// what it decided is committed or comes again, and a new consumer
+		// joins the group in its place.
+		c.log.Warn("couponq/kafkadispatch: consumer failed; starting a new one", "err", err, "after", c.cfg.RetryBackoff)
+		if !sleep(ctx, c.cfg.RetryBackoff) {
+			return nil
+		}
+	}
+}
+
+// errFatal marks a librdkafka consumer's fatal error: the consumer cannot
+// go on, a new one can.
+var errFatal = errors.New("fatal consumer error")
+
+// consume is one consumer's life: it joins the group, consumes until ctx
+// ends or the consumer fails for good, then commits, leaves and closes.
+func (c *consumer) consume(ctx context.Context, max int, h couponq.BatchHandler) error {
 	cm := without(c.cfg.ConfigMap, producerOnly)
 	cm["group.id"] = c.cfg.Group
 	cm["enable.auto.offset.store"] = false
@@ -149,6 +178,19 @@ func (c *consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchH
 	}
 	err = s.poll()
 	s.stopAll()
+	if errors.Is(err, errFatal) {
+		// Nothing more can be committed. Closing a consumer fenced as a
+		// static member can hang in librdkafka; past fatalCloseWait it is
+		// left behind, so that a new consumer can take its place.
+		closed := make(chan struct{})
+		go func() { _ = kc.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(fatalCloseWait):
+			c.log.Warn("couponq/kafkadispatch: failed consumer did not close; leaving it", "after", fatalCloseWait)
+		}
+		return err
+	}
 	if _, cerr := kc.Commit(); cerr != nil && !isNoOffset(cerr) {
 		c.log.Warn("couponq/kafkadispatch: final commit", "err", cerr)
 	}
@@ -158,9 +200,17 @@ func (c *consumer) ConsumeBatches(ctx context.Context, max int, h couponq.BatchH
 	return err
 }
 
+// fatalCloseWait bounds closing a consumer that failed for good.
+const fatalCloseWait = 5 * time.Second
+
 func (s *session) poll() error {
 	for s.ctx.Err() == nil {
-		ev := s.kc.Poll(100)
+		var ev kafka.Event
+		if hook := s.c.cfg.pollHook; hook != nil {
+			ev = hook(s.kc, 100)
+		} else {
+			ev = s.kc.Poll(100)
+		}
 		switch e := ev.(type) {
 		case *kafka.Message:
 			w := s.workers[e.TopicPartition.Partition]
@@ -173,7 +223,7 @@ func (s *session) poll() error {
 			}
 		case kafka.Error:
 			if e.IsFatal() {
-				return fmt.Errorf("kafkadispatch: fatal consumer error: %w", e)
+				return fmt.Errorf("kafkadispatch: %w: %w", errFatal, e)
 			}
 			s.c.log.Warn("couponq/kafkadispatch: consumer", "err", e)
 		}
@@ -190,11 +240,14 @@ func (s *session) rebalance(kc *kafka.Consumer, ev kafka.Event) error {
 		for _, tp := range e.Partitions {
 			s.start(tp.Partition)
 		}
+		s.c.log.Info("couponq/kafkadispatch: partitions assigned", "partitions", partitions(e.Partitions), "owned", len(s.workers))
 	case kafka.RevokedPartitions:
 		for _, tp := range e.Partitions {
 			s.stop(tp.Partition)
 		}
-		if kc.AssignmentLost() {
+		lost := kc.AssignmentLost()
+		s.c.log.Info("couponq/kafkadispatch: partitions revoked", "partitions", partitions(e.Partitions), "owned", len(s.workers), "lost", lost)
+		if lost {
 			return nil // someone else owns them already; a commit would fail
 		}
 		if _, err := kc.Commit(); err != nil && !isNoOffset(err) {
@@ -347,4 +400,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func isNoOffset(err error) bool {
 	var ke kafka.Error
 	return errors.As(err, &ke) && ke.Code() == kafka.ErrNoOffset
+}
+
+// partitions lists the partition numbers of tps, for logs.
+func partitions(tps []kafka.TopicPartition) []int32 {
+	out := make([]int32, len(tps))
+	for i, tp := range tps {
+		out[i] = tp.Partition
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,4 +169,54 @@ func TestRebalancesLoseNothing(t *testing.T) {
 	}
 	mu.Unlock()
 	t.Logf("%d entries handled, %d of them more than once", n, twice)
+}
+
+// A consumer that fails for good (librdkafka's fatal errors: a static
+// member fenced, say) is replaced by a new one: every entry is still
+// handled, and Consume returns only when its context ends.
+func TestFatalConsumerErrorStartsANewConsumer(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, 2)
+	d, _ := newTransport(t, brokers, topic)
+	const n = 200
+	batch := make([]couponq.Entry, n)
+	for i := range batch {
+		batch[i] = couponq.Entry{Campaign: "fatal", User: fmt.Sprintf("u%d", i), Number: int64(i + 1), AdmittedAt: time.Now()}
+	}
+	require.NoError(t, d.Dispatch(context.Background(), batch[:n/2]))
+
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	var consumers sync.Map // the *kafka.Consumer instances polled
+	var failed atomic.Bool
+	cfg := kafkadispatch.WithPollHook(kafkadispatch.ConsumerConfig{Topic: topic, Group: topic + "-group",
+		ConfigMap: kafkatest.Config(brokers), RetryBackoff: 20 * time.Millisecond},
+		func(kc *kafka.Consumer, ms int) kafka.Event {
+			consumers.Store(kc, true)
+			if count() >= n/2 && failed.CompareAndSwap(false, true) {
+				return kafka.NewError(kafka.ErrFencedInstanceID, "fenced (test)", true)
+			}
+			return kc.Poll(ms)
+		})
+	c, err := kafkadispatch.NewConsumer(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Consume(ctx, func(_ context.Context, e couponq.Entry) error {
+			mu.Lock()
+			seen[e.Key()] = true
+			mu.Unlock()
+			return nil
+		})
+	}()
+	require.Eventually(t, failed.Load, 60*time.Second, time.Millisecond, "the first consumer fails")
+	require.NoError(t, d.Dispatch(context.Background(), batch[n/2:]))
+	require.Eventually(t, func() bool { return count() == n }, 60*time.Second, 5*time.Millisecond, "a new consumer handles the rest")
+	polled := 0
+	consumers.Range(func(any, any) bool { polled++; return true })
+	assert.Equal(t, 2, polled, "one consumer after the failure")
+	cancel()
+	require.NoError(t, <-done)
 }

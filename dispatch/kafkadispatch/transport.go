@@ -15,6 +15,12 @@ import (
 // DefaultGroup is the consumer group when Config.Group is empty.
 const DefaultGroup = "couponq-issuers"
 
+// The group settings' defaults (Config.ConfigMap's doc).
+const (
+	defaultHeartbeat           = 500 * time.Millisecond
+	defaultReconnectBackoffMax = time.Second
+)
+
 // Config configures New. Zero values take the defaults documented on each
 // field.
 type Config struct {
@@ -31,12 +37,29 @@ type Config struct {
 	// ConfigMap holds more librdkafka settings (SASL, SSL, ...), for the
 	// producer and the consumer alike. It is copied, never changed. The
 	// producer is idempotent (enable.idempotence=true, acks=all): a map that
-	// says otherwise is refused.
+	// says otherwise is refused. Unless the map sets them, these settle how
+	// fast partitions change hands (the package doc weighs each):
+	//
+	//   - heartbeat.interval.ms: 500, or a third of SessionTimeout if that
+	//     is less. How soon a live member hears of a rebalance, and so how
+	//     long partitions given up by a stopping member wait for it.
+	//   - partition.assignment.strategy: cooperative-sticky. A rebalance
+	//     moves only the partitions that change owner.
+	//   - reconnect.backoff.max.ms: 1000 (librdkafka's own is 10000), for
+	//     the producer too. The most a client waits to reconnect once a
+	//     broker or the network is back.
+	//   - group.instance.id: none (a dynamic member). Set it, stable per
+	//     worker slot and unique in the fleet, for static membership.
 	ConfigMap kafka.ConfigMap
 	// SessionTimeout is how long the group waits for a worker that stopped
-	// heartbeating (killed) before its partitions go to the others;
-	// heartbeats go every third of it. Zero means 6s, the broker's default
-	// minimum (librdkafka's own default is 45s).
+	// heartbeating (killed) before its partitions go to the others (or,
+	// for a static member, before it gives up on the worker coming back:
+	// make that longer than the brokers take to move the group coordinator,
+	// see the package doc). Zero
+	// means 6s, the broker's default minimum (librdkafka's own default is
+	// 45s). Shorter finds a dead worker sooner but evicts a live one that
+	// stalls longer (a GC pause, a starved CPU, a slow network), and the
+	// broker refuses anything under its group.min.session.timeout.ms.
 	SessionTimeout time.Duration
 	// Logger receives logs; nil means none.
 	Logger *slog.Logger
@@ -77,23 +100,10 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
-	if cfg.SessionTimeout == 0 {
-		cfg.SessionTimeout = 6 * time.Second
-	}
+	cm := consumerMap(&cfg, base)
 	d, err := newDispatcher(producerOptions{Topic: cfg.Topic, ConfigMap: base, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
-	}
-	cm := kafka.ConfigMap{}
-	for k, v := range base {
-		cm[k] = v
-	}
-	ms := cfg.SessionTimeout.Milliseconds()
-	if _, ok := cm["session.timeout.ms"]; !ok {
-		cm["session.timeout.ms"] = strconv.FormatInt(ms, 10)
-	}
-	if _, ok := cm["heartbeat.interval.ms"]; !ok {
-		cm["heartbeat.interval.ms"] = strconv.FormatInt(max(ms/4, 1), 10)
 	}
 	c, err := newConsumer(consumerOptions{Topic: cfg.Topic, Group: cfg.Group, ConfigMap: cm, Logger: cfg.Logger})
 	if err != nil {
@@ -128,3 +138,28 @@ func (t *Transport) Ping(ctx context.Context) error { return t.d.Ping(ctx) }
 // Close flushes and closes the producer; a Consume still running ends with
 // its context. Safe to call twice.
 func (t *Transport) Close() { t.d.Close() }
+
+// consumerMap applies SessionTimeout's default to cfg and returns the
+// consumer's ConfigMap: base with the group settings the package doc
+// weighs, the reconnect cap set in base too (the producer shares it).
+// Properties the host set in ConfigMap win.
+func consumerMap(cfg *Config, base kafka.ConfigMap) kafka.ConfigMap {
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = 6 * time.Second
+	}
+	ms := func(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
+	setDefault := func(cm kafka.ConfigMap, k, v string) {
+		if _, ok := cm[k]; !ok {
+			cm[k] = v
+		}
+	}
+	setDefault(base, "reconnect.backoff.max.ms", ms(defaultReconnectBackoffMax))
+	cm := kafka.ConfigMap{}
+	for k, v := range base {
+		cm[k] = v
+	}
+	setDefault(cm, "session.timeout.ms", ms(cfg.SessionTimeout))
+	setDefault(cm, "heartbeat.interval.ms", ms(min(defaultHeartbeat, cfg.SessionTimeout/3)))
+	setDefault(cm, "partition.assignment.strategy", "cooperative-sticky")
+	return cm
+}

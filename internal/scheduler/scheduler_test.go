@@ -431,6 +431,30 @@ func TestSchedulerOneLeaderAndFailover(t *testing.T) {
 	}
 }
 
+// A leader that stops gracefully releases its lease: the standby takes over
+// at its next try (every LeaderTTL/3), not when the lease would have run out.
+func TestSchedulerStopReleasesLeaseForStandby(t *testing.T) {
+	c := couponq.Campaign{ID: "x", Stock: 10000, BatchSize: 5, Interval: 10 * time.Millisecond}
+	w := newWorld(t, c)
+	leaderTTL := 900 * time.Millisecond
+	ttl := func(cfg *scheduler.Config) { cfg.LeaderTTL = leaderTTL }
+	a := w.scheduler(t, "a", ttl)
+	b := w.scheduler(t, "b", ttl)
+	w.admit(t, "x", 0, 200)
+	require.NoError(t, a.Start(context.Background()))
+	require.Eventually(t, a.Leading, 2*time.Second, time.Millisecond)
+	start(t, b)
+	require.Eventually(t, func() bool { return len(w.sink.of("x")) > 0 }, 2*time.Second, time.Millisecond)
+
+	require.NoError(t, a.Stop(context.Background()))
+	stopped := time.Now()
+	require.Eventually(t, b.Leading, 2*time.Second, time.Millisecond, "the standby takes over")
+	took := time.Since(stopped)
+	assert.Less(t, took, leaderTTL/3+150*time.Millisecond,
+		"took over in %s: the lease was released, not left to expire (that takes %s or more)", took, leaderTTL*2/3)
+	require.Eventually(t, func() bool { return w.sink.count("x") == 200 }, 10*time.Second, 5*time.Millisecond)
+}
+
 func TestSchedulerStopsMovingWhenLeaseCannotBeRefreshed(t *testing.T) {
 	c := couponq.Campaign{ID: "blip", Stock: 10000, BatchSize: 1, Interval: 5 * time.Millisecond}
 	w := newWorld(t, c)

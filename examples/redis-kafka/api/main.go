@@ -34,6 +34,10 @@
 // (Redis and Kafka answer), /metrics (Prometheus, couponq/metrics/prom) and
 // /debug/vars (expvar, which shows the command line, backend addresses
 // included, secrets redacted).
+//
+// On SIGTERM the api drains: /readyz answers 503 for -drain-delay while it
+// still serves, so a load balancer takes it out of rotation; then it stops
+// accepting connections, finishes the requests in progress, and stops.
 package main
 
 import (
@@ -46,6 +50,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,6 +74,9 @@ type options struct {
 	sessionKey                                []byte        // signs the admin sessions; nil: random per process
 	sessionTTL                                time.Duration // how long an admin session lasts
 	trustedProxies                            string        // TLS-terminating proxies in front, comma-separated
+	replicaAcks                               int           // redisq.Config.ReplicaAcks
+	replicaTimeout                            time.Duration // redisq.Config.ReplicaTimeout
+	drainDelay                                time.Duration // how long /readyz fails before the servers shut down
 }
 
 func main() {
@@ -77,6 +85,8 @@ func main() {
 	flag.StringVar(&o.opsAddr, "ops-addr", "127.0.0.1:0", "listen address for /healthz, /readyz, /metrics and /debug/vars (port 0: a free one, logged)")
 	flag.StringVar(&o.redis, "redis", "127.0.0.1:6379", "Redis addresses, comma-separated (the line and the campaign registry): one for a single Redis, several for a Cluster's seeds, the Sentinels with -redis-master")
 	flag.StringVar(&o.redisMaster, "redis-master", "", "the Sentinel master name: -redis then lists the Sentinels")
+	flag.IntVar(&o.replicaAcks, "redis-replica-acks", 0, "replicas of the line's master that must acknowledge each admission (Redis WAIT) before it is answered; fewer within -redis-replica-timeout answer 503 (0: answer once the master has it)")
+	flag.DurationVar(&o.replicaTimeout, "redis-replica-timeout", 0, "how long an admission waits for -redis-replica-acks (0: 500ms)")
 	flag.StringVar(&o.prefix, "prefix", "example", "Redis key prefix; every api and worker of one fleet uses the same")
 	flag.StringVar(&o.brokers, "kafka", "127.0.0.1:9092", "Kafka bootstrap servers (V1 campaigns publish from the request)")
 	flag.StringVar(&o.topic, "topic", "couponq-entries", "Kafka topic; the workers' -topic")
@@ -84,6 +94,7 @@ func main() {
 	keyFile := flag.String("admin-session-key-file", "", "read the key that signs admin sessions from this file, at least 32 bytes; give every api of a fleet the same one so that a browser's session is good on any (default $"+sessionKeyEnv+"; neither: a random key per process)")
 	flag.DurationVar(&o.sessionTTL, "admin-session-ttl", adminsession.DefaultTTL, "how long an admin session from /login lasts")
 	flag.StringVar(&o.trustedProxies, "trusted-proxies", "", "TLS-terminating proxies in front of the api, comma-separated IPs or CIDRs: their X-Forwarded-Proto: https marks the session cookie Secure, and their X-Forwarded-For names the client /login's rate limit counts")
+	flag.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 (draining) while the api still serves, before it stops accepting connections and finishes the requests in progress: at least the load balancer's time to take it out of rotation (its health-check interval × failures), so no new request meets a closed port (0: shut down at once)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
 	err := o.loadSecrets(log, tokenSource, *keyFile)
@@ -96,6 +107,10 @@ func main() {
 	}
 }
 
+// errDraining is what readiness says while the api drains before a
+// shutdown.
+var errDraining = errors.New("draining: shutting down")
+
 func run(log *slog.Logger, o options) error {
 	if len(o.token) < admintoken.MinLen {
 		return fmt.Errorf("an admin token of at least %d characters is required ($%s or -admin-token-file): /admin/ changes campaigns", admintoken.MinLen, admintoken.EnvVar)
@@ -106,11 +121,34 @@ func run(log *slog.Logger, o options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A deploy's SIGTERM first fails readiness for -drain-delay, so the
+	// load balancer sends new requests elsewhere, and only then shuts the
+	// servers down.
+	var draining atomic.Bool
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-serveCtx.Done():
+			return
+		}
+		draining.Store(true)
+		log.Info("api draining", "for", o.drainDelay)
+		t := time.NewTimer(o.drainDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-serveCtx.Done():
+		}
+		stopServing()
+	}()
 
 	// One address: a single Redis; several: a Cluster; -redis-master: Sentinel.
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(o.redis, ","), MasterName: o.redisMaster})
 	defer rdb.Close()
-	backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix})
+	backend, err := redisq.New(redisq.Config{Client: rdb, Prefix: o.prefix,
+		ReplicaAcks: o.replicaAcks, ReplicaTimeout: o.replicaTimeout})
 	if err != nil {
 		return err
 	}
@@ -135,6 +173,12 @@ func run(log *slog.Logger, o options) error {
 	n, err := node.New(node.Config{
 		Roles: node.RoleAPI, Backend: backend, Transport: transport, Logger: log, // the workers hold the Store
 		Observer: ops.Observers{pm, metrics.NewExpvar("couponq")},
+		ReadinessChecks: map[string]func(context.Context) error{"draining": func(context.Context) error {
+			if draining.Load() {
+				return errDraining
+			}
+			return nil
+		}},
 	})
 	if err != nil {
 		return err
@@ -163,7 +207,7 @@ func run(log *slog.Logger, o options) error {
 	// Serve until SIGINT or SIGTERM; then the servers shut down (requests
 	// in progress finish, status and live streams end), the node stops and
 	// the Kafka producer flushes and closes.
-	err = ops.Serve(ctx, log, 10*time.Second,
+	err = ops.Serve(serveCtx, log, 10*time.Second,
 		func() { log.Info("api serving", "prefix", o.prefix, "topic", o.topic, "roles", n.Roles().String()) },
 		ops.Listener{Name: "api", Addr: o.addr, Handler: mux},
 		ops.Listener{Name: "ops", Addr: o.opsAddr, Handler: ops.Handler(n, reg)})

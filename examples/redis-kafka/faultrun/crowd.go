@@ -30,6 +30,11 @@ type crowd struct {
 	mu      sync.Mutex
 	presses []check.Press
 	polls   atomic.Int64
+
+	// notReady[i] is set while api i's /readyz, polled by watchReady, does
+	// not answer 200: presses then go to another api, as a load balancer
+	// sends them. Unset (every api in rotation) until watchReady runs.
+	notReady []atomic.Bool
 }
 
 type member struct {
@@ -49,6 +54,7 @@ func newCrowd(apis, campaigns []string, users int, prefix string, repeat float64
 			IdleConnTimeout:     30 * time.Second,
 		},
 	}}
+	c.notReady = make([]atomic.Bool, len(apis))
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	c.users = make([]*member, users)
 	for i := range c.users {
@@ -101,12 +107,15 @@ func (c *crowd) admit(ctx context.Context, start time.Time, arrival time.Duratio
 	later.Wait()
 }
 
-// press is one press of the button, as a patient client makes it: an api
-// that does not answer, or answers 5xx, is tried again (alternating apis)
-// for up to ~10 s; whatever the last answer, it is recorded.
+// press is one press of the button, as a patient client behind a load
+// balancer makes it: it goes to api unless the router took that one out of
+// rotation; an api that does not answer, or answers 5xx, is tried again
+// (alternating apis) for up to ~10 s; whatever the last answer, it is
+// recorded.
 func (c *crowd) press(ctx context.Context, m *member, api int) {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		api = c.route(api)
 		outcome, entry, estimate := c.post(ctx, m, api)
 		c.mu.Lock()
 		c.presses = append(c.presses, check.Press{At: time.Now(), API: api + 1, Outcome: outcome})
@@ -335,4 +344,50 @@ func must[T any](v T, err error) T {
 		panic(fmt.Sprint("faultrun: ", err))
 	}
 	return v
+}
+
+// route is where a press meant for api goes: api itself unless its /readyz
+// failed at the last look, else the next api in rotation; api when none
+// is (a load balancer with no healthy target tries them anyway).
+func (c *crowd) route(api int) int {
+	for k := range c.apis {
+		if a := (api + k) % len(c.apis); !c.notReady[a].Load() {
+			return a
+		}
+	}
+	return api
+}
+
+// ready reports whether api i is in rotation.
+func (c *crowd) ready(i int) bool { return !c.notReady[i].Load() }
+
+// watchReady polls every api's /readyz (ops[i] is api i's ops base URL)
+// every interval, as a load balancer's health check does, until ctx ends:
+// an api that does not answer 200 within the interval is out of rotation
+// until it does.
+func (c *crowd) watchReady(ctx context.Context, ops []string, interval time.Duration) {
+	client := &http.Client{Timeout: interval, Transport: &http.Transport{Proxy: nil}}
+	var wg sync.WaitGroup
+	for i, base := range ops {
+		wg.Go(func() {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				ok := false
+				if req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil); err == nil {
+					if resp, err := client.Do(req); err == nil {
+						ok = resp.StatusCode == http.StatusOK
+						resp.Body.Close()
+					}
+				}
+				c.notReady[i].Store(!ok)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -94,3 +94,58 @@ func TestPollReadsOutcomes(t *testing.T) {
 		t.Fatalf("client %+v", got)
 	}
 }
+
+// The router takes an api whose /readyz fails out of rotation: presses
+// meant for it go to the other, and none fails.
+func TestPressAvoidsAnAPIThatIsNotReady(t *testing.T) {
+	var draining atomic.Bool
+	draining.Store(true)
+	var hits [2]atomic.Int64
+	apis := make([]*httptest.Server, 2)
+	for i := range apis {
+		apis[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/readyz" {
+				if i == 0 && draining.Load() {
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+				return
+			}
+			hits[i].Add(1)
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"entry":1,"state":"waiting"}`))
+		}))
+		defer apis[i].Close()
+	}
+	c := newCrowd([]string{apis[0].URL, apis[1].URL}, []string{"c"}, 2, "u", 0, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.watchReady(ctx, []string{apis[0].URL, apis[1].URL}, 10*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return !c.ready(0) && c.ready(1) })
+	c.press(context.Background(), c.users[0], 0)
+	if hits[0].Load() != 0 || hits[1].Load() != 1 || c.users[0].API != 2 {
+		t.Fatalf("a press meant for the draining api-1: api-1 got %d, api-2 %d; the user: %+v", hits[0].Load(), hits[1].Load(), c.users[0].Client)
+	}
+	draining.Store(false)
+	waitFor(t, func() bool { return c.ready(0) })
+	c.press(context.Background(), c.users[1], 0)
+	if hits[0].Load() != 1 {
+		t.Fatalf("api-1 back in rotation got %d presses, want 1", hits[0].Load())
+	}
+	for _, p := range c.pressLog() {
+		if p.Outcome != "accepted" {
+			t.Fatalf("a press failed: %+v", p)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -30,6 +30,8 @@ type fleet struct {
 	toxi       *toxi
 	redisProxy string   // the proxy to Redis, by toxiproxy name
 	kafka      []string // the proxies to the brokers, by toxiproxy name
+	// ready reports whether the crowd's router sees an api ("api-1") ready.
+	ready func(name string) bool
 }
 
 // fault is one entry of the schedule: at At after the load starts (or when
@@ -43,7 +45,8 @@ type fault struct {
 
 // schedule is the run's faults: each role killed three times, two brokers
 // killed and restarted in place, Redis killed and restarted from its AOF
-// and paused, and the workers' links to Redis and Kafka cut and slowed.
+// and paused, the workers' links to Redis and Kafka cut and slowed, and a
+// rolling deploy of every api and worker while the crowd presses.
 // Faults are 12–25 s apart, so each one's effect (a consumer group
 // rebalancing, a partition leader moving) mostly settles before the next.
 func schedule() []fault {
@@ -54,17 +57,85 @@ func schedule() []fault {
 		{At: 48 * time.Second, Kind: "kill-broker", Target: "broker-1", For: 10 * time.Second},
 		{At: 72 * time.Second, Kind: "stop-redis", Target: "redis", For: 5 * time.Second},
 		{At: 88 * time.Second, Kind: "kill-redis", Target: "redis", For: 2 * time.Second},
-		{At: 102 * time.Second, Kind: "cut-redis", Target: "workers->redis", For: 5 * time.Second},
-		{At: 118 * time.Second, Kind: "kill-api", Target: "api-2", For: 2 * time.Second},
-		{At: 130 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
-		{At: 142 * time.Second, Kind: "cut-kafka", Target: "workers->kafka", For: 5 * time.Second},
-		{At: 158 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
-		{At: 170 * time.Second, Kind: "latency-redis", Target: "workers->redis", For: 10 * time.Second},
-		{At: 190 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
-		{At: 202 * time.Second, Kind: "kill-broker", Target: "broker-2", For: 10 * time.Second},
-		{At: 228 * time.Second, Kind: "latency-kafka", Target: "workers->kafka", For: 10 * time.Second},
-		{At: 248 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
-		{At: 260 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+		{At: 102 * time.Second, Kind: "rolling-deploy", Target: "api-1,api-2,worker-1,worker-2"},
+		{At: 130 * time.Second, Kind: "cut-redis", Target: "workers->redis", For: 5 * time.Second},
+		{At: 146 * time.Second, Kind: "kill-api", Target: "api-2", For: 2 * time.Second},
+		{At: 158 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 170 * time.Second, Kind: "cut-kafka", Target: "workers->kafka", For: 5 * time.Second},
+		{At: 186 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+		{At: 198 * time.Second, Kind: "latency-redis", Target: "workers->redis", For: 10 * time.Second},
+		{At: 218 * time.Second, Kind: "kill-api", Target: "api-1", For: 2 * time.Second},
+		{At: 230 * time.Second, Kind: "kill-broker", Target: "broker-2", For: 10 * time.Second},
+		{At: 256 * time.Second, Kind: "latency-kafka", Target: "workers->kafka", For: 10 * time.Second},
+		{At: 276 * time.Second, Kind: "kill-leader", For: 2 * time.Second},
+		{At: 288 * time.Second, Kind: "kill-issuer", For: 2 * time.Second},
+	}
+}
+
+// deployPause is how long a rolling deploy waits after one process is back
+// and ready before it stops the next, as a deploy tool's pause does.
+const deployPause = time.Second
+
+// rollingDeploy stops each process of targets in turn with SIGTERM (a
+// graceful shutdown: an api drains, a worker hands its lease and its
+// partitions over), starts it again at once, and stops the next only once
+// it is back and ready: an api when the crowd's router sees its /readyz
+// answer 200 again, a worker when its consumer has its partitions. The
+// crowd keeps pressing throughout.
+func (f *fleet) rollingDeploy(ctx context.Context, ev *check.Fault, targets []string) error {
+	ev.Start = time.Now()
+	var steps []string
+	for i, name := range targets {
+		if i > 0 {
+			sleep(ctx, deployPause)
+		}
+		pr := f.byName(append(append([]*proc{}, f.apis...), f.workers...), name)
+		if pr == nil {
+			return fmt.Errorf("no %s", name)
+		}
+		t0 := time.Now()
+		pr.stop(60 * time.Second)
+		stopped := time.Now()
+		if err := pr.start(); err != nil {
+			return err
+		}
+		wait, cancel := context.WithTimeout(ctx, 60*time.Second)
+		var err error
+		if strings.HasPrefix(name, "api-") {
+			if _, err = pr.awaitLog(wait, "api serving"); err == nil {
+				err = f.awaitReady(wait, name)
+			}
+		} else if _, err = pr.awaitLog(wait, "worker running"); err == nil {
+			// Back means consuming again; a static member gets its
+			// partitions back as it joins. A worker that gets none (the
+			// group gave them all to the other) is back after 10 s.
+			pwait, pcancel := context.WithTimeout(wait, 10*time.Second)
+			_, _ = pr.awaitLog(pwait, "partitions assigned")
+			pcancel()
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+		steps = append(steps, fmt.Sprintf("%s stopped in %s, back in %s", name,
+			stopped.Sub(t0).Round(10*time.Millisecond), time.Since(stopped).Round(10*time.Millisecond)))
+	}
+	ev.End = time.Now()
+	ev.Note = "SIGTERM, restarted at once, the next after the previous was back and ready: " + strings.Join(steps, "; ")
+	return nil
+}
+
+// awaitReady waits until the crowd's router sees the api ready.
+func (f *fleet) awaitReady(ctx context.Context, name string) error {
+	for {
+		if f.ready != nil && f.ready(name) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: /readyz did not answer 200: %w", name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -106,6 +177,8 @@ func (f *fleet) one(ctx context.Context, p fault) (check.Fault, error) {
 		return err
 	}
 	switch p.Kind {
+	case "rolling-deploy":
+		return ev, f.rollingDeploy(ctx, &ev, strings.Split(p.Target, ","))
 	case "kill-api":
 		pr := f.byName(f.apis, p.Target)
 		if pr == nil {

@@ -9,7 +9,9 @@
 // paused, the workers' network cut and slowed), lets every line drain, and
 // holds the result to the invariants with a checker (package check) that
 // reads the Store, the topic and the crowd's records on its own. Before
-// that it measures what a Redis kill -9 loses under each durability mode,
+// that it measures what a Redis kill -9 loses under each durability mode and what a
+// Redis Cluster failover loses (the master holding a line killed -9, with
+// and without replica-acknowledged admission: failover.go),
 // and attacks one api process as hostile clients would (hostile.go): a
 // flood of status requests for made-up campaigns against its heap, held
 // and trickled connections against its timeouts, streams past the caps,
@@ -54,6 +56,8 @@ type options struct {
 	fsync                        string
 	durability                   []string
 	durabilityUsers              int
+	failover                     bool // the Redis Cluster failover phase (failover.go)
+	failoverUsers, failoverCost  int
 	sampleEvery                  int
 	noFaults, skipMain, hostile  bool
 	scale                        float64
@@ -89,6 +93,9 @@ func main() {
 	flag.IntVar(&o.maxInFlight, "max-in-flight-batches", 4, "the workers' -max-in-flight-batches (0: no bound; the checker then allows a Store catch-up burst right after a fault)")
 	flag.BoolVar(&o.noFaults, "no-faults", false, "run the fleet without injecting faults (a baseline)")
 	flag.BoolVar(&o.skipMain, "skip-fleet", false, "do not run the fleet (measure durability and hostile clients only)")
+	flag.BoolVar(&o.failover, "failover", true, "kill -9 the Redis Cluster master holding a campaign's line mid-sale (3 masters, 1 replica each), with the api's default admission and with -redis-replica-acks 1, before the fleet run (about 2 minutes)")
+	flag.IntVar(&o.failoverUsers, "failover-users", 30000, "users admitted in each failover measurement (2,000 a second)")
+	flag.IntVar(&o.failoverCost, "failover-cost", 20000, "admissions per mode and round in the failover phase's direct measurement of what waiting for a replica costs (0: skip it)")
 	flag.BoolVar(&o.hostile, "hostile", true, "attack one api process as hostile clients would (a flood of unknown campaign IDs, held connections, streams past the caps, the admin credentials, overflowing campaign values), about 90 s")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for who presses twice")
 	flag.StringVar(&o.command, "command", "scripts/reliability.sh", "the command that reproduces this run, for the report")
@@ -176,6 +183,13 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 		}
 		log.Info("durability", "mode", mode, "accepted", r.Accepted, "lost", r.Lost, "admit_per_sec", int(r.AdmitRate))
 		rep.durability = append(rep.durability, r)
+	}
+	if o.failover {
+		fo, err := measureFailovers(ctx, log, o, token)
+		if err != nil {
+			return fmt.Errorf("failover: %w", err)
+		}
+		rep.failover = fo
 	}
 	if o.hostile {
 		h, err := measureHostile(ctx, log, o, token)
@@ -275,20 +289,24 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	}
 
 	// The fleet.
-	var apiURLs []string
+	var apiURLs, opsURLs []string
 	for i := 1; i <= 2; i++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
+		opsAddr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
 		p := &proc{name: fmt.Sprintf("api-%d", i), bin: filepath.Join(o.bin, "api"), dir: dir,
-			args: []string{"-addr", addr, "-redis", rdbAddr, "-prefix", run, "-kafka", brokers, "-topic", run},
-			env:  []string{"COUPONQ_ADMIN_TOKEN=" + token}}
+			args: []string{"-addr", addr, "-ops-addr", opsAddr, "-redis", rdbAddr, "-prefix", run, "-kafka", brokers, "-topic", run,
+				"-drain-delay", drainDelay.String()},
+			env: []string{"COUPONQ_ADMIN_TOKEN=" + token}}
 		f.apis = append(f.apis, p)
 		apiURLs = append(apiURLs, "http://"+addr)
+		opsURLs = append(opsURLs, "http://"+opsAddr)
 	}
 	for i := 1; i <= 2; i++ {
 		f.workers = append(f.workers, &proc{name: fmt.Sprintf("worker-%d", i), bin: filepath.Join(o.bin, "worker"), dir: dir,
 			args: []string{"-redis", redisProxy, "-prefix", run, "-kafka", strings.Join(kafkaProxied, ","),
 				"-topic", run, "-group", run, "-store", "postgres", "-postgres", storeDSN, "-leader-ttl", "3s", "-progress", "5s",
-				"-max-in-flight-batches", strconv.Itoa(o.maxInFlight)}})
+				"-max-in-flight-batches", strconv.Itoa(o.maxInFlight),
+				"-instance-id", fmt.Sprintf("worker-%d", i), "-session-timeout", sessionTimeout.String()}})
 	}
 	all := append(append([]*proc{}, f.apis...), f.workers...)
 	defer func() {
@@ -331,6 +349,18 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 
 	// The crowd, the watcher, the faults.
 	crowd := newCrowd(apiURLs, ids, o.users, "u", o.repeat, o.seed)
+	rctx, stopRouter := context.WithCancel(ctx)
+	routed := make(chan struct{})
+	go func() { crowd.watchReady(rctx, opsURLs, healthEvery); close(routed) }()
+	defer func() { stopRouter(); <-routed }()
+	f.ready = func(name string) bool {
+		for i, a := range f.apis {
+			if a.name == name {
+				return crowd.ready(i)
+			}
+		}
+		return false
+	}
 	w := &watcher{crowd: crowd, brokers: brokers, topic: run, sampleEvery: uint32(max(o.sampleEvery, 1))}
 	wctx, stopWatcher := context.WithCancel(ctx)
 	defer stopWatcher()
@@ -442,7 +472,7 @@ func runFleet(ctx context.Context, log *slog.Logger, o options, token string, re
 	defer cancelCheck()
 	res, err := check.Check(checkCtx, check.Inputs{
 		Campaigns: cs, Clients: clients, Presses: presses, Samples: samples, Faults: faults,
-		PostgresDSN: storeDSN, KafkaBrokers: brokers, Topic: run,
+		PostgresDSN: storeDSN, KafkaBrokers: brokers, Topic: run, Events: fleetEvents(f.workers),
 	})
 	if err != nil {
 		return fmt.Errorf("check: %w", err)

@@ -21,6 +21,7 @@ type report struct {
 	opts              options
 	started, finished time.Time
 	durability        []durResult
+	failover          *foReport // failover.go
 	hostile           *hostileResult
 	fleet             *fleetResult
 	check             *check.Report
@@ -56,12 +57,12 @@ func (r *report) write(file string) error {
 		p("## Setup")
 		p("")
 		p("- Machine: %s", machine())
-		p("- Processes: 2 `api` (nodes with the API role: the public and admin HTTP handlers; Redis and Kafka directly, the Kafka producer idle since every campaign is V2), 2 `worker` (nodes with the worker role: scheduler, one leader by lease, TTL 3s, at most %d batches of a campaign in flight; issuer, Kafka consumer group; both reach Redis and Kafka **through toxiproxy**), all separate OS processes started from `examples/redis-kafka`.", o.maxInFlight)
+		p("- Processes: 2 `api` (nodes with the API role: the public and admin HTTP handlers; Redis and Kafka directly, the Kafka producer idle since every campaign is V2), 2 `worker` (nodes with the worker role: scheduler, one leader by lease, TTL 3s, released when a worker stops, at most %d batches of a campaign in flight; issuer, Kafka consumer group, static members `-instance-id worker-N`, cooperative-sticky assignment, %s session, 500 ms heartbeats, reconnect back-off capped at 1 s; both reach Redis and Kafka **through toxiproxy**), all separate OS processes started from `examples/redis-kafka`. On SIGTERM an api fails `/readyz` for %s (`-drain-delay`), then stops accepting connections and finishes the requests in progress.", o.maxInFlight, sessionTimeout, drainDelay)
 		p("- Redis: %s, its own server for this run, `appendonly %s`%s.", version("redis-server", "--version"), yesNo(o.fsync != fsyncOff), fsyncNote(o.fsync))
 		p("- Kafka: 3 brokers (KRaft, `scripts/kafka.sh start 3`), topic `%s` auto-created with 4 partitions, replication factor 3, `min.insync.replicas=2`; the producer is idempotent with `acks=all`.", f.run)
 		p("- Store of record: PostgreSQL (%s, `scripts/postgres.sh`), `pgstore`, a schema of this run's own.", version("psql", "--version"))
 		p("- Network faults: toxiproxy %s between the workers and Redis, and between the workers and each broker (each broker advertises its proxy's port on an EXTERNAL listener, so every Kafka connection of a worker goes through it).", os.Getenv("COUPONQ_TOXIPROXY_VERSION"))
-		p("- Crowd: %d distinct users (%.0f%% press twice, the second time at the other api), first presses spread evenly over %s, at most %d in flight; a press that gets no answer or a 5xx is tried again at the other api (up to 9 tries, backoff to 2 s). Every accepted user polls their status until it is an outcome.", o.users, o.repeat*100, o.arrival, o.conc)
+		p("- Crowd: %d distinct users (%.0f%% press twice, the second time at the other api), first presses spread evenly over %s, at most %d in flight; a press goes to its api unless that api's `/readyz` (polled every %s, as a load balancer's health check) did not answer 200 at the last look, else to the other; a press that gets no answer or a 5xx is tried again at the other api (up to 9 tries, backoff to 2 s). Every accepted user polls their status until it is an outcome.", o.users, o.repeat*100, o.arrival, o.conc, healthEvery)
 		p("- Campaigns (created at runtime through api-1's admin API):")
 		p("")
 		p("| campaign | stock | batch size | interval | per-user limit | sub-lines (`Shards`) |")
@@ -75,7 +76,7 @@ func (r *report) write(file string) error {
 		p("")
 		p("## Faults")
 		p("")
-		p("Times are from the first press. Each fault was undone (the process restarted, resumed, the proxy healed) after the time in *lasted*; recovery times are in the checker's table below. A killed process is started again %s after the kill, as a supervisor would; which worker leads is read from the workers' logs at the time. Faults follow each other 12–26 s apart, and a fault's recovery runs until the pipeline is back to normal, so it includes any later fault that hit before then.", "2 s")
+		p("Times are from the first press. Each fault was undone (the process restarted, resumed, the proxy healed) after the time in *lasted*; recovery times are in the checker's table below. A killed process is started again %s after the kill, as a supervisor would; which worker leads is read from the workers' logs at the time. The rolling deploy stops each api and worker in turn with SIGTERM and starts it again at once, the next %s after the previous is back and ready (an api when the crowd's router sees its `/readyz` answer 200, a worker when its consumer has its partitions). Faults follow each other 12–28 s apart; a fault's recovery window ends where the next fault begins.", "2 s", deployPause)
 		p("")
 		p("| # | at | fault | target | lasted | how |")
 		p("|--:|--:|---|---|--:|---|")
@@ -109,6 +110,9 @@ func (r *report) write(file string) error {
 	}
 	if len(r.durability) > 0 {
 		r.durabilitySection(p)
+	}
+	if r.failover != nil {
+		r.failoverSection(p)
 	}
 	if o.fuzzLog != "" {
 		r.fuzzSection(p)
@@ -239,7 +243,7 @@ func (r *report) hostileSection(p func(string, ...any)) {
 		p("| %s | %s | %s | %s | %s |", pr.Area, pr.Tried, pr.Bound, pr.Measured, map[bool]string{true: "yes", false: "**no**"}[pr.OK])
 	}
 	p("")
-	p("A connection counts as closed by its limit if it was closed within %s after it. Only this phase: `FUZZTIME=0 scripts/reliability.sh -durability '' -skip-fleet -out /tmp/hostile.md`.", slack)
+	p("A connection counts as closed by its limit if it was closed within %s after it. Only this phase: `FUZZTIME=0 scripts/reliability.sh -durability '' -failover=false -skip-fleet -out /tmp/hostile.md`.", slack)
 	p("")
 }
 

@@ -32,11 +32,13 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -54,9 +56,10 @@ import (
 
 type options struct {
 	opsAddr, redis, redisMaster, prefix string
-	brokers, topic, group               string
+	brokers, topic, group, instanceID   string
 	store, postgres                     string
 	progress, leaderTTL, session        time.Duration
+	heartbeat                           time.Duration
 	maxInFlight                         int
 }
 
@@ -70,6 +73,8 @@ func main() {
 	flag.StringVar(&o.topic, "topic", "couponq-entries", "Kafka topic (one for every campaign)")
 	flag.StringVar(&o.group, "group", kafkadispatch.DefaultGroup, "Kafka consumer group (every worker of the fleet shares it)")
 	flag.DurationVar(&o.session, "session-timeout", 6*time.Second, "how long the consumer group waits for a worker that stopped heartbeating (kill -9) before its partitions go to the others")
+	flag.DurationVar(&o.heartbeat, "heartbeat-interval", 0, "how often the consumer heartbeats to its group (heartbeat.interval.ms), which is how soon it hears of a rebalance (0: kafkadispatch's 500ms)")
+	flag.StringVar(&o.instanceID, "instance-id", "", "the consumer's static group membership ID (group.instance.id), stable for this worker slot and unique in the fleet: restarted in place within -session-timeout, the worker gets its partitions back at once (empty: a dynamic member)")
 	flag.StringVar(&o.store, "store", "redis", "Store: "+stores.Kinds+" (memory is only correct with a single worker)")
 	flag.StringVar(&o.postgres, "postgres", os.Getenv("COUPONQ_POSTGRES_DSN"), "Postgres DSN for -store postgres (default $COUPONQ_POSTGRES_DSN)")
 	flag.DurationVar(&o.progress, "progress", 2*time.Second, "how often to log each busy campaign's issued count (0: never)")
@@ -109,6 +114,7 @@ func run(log *slog.Logger, o options) error {
 	}
 	transport, err := kafkadispatch.New(kafkadispatch.Config{
 		Brokers: o.brokers, Topic: o.topic, Group: o.group, SessionTimeout: o.session, Logger: log,
+		ConfigMap: groupSettings(o),
 	})
 	if err != nil {
 		return err
@@ -177,6 +183,20 @@ func run(log *slog.Logger, o options) error {
 	p.report(reportCtx, "worker stopped", true)
 	transport.Close()
 	return err
+}
+
+// groupSettings are the consumer group settings the flags name, for
+// kafkadispatch.Config.ConfigMap; what they leave out takes the package's
+// defaults.
+func groupSettings(o options) kafka.ConfigMap {
+	cm := kafka.ConfigMap{}
+	if o.instanceID != "" {
+		cm["group.instance.id"] = o.instanceID
+	}
+	if o.heartbeat > 0 {
+		cm["heartbeat.interval.ms"] = strconv.FormatInt(o.heartbeat.Milliseconds(), 10)
+	}
+	return cm
 }
 
 // counts is what this worker did for one campaign.

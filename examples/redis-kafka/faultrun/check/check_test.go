@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var t0 = time.Date(2025, 1, 2, 12, 0, 0, 0, time.UTC)
@@ -671,12 +674,45 @@ func TestRecovery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRecoverer(sortSamples(tt.samples), 2*time.Second)
-			n, a, ok := r.after(at(tt.start))
+			n, a, _, ok := r.after(at(tt.start), time.Time{})
 			if n != tt.wantAfter || ok != tt.wantOK || (ok && !a.Equal(at(tt.wantAt))) {
 				t.Errorf("after = %d, %v, %v; want %d, %v, %v", n, a, ok, tt.wantAfter, at(tt.wantAt), tt.wantOK)
 			}
 		})
 	}
+}
+
+func TestRecoveryWindowEndsAtTheNextFault(t *testing.T) {
+	s := sortSamples([]Sample{
+		sample(10000, 3000), // the fault's own slow sample
+		sample(13000, 500),  // good
+		sample(16000, 500),  // good
+		sample(20500, 4000), // dispatched 1.5 s before the next fault, which delays it
+		sample(22000, 4000), // the next fault's
+	})
+	r := newRecoverer(s, 2*time.Second)
+	_, a, hold, ok := r.after(at(10000), at(22000))
+	require.True(t, ok)
+	assert.Equal(t, at(13000), a)
+	assert.Equal(t, 7*time.Second, hold, "the window ends the bound before the next fault starts")
+	_, _, _, ok = r.after(at(10000), time.Time{})
+	assert.False(t, ok, "without a next fault, [13s, 23s] holds the slow samples")
+}
+
+func TestTimeline(t *testing.T) {
+	topic := []time.Time{at(9000), at(9500), at(13000), at(13200)}
+	row := FaultRow{Fault: Fault{Start: at(10000), End: at(12000)}, Recovered: true, RecoveredAt: at(13000)}
+	timeline(&row, []Event{
+		{At: at(9000), Proc: "worker-1", What: EventAssigned}, // before the fault
+		{At: at(12300), Proc: "worker-2", What: EventAssigned},
+		{At: at(12600), Proc: "worker-1", What: EventAssigned}, // the last one counts
+		{At: at(12900), Proc: "worker-2", What: EventLeads},
+		{At: at(25000), Proc: "worker-1", What: EventLeads}, // the next fault's
+	}, topic, at(20000))
+	assert.Equal(t, at(12600), row.Assigned)
+	assert.Equal(t, "worker-1", row.AssignedProc)
+	assert.Equal(t, at(12900), row.Leads)
+	assert.Equal(t, at(13000), row.Resumed, "dispatch resumed after the gap that began in the fault")
 }
 
 func TestMaxLag(t *testing.T) {
@@ -961,4 +997,19 @@ func TestWaitRows(t *testing.T) {
 	if want := "| normal running | 10 | 1.50 | 1.90 | 1.90 | 10.0 s | 15.0 s |"; !strings.Contains(b.String(), want) {
 		t.Errorf("the table lacks %q:\n%s", want, b.String())
 	}
+}
+
+// A window the next fault cuts to under minHold does not count: a few good
+// samples just before the next fault are not a recovery.
+func TestRecoveryWindowCutShortDoesNotCount(t *testing.T) {
+	s := sortSamples([]Sample{
+		sample(10000, 3000), // the fault's own slow samples
+		sample(15000, 3000),
+		sample(17000, 500), // good, but 3 s before the next fault less the bound
+		sample(19000, 500),
+		sample(22000, 4000), // the next fault's
+	})
+	r := newRecoverer(s, 2*time.Second)
+	_, _, _, ok := r.after(at(10000), at(22000))
+	assert.False(t, ok, "[17s, 20s] is shorter than minHold")
 }

@@ -86,7 +86,7 @@ type Sample struct {
 
 // Fault is one fault the run injected.
 type Fault struct {
-	Kind   string    `json:"kind"`   // "kill-api", "kill-leader", "kill-issuer", "kill-broker", "kill-redis", "stop-redis", "cut-redis", "cut-kafka", "latency-redis", "latency-kafka"
+	Kind   string    `json:"kind"`   // "kill-api", "kill-leader", "kill-issuer", "kill-broker", "kill-redis", "stop-redis", "cut-redis", "cut-kafka", "latency-redis", "latency-kafka", "rolling-deploy"
 	Target string    `json:"target"` // "api-1", "worker-2", "broker-3", "redis", "workers->redis", ...
 	Start  time.Time `json:"start"`  // when it hit
 	End    time.Time `json:"end"`    // when it was undone: the process restarted, resumed, the proxy healed
@@ -108,6 +108,10 @@ type Inputs struct {
 	// KafkaBrokers and Topic: the topic every campaign's entries went through.
 	KafkaBrokers string
 	Topic        string
+	// Events are the fleet's own log lines that mark a hand-over (a
+	// consumer assigned partitions, a scheduler taking the lead), for each
+	// fault's timeline. Optional.
+	Events []Event
 	// RecoveredLag is the decision lag (DecidedAt - DispatchedAt) under which
 	// the pipeline counts as working normally again; 0 means 2s.
 	RecoveredLag time.Duration
@@ -118,4 +122,18 @@ type Inputs struct {
 	// sold-out user's entry was in its sub-line before their 202 was sent,
 	// so the merge saw it before the holder's became eligible.
 	OrderBound time.Duration
+}
+
+// Event kinds.
+const (
+	EventAssigned = "assigned" // a worker's consumer was assigned partitions
+	EventLeads    = "leads"    // a worker's scheduler took the leader lease
+)
+
+// Event is one line of a worker's log that marks a hand-over, with the
+// time the worker logged it.
+type Event struct {
+	At   time.Time `json:"at"`
+	Proc string    `json:"proc"` // "worker-1"
+	What string    `json:"what"` // EventAssigned, EventLeads
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // WriteMarkdown writes the report's sections as GitHub markdown, headings
@@ -32,6 +33,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		mw.p("\n")
 	}
 	r.writeFaults(mw)
+	r.writeTimeline(mw)
 	r.writeWaits(mw)
 	r.writeDefinitions(mw)
 	return mw.err
@@ -227,6 +229,44 @@ func (r *Report) writeFaults(m *mdWriter) {
 	m.p("\n")
 }
 
+// writeTimeline is the "where recovery time went" table: each fault's
+// hand-over steps, as seconds after its Start.
+func (r *Report) writeTimeline(m *mdWriter) {
+	if len(r.Faults) == 0 {
+		return
+	}
+	m.p("### Where recovery time went\n\n")
+	m.p("Seconds after each fault's start: when it was undone (process back and ready, proxy healed, broker started), when a worker's consumer was last assigned partitions, when a scheduler took the lead, when dispatch resumed after a gap of a second or more, and when the recovery began (lag ≤ %v from then on). *After the end* is the recovery less the time the fault lasted: the target is ≤ 5 s there, and for a killed issuer or leader ≤ 5 s after the kill itself.\n\n", r.RecoveredLag)
+	m.row("#", "Fault", "Undone", "Partitions assigned", "Lead taken", "Dispatch resumed", "Lag ≤ "+r.RecoveredLag.String(), "After the end", "Held for")
+	m.p("|---:|---|--:|---|---|--:|--:|--:|--:|\n")
+	for _, f := range r.Faults {
+		since := func(t time.Time) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f s", t.Sub(f.Fault.Start).Seconds())
+		}
+		who := func(t time.Time, proc string) string {
+			if t.IsZero() {
+				return "-"
+			}
+			return since(t) + " (" + proc + ")"
+		}
+		undone, rec, after, hold := "-", "-", "-", "-"
+		if !f.Fault.End.IsZero() {
+			undone = since(f.Fault.End)
+		}
+		if f.Recovered {
+			rec = since(f.RecoveredAt)
+			after = fmt.Sprintf("%.2f s", f.RecoveredAt.Sub(faultEnd(f.Fault)).Seconds())
+			hold = dur(f.Hold).String()
+		}
+		m.row(fmt.Sprint(f.Index), f.Fault.Kind+" "+f.Fault.Target, undone, who(f.Assigned, f.AssignedProc),
+			who(f.Leads, f.LeadsProc), since(f.Resumed), rec, after, hold)
+	}
+	m.p("\n")
+}
+
 func recoveryText(f FaultRow) string {
 	switch {
 	case f.NoTraffic && f.LastSample.IsZero():
@@ -303,9 +343,10 @@ func (r *Report) writeDefinitions(m *mdWriter) {
 		"**Topic**: every message from the start of each partition to its high watermark at the time of the check, decoded as JSON `{\"v\":1,...}` by the checker itself. **Redeliveries**: messages beyond the first for the same (campaign, user, entry). **Issued without passing the topic**: a user holding a Store row who never appears on the topic.",
 		"**Most in 1 / 10 Intervals**: the largest number of timestamps in any half-open window [t, t+Interval) or [t, t+10×Interval), found with a two-pointer sweep over the sorted times (the topic's record timestamps, or the Store's `issued_at`). On the topic the 10-Interval figure must be at most 11×BatchSize (ten ticks plus one for the window's phase) and the 1-Interval figure at most 2×BatchSize (a tick delayed by a few ms puts two ticks in one window). In the Store both may exceed those by the campaign's MaxInFlight, no more. The Store's 10-Interval figure may exceed that by the campaign's MaxInFlight (the scheduler's bound on entries handed downstream and not yet decided, which is what consumers can catch up at once after an outage), and any excess over it is a violation; a campaign run without that bound gets the old allowance instead: a Store window over 11×BatchSize that overlaps [Start, End+15s] of a fault is consumers catching up a backlog (a note), anywhere else a violation. Topic windows over the bound are always violations.",
 		"**Lag** of a sample: DecidedAt − DispatchedAt (the Kafka record timestamp to the first terminal status poll); an undecided sample has infinite lag.",
-		"**Recovery**: the earliest dispatch time D at or after the fault's Start such that every sample dispatched in [D, D+10s] was decided with lag ≤ the recovered lag; recovery = D − Start. \"No traffic after the fault\" when no sample was dispatched after Start (the campaigns were already empty or dispatch stopped: see Lost).",
+		"**Recovery**: the earliest dispatch time D at or after the fault's Start such that every sample dispatched in [D, D+10s] was decided with lag ≤ the recovered lag (the window ends at the next fault's Start less the recovered lag when that comes first: a sample dispatched later would have been decided only after the next fault hit; a window cut to less than 5s does not count; *Held for* in the timeline says how long it ran); recovery = D − Start. \"No traffic after the fault\" when no sample was dispatched after Start (the campaigns were already empty or dispatch stopped: see Lost).",
 		"**Max lag**: over the samples dispatched in [Start−5s, End+30s]; ∞ when any of them was never decided.",
 		"**Longest dispatch gap**: the longest time between two consecutive topic messages (all campaigns), clipped to [Start, End+30s]. Silence after the topic's last message is not a gap between two messages and is not counted; the table says when the topic ended inside the window.",
+		"**Timeline** (where recovery time went): *Partitions assigned* is the last `partitions assigned` line of any worker's log in [Start, D+5s] (and before the next fault), *Lead taken* the first `scheduler leads` line in [Start, next fault), both by the worker's own clock; *Dispatch resumed* is the topic message that ended the longest dispatch gap of [Start, End+30s] when that gap began by End and lasted 1 s or more.",
 		"**Admission gap**: presses sorted by answer time; a press failed when its outcome was `transport` (no answer) or `http_5xx`. For every run of failed presses with one inside [Start, End+10s], the stretch from the last answered press before it to the first answered press after it (any api); the longest is shown, 0 when no press failed. **Killed api back**: for kill-api faults, the time from End to the first press that api answered.",
 	} {
 		m.p("- %s\n", d)

@@ -13,6 +13,10 @@ const (
 	// recoveryHold: recovery needs every sample dispatched in [D, D+10s]
 	// decided within the recovered lag.
 	recoveryHold = 10 * time.Second
+	// minHold is the shortest a window cut short by the next fault may
+	// be: a D whose window would be shorter is not taken, so the next
+	// fault cannot make a few good samples pass for a recovery.
+	minHold = recoveryHold / 2
 	// lagBefore, lagAfter: max lag is over samples dispatched in
 	// [Start-5s, End+30s].
 	lagBefore = 5 * time.Second
@@ -81,7 +85,16 @@ func (r *recoverer) good(i int) bool {
 // dispatch time D of the earliest of them such that every sample dispatched
 // in [D, D+recoveryHold] is good (D's own sample included, so there is at
 // least one); ok false when there is none.
-func (r *recoverer) after(t time.Time) (n int, at time.Time, ok bool) {
+//
+// The window ends sooner when next (the next fault's start) is not zero:
+// at next less the bound, since a sample dispatched then would have been
+// decided by next had nothing happened, and what delays it from there on
+// is the next fault; a window cut to less than minHold does not count. A
+// D from then on is held for the full window.
+func (r *recoverer) after(t, next time.Time) (n int, at time.Time, hold time.Duration, ok bool) {
+	if !next.IsZero() {
+		next = next.Add(-r.bound)
+	}
 	i0 := sort.Search(len(r.s), func(i int) bool { return !r.s[i].DispatchedAt.Before(t) })
 	n = len(r.s) - i0
 	for i := i0; i < len(r.s); i++ {
@@ -89,12 +102,20 @@ func (r *recoverer) after(t time.Time) (n int, at time.Time, ok bool) {
 			continue
 		}
 		d := r.s[i].DispatchedAt
+		// [D, D+recoveryHold], or [D, next) when that comes first.
+		end, clipped := d.Add(recoveryHold), false
+		if !next.IsZero() && d.Before(next) && next.Before(end) {
+			end, clipped = next, true
+		}
+		if clipped && end.Sub(d) < minHold {
+			continue
+		}
 		k := r.nextBad[i]
-		if k == len(r.s) || r.s[k].DispatchedAt.After(d.Add(recoveryHold)) {
-			return n, d, true
+		if k == len(r.s) || r.s[k].DispatchedAt.After(end) || clipped && r.s[k].DispatchedAt.Equal(end) {
+			return n, d, end.Sub(d), true
 		}
 	}
-	return n, time.Time{}, false
+	return n, time.Time{}, 0, false
 }
 
 // maxLag returns, among the samples (sorted) dispatched in [from, to], how
@@ -253,12 +274,16 @@ func faultRows(in Inputs, topicTimes []time.Time, bound time.Duration) []FaultRo
 	for i, f := range in.Faults {
 		end := faultEnd(f)
 		row := FaultRow{Index: i + 1, Fault: f, LastSample: lastSample, LastMessage: lastMessage}
-		var at time.Time
-		row.SamplesAfter, at, row.Recovered = rec.after(f.Start)
+		var at, next time.Time
+		if i+1 < len(in.Faults) {
+			next = in.Faults[i+1].Start
+		}
+		row.SamplesAfter, at, row.Hold, row.Recovered = rec.after(f.Start, next)
 		row.NoTraffic = row.SamplesAfter == 0
 		if row.Recovered {
 			row.RecoveredAt, row.Recovery = at, at.Sub(f.Start)
 		}
+		timeline(&row, in.Events, topicTimes, next)
 		row.LagSamples, row.MaxLag, row.Undecided = maxLag(samples, f.Start.Add(-lagBefore), end.Add(lagAfter))
 		row.DispatchGap, row.DispatchGapAt, row.DispatchMessages, row.TopicEnded = dispatchGap(topicTimes, f.Start, end.Add(gapAfter))
 		row.Presses, row.FailedPresses, row.AdmissionGap, row.AdmissionGapAt, row.AdmissionOpenEnded = admissionGap(presses, f.Start, end.Add(admissionAfter))
@@ -273,4 +298,40 @@ func faultRows(in Inputs, topicTimes []time.Time, bound time.Duration) []FaultRo
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// timeline fills the row's hand-over times from the workers' events and
+// the topic (sorted).
+func timeline(row *FaultRow, events []Event, topicTimes []time.Time, next time.Time) {
+	f := row.Fault
+	until := next
+	if until.IsZero() || row.Recovered && row.RecoveredAt.After(until) {
+		until = f.Start.Add(time.Hour)
+	}
+	assignedUntil := f.Start.Add(lagAfter)
+	if row.Recovered {
+		assignedUntil = row.RecoveredAt.Add(5 * time.Second)
+	}
+	if assignedUntil.After(until) {
+		assignedUntil = until
+	}
+	for _, e := range events {
+		if e.At.Before(f.Start) {
+			continue
+		}
+		switch e.What {
+		case EventAssigned:
+			if !e.At.After(assignedUntil) && e.At.After(row.Assigned) {
+				row.Assigned, row.AssignedProc = e.At, e.Proc
+			}
+		case EventLeads:
+			if e.At.Before(until) && (row.Leads.IsZero() || e.At.Before(row.Leads)) {
+				row.Leads, row.LeadsProc = e.At, e.Proc
+			}
+		}
+	}
+	gap, at, _, _ := dispatchGap(topicTimes, f.Start, faultEnd(f).Add(gapAfter))
+	if gap >= time.Second && !at.After(faultEnd(f)) {
+		row.Resumed = at.Add(gap)
+	}
 }

@@ -179,4 +179,20 @@ type FaultRow struct {
 	API          int
 	APIBack      bool
 	APIBackAfter time.Duration
+
+	// The timeline, for where the recovery time went (zero: not seen
+	// before RecoveredAt, or, for the events, before the next fault).
+	// Assigned: the last time a worker's consumer was assigned partitions
+	// in [Start, RecoveredAt + 5s]. Leads: the first time a scheduler took
+	// the lead in [Start, next fault). Resumed: the first topic message
+	// after the longest dispatch gap, when that gap began in [Start, End]
+	// and lasted at least a second.
+	Assigned     time.Time
+	AssignedProc string
+	Leads        time.Time
+	LeadsProc    string
+	Resumed      time.Time
+	// Hold is how long after RecoveredAt the recovery's window ran: 10 s,
+	// or less when the next fault began sooner.
+	Hold time.Duration
 }
