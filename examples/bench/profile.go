@@ -255,3 +255,26 @@ func requestsList(ps []ProfileResult) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// profileGapText says, from the profiled runs, where the V2 server's CPU
+// above the no-op's goes; empty without both profiles.
+func profileGapText(ps []ProfileResult) string {
+	var noop, v2 *ProfileResult
+	for i := range ps {
+		switch ps[i].Scenario {
+		case "noop":
+			noop = &ps[i]
+		case "v2":
+			v2 = &ps[i]
+		}
+	}
+	if noop == nil || v2 == nil || len(noop.Parts) != len(profileParts) || len(v2.Parts) != len(profileParts) {
+		return ""
+	}
+	d := func(i int) float64 { return v2.perRequestUS(v2.Parts[i].Seconds) - noop.perRequestUS(noop.Parts[i].Seconds) }
+	total := v2.perRequestUS(v2.Total) - noop.perRequestUS(noop.Total)
+	return fmt.Sprintf("the profiles above split the server's part: of V2's %.1f µs a request above the no-op's (profiled), "+
+		"%.1f are the handler (%.1f the admission to Redis and back, %.1f the ticket's JSON and headers, %.1f metrics, %.1f the "+
+		"catalog), %.1f net/http's reads, writes and background read, which a handler that waits pays more of, and %.1f "+
+		"goroutine scheduling", total, d(1), d(6), d(7), d(8), d(9), d(0)+d(2)+d(3), d(5))
+}

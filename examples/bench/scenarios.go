@@ -41,6 +41,10 @@ var httpScenarios = []string{"noop", "v2", "v2-uncoalesced", "v1-user-lock", "v1
 // not add latency when nothing runs concurrently.
 var oneConnScenarios = []string{"v2", "v2-uncoalesced"}
 
+// oneConnRounds is how many interleaved one-connection runs of each the
+// p50 ratio's target is judged on (their medians).
+const oneConnRounds = 3
+
 type backends struct {
 	o      options
 	rdb    *redis.Client
