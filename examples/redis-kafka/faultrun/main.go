@@ -60,6 +60,8 @@ type options struct {
 	failoverUsers, failoverCost  int
 	sampleEvery                  int
 	noFaults, skipMain, hostile  bool
+	baselineUsers                int           // the fault-free baseline fleet run's crowd (0: none)
+	baselineArrival              time.Duration // ... and its first presses' spread
 	scale                        float64
 	maxInFlight                  int
 	seed                         uint64
@@ -92,6 +94,8 @@ func main() {
 	flag.Float64Var(&o.scale, "schedule-scale", 1, "multiply every fault's time in the schedule by this (0.3: the same faults, closer together, for a shorter run)")
 	flag.IntVar(&o.maxInFlight, "max-in-flight-batches", 4, "the workers' -max-in-flight-batches (0: no bound; the checker then allows a Store catch-up burst right after a fault)")
 	flag.BoolVar(&o.noFaults, "no-faults", false, "run the fleet without injecting faults (a baseline)")
+	flag.IntVar(&o.baselineUsers, "baseline-users", 10000, "before the fleet run with faults, run the same fleet without faults for this many users (0: none): the waits table's normal-running row, since the faults leave the main run almost no wait untouched")
+	flag.DurationVar(&o.baselineArrival, "baseline-arrival", 30*time.Second, "the baseline run's first presses are spread evenly over this long")
 	flag.BoolVar(&o.skipMain, "skip-fleet", false, "do not run the fleet (measure durability and hostile clients only)")
 	flag.BoolVar(&o.failover, "failover", true, "kill -9 the Redis Cluster master holding a campaign's line mid-sale (3 masters, 1 replica each), with the api's default admission and with -redis-replica-acks 1, before the fleet run (about 2 minutes)")
 	flag.IntVar(&o.failoverUsers, "failover-users", 30000, "users admitted in each failover measurement (2,000 a second)")
@@ -199,8 +203,18 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 		rep.hostile = h
 	}
 	if !o.skipMain {
+		var baseline *check.WaitRow
+		if o.baselineUsers > 0 && !o.noFaults {
+			var err error
+			if baseline, err = runBaseline(ctx, log, o, token); err != nil {
+				return fmt.Errorf("baseline run: %w", err)
+			}
+		}
 		if err := runFleet(ctx, log, o, token, rep); err != nil {
 			return err
+		}
+		if baseline != nil && rep.check != nil {
+			rep.check.Waits = append([]check.WaitRow{*baseline}, rep.check.Waits...)
 		}
 	}
 	rep.finished = time.Now()
@@ -220,6 +234,33 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 }
 
 // runFleet is the fault run proper.
+// runBaseline runs the fleet without faults for o.baselineUsers users over
+// o.baselineArrival, in a directory of its own, and returns its
+// normal-running waits row, named for the run. Its invariants are checked
+// like the main run's: a violation fails it.
+func runBaseline(ctx context.Context, log *slog.Logger, o options, token string) (*check.WaitRow, error) {
+	b := o
+	b.noFaults, b.users, b.arrival, b.out = true, o.baselineUsers, o.baselineArrival, ""
+	b.dir = filepath.Join(o.dir, "baseline")
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return nil, err
+	}
+	log.Info("baseline run, no faults", "users", b.users, "arrival", b.arrival)
+	rep := &report{opts: b, started: time.Now()}
+	if err := runFleet(ctx, log, b, token, rep); err != nil {
+		return nil, err
+	}
+	if rep.check == nil || len(rep.check.Waits) == 0 {
+		return nil, errors.New("no waits measured")
+	}
+	if !rep.check.OK() {
+		return nil, errors.New("the checker found violations in the baseline run")
+	}
+	w := rep.check.Waits[0]
+	w.Group = fmt.Sprintf("normal running: a baseline run of the same fleet without faults (%d users over %s)", b.users, b.arrival)
+	return &w, nil
+}
+
 func runFleet(ctx context.Context, log *slog.Logger, o options, token string, rep *report) error {
 	brokers, err := env("COUPONQ_KAFKA_CLUSTER")
 	if err != nil {

@@ -1005,11 +1005,11 @@ func TestRecoveryWindowCutShortDoesNotCount(t *testing.T) {
 	s := sortSamples([]Sample{
 		sample(10000, 3000), // the fault's own slow samples
 		sample(15000, 3000),
-		sample(17000, 500), // good, but 3 s before the next fault less the bound
-		sample(19000, 500),
+		sample(18500, 500), // good, but 1.5 s before the next fault less the bound
+		sample(19500, 500),
 		sample(22000, 4000), // the next fault's
 	})
 	r := newRecoverer(s, 2*time.Second)
 	_, _, _, ok := r.after(at(10000), at(22000))
-	assert.False(t, ok, "[17s, 20s] is shorter than minHold")
+	assert.False(t, ok, "[18.5s, 20s] is shorter than minHold")
 }

@@ -15,8 +15,10 @@ const (
 	recoveryHold = 10 * time.Second
 	// minHold is the shortest a window cut short by the next fault may
 	// be: a D whose window would be shorter is not taken, so the next
-	// fault cannot make a few good samples pass for a recovery.
-	minHold = recoveryHold / 2
+	// fault cannot make a few good samples pass for a recovery. It is the
+	// recovered lag's bound (2 s, some 40 samples at the suite's rates):
+	// faults 11 s apart leave a 5 s fault 4 s to show its recovery in.
+	minHold = 2 * time.Second
 	// lagBefore, lagAfter: max lag is over samples dispatched in
 	// [Start-5s, End+30s].
 	lagBefore = 5 * time.Second
