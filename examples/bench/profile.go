@@ -271,7 +271,9 @@ func profileGapText(ps []ProfileResult) string {
 	if noop == nil || v2 == nil || len(noop.Parts) != len(profileParts) || len(v2.Parts) != len(profileParts) {
 		return ""
 	}
-	d := func(i int) float64 { return v2.perRequestUS(v2.Parts[i].Seconds) - noop.perRequestUS(noop.Parts[i].Seconds) }
+	d := func(i int) float64 {
+		return v2.perRequestUS(v2.Parts[i].Seconds) - noop.perRequestUS(noop.Parts[i].Seconds)
+	}
 	total := v2.perRequestUS(v2.Total) - noop.perRequestUS(noop.Total)
 	return fmt.Sprintf("the profiles above split the server's part: of V2's %.1f µs a request above the no-op's (profiled), "+
 		"%.1f are the handler (%.1f the admission to Redis and back, %.1f the ticket's JSON and headers, %.1f metrics, %.1f the "+
