@@ -173,15 +173,7 @@ func profileMarkdown(ps []ProfileResult) string {
 	if len(ps) == 0 {
 		return ""
 	}
-	var noop, v2 *ProfileResult
-	for i := range ps {
-		switch ps[i].Scenario {
-		case "noop":
-			noop = &ps[i]
-		case "v2":
-			v2 = &ps[i]
-		}
-	}
+	noop, v2 := noopAndV2(ps)
 	w("After the measured runs, the bench ran")
 	for i, p := range ps {
 		if i > 0 {
@@ -259,15 +251,7 @@ func requestsList(ps []ProfileResult) string {
 // profileGapText says, from the profiled runs, where the V2 server's CPU
 // above the no-op's goes; empty without both profiles.
 func profileGapText(ps []ProfileResult) string {
-	var noop, v2 *ProfileResult
-	for i := range ps {
-		switch ps[i].Scenario {
-		case "noop":
-			noop = &ps[i]
-		case "v2":
-			v2 = &ps[i]
-		}
-	}
+	noop, v2 := noopAndV2(ps)
 	if noop == nil || v2 == nil || len(noop.Parts) != len(profileParts) || len(v2.Parts) != len(profileParts) {
 		return ""
 	}
@@ -279,4 +263,18 @@ func profileGapText(ps []ProfileResult) string {
 		"%.1f are the handler (%.1f the admission to Redis and back, %.1f the ticket's JSON and headers, %.1f metrics, %.1f the "+
 		"catalog), %.1f net/http's reads, writes and background read, which a handler that waits pays more of, and %.1f "+
 		"goroutine scheduling", total, d(1), d(6), d(7), d(8), d(9), d(0)+d(2)+d(3), d(5))
+}
+
+// noopAndV2 picks the no-op's and V2's profiled runs out of ps (nil when
+// absent).
+func noopAndV2(ps []ProfileResult) (noop, v2 *ProfileResult) {
+	for i := range ps {
+		switch ps[i].Scenario {
+		case "noop":
+			noop = &ps[i]
+		case "v2":
+			v2 = &ps[i]
+		}
+	}
+	return noop, v2
 }

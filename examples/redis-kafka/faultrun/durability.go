@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
 	"github.com/couponq/couponq/examples/redis-kafka/internal/loadgen"
 )
 
@@ -58,29 +56,11 @@ func measureDurability(ctx context.Context, log *slog.Logger, o options, mode, t
 	if err := f.redisReady(ctx); err != nil {
 		return res, err
 	}
-	// The api's Kafka producer stays idle: the campaign is V2, and no
-	// worker runs.
-	brokers, err := env("COUPONQ_KAFKA_CLUSTER")
+	api, url, err := phaseAPI(ctx, o, dir, token, addr, "dur", "faultrun-durability-"+mode, "durable")
 	if err != nil {
 		return res, err
 	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
-	api := &proc{name: "api", bin: filepath.Join(o.bin, "api"), dir: dir,
-		args: []string{"-addr", apiAddr, "-redis", addr, "-prefix", "dur", "-kafka", brokers, "-topic", "faultrun-durability-" + mode},
-		env:  []string{"COUPONQ_ADMIN_TOKEN=" + token}}
-	if err := api.start(); err != nil {
-		return res, err
-	}
 	defer api.stop(10 * time.Second)
-	wait, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if _, err := api.awaitLog(wait, "api serving"); err != nil {
-		return res, err
-	}
-	url := "http://" + apiAddr
-	if err := createCampaign(ctx, url, token, check.Campaign{ID: "durable", Stock: 1 << 40, BatchSize: 100, Interval: time.Second}); err != nil {
-		return res, err
-	}
 	sleep(ctx, 1100*time.Millisecond)
 
 	// Admission's pace under this mode: 10,000 users, 64 in flight.

@@ -374,28 +374,12 @@ func measureFailover(ctx context.Context, log *slog.Logger, o options, token str
 		return res, err
 	}
 	defer cl.stop()
-	brokers, err := env("COUPONQ_KAFKA_CLUSTER")
+	api, url, err := phaseAPI(ctx, o, dir, token, strings.Join(cl.addrs, ","), "fo", fmt.Sprintf("faultrun-failover-%d", acks), foCampaign,
+		"-redis-replica-acks", strconv.Itoa(acks))
 	if err != nil {
 		return res, err
 	}
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
-	api := &proc{name: "api", bin: filepath.Join(o.bin, "api"), dir: dir,
-		args: []string{"-addr", apiAddr, "-redis", strings.Join(cl.addrs, ","), "-prefix", "fo", "-kafka", brokers,
-			"-topic", fmt.Sprintf("faultrun-failover-%d", acks), "-redis-replica-acks", strconv.Itoa(acks)},
-		env: []string{"COUPONQ_ADMIN_TOKEN=" + token}}
-	if err := api.start(); err != nil {
-		return res, err
-	}
 	defer api.stop(10 * time.Second)
-	wait, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if _, err := api.awaitLog(wait, "api serving"); err != nil {
-		return res, err
-	}
-	url := "http://" + apiAddr
-	if err := createCampaign(ctx, url, token, check.Campaign{ID: foCampaign, Stock: 1 << 40, BatchSize: 100, Interval: time.Second}); err != nil {
-		return res, err
-	}
 	sleep(ctx, 1100*time.Millisecond) // the api's catalog cache
 	master, replica, err := cl.lineMaster(ctx, "fo:{"+foCampaign+"}:line")
 	if err != nil {
@@ -470,33 +454,27 @@ func measureFailover(ctx context.Context, log *slog.Logger, o options, token str
 			}
 		}
 		// The replica's promotion, seen from the replica.
-		for ctx.Err() == nil {
-			if role, _ := nodeInfo(ctx, replica, "replication", "role"); role == "master" {
-				promotedAt = time.Now()
-				break
-			}
-			if time.Since(res.KillAt) > 60*time.Second {
-				killErr = fmt.Errorf("%s was not promoted within 60 s of the kill", replica)
-				return
-			}
-			sleep(ctx, 20*time.Millisecond)
+		if !pollUntil(ctx, res.KillAt.Add(60*time.Second), func() bool {
+			role, _ := nodeInfo(ctx, replica, "replication", "role")
+			return role == "master"
+		}) {
+			killErr = fmt.Errorf("%s was not promoted within 60 s of the kill", replica)
+			return
 		}
+		promotedAt = time.Now()
 		// A supervisor starts the killed node again: it rejoins as the new
 		// master's replica.
 		if killErr = cl.byAddr(master).start(); killErr != nil {
 			return
 		}
-		for ctx.Err() == nil {
-			if s, _ := nodeInfo(ctx, replica, "replication", "slave0"); strings.Contains(s, "state=online") {
-				rejoinedAt = time.Now()
-				return
-			}
-			if time.Since(res.KillAt) > 90*time.Second {
-				killErr = fmt.Errorf("%s did not rejoin as a replica within 90 s of the kill", master)
-				return
-			}
-			sleep(ctx, 20*time.Millisecond)
+		if !pollUntil(ctx, res.KillAt.Add(90*time.Second), func() bool {
+			s, _ := nodeInfo(ctx, replica, "replication", "slave0")
+			return strings.Contains(s, "state=online")
+		}) {
+			killErr = fmt.Errorf("%s did not rejoin as a replica within 90 s of the kill", master)
+			return
 		}
+		rejoinedAt = time.Now()
 	})
 	stopProbe := make(chan struct{})
 	probed := make(chan []foProbe, 1)
@@ -763,4 +741,19 @@ func selfCPU() float64 {
 		return 0
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// pollUntil checks cond every 20 ms until it holds (true) or deadline
+// passes or ctx ends (false).
+func pollUntil(ctx context.Context, deadline time.Time, cond func() bool) bool {
+	for ctx.Err() == nil {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
+	return false
 }

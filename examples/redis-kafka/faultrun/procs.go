@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
 )
 
 // proc is one program of the fleet that the run starts, kills and starts
@@ -284,4 +286,34 @@ func redisServer(dir string, mode string) (*proc, string, error) {
 		return nil, "", errors.New("redis-server is not installed (scripts/redis.sh installs it)")
 	}
 	return &proc{name: "redis", bin: bin, args: args, dir: dir}, "127.0.0.1:" + strconv.Itoa(port), nil
+}
+
+// phaseAPI starts an api of its own for a phase (durability, failover) on
+// redisAddrs, its Kafka producer idle (the phase's campaign is V2 and no
+// worker runs), waits until it serves, and creates the phase's campaign
+// through its admin API. The caller stops the api.
+func phaseAPI(ctx context.Context, o options, dir, token, redisAddrs, prefix, topic, campaign string, extra ...string) (*proc, string, error) {
+	brokers, err := env("COUPONQ_KAFKA_CLUSTER")
+	if err != nil {
+		return nil, "", err
+	}
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", must(freePort()))
+	api := &proc{name: "api", bin: filepath.Join(o.bin, "api"), dir: dir,
+		args: append([]string{"-addr", apiAddr, "-redis", redisAddrs, "-prefix", prefix, "-kafka", brokers, "-topic", topic}, extra...),
+		env:  []string{"COUPONQ_ADMIN_TOKEN=" + token}}
+	if err := api.start(); err != nil {
+		return nil, "", err
+	}
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := api.awaitLog(wait, "api serving"); err != nil {
+		api.stop(10 * time.Second)
+		return nil, "", err
+	}
+	url := "http://" + apiAddr
+	if err := createCampaign(ctx, url, token, check.Campaign{ID: campaign, Stock: 1 << 40, BatchSize: 100, Interval: time.Second}); err != nil {
+		api.stop(10 * time.Second)
+		return nil, "", err
+	}
+	return api, url, nil
 }
