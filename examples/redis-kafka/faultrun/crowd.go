@@ -391,3 +391,21 @@ func (c *crowd) watchReady(ctx context.Context, ops []string, interval time.Dura
 	}
 	wg.Wait()
 }
+
+// askWhereTheyStand has every accepted client among clients ask once,
+// through crowd, where they stand (64 at once), and hands each client with
+// its answer to add, one call at a time ("" for a client never accepted,
+// who does not ask).
+func askWhereTheyStand(ctx context.Context, crowd *crowd, clients []check.Client, add func(i int, c check.Client, state string)) {
+	var mu sync.Mutex
+	loadgen.Each(ctx, 64, len(clients), func(i int) {
+		c := clients[i]
+		state := ""
+		if c.Accepted {
+			state, _ = crowd.status(ctx, c.User, c.Campaign, 0)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		add(i, c, state)
+	})
+}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/couponq/couponq/examples/redis-kafka/internal/loadgen"
+	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
 )
 
 // durResult is what one Redis kill -9 cost under one durability mode.
@@ -103,16 +103,11 @@ func measureDurability(ctx context.Context, log *slog.Logger, o options, mode, t
 	}
 	sleep(ctx, 1100*time.Millisecond) // the api's catalog cache
 	// Every accepted user asks once where they stand.
-	var mu sync.Mutex
 	clients := crowd.clients()
-	loadgen.Each(ctx, 64, len(clients), func(i int) {
-		c := clients[i]
+	askWhereTheyStand(ctx, crowd, clients, func(_ int, c check.Client, state string) {
 		if !c.Accepted {
 			return
 		}
-		state, _ := crowd.status(ctx, c.User, c.Campaign, 0)
-		mu.Lock()
-		defer mu.Unlock()
 		res.States[state]++
 		res.Accepted++
 		if state == "waiting" || state == "in_flight" {

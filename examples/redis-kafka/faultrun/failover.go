@@ -22,7 +22,6 @@ import (
 	"github.com/couponq/couponq/couponq"
 	"github.com/couponq/couponq/couponq/redisq"
 	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
-	"github.com/couponq/couponq/examples/redis-kafka/internal/loadgen"
 )
 
 // The failover phase: the line on a Redis Cluster of 3 masters with one
@@ -537,25 +536,18 @@ func measureFailover(ctx context.Context, log *slog.Logger, o options, token str
 	if err := cl.awaitHealthy(hctx, 3); err != nil {
 		return res, err
 	}
-	var mu sync.Mutex
 	clients := crowd.clients()
 	crowdUsers := len(clients)
 	for _, pr := range probes {
 		clients = append(clients, check.Client{User: pr.User, Campaign: foCampaign, Accepted: pr.OK, AcceptedAt: pr.Answered, Entry: pr.Entry})
 	}
-	loadgen.Each(ctx, 64, len(clients), func(i int) {
-		c := clients[i]
+	askWhereTheyStand(ctx, crowd, clients, func(i int, c check.Client, state string) {
 		if !c.Accepted {
 			if i < crowdUsers {
-				mu.Lock()
 				res.FailedPresses++
-				mu.Unlock()
 			}
 			return
 		}
-		state, _ := crowd.status(ctx, c.User, c.Campaign, 0)
-		mu.Lock()
-		defer mu.Unlock()
 		res.States[state]++
 		res.Accepted++
 		if state == "waiting" || state == "in_flight" {
