@@ -39,28 +39,10 @@ func BenchmarkAdmit(b *testing.B) {
 	q, err := redisline.New(redisline.Config{Client: c, Prefix: redistest.Prefix(b, c), DisableCoalescing: os.Getenv("COUPONQ_BENCH_COALESCE") == ""})
 	require.NoError(b, err)
 	conc := envInt("COUPONQ_BENCH_CONC", 50)
-	var next atomic.Int64
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				_, err := q.Admit(ctx, couponq.Admission{Campaign: "bench", User: "user:" + strconv.FormatInt(i, 10), At: time.Now()})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	admitEach(b, q, "bench", int64(b.N), conc, numberedUser)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "admissions/s")
 }
 
@@ -98,24 +80,7 @@ func TestMemoryPerWaitingEntry(t *testing.T) {
 	}
 	warm.Wait()
 	before := usedMemory(t, c)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
-				}
-				_, err := q.Admit(ctx, couponq.Admission{Campaign: "mem", User: user(i), At: time.Now()})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	admitEach(t, q, "mem", int64(n), 64, user)
 	after := usedMemory(t, c)
 	stats, err := q.LineStats(ctx, "mem")
 	require.NoError(t, err)
@@ -266,23 +231,7 @@ func TestAdmitCPU(t *testing.T) {
 	r0, calls0 := redisline.RedisCPU(t, c)
 	s0 := redisline.SelfCPU(t)
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 256 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > int64(n) {
-					return
-				}
-				if _, err := q.Admit(ctx, couponq.Admission{Campaign: "cpu", User: "user:" + strconv.FormatInt(i, 10)}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	admitEach(t, q, "cpu", int64(n), 256, numberedUser)
 	took := time.Since(start)
 	r1, calls1 := redisline.RedisCPU(t, c)
 	s1 := redisline.SelfCPU(t)
@@ -306,17 +255,7 @@ func TestStatusCPU(t *testing.T) {
 	const waiting = 100_000
 	fill, err := redisline.New(redisline.Config{Client: c, Prefix: prefix})
 	require.NoError(t, err)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for i := next.Add(1); i <= waiting; i = next.Add(1) {
-				_, err := fill.Admit(ctx, couponq.Admission{Campaign: "reads", User: "user:" + strconv.FormatInt(i, 10)})
-				require.NoError(t, err)
-			}
-		})
-	}
-	wg.Wait()
+	admitEach(t, fill, "reads", waiting, 64, numberedUser)
 	spent := map[bool][2]float64{}
 	took := map[bool]time.Duration{}
 	for range 2 {
@@ -353,4 +292,26 @@ func TestStatusCPU(t *testing.T) {
 		return fmt.Sprintf("Redis %.2f µs, client %.2f µs per read, %.0f reads/s", spent[single][0]*1e6/reads, spent[single][1]*1e6/reads, reads/took[single].Seconds())
 	}
 	t.Logf("status cpu, 100,000 waiting, 256 readers: one call each: %s; pipelined: %s", per(true), per(false))
+}
+
+// numberedUser is user i as the labs name them: "user:<i>".
+func numberedUser(i int64) string { return "user:" + strconv.FormatInt(i, 10) }
+
+// admitEach admits users 1..n of campaign, named by user, from workers
+// goroutines at once; an error fails tb and stops that worker.
+func admitEach(tb testing.TB, q *redisline.Queue, campaign string, n int64, workers int, user func(int64) string) {
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= n; i = next.Add(1) {
+				if _, err := q.Admit(ctx, couponq.Admission{Campaign: campaign, User: user(i), At: time.Now()}); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
