@@ -409,3 +409,22 @@ func askWhereTheyStand(ctx context.Context, crowd *crowd, clients []check.Client
 		add(i, c, state)
 	})
 }
+
+// reusedEntries counts the entry numbers that more than one accepted
+// client among clients was given (a Redis that lost its last writes hands
+// them out again).
+func reusedEntries(clients []check.Client) int {
+	byEntry := map[int64]int{}
+	for _, c := range clients {
+		if c.Accepted {
+			byEntry[c.Entry]++
+		}
+	}
+	n := 0
+	for _, k := range byEntry {
+		if k > 1 {
+			n++
+		}
+	}
+	return n
+}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/couponq/couponq/examples/redis-kafka/faultrun/check"
 )
 
 // A press that gets no answer, or a 5xx, is tried again at the other api;
@@ -147,5 +149,18 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// reusedEntries counts numbers given to two or more accepted clients;
+// clients never accepted do not count.
+func TestReusedEntries(t *testing.T) {
+	cs := []check.Client{
+		{User: "a", Accepted: true, Entry: 1}, {User: "b", Accepted: true, Entry: 1},
+		{User: "c", Accepted: true, Entry: 2}, {User: "d", Accepted: false, Entry: 2},
+		{User: "e", Accepted: true, Entry: 3}, {User: "f", Accepted: true, Entry: 3}, {User: "g", Accepted: true, Entry: 3},
+	}
+	if got := reusedEntries(cs); got != 2 {
+		t.Fatalf("reusedEntries = %d, want 2", got)
 	}
 }

@@ -121,16 +121,6 @@ func measureDurability(ctx context.Context, log *slog.Logger, o options, mode, t
 			res.OldestLost = max(res.OldestLost, before)
 		}
 	})
-	byEntry := map[int64]int{}
-	for _, c := range clients {
-		if c.Accepted {
-			byEntry[c.Entry]++
-		}
-	}
-	for _, n := range byEntry {
-		if n > 1 {
-			res.Reused++
-		}
-	}
+	res.Reused = reusedEntries(clients)
 	return res, nil
 }

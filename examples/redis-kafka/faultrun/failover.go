@@ -558,17 +558,7 @@ func measureFailover(ctx context.Context, log *slog.Logger, o options, token str
 			res.LostBeforeKill++
 		}
 	})
-	byEntry := map[int64]int{}
-	for _, c := range append(warm.clients(), clients...) {
-		if c.Accepted {
-			byEntry[c.Entry]++
-		}
-	}
-	for _, n := range byEntry {
-		if n > 1 {
-			res.Reused++
-		}
-	}
+	res.Reused = reusedEntries(append(warm.clients(), clients...))
 	return res, nil
 }
 
